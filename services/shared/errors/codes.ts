@@ -1,0 +1,52 @@
+/**
+ * Every reason a Gatehouse operation can fail, as a closed union of stable strings. Callers switch on
+ * `err.code`; the strings travel on the wire (`google.rpc.ErrorInfo.reason`, the JSON body of HTTP
+ * answers, metrics labels) and must never change meaning once released.
+ */
+export const ERROR_CODES = [
+  // Request shape
+  "invalid_request",
+  // Caller (client) authentication and authorization
+  "invalid_client",
+  "unauthorized_client",
+  "audience_not_allowed",
+  "scope_not_allowed",
+  "claim_not_allowed",
+  "lifetime_not_allowed",
+  // Grants and sessions (token service)
+  "invalid_grant",
+  "refresh_token_reused",
+  "session_revoked",
+  "token_expired",
+  // Access-token verification (sidecar and in-process verifier)
+  "missing_token",
+  "malformed_token",
+  "unsupported_algorithm",
+  "unknown_key",
+  "bad_signature",
+  "wrong_token_type",
+  "wrong_issuer",
+  "wrong_audience",
+  "token_not_yet_valid",
+  "insufficient_scope",
+  "token_revoked",
+  "subject_revoked",
+  "client_disabled",
+  "key_revoked",
+  "revocation_state_stale",
+  // Resources and operations
+  "not_found",
+  "already_exists",
+  "failed_precondition",
+  "rate_limited",
+  "unavailable",
+  "internal",
+] as const;
+
+export type GatehouseErrorCode = (typeof ERROR_CODES)[number];
+
+const known = new Set<string>(ERROR_CODES);
+
+export function isGatehouseErrorCode(value: unknown): value is GatehouseErrorCode {
+  return typeof value === "string" && known.has(value);
+}

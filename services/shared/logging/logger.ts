@@ -1,0 +1,65 @@
+import { pino, type Logger, type LoggerOptions } from "pino";
+
+/**
+ * Field names whose values are tokens or secrets, at the top level and one or two levels down.
+ * pino replaces them before serialization, so a careless `log.info({ req })` still cannot leak one;
+ * callers log `fingerprint(token)` instead.
+ */
+const SECRET_KEYS = [
+  "token",
+  "access_token",
+  "accessToken",
+  "refresh_token",
+  "refreshToken",
+  "id_token",
+  "client_secret",
+  "clientSecret",
+  "secret",
+  "password",
+  "authorization",
+  "Authorization",
+  "cookie",
+  "masterKey",
+  "master_key",
+  "privateKey",
+  "private_key",
+  "databaseUrl",
+  "redisUrl",
+];
+
+export const REDACT_PATHS = [
+  ...SECRET_KEYS,
+  ...SECRET_KEYS.map((k) => `*.${k}`),
+  ...SECRET_KEYS.map((k) => `*.*.${k}`),
+  'req.headers["x-gatehouse-token"]',
+];
+
+export interface LoggerConfig {
+  level: string;
+  /** Pretty-print for humans; default: when stdout is a terminal. */
+  pretty?: boolean | undefined;
+  /** Process role, stamped on every line (`token`, `sidecar`, `dev`, `cli`). */
+  component: string;
+  /** Where to write; default stdout. Tests pass a stream to capture lines. */
+  destination?: NodeJS.WritableStream;
+}
+
+export function createLogger(config: LoggerConfig): Logger {
+  const options: LoggerOptions = {
+    level: config.level,
+    base: { component: config.component },
+    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  const pretty = config.pretty ?? (config.destination === undefined && process.stdout.isTTY === true);
+  if (pretty) {
+    return pino({
+      ...options,
+      transport: { target: "pino-pretty", options: { colorize: true, translateTime: "HH:MM:ss.l", ignore: "pid,hostname" } },
+    });
+  }
+  return config.destination ? pino(options, config.destination as pino.DestinationStream) : pino(options);
+}
+
+export type { Logger };

@@ -1,0 +1,2 @@
+export type { Registry } from "./registry.ts";
+export { createMetricsRegistry } from "./registry.ts";
