@@ -1,0 +1,23 @@
+/** A client (internal service) as the token service needs it at run time. */
+export interface ClientRecord {
+  id: string;
+  name: string;
+  secretHash: string;
+  /** During a secret rotation, the old secret keeps working until `previousSecretExpiresAt`. */
+  previousSecretHash: string | null;
+  previousSecretExpiresAt: Date | null;
+  roles: string[];
+  allowedAudiences: string[];
+  allowedScopes: string[];
+  allowedClaims: string[];
+  accessTokenTtlSeconds: number;
+  refreshIdleTtlSeconds: number;
+  refreshAbsoluteTtlSeconds: number;
+  refreshGraceSeconds: number;
+  disabledAt: Date | null;
+}
+
+/** The narrow read the authenticator needs; Prisma in production, a map in unit tests. */
+export interface ClientLookup {
+  findClient(id: string): Promise<ClientRecord | null>;
+}

@@ -1,0 +1,67 @@
+import { databaseSettings, loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
+
+/** Everything `gatehouse serve` reads at start-up, parsed once into one options object. */
+export const tokenServiceSettings = {
+  ...loggingSettings,
+  ...databaseSettings,
+  ...redisSettings,
+  grpcListen: setting({
+    env: "GATEHOUSE_LISTEN",
+    description: "Native gRPC listener (grpc-js)",
+    default: ":7400",
+    schema: types.listenAddress(),
+  }),
+  httpListen: setting({
+    env: "GATEHOUSE_HTTP_LISTEN",
+    description: "Connect/JSON, gRPC-Web, JWKS, health and metrics listener",
+    default: ":7480",
+    schema: types.listenAddress(),
+  }),
+  issuer: setting({
+    env: "GATEHOUSE_ISSUER",
+    description: "The `iss` of every token, exactly as sidecars expect it",
+    schema: types.url(["https", "http"]),
+  }),
+  masterKey: setting({
+    env: "GATEHOUSE_MASTER_KEY",
+    description: "32 random bytes in base64 that encrypt signing keys at rest and key derived secrets",
+    secret: true,
+    schema: types.key32(),
+  }),
+  maxAccessTokenTtl: setting({
+    env: "GATEHOUSE_MAX_ACCESS_TOKEN_TTL",
+    description: "Longest access-token lifetime any client may have; bounds the revocation window",
+    default: "60m",
+    schema: types.duration({ minMs: 60_000, maxMs: 3_600_000 }),
+  }),
+  jwksMaxAge: setting({
+    env: "GATEHOUSE_JWKS_MAX_AGE",
+    description: "Cache-Control max-age of the JWKS; a staged key waits longer than this before signing",
+    default: "5m",
+    schema: types.duration({ minMs: 0, maxMs: 86_400_000 }),
+  }),
+  credentialCacheTtl: setting({
+    env: "GATEHOUSE_CREDENTIAL_CACHE_TTL",
+    description: "How long a verified client secret is remembered, so hashing stays off the hot path",
+    default: "30s",
+    schema: types.duration({ maxMs: 600_000 }),
+  }),
+  revocationStream: setting({
+    env: "GATEHOUSE_REVOCATION_STREAM",
+    description: "Redis stream key the outbox relay publishes revocations to",
+    default: "gatehouse:revocations",
+    schema: types.text(),
+  }),
+  publishTimeout: setting({
+    env: "GATEHOUSE_PUBLISH_TIMEOUT",
+    description: "How long Revoke waits for its event to reach Redis before answering propagated=false",
+    default: "500ms",
+    schema: types.duration({ maxMs: 10_000 }),
+  }),
+  shutdownGrace: setting({
+    env: "GATEHOUSE_SHUTDOWN_GRACE",
+    description: "On SIGTERM, how long in-flight calls may take to finish before connections are closed",
+    default: "10s",
+    schema: types.duration({ maxMs: 300_000 }),
+  }),
+};

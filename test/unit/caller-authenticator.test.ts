@@ -1,0 +1,163 @@
+import { describe, expect, it } from "vitest";
+import { basicAuthorization, parseBasicCredentials } from "../../services/token/clients/basic-credentials.ts";
+import { createCallerAuthenticator } from "../../services/token/clients/caller-authenticator.ts";
+import { actsForEveryone, mayCall } from "../../services/token/clients/caller-roles.ts";
+import type { ClientRecord } from "../../services/token/clients/client-record.ts";
+import {
+  generateClientSecret,
+  hashClientSecret,
+  verifyClientSecret,
+} from "../../services/token/clients/client-secret.ts";
+
+const FAST = { N: 1024, r: 8, p: 1 };
+
+async function fixture() {
+  const secret = generateClientSecret();
+  const oldSecret = generateClientSecret();
+  let clock = Date.parse("2026-11-23T12:00:00Z");
+  const base: ClientRecord = {
+    id: "orders",
+    name: "Orders",
+    secretHash: await hashClientSecret(secret, FAST),
+    previousSecretHash: await hashClientSecret(oldSecret, FAST),
+    previousSecretExpiresAt: new Date(clock + 60_000),
+    roles: ["issuer"],
+    allowedAudiences: [],
+    allowedScopes: [],
+    allowedClaims: [],
+    accessTokenTtlSeconds: 600,
+    refreshIdleTtlSeconds: 1209600,
+    refreshAbsoluteTtlSeconds: 7776000,
+    refreshGraceSeconds: 10,
+    disabledAt: null,
+  };
+  const rows = new Map<string, ClientRecord>([["orders", base]]);
+  let lookups = 0;
+  const auth = createCallerAuthenticator({
+    clients: {
+      async findClient(id) {
+        lookups++;
+        return rows.get(id) ?? null;
+      },
+    },
+    cacheTtlMs: 30_000,
+    now: () => clock,
+  });
+  return {
+    auth,
+    secret,
+    oldSecret,
+    rows,
+    base,
+    lookups: () => lookups,
+    advance: (ms: number) => {
+      clock += ms;
+    },
+  };
+}
+
+describe("client secrets", () => {
+  it("hash with recorded parameters and verify only the right secret", async () => {
+    const secret = generateClientSecret();
+    expect(secret).toMatch(/^ghs_[A-Za-z0-9_-]{43}$/);
+    const stored = await hashClientSecret(secret, FAST);
+    expect(stored).toMatch(/^scrypt\$N=1024,r=8,p=1\$/);
+    expect(stored).not.toContain(secret);
+    expect(await verifyClientSecret(secret, stored)).toBe(true);
+    expect(await verifyClientSecret(`${secret}x`, stored)).toBe(false);
+    expect(await verifyClientSecret(secret, "plaintext")).toBe(false);
+  });
+});
+
+describe("parseBasicCredentials", () => {
+  it.each([
+    [undefined, null],
+    ["Bearer abc", null],
+    ["Basic !!!", null],
+    [`Basic ${Buffer.from("no-colon").toString("base64")}`, null],
+    [`Basic ${Buffer.from(":secret").toString("base64")}`, null],
+    [`Basic ${Buffer.from("id:").toString("base64")}`, null],
+    [basicAuthorization("orders", "s3:cr:et"), { clientId: "orders", secret: "s3:cr:et" }],
+    [`basic ${Buffer.from("a%20b:c").toString("base64")}`, { clientId: "a b", secret: "c" }],
+  ])("%s → %o", (header, expected) => {
+    expect(parseBasicCredentials(header)).toEqual(expected);
+  });
+});
+
+describe("caller authenticator", () => {
+  it("accepts the current secret and caches the verified pair", async () => {
+    const f = await fixture();
+    const header = basicAuthorization("orders", f.secret);
+    expect((await f.auth.authenticate(header)).id).toBe("orders");
+    await f.auth.authenticate(header);
+    expect(f.lookups()).toBe(1);
+    f.advance(30_001);
+    await f.auth.authenticate(header);
+    expect(f.lookups()).toBe(2);
+  });
+
+  it("accepts the previous secret only until its overlap ends", async () => {
+    const f = await fixture();
+    await expect(f.auth.authenticate(basicAuthorization("orders", f.oldSecret))).resolves.toMatchObject({
+      id: "orders",
+    });
+    f.auth.forget();
+    f.advance(60_000);
+    await expect(f.auth.authenticate(basicAuthorization("orders", f.oldSecret))).rejects.toMatchObject({
+      code: "invalid_client",
+    });
+  });
+
+  it.each([
+    ["no header", undefined],
+    ["a wrong secret", basicAuthorization("orders", "ghs_wrong")],
+    ["an unknown client", basicAuthorization("nobody", "ghs_wrong")],
+  ])("refuses %s with invalid_client", async (_label, header) => {
+    const f = await fixture();
+    await expect(f.auth.authenticate(header)).rejects.toMatchObject({ code: "invalid_client" });
+  });
+
+  it("refuses a disabled client with the same message as a wrong secret", async () => {
+    const f = await fixture();
+    f.rows.set("orders", { ...f.base, disabledAt: new Date() });
+    const disabled = await f.auth.authenticate(basicAuthorization("orders", f.secret)).catch((e) => e);
+    const wrong = await f.auth.authenticate(basicAuthorization("orders", "ghs_nope")).catch((e) => e);
+    expect(disabled.code).toBe("invalid_client");
+    expect(disabled.message).toBe(wrong.message);
+  });
+
+  it("never caches a failure, and forget() drops a client's cached pairs", async () => {
+    const f = await fixture();
+    const header = basicAuthorization("orders", f.secret);
+    await f.auth.authenticate(header);
+    f.rows.set("orders", { ...f.base, disabledAt: new Date() });
+    await f.auth.authenticate(header); // still cached
+    f.auth.forget("orders");
+    await expect(f.auth.authenticate(header)).rejects.toMatchObject({ code: "invalid_client" });
+  });
+});
+
+describe("roles", () => {
+  it.each([
+    [["issuer"], "Issue", true],
+    [["service"], "Issue", false],
+    [["service"], "IssueServiceToken", true],
+    [["issuer"], "IssueServiceToken", false],
+    [["introspector"], "Introspect", true],
+    [["issuer"], "Introspect", false],
+    [["admin"], "Introspect", true],
+    [[], "Refresh", true],
+    [[], "Revoke", true],
+    [[], "GetJwks", true],
+    [["revoker"], "ListSessions", false],
+  ] as const)("%o may call %s: %s", (roles, method, expected) => {
+    expect(mayCall(roles, method)).toBe(expected);
+  });
+
+  it("lets revokers and admins act on anyone's tokens, others only on their own", () => {
+    expect(actsForEveryone(["revoker"], "Revoke")).toBe(true);
+    expect(actsForEveryone(["revoker"], "ListSessions")).toBe(false);
+    expect(actsForEveryone(["admin"], "ListSessions")).toBe(true);
+    expect(actsForEveryone(["issuer"], "Revoke")).toBe(false);
+  });
+});

@@ -1,0 +1,90 @@
+import { describe, expect, it } from "vitest";
+import {
+  decideRefresh,
+  narrowScopes,
+  type RefreshDecision,
+  type StoredRefreshState,
+} from "../../services/token/flows/refresh-decision.ts";
+
+const NOW = new Date("2026-11-23T12:00:00Z");
+const at = (offsetMs: number) => new Date(NOW.getTime() + offsetMs);
+const S = 1000;
+
+const live: StoredRefreshState = {
+  sessionId: "s1",
+  clientId: "web",
+  sessionCreatedAt: at(-3600 * S),
+  sessionRevokedAt: null,
+  idleExpiresAt: at(3600 * S),
+  expiresAt: at(86400 * S),
+  usedAt: null,
+  successorUsedAt: null,
+  subjectNotBefore: null,
+};
+
+const ctx = { callerClientId: "web", now: NOW, graceMs: 10 * S };
+
+describe("decideRefresh", () => {
+  it.each<[string, StoredRefreshState | null, Partial<typeof ctx>, RefreshDecision["kind"], string?]>([
+    ["a live token rotates", live, {}, "rotate"],
+    ["an unknown token", null, {}, "reject", "invalid_grant"],
+    [
+      "another client's token answers like an unknown one",
+      live,
+      { callerClientId: "mobile" },
+      "reject",
+      "invalid_grant",
+    ],
+    ["a revoked session", { ...live, sessionRevokedAt: at(-S) }, {}, "reject", "session_revoked"],
+    [
+      "a subject revoked after the session began",
+      { ...live, subjectNotBefore: at(-S) },
+      {},
+      "reject",
+      "session_revoked",
+    ],
+    [
+      "a subject revoked before the session began",
+      { ...live, subjectNotBefore: at(-7200 * S) },
+      {},
+      "rotate",
+    ],
+    ["absolute expiry reached", { ...live, expiresAt: NOW }, {}, "reject", "token_expired"],
+    ["idle expiry reached", { ...live, idleExpiresAt: at(-1) }, {}, "reject", "token_expired"],
+    ["a repeat inside the grace window", { ...live, usedAt: at(-2 * S) }, {}, "replay"],
+    ["a repeat at the very edge of the window", { ...live, usedAt: at(-10 * S) }, {}, "replay"],
+    ["a repeat just after the window", { ...live, usedAt: at(-10 * S - 1) }, {}, "reuse"],
+    ["a repeat when the grace window is disabled", { ...live, usedAt: at(-1) }, { graceMs: 0 }, "reuse"],
+    [
+      "a repeat after the successor was used",
+      { ...live, usedAt: at(-S), successorUsedAt: at(-1) },
+      {},
+      "reuse",
+    ],
+    [
+      "reuse of a revoked family is still refused, not re-revoked",
+      { ...live, usedAt: at(-99 * S), sessionRevokedAt: at(-S) },
+      {},
+      "reject",
+      "session_revoked",
+    ],
+  ])("%s", (_label, state, overrides, kind, code) => {
+    const decision = decideRefresh(state, { ...ctx, ...overrides });
+    expect(decision.kind).toBe(kind);
+    if (code) expect(decision).toMatchObject({ code });
+  });
+});
+
+describe("narrowScopes", () => {
+  it("keeps the session's scopes when none are asked for", () => {
+    expect(narrowScopes(["a", "b"], [])).toEqual({ scopes: ["a", "b"] });
+  });
+  it("narrows to a subset, without duplicates", () => {
+    expect(narrowScopes(["a", "b", "c"], ["c", "a", "c"])).toEqual({ scopes: ["c", "a"] });
+  });
+  it("refuses to widen, naming the extra scopes", () => {
+    expect(narrowScopes(["a"], ["a", "admin"])).toEqual({
+      error: "scopes not granted to this session: admin",
+    });
+  });
+});
