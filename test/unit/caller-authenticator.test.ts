@@ -59,7 +59,7 @@ async function fixture() {
 describe("client secrets", () => {
   it("hash with recorded parameters and verify only the right secret", async () => {
     const secret = generateClientSecret();
-    expect(secret).toMatch(/^ghs_[A-Za-z0-9_-]{43}$/);
+    expect(secret).toMatch(/^gths_[A-Za-z0-9_-]{43}$/);
     const stored = await hashClientSecret(secret, FAST);
     expect(stored).toMatch(/^scrypt\$N=1024,r=8,p=1\$/);
     expect(stored).not.toContain(secret);
@@ -110,8 +110,8 @@ describe("caller authenticator", () => {
 
   it.each([
     ["no header", undefined],
-    ["a wrong secret", basicAuthorization("orders", "ghs_wrong")],
-    ["an unknown client", basicAuthorization("nobody", "ghs_wrong")],
+    ["a wrong secret", basicAuthorization("orders", "gths_wrong")],
+    ["an unknown client", basicAuthorization("nobody", "gths_wrong")],
   ])("refuses %s with invalid_client", async (_label, header) => {
     const f = await fixture();
     await expect(f.auth.authenticate(header)).rejects.toMatchObject({ code: "invalid_client" });
@@ -121,7 +121,7 @@ describe("caller authenticator", () => {
     const f = await fixture();
     f.rows.set("orders", { ...f.base, disabledAt: new Date() });
     const disabled = await f.auth.authenticate(basicAuthorization("orders", f.secret)).catch((e) => e);
-    const wrong = await f.auth.authenticate(basicAuthorization("orders", "ghs_nope")).catch((e) => e);
+    const wrong = await f.auth.authenticate(basicAuthorization("orders", "gths_nope")).catch((e) => e);
     expect(disabled.code).toBe("invalid_client");
     expect(disabled.message).toBe(wrong.message);
   });

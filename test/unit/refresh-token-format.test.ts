@@ -10,8 +10,8 @@ import {
 describe("refresh token format", () => {
   it("generates prefixed 256-bit tokens that pass the shape check", () => {
     const a = generateRefreshToken();
-    expect(a).toMatch(/^ghr_[A-Za-z0-9_-]{43}$/);
-    expect(Buffer.from(a.slice(4), "base64url")).toHaveLength(32);
+    expect(a).toMatch(/^gthr_[A-Za-z0-9_-]{43}$/);
+    expect(Buffer.from(a.slice(5), "base64url")).toHaveLength(32);
     expect(refreshTokenShapeProblem(a)).toBeNull();
     expect(generateRefreshToken()).not.toBe(a);
   });
@@ -19,11 +19,11 @@ describe("refresh token format", () => {
   it.each([
     ["", /empty/],
     ["x".repeat(5000), /4 KiB/],
-    [`ghx_${"a".repeat(43)}`, /must start with ghr_/],
-    [`ghr_${"a".repeat(42)}`, /wrong length/],
-    [`ghr_${"a".repeat(44)}`, /wrong length/],
-    [`ghr_${"a".repeat(42)}=`, /not base64url/],
-    [`ghr_${"a".repeat(42)}é`, /not base64url/],
+    [`gthx_${"a".repeat(43)}`, /must start with gthr_/],
+    [`gthr_${"a".repeat(42)}`, /wrong length/],
+    [`gthr_${"a".repeat(44)}`, /wrong length/],
+    [`gthr_${"a".repeat(42)}=`, /not base64url/],
+    [`gthr_${"a".repeat(42)}é`, /not base64url/],
   ])("rejects %j", (token, problem) => {
     expect(refreshTokenShapeProblem(token)).toMatch(problem);
   });

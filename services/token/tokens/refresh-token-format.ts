@@ -1,13 +1,13 @@
 import { createHash, createHmac, randomBytes } from "node:crypto";
 
 /**
- * The refresh token's wire format and nothing else: `ghr_` + base64url(32 random bytes). The prefix
+ * The refresh token's wire format and nothing else: `gthr_` + base64url(32 random bytes). The prefix
  * lets secret scanners find leaked tokens; the store keeps only SHA-256 hashes.
  */
-export const REFRESH_TOKEN_PREFIX = "ghr_";
+export const REFRESH_TOKEN_PREFIX = "gthr_";
 const BODY_BYTES = 32;
 const BODY_CHARS = 43; // base64url of 32 bytes, unpadded
-const SHAPE = /^ghr_[A-Za-z0-9_-]{43}$/;
+const SHAPE = /^gthr_[A-Za-z0-9_-]{43}$/;
 
 export function generateRefreshToken(): string {
   return REFRESH_TOKEN_PREFIX + randomBytes(BODY_BYTES).toString("base64url");
