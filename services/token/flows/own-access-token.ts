@@ -1,0 +1,53 @@
+import { errors, type JWTPayload, jwtVerify } from "jose";
+import type { KeyRing } from "../keys/key-ring.ts";
+
+export interface OwnAccessToken {
+  jti: string;
+  sub: string;
+  clientId: string;
+  sid: string | null;
+  sv: number | null;
+  aud: string[];
+  scopes: string[];
+  iat: number;
+  exp: number;
+}
+
+export type OwnTokenResult = { ok: true; token: OwnAccessToken } | { ok: false; expired: boolean };
+
+/**
+ * Checks that an access token is one we issued — signed by a published key of ours, our issuer, typ
+ * at+jwt — for Revoke and Introspect. Cold path, so jose does the work.
+ */
+export async function readOwnAccessToken(keys: KeyRing, issuer: string, token: string): Promise<OwnTokenResult> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(
+      token,
+      (header) => {
+        const k = header.kid ? keys.verificationKey(header.kid) : undefined;
+        if (!k || k.algorithm !== header.alg) throw new errors.JWKSNoMatchingKey();
+        return k.key;
+      },
+      { issuer, typ: "at+jwt", algorithms: ["EdDSA", "ES256", "RS256"] },
+    ));
+  } catch (err) {
+    return { ok: false, expired: err instanceof errors.JWTExpired };
+  }
+  const { jti, sub, client_id, sid, sv, aud, scope, iat, exp } = payload as JWTPayload & Record<string, unknown>;
+  if (typeof jti !== "string" || typeof sub !== "string" || typeof client_id !== "string") return { ok: false, expired: false };
+  return {
+    ok: true,
+    token: {
+      jti,
+      sub,
+      clientId: client_id,
+      sid: typeof sid === "string" ? sid : null,
+      sv: typeof sv === "number" ? sv : null,
+      aud: Array.isArray(aud) ? aud : typeof aud === "string" ? [aud] : [],
+      scopes: typeof scope === "string" && scope !== "" ? scope.split(" ") : [],
+      iat: typeof iat === "number" ? iat : 0,
+      exp: typeof exp === "number" ? exp : 0,
+    },
+  };
+}

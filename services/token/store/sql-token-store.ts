@@ -1,0 +1,116 @@
+import type { SqlExecutor } from "./sql-executor.ts";
+import { accessTokenStatus } from "./sql/access-token-status.ts";
+import { createSession } from "./sql/create-session.ts";
+import { readRefreshState } from "./sql/read-refresh-state.ts";
+import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
+import { revokeForReuse } from "./sql/revoke-for-reuse.ts";
+import { rotateRefreshToken } from "./sql/rotate-refresh-token.ts";
+import type { TokenStore } from "./token-store.ts";
+
+/** {@link TokenStore} over one SQL executor: each method is exactly one statement, one round trip. */
+export function createSqlTokenStore(db: SqlExecutor): TokenStore {
+  return {
+    async createSession(s) {
+      await db.query(createSession, [
+        s.sessionId,
+        s.subject,
+        s.clientId,
+        s.tenant,
+        s.scopes,
+        s.audience,
+        s.claims === null ? null : JSON.stringify(s.claims),
+        s.signingKid,
+        s.now,
+        s.idleExpiresAt,
+        s.expiresAt,
+        s.device.userAgent,
+        s.device.ipAddress,
+        s.device.name,
+        s.refreshTokenHash,
+      ]);
+    },
+
+    async readRefreshState(tokenHash) {
+      const rows = await db.query(readRefreshState, [tokenHash]);
+      return rows[0] ?? null;
+    },
+
+    async rotate(r) {
+      const rows = await db.query(rotateRefreshToken, [
+        r.sessionId,
+        r.presentedHash,
+        r.successorHash,
+        r.now,
+        r.idleExpiresAt,
+        r.signingKid,
+      ]);
+      const row = rows[0];
+      if (!row) return { kind: "session_gone" };
+      if (!row.rotated) return { kind: "lost_race" };
+      return { kind: "rotated", version: row.version, refreshExpiresAt: row.expires_at };
+    },
+
+    async revokeForReuse(sessionId, now, relevantUntil, audit) {
+      const rows = await db.query(revokeForReuse, [
+        sessionId,
+        now,
+        relevantUntil,
+        audit.actor,
+        audit.requestId,
+        audit.tokenFingerprint,
+      ]);
+      return rows[0] ? { eventId: rows[0].event_id } : null;
+    },
+
+    revokeSessions(r) {
+      return db.query(revokeSessions(r.selector, r.accessOnly), [
+        r.now,
+        r.relevantUntil,
+        r.ownerClientId,
+        r.reason,
+        r.actor,
+        r.requestId,
+        r.value,
+      ]);
+    },
+
+    async revokeSubject(subject, notBefore, relevantUntil, audit) {
+      const rows = await db.query(revokeSubject, [
+        subject,
+        notBefore,
+        relevantUntil,
+        audit.actor,
+        audit.requestId,
+        audit.reason,
+      ]);
+      return { eventId: rows[0]!.event_id };
+    },
+
+    async revokeAccessToken(r) {
+      const rows = await db.query(revokeAccessToken, [
+        r.jti,
+        r.sessionId,
+        r.expiresAt,
+        r.now,
+        r.actor,
+        r.requestId,
+        r.reason,
+        r.subject,
+        r.clientId,
+      ]);
+      return rows[0] ? { eventId: rows[0].event_id } : null;
+    },
+
+    async accessTokenStatus(jti, sessionId, subject, clientId) {
+      const rows = await db.query(accessTokenStatus, [jti, sessionId, subject, clientId]);
+      const row = rows[0]!;
+      return {
+        jtiRevoked: row.jti_revoked,
+        sessionRevokedAt: row.session_revoked_at,
+        sessionVersion: row.session_version,
+        subjectNotBefore: row.subject_not_before,
+        clientDisabledAt: row.client_disabled_at,
+      };
+    },
+  };
+}

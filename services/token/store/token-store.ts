@@ -1,0 +1,94 @@
+import type { RefreshStateRow } from "./sql/read-refresh-state.ts";
+import type { RevokedSessionRow, SessionSelector } from "./sql/revoke-sessions.ts";
+
+/**
+ * The token service's storage contract for its hot paths, one method per SQL statement. Flows decide;
+ * the store only reads and applies. Implemented over `pg` and over embedded PGlite by the same SQL.
+ */
+export interface NewSession {
+  sessionId: string;
+  subject: string;
+  clientId: string;
+  tenant: string | null;
+  scopes: string[];
+  audience: string[];
+  claims: Record<string, unknown> | null;
+  signingKid: string;
+  now: Date;
+  idleExpiresAt: Date;
+  expiresAt: Date;
+  device: { userAgent: string | null; ipAddress: string | null; name: string | null };
+  refreshTokenHash: Buffer;
+}
+
+export interface Rotation {
+  sessionId: string;
+  presentedHash: Buffer;
+  successorHash: Buffer;
+  now: Date;
+  idleExpiresAt: Date;
+  signingKid: string;
+}
+
+export type RotationResult =
+  | { kind: "rotated"; version: number; refreshExpiresAt: Date }
+  | { kind: "lost_race" }
+  | { kind: "session_gone" };
+
+export interface AuditContext {
+  actor: string;
+  requestId: string;
+}
+
+export interface SessionRevocation extends AuditContext {
+  selector: SessionSelector;
+  /** Session id, refresh-token hash or subject, matching the selector. */
+  value: string | Buffer;
+  accessOnly: boolean;
+  /** Limit to this client's sessions; null when the caller may act for every client. */
+  ownerClientId: string | null;
+  reason: string;
+  now: Date;
+  relevantUntil: Date;
+}
+
+export interface AccessTokenRevocation extends AuditContext {
+  jti: string;
+  sessionId: string | null;
+  subject: string;
+  clientId: string;
+  expiresAt: Date;
+  reason: string;
+  now: Date;
+}
+
+export interface AccessTokenStatus {
+  jtiRevoked: boolean;
+  sessionRevokedAt: Date | null;
+  sessionVersion: number | null;
+  subjectNotBefore: Date | null;
+  clientDisabledAt: Date | null;
+}
+
+export interface TokenStore {
+  createSession(s: NewSession): Promise<void>;
+  readRefreshState(tokenHash: Buffer): Promise<RefreshStateRow | null>;
+  rotate(r: Rotation): Promise<RotationResult>;
+  revokeForReuse(
+    sessionId: string,
+    now: Date,
+    relevantUntil: Date,
+    audit: AuditContext & { tokenFingerprint: string },
+  ): Promise<{ eventId: string } | null>;
+  revokeSessions(r: SessionRevocation): Promise<RevokedSessionRow[]>;
+  revokeSubject(
+    subject: string,
+    notBefore: Date,
+    relevantUntil: Date,
+    audit: AuditContext & { reason: string },
+  ): Promise<{ eventId: string }>;
+  revokeAccessToken(r: AccessTokenRevocation): Promise<{ eventId: string } | null>;
+  accessTokenStatus(jti: string, sessionId: string | null, subject: string, clientId: string): Promise<AccessTokenStatus>;
+}
+
+export type { RefreshStateRow, RevokedSessionRow, SessionSelector };
