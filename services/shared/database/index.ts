@@ -1,0 +1,31 @@
+/**
+ * Database layer: schema (prisma/schema.prisma), migrations (prisma/migrations), the offline migration
+ * runner, and the serving handle (generated Prisma client + the `pg.Pool` hot paths share with it).
+ *
+ * Serving code needs only `createDatabase` (and `migrationStatus` for readiness); the wasm schema
+ * engine behind `migrate` / `diffMigrationsAgainstSchema` / `createMigration` loads on first use.
+ */
+export {
+  type CreatedMigration,
+  createMigration,
+  type DiffOptions,
+  diffMigrationsAgainstSchema,
+  MIGRATION_LOCK_KEY,
+  type MigrateOptions,
+  type MigrateResult,
+  type MigrationStatus,
+  migrate,
+  migrationStatus,
+  pendingMigrations,
+  type ShadowTarget,
+} from "./migrate.ts";
+export { openPGlite, PGlite } from "./pglite.ts";
+export {
+  type CreateDatabaseOptions,
+  createDatabase,
+  createPrismaClient,
+  type Database,
+  PrismaClient,
+} from "./prisma-client.ts";
+export { MIGRATIONS_DIR, SCHEMA_PATH } from "./schema-engine.ts";
+export type { DatabaseTarget, MigrationTarget } from "./target.ts";

@@ -1,0 +1,107 @@
+/**
+ * The serving-side database handle: the generated Prisma client for cold paths plus, on Postgres, the
+ * very `pg.Pool` it runs on, so hot paths issue raw SQL on the same connections (one pool per process).
+ *
+ * `PrismaPg` accepts an existing `pg.Pool` (and then does not end it on `$disconnect()`), so we build
+ * the pool ourselves, with `search_path` set to the target schema on every connection, and hand it to
+ * the adapter with `{ schema }` (which makes Prisma's own queries schema-qualified). Raw SQL through
+ * `pool` can therefore name tables unqualified (`SELECT ... FROM sessions`).
+ *
+ * Does not load the wasm schema engine.
+ */
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { PrismaClient } from "../../gen/prisma/client.ts";
+import { openPGlite, type PGlite, pgliteAdapterFactory } from "./pglite.ts";
+import { poolConfig, schemaOf } from "./postgres.ts";
+import type { DatabaseTarget } from "./target.ts";
+
+export { PrismaClient };
+
+export interface Database {
+  /** Generated Prisma client (cold paths, admin, tests). */
+  prisma: PrismaClient;
+  /** Postgres only: the pool Prisma runs on; `search_path` is `schema`. For hot-path raw SQL. */
+  pool?: pg.Pool;
+  /** PGlite only: the embedded database (one connection; queries serialize). */
+  pglite?: PGlite;
+  /** Postgres schema (`public` on PGlite). */
+  schema: string;
+  /** Disconnects Prisma, ends the pool, closes a PGlite this call opened. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface CreateDatabaseOptions {
+  /** Maximum connections in the Postgres pool (default 10). Ignored on PGlite. */
+  poolSize?: number;
+  /** Extra `pg.Pool` settings (timeouts, application_name, ...). */
+  pool?: Omit<pg.PoolConfig, "connectionString" | "options" | "max">;
+}
+
+/** Connects to a migrated database. Migrations are not run here: see `migrate()`. */
+export async function createDatabase(
+  target: DatabaseTarget,
+  opts: CreateDatabaseOptions = {},
+): Promise<Database> {
+  if (target.kind === "postgres") {
+    const schema = schemaOf(target.url, target.schema);
+    const pool = new pg.Pool(poolConfig(target.url, schema, { ...opts.pool, max: opts.poolSize ?? 10 }));
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on("error", () => {});
+    const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
+    let closed: Promise<void> | undefined;
+    return {
+      prisma,
+      pool,
+      schema,
+      close() {
+        closed ??= (async () => {
+          try {
+            await prisma.$disconnect();
+          } finally {
+            await pool.end();
+          }
+        })();
+        return closed;
+      },
+    };
+  }
+  const owned = !("db" in target);
+  const db = "db" in target ? target.db : await openPGlite(target.dataDir);
+  const prisma = new PrismaClient({ adapter: pgliteAdapterFactory(db) });
+  let closed: Promise<void> | undefined;
+  return {
+    prisma,
+    pglite: db,
+    schema: "public",
+    close() {
+      closed ??= (async () => {
+        try {
+          await prisma.$disconnect();
+        } finally {
+          if (owned) await db.close();
+        }
+      })();
+      return closed;
+    },
+  };
+}
+
+/**
+ * Just the Prisma client, for code that needs nothing else. `$disconnect()` releases everything this
+ * call created (the pool on Postgres, an owned PGlite); use {@link createDatabase} to also get the pool.
+ */
+export async function createPrismaClient(
+  target: DatabaseTarget,
+  opts: CreateDatabaseOptions = {},
+): Promise<PrismaClient> {
+  if (target.kind === "postgres") {
+    const schema = schemaOf(target.url, target.schema);
+    const pool = new pg.Pool(poolConfig(target.url, schema, { ...opts.pool, max: opts.poolSize ?? 10 }));
+    pool.on("error", () => {});
+    return new PrismaClient({ adapter: new PrismaPg(pool, { schema, disposeExternalPool: true }) });
+  }
+  if ("db" in target) return new PrismaClient({ adapter: pgliteAdapterFactory(target.db) });
+  const db = await openPGlite(target.dataDir);
+  return new PrismaClient({ adapter: pgliteAdapterFactory(db, { closeOnDispose: true }) });
+}
