@@ -24,7 +24,10 @@ function scryptAsync(
   );
 }
 
-export async function hashClientSecret(secret: string, params = DEFAULT_SCRYPT): Promise<string> {
+export async function hashClientSecret(
+  secret: string,
+  params: { N: number; r: number; p: number } = DEFAULT_SCRYPT,
+): Promise<string> {
   const salt = randomBytes(16);
   const hash = await scryptAsync(secret, salt, params);
   return `scrypt$N=${params.N},r=${params.r},p=${params.p}$${salt.toString("base64url")}$${hash.toString("base64url")}`;

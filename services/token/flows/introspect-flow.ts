@@ -1,8 +1,15 @@
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { IntrospectRequestSchema, IntrospectResponseSchema } from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
+import type {
+  IntrospectRequestSchema,
+  IntrospectResponseSchema,
+} from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
-import { hashRefreshToken, isRefreshTokenShaped, REFRESH_TOKEN_PREFIX } from "../tokens/refresh-token-format.ts";
+import {
+  hashRefreshToken,
+  isRefreshTokenShaped,
+  REFRESH_TOKEN_PREFIX,
+} from "../tokens/refresh-token-format.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { readOwnAccessToken } from "./own-access-token.ts";
 import { decideRefresh } from "./refresh-decision.ts";
@@ -22,9 +29,14 @@ export async function introspect(
   req: MessageShape<typeof IntrospectRequestSchema>,
 ): Promise<IntrospectResult> {
   const token = req.token;
-  if (token.length === 0) throw new GatehouseError("invalid_request", "token is required", { metadata: { field: "token" } });
+  if (token.length === 0)
+    throw new GatehouseError("invalid_request", "token is required", { metadata: { field: "token" } });
   if (token.length > LIMITS.token) return INACTIVE;
-  if (req.tokenTypeHint !== "" && req.tokenTypeHint !== "access_token" && req.tokenTypeHint !== "refresh_token") {
+  if (
+    req.tokenTypeHint !== "" &&
+    req.tokenTypeHint !== "access_token" &&
+    req.tokenTypeHint !== "refresh_token"
+  ) {
     throw new GatehouseError("invalid_request", "token_type_hint must be access_token or refresh_token", {
       metadata: { field: "token_type_hint" },
     });

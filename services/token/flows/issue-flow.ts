@@ -25,18 +25,27 @@ export function grantedAudienceAndScopes(
   const scopes = checkList("scopes", scopesIn, LIMITS.scopeItems, LIMITS.scope);
   // No audience asked for means every audience the client may address.
   const audience = requested.length > 0 ? requested : [...client.allowedAudiences];
-  if (audience.length === 0) throw new GatehouseError("invalid_request", "audience is required", { metadata: { field: "audience" } });
+  if (audience.length === 0)
+    throw new GatehouseError("invalid_request", "audience is required", { metadata: { field: "audience" } });
   const badAudience = audience.filter((a) => !client.allowedAudiences.includes(a));
   if (badAudience.length > 0) {
-    throw new GatehouseError("audience_not_allowed", `audience not allowed for this client: ${badAudience.join(" ")}`, {
-      metadata: { audience: badAudience.join(" ") },
-    });
+    throw new GatehouseError(
+      "audience_not_allowed",
+      `audience not allowed for this client: ${badAudience.join(" ")}`,
+      {
+        metadata: { audience: badAudience.join(" ") },
+      },
+    );
   }
   const badScopes = scopes.filter((s) => !client.allowedScopes.includes(s));
   if (badScopes.length > 0) {
-    throw new GatehouseError("scope_not_allowed", `scopes not allowed for this client: ${badScopes.join(" ")}`, {
-      metadata: { scope: badScopes.join(" ") },
-    });
+    throw new GatehouseError(
+      "scope_not_allowed",
+      `scopes not allowed for this client: ${badScopes.join(" ")}`,
+      {
+        metadata: { scope: badScopes.join(" ") },
+      },
+    );
   }
   return { audience, scopes };
 }
@@ -53,7 +62,8 @@ export async function issue(
   const subject = checkText("subject", req.subject, LIMITS.subject, { required: true });
   const tenant = checkText("tenant", req.tenant, LIMITS.tenant);
   const { audience, scopes } = grantedAudienceAndScopes(client, req.audience, req.scopes);
-  const custom = req.claims && Object.keys(req.claims).length > 0 ? (req.claims as Record<string, unknown>) : null;
+  const custom =
+    req.claims && Object.keys(req.claims).length > 0 ? (req.claims as Record<string, unknown>) : null;
   if (custom) checkCustomClaims(custom, client.allowedClaims);
   const device = {
     userAgent: checkText("device.user_agent", req.device?.userAgent ?? "", LIMITS.deviceField) || null,

@@ -25,9 +25,12 @@ function encodeCursor(c: Cursor): string {
 function decodeCursor(token: string): Cursor {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown[];
-    if (typeof createdAt === "number" && typeof id === "string" && /^[0-9a-f-]{36}$/.test(id)) return { createdAt, id };
+    if (typeof createdAt === "number" && typeof id === "string" && /^[0-9a-f-]{36}$/.test(id))
+      return { createdAt, id };
   } catch {}
-  throw new GatehouseError("invalid_request", "page_token is not valid", { metadata: { field: "page_token" } });
+  throw new GatehouseError("invalid_request", "page_token is not valid", {
+    metadata: { field: "page_token" },
+  });
 }
 
 /** A subject's live sessions, newest first; an issuer sees only the sessions it created. */
@@ -77,8 +80,13 @@ export async function listSessions(
       expiresAt: timestampFromDate(s.expiresAt),
       version: s.version,
       scopes: s.scopes,
-      device: { userAgent: s.deviceUserAgent ?? "", ipAddress: s.deviceIpAddress ?? "", name: s.deviceName ?? "" },
+      device: {
+        userAgent: s.deviceUserAgent ?? "",
+        ipAddress: s.deviceIpAddress ?? "",
+        name: s.deviceName ?? "",
+      },
     })),
-    nextPageToken: rows.length > take && last ? encodeCursor({ createdAt: last.createdAt.getTime(), id: last.id }) : "",
+    nextPageToken:
+      rows.length > take && last ? encodeCursor({ createdAt: last.createdAt.getTime(), id: last.id }) : "",
   };
 }

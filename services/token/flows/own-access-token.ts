@@ -19,7 +19,11 @@ export type OwnTokenResult = { ok: true; token: OwnAccessToken } | { ok: false; 
  * Checks that an access token is one we issued — signed by a published key of ours, our issuer, typ
  * at+jwt — for Revoke and Introspect. Cold path, so jose does the work.
  */
-export async function readOwnAccessToken(keys: KeyRing, issuer: string, token: string): Promise<OwnTokenResult> {
+export async function readOwnAccessToken(
+  keys: KeyRing,
+  issuer: string,
+  token: string,
+): Promise<OwnTokenResult> {
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(
@@ -34,8 +38,10 @@ export async function readOwnAccessToken(keys: KeyRing, issuer: string, token: s
   } catch (err) {
     return { ok: false, expired: err instanceof errors.JWTExpired };
   }
-  const { jti, sub, client_id, sid, sv, aud, scope, iat, exp } = payload as JWTPayload & Record<string, unknown>;
-  if (typeof jti !== "string" || typeof sub !== "string" || typeof client_id !== "string") return { ok: false, expired: false };
+  const { jti, sub, client_id, sid, sv, aud, scope, iat, exp } = payload as JWTPayload &
+    Record<string, unknown>;
+  if (typeof jti !== "string" || typeof sub !== "string" || typeof client_id !== "string")
+    return { ok: false, expired: false };
   return {
     ok: true,
     token: {

@@ -1,12 +1,19 @@
 import { randomUUID } from "node:crypto";
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { RefreshRequestSchema, RefreshResponseSchema } from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
+import type {
+  RefreshRequestSchema,
+  RefreshResponseSchema,
+} from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { fingerprint } from "../../shared/logging/index.ts";
 import type { RefreshStateRow } from "../store/token-store.ts";
 import { buildAccessTokenClaims } from "../tokens/access-token-claims.ts";
-import { deriveSuccessor, hashRefreshToken, refreshTokenShapeProblem } from "../tokens/refresh-token-format.ts";
+import {
+  deriveSuccessor,
+  hashRefreshToken,
+  refreshTokenShapeProblem,
+} from "../tokens/refresh-token-format.ts";
 import { accessTokenTtlSeconds } from "./access-token-lifetime.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { decideRefresh, narrowScopes, type StoredRefreshState } from "./refresh-decision.ts";
@@ -67,15 +74,24 @@ export async function refresh(
         ),
       );
       deps.log.warn(
-        { sessionId: state.session_id, clientId: client.id, token_fp: fingerprint(token), requestId: caller.requestId },
+        {
+          sessionId: state.session_id,
+          clientId: client.id,
+          token_fp: fingerprint(token),
+          requestId: caller.requestId,
+        },
         "refresh token reuse detected: session revoked",
       );
       if (revoked) await deps.publish([revoked.eventId]).catch(() => false);
-      throw new GatehouseError("refresh_token_reused", "refresh token was already used; the session has been revoked");
+      throw new GatehouseError(
+        "refresh_token_reused",
+        "refresh token was already used; the session has been revoked",
+      );
     }
 
     const narrowed = narrowScopes(state.scopes, requestedScopes);
-    if ("error" in narrowed) throw new GatehouseError("scope_not_allowed", narrowed.error, { metadata: { field: "scopes" } });
+    if ("error" in narrowed)
+      throw new GatehouseError("scope_not_allowed", narrowed.error, { metadata: { field: "scopes" } });
     const key = deps.keys.active();
     const idleExpiresAt = now + client.refreshIdleTtlSeconds * 1000;
     let version = state.version;
@@ -129,5 +145,7 @@ export async function refresh(
       audience: state.audience,
     };
   }
-  throw new GatehouseError("unavailable", "refresh kept racing with concurrent changes; retry", { retryAfterMs: 100 });
+  throw new GatehouseError("unavailable", "refresh kept racing with concurrent changes; retry", {
+    retryAfterMs: 100,
+  });
 }

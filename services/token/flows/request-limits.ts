@@ -28,7 +28,12 @@ function invalid(field: string, problem: string): GatehouseError {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNPRINTABLE = /[\u0000-\u001f\u007f\ufffd]/;
 
-export function checkText(field: string, value: string, max: number, opts: { required?: boolean } = {}): string {
+export function checkText(
+  field: string,
+  value: string,
+  max: number,
+  opts: { required?: boolean } = {},
+): string {
   if (value.length === 0) {
     if (opts.required) throw invalid(field, "is required");
     return value;
@@ -38,7 +43,12 @@ export function checkText(field: string, value: string, max: number, opts: { req
   return value;
 }
 
-export function checkList(field: string, values: readonly string[], maxItems: number, maxLength: number): string[] {
+export function checkList(
+  field: string,
+  values: readonly string[],
+  maxItems: number,
+  maxLength: number,
+): string[] {
   if (values.length > maxItems) throw invalid(field, `has more than ${maxItems} entries`);
   const out: string[] = [];
   for (const v of values) {

@@ -1,5 +1,8 @@
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { RevokeRequestSchema, RevokeResponseSchema } from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
+import type {
+  RevokeRequestSchema,
+  RevokeResponseSchema,
+} from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { actsForEveryone } from "../clients/caller-roles.ts";
 import type { SessionRevocation } from "../store/token-store.ts";
@@ -44,7 +47,8 @@ export async function revoke(
   switch (target.case) {
     case "refreshToken": {
       const problem = refreshTokenShapeProblem(target.value);
-      if (problem) throw new GatehouseError("invalid_request", problem, { metadata: { field: "refresh_token" } });
+      if (problem)
+        throw new GatehouseError("invalid_request", problem, { metadata: { field: "refresh_token" } });
       const rows = await sessions({ selector: "refresh_token", value: hashRefreshToken(target.value) });
       sessionsRevoked = counted(rows);
       eventIds.push(...rows.map((r) => r.event_id));
@@ -76,12 +80,20 @@ export async function revoke(
       break;
     }
     case "accessToken": {
-      const parsed = await readOwnAccessToken(deps.keys, deps.issuer, checkToken("access_token", target.value));
+      const parsed = await readOwnAccessToken(
+        deps.keys,
+        deps.issuer,
+        checkToken("access_token", target.value),
+      );
       if (!parsed.ok) {
         if (parsed.expired) break; // nothing left to revoke
-        throw new GatehouseError("invalid_request", "access_token is not a valid token issued by this service", {
-          metadata: { field: "access_token" },
-        });
+        throw new GatehouseError(
+          "invalid_request",
+          "access_token is not a valid token issued by this service",
+          {
+            metadata: { field: "access_token" },
+          },
+        );
       }
       const t = parsed.token;
       if (!everyone && t.clientId !== caller.client.id) break;
@@ -115,7 +127,14 @@ export async function revoke(
   }
   const propagated = eventIds.length === 0 ? true : await deps.publish(eventIds).catch(() => false);
   deps.log.info(
-    { requestId: caller.requestId, clientId: caller.client.id, target: target.case, sessionsRevoked, events: eventIds.length, accessOnly: req.accessOnly },
+    {
+      requestId: caller.requestId,
+      clientId: caller.client.id,
+      target: target.case,
+      sessionsRevoked,
+      events: eventIds.length,
+      accessOnly: req.accessOnly,
+    },
     "revoked",
   );
   return { sessionsRevoked, eventIds, propagated };

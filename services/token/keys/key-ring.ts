@@ -7,8 +7,8 @@ import { createAccessTokenSigner } from "../tokens/access-token-signer.ts";
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.ts";
 import {
   generateSigningKey,
-  privateKeyFromPkcs8,
   type PublicJwk,
+  privateKeyFromPkcs8,
   publicKeyFromJwk,
   type SigningAlgorithm,
 } from "./signing-key-material.ts";
@@ -95,7 +95,10 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     }
     const active = rows.find((r) => r.status === "active");
     if (active && active.kid !== activeKey?.kid) {
-      const row = await prisma.signingKey.findUniqueOrThrow({ where: { kid: active.kid }, select: { privateKeyEnc: true } });
+      const row = await prisma.signingKey.findUniqueOrThrow({
+        where: { kid: active.kid },
+        select: { privateKeyEnc: true },
+      });
       const pkcs8 = decryptPrivateKey(row.privateKeyEnc, masterKey, active.kid);
       const algorithm = active.algorithm as SigningAlgorithm;
       activeKey = {
@@ -159,7 +162,8 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       timer.unref();
     },
     active() {
-      if (!activeKey) throw new GatehouseError("unavailable", "no active signing key", { retryAfterMs: 5000 });
+      if (!activeKey)
+        throw new GatehouseError("unavailable", "no active signing key", { retryAfterMs: 5000 });
       return activeKey;
     },
     jwks: () => document,

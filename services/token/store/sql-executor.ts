@@ -24,7 +24,11 @@ export interface SqlExecutor {
 export function poolExecutor(pool: pg.Pool): SqlExecutor {
   return {
     async query<Row>(statement: SqlStatement<Row>, params: readonly unknown[]) {
-      const result = await pool.query({ name: statement.name, text: statement.text, values: params as unknown[] });
+      const result = await pool.query({
+        name: statement.name,
+        text: statement.text,
+        values: params as unknown[],
+      });
       return result.rows as Row[];
     },
   };

@@ -1,10 +1,10 @@
-import type { SqlExecutor } from "./sql-executor.ts";
 import { accessTokenStatus } from "./sql/access-token-status.ts";
 import { createSession } from "./sql/create-session.ts";
 import { readRefreshState } from "./sql/read-refresh-state.ts";
-import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
 import { revokeForReuse } from "./sql/revoke-for-reuse.ts";
+import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
 import { rotateRefreshToken } from "./sql/rotate-refresh-token.ts";
+import type { SqlExecutor } from "./sql-executor.ts";
 import type { TokenStore } from "./token-store.ts";
 
 /** {@link TokenStore} over one SQL executor: each method is exactly one statement, one round trip. */

@@ -88,7 +88,12 @@ export interface TokenStore {
     audit: AuditContext & { reason: string },
   ): Promise<{ eventId: string }>;
   revokeAccessToken(r: AccessTokenRevocation): Promise<{ eventId: string } | null>;
-  accessTokenStatus(jti: string, sessionId: string | null, subject: string, clientId: string): Promise<AccessTokenStatus>;
+  accessTokenStatus(
+    jti: string,
+    sessionId: string | null,
+    subject: string,
+    clientId: string,
+  ): Promise<AccessTokenStatus>;
 }
 
 export type { RefreshStateRow, RevokedSessionRow, SessionSelector };

@@ -1,4 +1,4 @@
-import { sql, type SqlStatement } from "../sql-executor.ts";
+import { type SqlStatement, sql } from "../sql-executor.ts";
 
 /**
  * Revoke (or, with access_only, bump the version of) the sessions a Revoke request names, queue one
@@ -49,10 +49,14 @@ function build(selector: SessionSelector, accessOnly: boolean): SqlStatement<Rev
 
 const variants = new Map<string, SqlStatement<RevokedSessionRow>>();
 for (const selector of ["session_id", "refresh_token", "subject"] as const) {
-  for (const accessOnly of [false, true]) variants.set(`${selector}:${accessOnly}`, build(selector, accessOnly));
+  for (const accessOnly of [false, true])
+    variants.set(`${selector}:${accessOnly}`, build(selector, accessOnly));
 }
 
-export function revokeSessions(selector: SessionSelector, accessOnly: boolean): SqlStatement<RevokedSessionRow> {
+export function revokeSessions(
+  selector: SessionSelector,
+  accessOnly: boolean,
+): SqlStatement<RevokedSessionRow> {
   return variants.get(`${selector}:${accessOnly}`)!;
 }
 
