@@ -3,9 +3,10 @@ import { type Command, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from "./co
 import { devCommand } from "./dev-command.ts";
 import { migrateCommand } from "./migrate-command.ts";
 import { notYetCommand } from "./not-yet-command.ts";
+import { serveCommand } from "./serve-command.ts";
 
 const commands: Command[] = [
-  notYetCommand("serve", "Run the token service (gRPC :7400, HTTP :7480)", "the token service (issue #4)"),
+  serveCommand,
   notYetCommand(
     "sidecar",
     "Run the sidecar verifier beside an app (:7401 proxy, :7402 control)",

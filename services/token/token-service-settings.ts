@@ -24,7 +24,8 @@ export const tokenServiceSettings = {
   }),
   masterKey: setting({
     env: "GATEHOUSE_MASTER_KEY",
-    description: "32 random bytes in base64: encrypts signing keys at rest, derives the refresh-successor key",
+    description:
+      "32 random bytes in base64: encrypts signing keys at rest, derives the refresh-successor key",
     secret: true,
     schema: types.key32(),
   }),

@@ -1,0 +1,187 @@
+import { hkdfSync } from "node:crypto";
+import type http from "node:http";
+import type { SettingsOf } from "../shared/config/index.ts";
+import { createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
+import type { DatabaseTarget } from "../shared/database/target.ts";
+import type { Logger } from "../shared/logging/index.ts";
+import { createMetricsRegistry, type Registry } from "../shared/metrics/index.ts";
+import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
+import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
+import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
+import type { FlowDeps } from "./flows/flow-deps.ts";
+import { createKeyRing, type KeyRing } from "./keys/key-ring.ts";
+import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
+import { createSqlTokenStore } from "./store/sql-token-store.ts";
+import { tokenServiceHandlers } from "./token-service-handlers.ts";
+import type { tokenServiceSettings } from "./token-service-settings.ts";
+
+export type TokenServiceConfig = Omit<
+  SettingsOf<typeof tokenServiceSettings>,
+  "databaseUrl" | "logLevel" | "logPretty"
+>;
+
+export interface StartTokenServiceOptions {
+  config: TokenServiceConfig;
+  database: DatabaseTarget;
+  logger: Logger;
+  /** Injectable clock (epoch ms) for tests. */
+  now?: () => number;
+  /** Publishes revocation events; until the revocation stream exists, events wait in the outbox. */
+  publish?: FlowDeps["publish"];
+  metrics?: Registry;
+}
+
+export interface RunningTokenService {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly db: Database;
+  readonly keys: KeyRing;
+  readonly metrics: Registry;
+  /** Graceful stop: readiness goes false, in-flight calls finish (up to the configured grace), pools close. */
+  shutdown(): Promise<void>;
+}
+
+/** The refresh-successor HMAC key, derived so that operators manage one secret, not two. */
+export function successorKeyFrom(masterKey: Buffer): Buffer {
+  return Buffer.from(
+    hkdfSync("sha256", masterKey, Buffer.alloc(0), "gatehouse refresh-token successor v1", 32),
+  );
+}
+
+/** Starts the token service: database, keys, caller authentication, and every protocol's listener. */
+export async function startTokenService(options: StartTokenServiceOptions): Promise<RunningTokenService> {
+  const { config, logger } = options;
+  const now = options.now ?? Date.now;
+  const metrics = options.metrics ?? createMetricsRegistry("token");
+  const db = await createDatabase(options.database, { poolSize: config.databasePoolSize });
+  let servers: RpcServers | undefined;
+  const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger });
+  try {
+    await keys.start();
+    const deps = {
+      prisma: db.prisma,
+      store: createSqlTokenStore(db.pool ? poolExecutor(db.pool) : pgliteExecutor(db.pglite!)),
+      keys,
+      issuer: config.issuer,
+      successorKey: successorKeyFrom(config.masterKey),
+      maxAccessTokenTtlSeconds: Math.floor(config.maxAccessTokenTtl / 1000),
+      now,
+      publish: options.publish ?? (async () => false),
+      log: logger,
+      authenticator: createCallerAuthenticator({
+        clients: prismaClientLookup(db.prisma),
+        cacheTtlMs: config.credentialCacheTtl,
+        now,
+      }),
+    };
+    const readiness = createReadiness(db, keys);
+    servers = await startRpcServers({
+      grpc: config.grpcListen,
+      http: config.httpListen,
+      services: [tokenServiceHandlers(deps)],
+      logger,
+      metrics,
+      extraRoutes: {
+        "GET /.well-known/jwks.json": (req, res) => serveJwks(req, res, keys, config.jwksMaxAge),
+        "GET /.well-known/oauth-authorization-server": (_req, res) =>
+          sendJson(res, 200, authorizationServerMetadata(config.issuer)),
+        "GET /readyz": async (_req, res) => {
+          const problems = await readiness();
+          sendJson(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
+        },
+        "GET /metrics": async (_req, res) => {
+          const text = await metrics.metrics();
+          res.writeHead(200, { "content-type": metrics.contentType });
+          res.end(text);
+        },
+      },
+    });
+  } catch (err) {
+    keys.stop();
+    await db.close();
+    throw err;
+  }
+  const started = servers;
+  logger.info(
+    { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
+    "token service listening",
+  );
+  let stopping: Promise<void> | undefined;
+  return {
+    grpcPort: started.grpcPort,
+    httpPort: started.httpPort,
+    db,
+    keys,
+    metrics,
+    shutdown() {
+      stopping ??= (async () => {
+        logger.info("token service draining");
+        await started.shutdown(config.shutdownGrace);
+        keys.stop();
+        await db.close();
+        logger.info("token service stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+function serveJwks(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  keys: KeyRing,
+  maxAgeMs: number,
+): void {
+  const jwks = keys.jwks();
+  const headers = {
+    "cache-control": `public, max-age=${Math.floor(maxAgeMs / 1000)}`,
+    etag: jwks.etag,
+  };
+  if (req.headers["if-none-match"] === jwks.etag) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  res.writeHead(200, { ...headers, "content-type": "application/jwk-set+json" });
+  res.end(jwks.json);
+}
+
+/** RFC 8414 metadata: enough for a resource server to find our keys and what we sign with. */
+export function authorizationServerMetadata(issuer: string): Record<string, unknown> {
+  const base = issuer.replace(/\/+$/, "");
+  return {
+    issuer,
+    jwks_uri: `${base}/.well-known/jwks.json`,
+    token_endpoint_auth_methods_supported: ["client_secret_basic"],
+    grant_types_supported: ["refresh_token", "client_credentials"],
+    access_token_signing_alg_values_supported: ["EdDSA", "ES256", "RS256"],
+    introspection_endpoint_auth_methods_supported: ["client_secret_basic"],
+    revocation_endpoint_auth_methods_supported: ["client_secret_basic"],
+  };
+}
+
+/**
+ * Ready means: the database answers, its migrations are the ones this build expects, and there is a
+ * key to sign with. Checked at most once a second, so probes cannot load the database.
+ */
+function createReadiness(db: Database, keys: KeyRing): () => Promise<string[]> {
+  let last: { at: number; problems: string[] } | undefined;
+  return async () => {
+    if (last && Date.now() - last.at < 1000) return last.problems;
+    const problems: string[] = [];
+    try {
+      await db.prisma.$queryRaw`SELECT 1`;
+      const status = await migrationStatus(db);
+      if (!status.current) problems.push(`migrations not current: ${status.pending.length} pending`);
+    } catch (err) {
+      problems.push(`database unreachable: ${(err as Error).message}`);
+    }
+    try {
+      keys.active();
+    } catch {
+      problems.push("no active signing key");
+    }
+    last = { at: Date.now(), problems };
+    return problems;
+  };
+}
