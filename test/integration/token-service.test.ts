@@ -1,0 +1,277 @@
+import { randomBytes } from "node:crypto";
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../services/shared/logging/index.ts";
+import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
+import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import {
+  connectJsonClient,
+  connectReason,
+  type GrpcFailure,
+  grpcTokenClient,
+} from "../support/token-clients.ts";
+import { createTestClient, testClock } from "../support/token-fixtures.ts";
+
+let tdb: TestDatabase;
+let service: RunningTokenService;
+const clock = testClock(Date.now());
+const creds: Record<string, { id: string; secret: string }> = {};
+const ISSUER = "https://auth.test";
+
+beforeAll(async () => {
+  tdb = await useTestDatabase();
+  const { prisma } = tdb.db;
+  for (const [id, roles] of [
+    ["web", ["issuer"]],
+    ["svc", ["service"]],
+    ["ops", ["revoker"]],
+    ["intro", ["introspector"]],
+    ["root", ["admin"]],
+    ["nobody", []],
+  ] as const) {
+    creds[id] = { id, secret: (await createTestClient(prisma, { id, roles: [...roles] })).secret };
+  }
+  creds.gone = {
+    id: "gone",
+    secret: (await createTestClient(prisma, { id: "gone", disabledAt: new Date() })).secret,
+  };
+  service = await startTokenService({
+    config: {
+      databasePoolSize: 8,
+      redisUrl: undefined,
+      grpcListen: { host: "127.0.0.1", port: 0 },
+      httpListen: { host: "127.0.0.1", port: 0 },
+      issuer: ISSUER,
+      masterKey: randomBytes(32),
+      maxAccessTokenTtl: 3_600_000,
+      jwksMaxAge: 300_000,
+      credentialCacheTtl: 30_000,
+      revocationStream: "gatehouse:revocations",
+      publishTimeout: 500,
+      shutdownGrace: 2000,
+    },
+    database: { kind: "postgres", url: tdb.url },
+    logger: createLogger({ level: "silent", component: "token", pretty: false }),
+    now: clock.now,
+  });
+});
+afterAll(async () => {
+  await service?.shutdown();
+  await tdb?.drop();
+});
+
+const grpcAs = (id: string) => grpcTokenClient(service.grpcPort, creds[id]);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => expect.fail("expected the call to fail"),
+    (e: GrpcFailure) => e,
+  );
+
+describe("caller authentication over gRPC", () => {
+  it.each([
+    ["no credentials", undefined],
+    ["a wrong secret", { id: "web", secret: "gths_wrong" }],
+    ["an unknown client", { id: "stranger", secret: "gths_wrong" }],
+    ["a disabled client", "gone"],
+  ])("refuses %s with UNAUTHENTICATED / invalid_client", async (_label, who) => {
+    const c = grpcTokenClient(service.grpcPort, typeof who === "string" ? creds[who] : who);
+    const f = await failure(c.issue({ subject: "u", audience: ["orders"] }));
+    expect(f).toMatchObject({ code: 16, reason: "invalid_client", domain: "gatehouse" });
+    c.close();
+  });
+
+  it.each([
+    ["svc", "issue", { subject: "u", audience: ["orders"] }],
+    ["web", "issueServiceToken", { audience: ["orders"] }],
+    ["web", "introspect", { token: "x" }],
+    ["ops", "listSessions", { subject: "u" }],
+    ["nobody", "issue", { subject: "u", audience: ["orders"] }],
+  ] as const)(
+    "refuses %s calling %s with PERMISSION_DENIED / unauthorized_client",
+    async (who, method, req) => {
+      const c = grpcAs(who);
+      const f = await failure((c[method] as (r: unknown) => Promise<unknown>)(req));
+      expect(f).toMatchObject({ code: 7, reason: "unauthorized_client" });
+      c.close();
+    },
+  );
+
+  it("serves GetJwks without credentials", async () => {
+    const c = grpcTokenClient(service.grpcPort);
+    const jwks = await c.getJwks({});
+    expect(jwks.keys[0]).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig" });
+    c.close();
+  });
+});
+
+describe("Issue and Refresh over gRPC and Connect/JSON", () => {
+  it("issues over gRPC and the token verifies with jose against the HTTP JWKS", async () => {
+    const c = grpcAs("web");
+    const r = await c.issue({ subject: "alice", audience: ["orders"], scopes: ["orders:read"] });
+    const jwks = createRemoteJWKSet(new URL(`http://127.0.0.1:${service.httpPort}/.well-known/jwks.json`));
+    const { payload } = await jwtVerify(r.accessToken, jwks, {
+      issuer: ISSUER,
+      audience: "orders",
+      typ: "at+jwt",
+      currentDate: new Date(clock.now()),
+    });
+    expect(payload).toMatchObject({
+      sub: "alice",
+      client_id: "web",
+      sid: r.sessionId,
+      sv: 1,
+      scope: "orders:read",
+    });
+    c.close();
+  });
+
+  it("issues, refreshes and revokes over Connect/JSON", async () => {
+    const call = connectJsonClient(service.httpPort, creds.web);
+    const issued = await call("Issue", {
+      subject: "bob",
+      audience: ["orders"],
+      device: { userAgent: "curl/8" },
+    });
+    expect(issued.status).toBe(200);
+    expect(issued.json).toMatchObject({ tokenType: "Bearer", sessionId: expect.any(String) });
+    const refreshed = await call("Refresh", { refreshToken: issued.json.refreshToken });
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.json.refreshToken).not.toBe(issued.json.refreshToken);
+    const revoked = await call("Revoke", { sessionId: issued.json.sessionId });
+    expect(revoked.json.sessionsRevoked).toBe(1);
+    expect(revoked.json.propagated).toBeUndefined(); // proto3 JSON leaves out false: events wait in the outbox
+    const after = await call("Refresh", { refreshToken: refreshed.json.refreshToken });
+    expect(after.status).toBe(401);
+    expect(connectReason(after.json)).toBe("session_revoked");
+    const bad = await call("Issue", { subject: "", audience: ["orders"] });
+    expect(bad.status).toBe(400);
+    expect(connectReason(bad.json)).toBe("invalid_request");
+    const denied = await call("Issue", { subject: "x", audience: ["elsewhere"] });
+    expect(denied.status).toBe(403);
+    expect(connectReason(denied.json)).toBe("audience_not_allowed");
+  });
+
+  it("answers 50 parallel gRPC refreshes of one token with one successor", async () => {
+    const c = grpcAs("web");
+    const first = await c.issue({ subject: "carol", audience: ["orders"] });
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => c.refresh({ refreshToken: first.refreshToken })),
+    );
+    expect(new Set(results.map((r) => r.refreshToken)).size).toBe(1);
+    const live = await tdb.db.pool!.query(
+      "SELECT count(*)::int AS n FROM refresh_tokens WHERE session_id = $1 AND used_at IS NULL",
+      [first.sessionId],
+    );
+    expect(live.rows[0].n).toBe(1);
+    c.close();
+  });
+
+  it("detects reuse after the grace window and kills the family", async () => {
+    const c = grpcAs("web");
+    const first = await c.issue({ subject: "dave", audience: ["orders"] });
+    const second = await c.refresh({ refreshToken: first.refreshToken });
+    clock.advance(11_000);
+    expect(await failure(c.refresh({ refreshToken: first.refreshToken }))).toMatchObject({
+      code: 16,
+      reason: "refresh_token_reused",
+    });
+    expect(await failure(c.refresh({ refreshToken: second.refreshToken }))).toMatchObject({
+      code: 16,
+      reason: "session_revoked",
+    });
+    c.close();
+  });
+
+  it("never returns a usable token from a refresh racing a revoke", async () => {
+    const c = grpcAs("web");
+    for (let i = 0; i < 5; i++) {
+      const first = await c.issue({ subject: `erin-${i}`, audience: ["orders"] });
+      const [r] = await Promise.allSettled([
+        c.refresh({ refreshToken: first.refreshToken }),
+        c.revoke({ target: { case: "sessionId", value: first.sessionId } }),
+      ]);
+      if (r.status === "fulfilled") {
+        expect(await failure(c.refresh({ refreshToken: r.value.refreshToken }))).toMatchObject({
+          reason: "session_revoked",
+        });
+      }
+    }
+    c.close();
+  });
+
+  it.each([
+    ["empty", ""],
+    ["wrong prefix", `ghr_${"a".repeat(43)}`],
+    ["truncated", "gthr_abc"],
+    ["non-base64url", `gthr_${"*".repeat(43)}`],
+    ["oversized", "a".repeat(5000)],
+  ])("refuses a %s refresh token with INVALID_ARGUMENT and writes nothing", async (_label, token) => {
+    const c = grpcAs("web");
+    const before = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM refresh_tokens");
+    expect(await failure(c.refresh({ refreshToken: token }))).toMatchObject({
+      code: 3,
+      reason: "invalid_request",
+    });
+    const after = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM refresh_tokens");
+    expect(after.rows[0].n).toBe(before.rows[0].n);
+    c.close();
+  });
+});
+
+describe("other RPCs", () => {
+  it("IssueServiceToken gives a sessionless token; Introspect and ListSessions work by role", async () => {
+    const svc = grpcAs("svc");
+    const st = await svc.issueServiceToken({ audience: ["orders"], scopes: ["orders:read"] });
+    const claims = decodeJwt(st.accessToken);
+    expect(claims).toMatchObject({ sub: "svc", client_id: "svc" });
+    expect(claims.sid).toBeUndefined();
+    const intro = grpcAs("intro");
+    expect(await intro.introspect({ token: st.accessToken })).toMatchObject({
+      active: true,
+      subject: "svc",
+      tokenType: "Bearer",
+    });
+    expect(await intro.introspect({ token: "junk" })).toMatchObject({ active: false, subject: "" });
+    const web = grpcAs("web");
+    await web.issue({ subject: "frank", audience: ["orders"] });
+    const page = await web.listSessions({ subject: "frank" });
+    expect(page.sessions).toHaveLength(1);
+    for (const c of [svc, intro, web]) c.close();
+  });
+
+  it("a revoker revokes any client's sessions by subject", async () => {
+    const web = grpcAs("web");
+    await web.issue({ subject: "gina", audience: ["orders"] });
+    await web.issue({ subject: "gina", audience: ["orders"] });
+    const ops = grpcAs("ops");
+    const r = await ops.revoke({ target: { case: "subject", value: "gina" }, reason: "offboarded" });
+    expect(r.sessionsRevoked).toBe(2);
+    expect(r.eventIds).toHaveLength(3);
+    for (const c of [web, ops]) c.close();
+  });
+});
+
+describe("HTTP endpoints", () => {
+  const base = () => `http://127.0.0.1:${service.httpPort}`;
+
+  it("serves the JWKS with max-age and a working ETag", async () => {
+    const res = await fetch(`${base()}/.well-known/jwks.json`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("public, max-age=300");
+    const etag = res.headers.get("etag")!;
+    const again = await fetch(`${base()}/.well-known/jwks.json`, { headers: { "if-none-match": etag } });
+    expect(again.status).toBe(304);
+  });
+
+  it("serves RFC 8414 metadata, health, readiness and metrics", async () => {
+    expect(await (await fetch(`${base()}/.well-known/oauth-authorization-server`)).json()).toMatchObject({
+      issuer: ISSUER,
+      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
+    });
+    expect((await fetch(`${base()}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${base()}/readyz`)).json()).toEqual({ ready: true, problems: [] });
+    const metrics = await (await fetch(`${base()}/metrics`)).text();
+    expect(metrics).toContain("gatehouse_rpc_duration_seconds");
+    expect(metrics).not.toMatch(/gthr_/);
+  });
+});

@@ -1,0 +1,94 @@
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { TokenService } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
+import { ErrorInfoSchema } from "../../services/gen/proto/google/rpc/error_details_pb.ts";
+import { StatusSchema } from "../../services/gen/proto/google/rpc/status_pb.ts";
+import { grpcServiceDefinition } from "../../services/shared/rpc/index.ts";
+import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
+
+/** A failed gRPC call as tests inspect it: status code, message, and the ErrorInfo reason. */
+export interface GrpcFailure {
+  code: number;
+  message: string;
+  reason: string | undefined;
+  domain: string | undefined;
+  metadata: Record<string, string>;
+}
+
+type Methods = typeof TokenService.method;
+type GrpcCaller = {
+  [M in keyof Methods]: (
+    req: MessageInitShape<Methods[M]["input"]>,
+  ) => Promise<MessageShape<Methods[M]["output"]>>;
+};
+
+const ClientCtor = grpc.makeGenericClientConstructor(grpcServiceDefinition(TokenService), "TokenService");
+
+export function decodeFailure(err: grpc.ServiceError): GrpcFailure {
+  const bin = err.metadata?.get("grpc-status-details-bin")[0];
+  let reason: string | undefined;
+  let domain: string | undefined;
+  let metadata: Record<string, string> = {};
+  if (bin) {
+    const status = fromBinary(StatusSchema, Buffer.isBuffer(bin) ? bin : Buffer.from(bin, "base64"));
+    const info = status.details.find((d) => d.typeUrl.endsWith("google.rpc.ErrorInfo"));
+    if (info) {
+      const decoded = fromBinary(ErrorInfoSchema, info.value);
+      reason = decoded.reason;
+      domain = decoded.domain;
+      metadata = decoded.metadata;
+    }
+  }
+  return { code: err.code, message: err.details, reason, domain, metadata };
+}
+
+/** A plain @grpc/grpc-js client of TokenService, as most internal services would use. */
+export function grpcTokenClient(port: number, credentials?: { id: string; secret: string }) {
+  const client = new ClientCtor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const calls = {} as GrpcCaller;
+  for (const method of TokenService.methods) {
+    (calls as Record<string, unknown>)[method.localName] = (init: object) =>
+      new Promise((resolve, reject) => {
+        const md = new grpc.Metadata();
+        if (credentials) md.set("authorization", basicAuthorization(credentials.id, credentials.secret));
+        const fn = (client as unknown as Record<string, (...args: unknown[]) => void>)[method.localName]!;
+        fn.call(
+          client,
+          create(method.input as DescMessage, init as never),
+          md,
+          (err: grpc.ServiceError | null, res: unknown) => (err ? reject(decodeFailure(err)) : resolve(res)),
+        );
+      });
+  }
+  return { ...calls, close: () => client.close() };
+}
+
+/** Connect/JSON over HTTP/1.1 with nothing but fetch, as curl users would call it. */
+export function connectJsonClient(httpPort: number, credentials?: { id: string; secret: string }) {
+  return async (
+    method: string,
+    body: unknown,
+  ): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const res = await fetch(`http://127.0.0.1:${httpPort}/gatehouse.v1.TokenService/${method}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(credentials ? { authorization: basicAuthorization(credentials.id, credentials.secret) } : {}),
+      },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+}
+
+/** The ErrorInfo reason of a Connect/JSON error body. */
+export function connectReason(json: Record<string, unknown>): string | undefined {
+  const details = json.details as { type: string; debug?: { reason?: string } }[] | undefined;
+  return details?.find((d) => d.type === "google.rpc.ErrorInfo")?.debug?.reason;
+}
