@@ -25,11 +25,13 @@ export type SettingsSpec = Record<string, Setting<unknown>>;
 type ValueOf<S> = S extends Setting<infer T> ? T : never;
 
 export type SettingsOf<S extends SettingsSpec> = {
-  [K in keyof S]: S[K]["optional"] extends true ? ValueOf<S[K]> | undefined : ValueOf<S[K]>;
+  [K in keyof S]: NonNullable<S[K]["optional"]> extends true ? ValueOf<S[K]> | undefined : ValueOf<S[K]>;
 };
 
 /** Identity helper that keeps the literal type of `optional` for {@link SettingsOf}. */
-export function setting<T, const O extends boolean = false>(s: Setting<T> & { optional?: O }): Setting<T> & { optional?: O } {
+export function setting<T, const O extends boolean = false>(
+  s: Setting<T> & { optional?: O },
+): Setting<T> & { optional?: O } {
   return s;
 }
 
@@ -45,7 +47,13 @@ export class ConfigError extends Error {
 }
 
 export function flagName(s: Setting<unknown>): string {
-  return s.flag ?? s.env.replace(/^GATEHOUSE_/, "").toLowerCase().replace(/_/g, "-");
+  return (
+    s.flag ??
+    s.env
+      .replace(/^GATEHOUSE_/, "")
+      .toLowerCase()
+      .replace(/_/g, "-")
+  );
 }
 
 export interface LoadInput {
@@ -73,7 +81,8 @@ export function loadSettings<S extends SettingsSpec>(spec: S, input: LoadInput =
     }
     const result = s.schema.safeParse(raw);
     if (!result.success) {
-      const name = fromFlag !== undefined ? `--${flag}` : fromEnv !== undefined ? s.env : `${s.env} (default)`;
+      const name =
+        fromFlag !== undefined ? `--${flag}` : fromEnv !== undefined ? s.env : `${s.env} (default)`;
       const detail = result.error.issues[0]?.message ?? "invalid value";
       throw new ConfigError(name, s.secret ? detail : `${detail}, got "${truncate(raw)}"`);
     }
