@@ -269,7 +269,9 @@ async function main() {
 
   const grpcPort = await freePort();
   const httpPort = await freePort();
-  const server = spawn(process.execPath, ["bin/gatehouse.mjs", "serve"], {
+  // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service.
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const server = spawn(process.execPath, [...nodeArgs, "bin/gatehouse.mjs", "serve"], {
     cwd: fileURLToPath(new URL("..", import.meta.url)),
     env: {
       ...process.env,

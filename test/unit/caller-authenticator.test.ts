@@ -161,3 +161,13 @@ describe("roles", () => {
     expect(actsForEveryone(["issuer"], "Revoke")).toBe(false);
   });
 });
+
+describe("caller authenticator under concurrency", () => {
+  it("verifies concurrent first calls with the same credentials once", async () => {
+    const f = await fixture();
+    const header = basicAuthorization("orders", f.secret);
+    const results = await Promise.all(Array.from({ length: 20 }, () => f.auth.authenticate(header)));
+    expect(results.every((c) => c.id === "orders")).toBe(true);
+    expect(f.lookups()).toBe(1);
+  });
+});

@@ -67,7 +67,12 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
       const hit = cache.get(key);
       const t = now();
       if (hit && hit.until > t) return hit.client;
-      const client = await verify(credentials.clientId, credentials.secret);
+      let pending = inFlight.get(key);
+      if (!pending) {
+        pending = verify(credentials.clientId, credentials.secret).finally(() => inFlight.delete(key));
+        inFlight.set(key, pending);
+      }
+      const client = await pending;
       cache.set(key, { client, until: t + options.cacheTtlMs });
       return client;
     },
