@@ -1,5 +1,5 @@
-import pg from "pg";
 import { Redis } from "ioredis";
+import pg from "pg";
 import { HOW_TO_START, probe, TEST_DATABASE_URL, TEST_REDIS_URL } from "./services.ts";
 
 /**
@@ -26,7 +26,11 @@ export default async function checkServices(): Promise<void> {
   if (redisDown) {
     problems.push(`Redis is not reachable (${redisDown}). Start it with:\n  ${HOW_TO_START.redis}`);
   } else {
-    const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000 });
+    const redis = new Redis(TEST_REDIS_URL, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 3000,
+    });
     try {
       await redis.connect();
       await redis.ping();

@@ -8,19 +8,50 @@ import {
 } from "../../services/shared/config/index.ts";
 
 const spec = {
-  issuer: setting({ env: "GATEHOUSE_ISSUER", description: "token issuer", schema: types.url(["https", "http"]) }),
+  issuer: setting({
+    env: "GATEHOUSE_ISSUER",
+    description: "token issuer",
+    schema: types.url(["https", "http"]),
+  }),
   skew: setting({
     env: "GATEHOUSE_CLOCK_SKEW",
     description: "clock skew",
     default: "30s",
     schema: types.duration({ maxMs: 300_000 }),
   }),
-  listen: setting({ env: "GATEHOUSE_LISTEN", description: "listener", default: ":7400", schema: types.listenAddress() }),
-  poolSize: setting({ env: "POOL", flag: "pool", description: "pool", default: "16", schema: types.integer(1, 500) }),
-  failOpen: setting({ env: "FAIL_OPEN", description: "fail open", default: "false", schema: types.boolean() }),
+  listen: setting({
+    env: "GATEHOUSE_LISTEN",
+    description: "listener",
+    default: ":7400",
+    schema: types.listenAddress(),
+  }),
+  poolSize: setting({
+    env: "POOL",
+    flag: "pool",
+    description: "pool",
+    default: "16",
+    schema: types.integer(1, 500),
+  }),
+  failOpen: setting({
+    env: "FAIL_OPEN",
+    description: "fail open",
+    default: "false",
+    schema: types.boolean(),
+  }),
   audiences: setting({ env: "AUDIENCES", description: "audiences", default: "", schema: types.list() }),
-  mode: setting({ env: "MODE", description: "mode", default: "closed", schema: types.oneOf(["closed", "open"]) }),
-  masterKey: setting({ env: "MASTER_KEY", description: "master key", optional: true, secret: true, schema: types.key32() }),
+  mode: setting({
+    env: "MODE",
+    description: "mode",
+    default: "closed",
+    schema: types.oneOf(["closed", "open"]),
+  }),
+  masterKey: setting({
+    env: "MASTER_KEY",
+    description: "master key",
+    optional: true,
+    secret: true,
+    schema: types.key32(),
+  }),
 };
 
 const minimal = { GATEHOUSE_ISSUER: "https://auth.example.com" };
@@ -51,7 +82,10 @@ describe("loadSettings", () => {
   });
 
   it("lets a flag win over the environment", () => {
-    const s = loadSettings(spec, { env: { ...minimal, POOL: "32" }, flags: { pool: "8", "clock-skew": "2m" } });
+    const s = loadSettings(spec, {
+      env: { ...minimal, POOL: "32" },
+      flags: { pool: "8", "clock-skew": "2m" },
+    });
     expect(s.poolSize).toBe(8);
     expect(s.skew).toBe(120_000);
   });
@@ -60,7 +94,11 @@ describe("loadSettings", () => {
     [{}, {}, /^GATEHOUSE_ISSUER: required but not set/],
     [{ GATEHOUSE_ISSUER: "not a url" }, {}, /^GATEHOUSE_ISSUER: expected a URL/],
     [{ GATEHOUSE_ISSUER: "ftp://x" }, {}, /^GATEHOUSE_ISSUER: expected a https or http URL/],
-    [{ ...minimal, GATEHOUSE_CLOCK_SKEW: "soon" }, {}, /^GATEHOUSE_CLOCK_SKEW: expected a duration.*got "soon"/],
+    [
+      { ...minimal, GATEHOUSE_CLOCK_SKEW: "soon" },
+      {},
+      /^GATEHOUSE_CLOCK_SKEW: expected a duration.*got "soon"/,
+    ],
     [{ ...minimal, GATEHOUSE_CLOCK_SKEW: "10m" }, {}, /^GATEHOUSE_CLOCK_SKEW: must be at most 300000 ms/],
     [{ ...minimal, GATEHOUSE_LISTEN: "host:99999" }, {}, /^GATEHOUSE_LISTEN: port 99999 is out of range/],
     [{ ...minimal, GATEHOUSE_LISTEN: "a b" }, {}, /^GATEHOUSE_LISTEN: expected host:port/],

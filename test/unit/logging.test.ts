@@ -34,7 +34,12 @@ describe("logger", () => {
     const { lines, log } = capture();
     log.warn({ token_fp: fingerprint(TOKEN) }, "careful");
     const line = JSON.parse(lines[0]!);
-    expect(line).toMatchObject({ level: "warn", component: "test", msg: "careful", token_fp: fingerprint(TOKEN) });
+    expect(line).toMatchObject({
+      level: "warn",
+      component: "test",
+      msg: "careful",
+      token_fp: fingerprint(TOKEN),
+    });
   });
 });
 

@@ -1,5 +1,5 @@
-import { setting } from "./settings.ts";
 import { boolean, integer, oneOf, url } from "./setting-types.ts";
+import { setting } from "./settings.ts";
 
 /** Settings every process kind shares. */
 export const loggingSettings = {

@@ -32,7 +32,12 @@ export function integer(min: number, max: number) {
     .trim()
     .regex(/^-?\d+$/, { error: "expected an integer" })
     .transform(Number)
-    .pipe(z.number().min(min, { error: `must be ${min} or more` }).max(max, { error: `must be ${max} or less` }));
+    .pipe(
+      z
+        .number()
+        .min(min, { error: `must be ${min} or more` })
+        .max(max, { error: `must be ${max} or less` }),
+    );
 }
 
 /** "host:port", ":port" or "port"; an empty host listens on all interfaces. */
@@ -40,7 +45,9 @@ export function listenAddress() {
   return z
     .string()
     .trim()
-    .regex(/^(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):)?\d{1,5}$/, { error: "expected host:port, :port or port" })
+    .regex(/^(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):)?\d{1,5}$/, {
+      error: "expected host:port, :port or port",
+    })
     .transform((s, ctx) => {
       const i = s.lastIndexOf(":");
       const host = i === -1 ? "" : s.slice(0, i).replace(/^\[(.*)\]$/, "$1");
@@ -78,14 +85,12 @@ export function url(protocols: readonly string[]) {
 
 /** Comma-separated list, blanks dropped. */
 export function list() {
-  return z
-    .string()
-    .transform((s) =>
-      s
-        .split(",")
-        .map((x) => x.trim())
-        .filter((x) => x !== ""),
-    );
+  return z.string().transform((s) =>
+    s
+      .split(",")
+      .map((x) => x.trim())
+      .filter((x) => x !== ""),
+  );
 }
 
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {

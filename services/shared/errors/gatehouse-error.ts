@@ -59,7 +59,8 @@ function isTransientDatabaseError(err: unknown): boolean {
     // 08xxx connection exceptions, 57P01-03 admin shutdown / crash shutdown / cannot connect now,
     // 53300 too many connections; Node socket errors while talking to the database.
     if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300") return true;
-    if (code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE" || code === "ETIMEDOUT") return true;
+    if (code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE" || code === "ETIMEDOUT")
+      return true;
   }
   const message = (err as { message?: unknown }).message;
   return (

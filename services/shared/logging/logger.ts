@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from "pino";
+import { type Logger, type LoggerOptions, pino } from "pino";
 
 /**
  * Field names whose values are tokens or secrets, at the top level and one or two levels down.
@@ -56,7 +56,10 @@ export function createLogger(config: LoggerConfig): Logger {
   if (pretty) {
     return pino({
       ...options,
-      transport: { target: "pino-pretty", options: { colorize: true, translateTime: "HH:MM:ss.l", ignore: "pid,hostname" } },
+      transport: {
+        target: "pino-pretty",
+        options: { colorize: true, translateTime: "HH:MM:ss.l", ignore: "pid,hostname" },
+      },
     });
   }
   return config.destination ? pino(options, config.destination as pino.DestinationStream) : pino(options);

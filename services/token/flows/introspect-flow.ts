@@ -89,8 +89,8 @@ async function introspectAccessToken(deps: FlowDeps, token: string): Promise<Int
     status.jtiRevoked ||
     status.sessionRevokedAt !== null ||
     (t.sid !== null && (status.sessionVersion === null || (t.sv ?? 0) < status.sessionVersion)) ||
-    (status.subjectNotBefore !== null && issuedAtMs <= status.subjectNotBefore.getTime()) ||
-    (status.clientDisabledAt !== null && issuedAtMs <= status.clientDisabledAt.getTime());
+    (status.subjectNotBefore !== null && issuedAtMs < status.subjectNotBefore.getTime()) ||
+    (status.clientDisabledAt !== null && issuedAtMs < status.clientDisabledAt.getTime());
   if (revoked) return INACTIVE;
   return {
     active: true,
