@@ -32,6 +32,8 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
   const cache = new LRUCache<string, { client: ClientRecord; until: number }>({
     max: options.cacheMax ?? 10_000,
   });
+  // Concurrent first calls with the same credentials share one scrypt instead of queueing dozens.
+  const inFlight = new Map<string, Promise<ClientRecord>>();
 
   async function verify(clientId: string, secret: string): Promise<ClientRecord> {
     const client = await options.clients.findClient(clientId);

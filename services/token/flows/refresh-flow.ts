@@ -7,6 +7,8 @@ import type {
 } from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { fingerprint } from "../../shared/logging/index.ts";
+import type { ClientRecord } from "../clients/client-record.ts";
+import type { ActiveKey } from "../keys/key-ring.ts";
 import type { RefreshStateRow } from "../store/token-store.ts";
 import { buildAccessTokenClaims } from "../tokens/access-token-claims.ts";
 import {
@@ -19,6 +21,9 @@ import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { decideRefresh, narrowScopes, type StoredRefreshState } from "./refresh-decision.ts";
 import { checkList, LIMITS } from "./request-limits.ts";
 import { retryConflicts } from "./retry-conflicts.ts";
+
+type RefreshResult = MessageInitShape<typeof RefreshResponseSchema>;
+type SessionClaims = Pick<RefreshStateRow, "session_id" | "subject" | "audience" | "tenant" | "claims">;
 
 function toDecisionState(row: RefreshStateRow | null): StoredRefreshState | null {
   if (row === null) return null;
@@ -35,23 +40,91 @@ function toDecisionState(row: RefreshStateRow | null): StoredRefreshState | null
   };
 }
 
+/** The answer to a successful refresh: the successor and a new access token at the session's version. */
+function refreshResponse(
+  deps: FlowDeps,
+  client: ClientRecord,
+  key: ActiveKey,
+  now: number,
+  session: SessionClaims,
+  grant: { successor: string; scopes: string[]; version: number; refreshExpiresAt: number },
+): RefreshResult {
+  const nowSeconds = Math.floor(now / 1000);
+  const ttl = accessTokenTtlSeconds(client.accessTokenTtlSeconds, deps.maxAccessTokenTtlSeconds);
+  const accessToken = key.sign(
+    buildAccessTokenClaims({
+      issuer: deps.issuer,
+      subject: session.subject,
+      audience: session.audience,
+      clientId: client.id,
+      scopes: grant.scopes,
+      sessionId: session.session_id,
+      sessionVersion: grant.version,
+      tenant: session.tenant,
+      custom: session.claims,
+      jti: randomUUID(),
+      nowSeconds,
+      ttlSeconds: ttl,
+    }),
+  );
+  return {
+    accessToken,
+    accessTokenExpiresAt: timestampFromMs((nowSeconds + ttl) * 1000),
+    refreshToken: grant.successor,
+    refreshTokenExpiresAt: timestampFromMs(grant.refreshExpiresAt),
+    sessionId: session.session_id,
+    tokenType: "Bearer",
+    scopes: grant.scopes,
+    audience: session.audience,
+  };
+}
+
 /**
  * Refresh: rotate a refresh token, replay its successor to a concurrent duplicate inside the grace
- * window, or revoke the family on reuse. Reads the state, decides (pure), applies in one statement;
- * losing a race to a concurrent rotation of the same token just means deciding again on fresh state.
+ * window, or revoke the family on reuse.
+ *
+ * A plainly live token is rotated in one statement. Everything else — or losing that statement to a
+ * concurrent change — goes read → decide (pure) → apply; losing the apply to a concurrent rotation of
+ * the same token just means deciding again on fresh state, which then replays the same successor.
  */
 export async function refresh(
   deps: FlowDeps,
   caller: Caller,
   req: MessageShape<typeof RefreshRequestSchema>,
-): Promise<MessageInitShape<typeof RefreshResponseSchema>> {
+): Promise<RefreshResult> {
   const problem = refreshTokenShapeProblem(req.refreshToken);
   if (problem) throw new GatehouseError("invalid_request", problem, { metadata: { field: "refresh_token" } });
   const requestedScopes = checkList("scopes", req.scopes, LIMITS.scopeItems, LIMITS.scope);
   const token = req.refreshToken;
   const hash = hashRefreshToken(token);
   const successor = deriveSuccessor(token, deps.successorKey);
+  const successorHash = hashRefreshToken(successor);
   const client = caller.client;
+  const idleExpiry = (now: number) => new Date(now + client.refreshIdleTtlSeconds * 1000);
+
+  // Narrowing needs the session's scopes before anything changes, so it always reads first.
+  if (requestedScopes.length === 0) {
+    const now = deps.now();
+    const key = deps.keys.active();
+    const rotated = await retryConflicts(() =>
+      deps.store.rotateIfLive({
+        presentedHash: hash,
+        successorHash,
+        now: new Date(now),
+        idleExpiresAt: idleExpiry(now),
+        signingKid: key.kid,
+        callerClientId: client.id,
+      }),
+    );
+    if (rotated) {
+      return refreshResponse(deps, client, key, now, rotated, {
+        successor,
+        scopes: rotated.scopes,
+        version: rotated.version,
+        refreshExpiresAt: rotated.refresh_expires_at.getTime(),
+      });
+    }
+  }
 
   for (let attempt = 0; attempt < 4; attempt++) {
     const row = await deps.store.readRefreshState(hash);
@@ -90,60 +163,35 @@ export async function refresh(
     }
 
     const narrowed = narrowScopes(state.scopes, requestedScopes);
-    if ("error" in narrowed)
+    if ("error" in narrowed) {
       throw new GatehouseError("scope_not_allowed", narrowed.error, { metadata: { field: "scopes" } });
+    }
     const key = deps.keys.active();
-    const idleExpiresAt = now + client.refreshIdleTtlSeconds * 1000;
     let version = state.version;
-    let refreshExpiresAt = Math.min(idleExpiresAt, state.expires_at.getTime());
+    // Replay: the successor exists already, with the expiry it was given when it was created.
+    let refreshExpiresAt = Math.min(state.idle_expires_at.getTime(), state.expires_at.getTime());
 
     if (decision.kind === "rotate") {
       const result = await retryConflicts(() =>
         deps.store.rotate({
           sessionId: state.session_id,
           presentedHash: hash,
-          successorHash: hashRefreshToken(successor),
+          successorHash,
           now: new Date(now),
-          idleExpiresAt: new Date(idleExpiresAt),
+          idleExpiresAt: idleExpiry(now),
           signingKid: key.kid,
         }),
       );
-      if (result.kind !== "rotated") continue; // someone else rotated or revoked meanwhile: decide again
+      if (result.kind !== "rotated") continue; // rotated or revoked meanwhile: decide again
       version = result.version;
       refreshExpiresAt = result.refreshExpiresAt.getTime();
-    } else {
-      // Replay: the successor exists already; its expiry was set when it was created.
-      refreshExpiresAt = Math.min(state.idle_expires_at.getTime(), state.expires_at.getTime());
     }
-
-    const nowSeconds = Math.floor(now / 1000);
-    const ttl = accessTokenTtlSeconds(client.accessTokenTtlSeconds, deps.maxAccessTokenTtlSeconds);
-    const accessToken = key.sign(
-      buildAccessTokenClaims({
-        issuer: deps.issuer,
-        subject: state.subject,
-        audience: state.audience,
-        clientId: state.client_id,
-        scopes: narrowed.scopes,
-        sessionId: state.session_id,
-        sessionVersion: version,
-        tenant: state.tenant,
-        custom: state.claims,
-        jti: randomUUID(),
-        nowSeconds,
-        ttlSeconds: ttl,
-      }),
-    );
-    return {
-      accessToken,
-      accessTokenExpiresAt: timestampFromMs((nowSeconds + ttl) * 1000),
-      refreshToken: successor,
-      refreshTokenExpiresAt: timestampFromMs(refreshExpiresAt),
-      sessionId: state.session_id,
-      tokenType: "Bearer",
+    return refreshResponse(deps, client, key, now, state, {
+      successor,
       scopes: narrowed.scopes,
-      audience: state.audience,
-    };
+      version,
+      refreshExpiresAt,
+    });
   }
   throw new GatehouseError("unavailable", "refresh kept racing with concurrent changes; retry", {
     retryAfterMs: 100,

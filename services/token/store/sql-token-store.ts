@@ -3,6 +3,7 @@ import { createSession } from "./sql/create-session.ts";
 import { readRefreshState } from "./sql/read-refresh-state.ts";
 import { revokeForReuse } from "./sql/revoke-for-reuse.ts";
 import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
+import { rotateIfLive } from "./sql/rotate-if-live.ts";
 import { rotateRefreshToken } from "./sql/rotate-refresh-token.ts";
 import type { SqlExecutor } from "./sql-executor.ts";
 import type { TokenStore } from "./token-store.ts";
@@ -28,6 +29,19 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
         s.device.name,
         s.refreshTokenHash,
       ]);
+    },
+
+    async rotateIfLive(r) {
+      const rows = await db.query(rotateIfLive, [
+        r.presentedHash,
+        r.successorHash,
+        r.now,
+        r.idleExpiresAt,
+        r.signingKid,
+        r.callerClientId,
+      ]);
+      const row = rows[0];
+      return row?.rotated ? row : null;
     },
 
     async readRefreshState(tokenHash) {

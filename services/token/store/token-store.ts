@@ -1,5 +1,6 @@
 import type { RefreshStateRow } from "./sql/read-refresh-state.ts";
 import type { RevokedSessionRow, SessionSelector } from "./sql/revoke-sessions.ts";
+import type { RotatedSessionRow } from "./sql/rotate-if-live.ts";
 
 /**
  * The token service's storage contract for its hot paths, one method per SQL statement. Flows decide;
@@ -70,8 +71,19 @@ export interface AccessTokenStatus {
   clientDisabledAt: Date | null;
 }
 
+export interface FastRotation {
+  presentedHash: Buffer;
+  successorHash: Buffer;
+  now: Date;
+  idleExpiresAt: Date;
+  signingKid: string;
+  callerClientId: string;
+}
+
 export interface TokenStore {
   createSession(s: NewSession): Promise<void>;
+  /** Rotates in one round trip when the token is plainly live; null means "decide the slow way". */
+  rotateIfLive(r: FastRotation): Promise<RotatedSessionRow | null>;
   readRefreshState(tokenHash: Buffer): Promise<RefreshStateRow | null>;
   rotate(r: Rotation): Promise<RotationResult>;
   revokeForReuse(
@@ -96,4 +108,4 @@ export interface TokenStore {
   ): Promise<AccessTokenStatus>;
 }
 
-export type { RefreshStateRow, RevokedSessionRow, SessionSelector };
+export type { RefreshStateRow, RevokedSessionRow, RotatedSessionRow, SessionSelector };

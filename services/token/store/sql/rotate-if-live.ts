@@ -1,0 +1,50 @@
+import { sql } from "../sql-executor.ts";
+
+export interface RotatedSessionRow {
+  session_id: string;
+  subject: string;
+  tenant: string | null;
+  scopes: string[];
+  audience: string[];
+  claims: Record<string, unknown> | null;
+  version: number;
+  refresh_expires_at: Date;
+  rotated: boolean;
+}
+
+/**
+ * The common refresh in one round trip: rotate the token if, and only if, the refresh decision would
+ * say "rotate" — unused token, the caller's own, session live and within both expiries, no subject
+ * cut-off since it began. Anything else changes nothing and returns no row (or `rotated = false`),
+ * and the flow falls back to read → decide → apply, which owns every other outcome.
+ * Params: $1 presented hash, $2 successor hash, $3 now, $4 new idle expiry, $5 kid, $6 caller client id.
+ * Same lock order as rotate-refresh-token: the session row first, then the token row.
+ */
+export const rotateIfLive = sql<RotatedSessionRow>(
+  "gh_rotate_if_live",
+  `WITH tok AS (
+     SELECT session_id FROM refresh_tokens WHERE token_hash = $1::bytea AND used_at IS NULL
+   ), sess AS (
+     UPDATE sessions s
+        SET last_used_at = $3::timestamptz,
+            idle_expires_at = LEAST($4::timestamptz, s.expires_at),
+            signing_kid = $5::text
+       FROM tok
+      WHERE s.id = tok.session_id AND s.client_id = $6::text AND s.revoked_at IS NULL
+        AND s.expires_at > $3::timestamptz AND s.idle_expires_at > $3::timestamptz
+        AND NOT EXISTS (SELECT 1 FROM subject_revocations sr WHERE sr.subject = s.subject AND sr.not_before >= s.created_at)
+      RETURNING s.id, s.subject, s.tenant, s.scopes, s.audience, s.claims, s.version, s.expires_at
+   ), upd AS (
+     UPDATE refresh_tokens SET used_at = $3::timestamptz, successor_hash = $2::bytea
+      WHERE token_hash = $1::bytea AND used_at IS NULL AND EXISTS (SELECT 1 FROM sess)
+      RETURNING session_id
+   ), ins AS (
+     INSERT INTO refresh_tokens (token_hash, session_id, parent_hash, created_at, expires_at)
+     SELECT $2::bytea, upd.session_id, $1::bytea, $3::timestamptz, LEAST($4::timestamptz, sess.expires_at)
+       FROM upd, sess
+     RETURNING 1
+   )
+   SELECT sess.id::text AS session_id, sess.subject, sess.tenant, sess.scopes, sess.audience, sess.claims, sess.version,
+          LEAST($4::timestamptz, sess.expires_at) AS refresh_expires_at, EXISTS (SELECT 1 FROM ins) AS rotated
+     FROM sess`,
+);
