@@ -1,10 +1,10 @@
 /**
  * Token service throughput: Issue/s and Refresh/s over native gRPC against real Postgres, with
- * p50/p99 latency, next to the limits measured in the same run — the bare rotation (the same two
- * SQL statements, read then rotate) driven straight through `pg` at the same concurrency, and raw
+ * p50/p99 latency, next to the limits measured in the same run — the bare rotation (the same SQL
+ * statement the service runs) driven straight through `pg` at the same concurrency, and raw
  * Ed25519 signing on one core.
  *
- *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 2]
+ *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 1]
  *
  * The service runs as its own process (`gatehouse serve`); load comes from separate driver processes
  * (a grpc-js client in one process tops out near 3k calls/s), all on loopback.
@@ -170,7 +170,7 @@ async function drive(task: Omit<DriverTask, "slots">, concurrency: number, drive
   };
 }
 
-/** The limit for Refresh: the same read + rotate statements through pg, no RPC, no signing, no auth. */
+/** The limit for Refresh: the same rotation statement through pg, no RPC, no signing, no auth. */
 async function bareRotation(
   url: string,
   schema: string,
@@ -210,17 +210,16 @@ async function bareRotation(
       while (performance.now() < end) {
         const t0 = performance.now();
         const hash = hashRefreshToken(tokens[s]!);
-        const state = await store.readRefreshState(hash);
         const successor = deriveSuccessor(tokens[s]!, key);
-        const r = await store.rotate({
-          sessionId: state!.session_id,
+        const r = await store.rotateIfLive({
           presentedHash: hash,
           successorHash: hashRefreshToken(successor),
           now: now(),
           idleExpiresAt: new Date(Date.now() + 86_400_000),
           signingKid: "k",
+          callerClientId: clientId,
         });
-        if (r.kind !== "rotated") throw new Error(`bare rotation did not rotate: ${r.kind}`);
+        if (!r) throw new Error("bare rotation did not rotate");
         tokens[s] = successor;
         calls++;
         latencies.push(performance.now() - t0);
@@ -248,7 +247,7 @@ function rawSignPerSecond(durationMs: number): number {
 async function main() {
   const durationMs = flag("duration", 10) * 1000;
   const concurrency = flag("concurrency", 32);
-  const drivers = flag("drivers", 2);
+  const drivers = flag("drivers", 1);
   const schema = `bench_${randomBytes(4).toString("hex")}`;
   const url = new URL(BASE_URL);
   url.searchParams.set("schema", schema);
