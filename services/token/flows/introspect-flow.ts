@@ -14,6 +14,7 @@ import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { readOwnAccessToken } from "./own-access-token.ts";
 import { decideRefresh } from "./refresh-decision.ts";
 import { LIMITS } from "./request-limits.ts";
+import { storedRefreshState } from "./stored-refresh-state.ts";
 
 type IntrospectResult = MessageInitShape<typeof IntrospectResponseSchema>;
 
@@ -50,20 +51,11 @@ async function introspectRefreshToken(deps: FlowDeps, token: string): Promise<In
   if (!isRefreshTokenShaped(token)) return INACTIVE;
   const row = await deps.store.readRefreshState(hashRefreshToken(token));
   if (row === null) return INACTIVE;
-  const decision = decideRefresh(
-    {
-      sessionId: row.session_id,
-      clientId: row.client_id,
-      sessionCreatedAt: row.session_created_at,
-      sessionRevokedAt: row.session_revoked_at,
-      idleExpiresAt: row.idle_expires_at,
-      expiresAt: row.expires_at,
-      usedAt: row.used_at,
-      successorUsedAt: row.successor_used_at,
-      subjectNotBefore: row.subject_not_before,
-    },
-    { callerClientId: row.client_id, now: new Date(deps.now()), graceMs: 0 },
-  );
+  const decision = decideRefresh(storedRefreshState(row), {
+    callerClientId: row.client_id,
+    now: new Date(deps.now()),
+    graceMs: 0,
+  });
   if (decision.kind !== "rotate") return INACTIVE;
   return {
     active: true,

@@ -18,27 +18,13 @@ import {
 } from "../tokens/refresh-token-format.ts";
 import { accessTokenTtlSeconds } from "./access-token-lifetime.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
-import { decideRefresh, narrowScopes, type StoredRefreshState } from "./refresh-decision.ts";
+import { decideRefresh, narrowScopes } from "./refresh-decision.ts";
 import { checkList, LIMITS } from "./request-limits.ts";
 import { retryConflicts } from "./retry-conflicts.ts";
+import { storedRefreshState } from "./stored-refresh-state.ts";
 
 type RefreshResult = MessageInitShape<typeof RefreshResponseSchema>;
 type SessionClaims = Pick<RefreshStateRow, "session_id" | "subject" | "audience" | "tenant" | "claims">;
-
-function toDecisionState(row: RefreshStateRow | null): StoredRefreshState | null {
-  if (row === null) return null;
-  return {
-    sessionId: row.session_id,
-    clientId: row.client_id,
-    sessionCreatedAt: row.session_created_at,
-    sessionRevokedAt: row.session_revoked_at,
-    idleExpiresAt: row.idle_expires_at,
-    expiresAt: row.expires_at,
-    usedAt: row.used_at,
-    successorUsedAt: row.successor_used_at,
-    subjectNotBefore: row.subject_not_before,
-  };
-}
 
 /** The answer to a successful refresh: the successor and a new access token at the session's version. */
 function refreshResponse(
@@ -129,7 +115,7 @@ export async function refresh(
   for (let attempt = 0; attempt < 4; attempt++) {
     const row = await deps.store.readRefreshState(hash);
     const now = deps.now();
-    const decision = decideRefresh(toDecisionState(row), {
+    const decision = decideRefresh(row === null ? null : storedRefreshState(row), {
       callerClientId: client.id,
       now: new Date(now),
       graceMs: client.refreshGraceSeconds * 1000,
