@@ -12,6 +12,13 @@ interface EventBase {
   until: number;
 }
 
+/**
+ * Units: `at` and `notBefore` are epoch milliseconds, `until` is epoch seconds (like `exp`).
+ * `subject_revoked` and `client_disabled` revoke every token whose `iat * 1000 < notBefore`; a token
+ * issued in the same second as the cut-off survives only if `notBefore` was rounded down to that
+ * second, so the writer picks the rounding. `session_version` revokes tokens of `sid` whose `sv` is
+ * below `minVersion`.
+ */
 export type RevocationEvent =
   | (EventBase & { type: "token_revoked"; jti: string })
   | (EventBase & { type: "session_revoked"; sid: string })

@@ -1,0 +1,346 @@
+import type { Requirement } from "../verifier/identity.ts";
+import {
+  exactPath,
+  grpcMethod,
+  normalizePath,
+  type PathTest,
+  pathGlob,
+  pathPrefix,
+} from "./path-matchers.ts";
+import {
+  type DocumentPath,
+  PolicyError,
+  type PolicyProblem,
+  parsePolicyDocument,
+} from "./policy-document.ts";
+
+/** What a request must bring. `public` rules need no token at all. */
+export interface Rule {
+  /** The rule's `name`, or `rules[i]`, or `default`: for logs and metrics. */
+  readonly id: string;
+  readonly public: boolean;
+  readonly requirement: Requirement;
+  /** Line of the rule in its file, when it came from one. */
+  readonly line: number | undefined;
+}
+
+export type PolicyRequest =
+  | { readonly method: string; readonly path: string }
+  | { readonly grpcMethod: string };
+
+export interface Policy {
+  readonly source: string;
+  readonly rules: readonly Rule[];
+  readonly defaultRule: Rule;
+  /** The first rule that matches, else the default rule. Pure and allocation-free apart from path normalization. */
+  match(request: PolicyRequest): Rule;
+}
+
+interface CompiledRule {
+  readonly rule: Rule;
+  readonly methods: ReadonlySet<string> | undefined;
+  readonly test: PathTest;
+}
+
+const TOP_KEYS = ["version", "default", "rules"];
+const RULE_KEYS = ["name", "match", "public", "audiences", "scopes"];
+const DEFAULT_KEYS = ["public", "audiences", "scopes"];
+const MATCH_KEYS = ["methods", "path", "prefix", "glob", "grpc"];
+const SCOPE_KEYS = ["allOf", "anyOf"];
+
+/** Every route needs a valid token; no scopes, the verifier's audiences. What runs without a policy file. */
+export const AUTHENTICATED_DEFAULT: Rule = Object.freeze({
+  id: "default",
+  public: false,
+  requirement: Object.freeze({}),
+  line: undefined,
+});
+
+/**
+ * Compiles a route policy (YAML or JSON; see `policy.example.yaml` below) into a matcher. Rules are
+ * tried in order and the first match wins; gRPC rules (`grpc:`) match only gRPC calls, path rules
+ * only HTTP requests. Every problem in the file is reported at once, each with its line.
+ *
+ * @example
+ * // default: { audiences: [orders] }          # optional; default is: authenticated, no scopes
+ * // rules:
+ * //   - match: { prefix: /healthz }
+ * //     public: true
+ * //   - match: { methods: [GET], glob: "/api/*\/items/**" }
+ * //     scopes: { anyOf: [items:read, items:admin] }
+ * //   - match: { grpc: /orders.v1.OrderService/* }
+ * //     scopes: { allOf: [orders:read] }
+ * const policy = compilePolicy(await readFile(file, "utf8"), file);
+ * const rule = policy.match({ method: "GET", path: "/api/v1/items/42" });
+ */
+export function compilePolicy(text: string, filename = "policy.yaml"): Policy {
+  const doc = parsePolicyDocument(text, filename);
+  const problems: PolicyProblem[] = [];
+  const report = (path: DocumentPath, message: string, key = false) => {
+    const pos = doc.locate(path, key);
+    problems.push({ line: pos?.line, column: pos?.column, path: renderPath(path), message });
+  };
+  const v = new Validator(report);
+
+  const top = doc.value ?? {};
+  const http: CompiledRule[] = [];
+  const grpc: CompiledRule[] = [];
+  const rules: Rule[] = [];
+  let defaultRule = AUTHENTICATED_DEFAULT;
+  if (v.object(top, [], TOP_KEYS)) {
+    if (top.version !== undefined && top.version !== 1) report(["version"], "must be 1");
+    if (top.default !== undefined && v.object(top.default, ["default"], DEFAULT_KEYS)) {
+      const requirement = v.access(top.default, ["default"]);
+      if (requirement) defaultRule = freezeRule("default", requirement, doc.locate(["default"])?.line);
+    }
+    if (top.rules !== undefined) {
+      if (!Array.isArray(top.rules)) report(["rules"], "must be a list of rules");
+      else {
+        top.rules.forEach((raw: unknown, i: number) => {
+          const path = ["rules", i];
+          if (!v.object(raw, path, RULE_KEYS)) return;
+          if (raw.name !== undefined && !(typeof raw.name === "string" && raw.name !== "")) {
+            report([...path, "name"], "must be a non-empty string");
+          }
+          const matcher = v.match(raw.match, [...path, "match"]);
+          const requirement = v.access(raw, path);
+          if (!matcher || !requirement) return;
+          const id = typeof raw.name === "string" && raw.name !== "" ? raw.name : `rules[${i}]`;
+          const rule = freezeRule(id, requirement, doc.locate(path)?.line);
+          rules.push(rule);
+          (matcher.grpc ? grpc : http).push({ rule, methods: matcher.methods, test: matcher.test });
+        });
+      }
+    }
+  }
+  if (problems.length > 0) {
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    throw new PolicyError(filename, problems);
+  }
+  return buildPolicy(filename, rules, http, grpc, defaultRule);
+}
+
+/** The policy in force without a policy file: every route authenticated, no scopes. */
+export function defaultPolicy(): Policy {
+  return buildPolicy("(default)", [], [], [], AUTHENTICATED_DEFAULT);
+}
+
+function buildPolicy(
+  source: string,
+  rules: Rule[],
+  http: readonly CompiledRule[],
+  grpc: readonly CompiledRule[],
+  defaultRule: Rule,
+): Policy {
+  return Object.freeze({
+    source,
+    rules: Object.freeze(rules),
+    defaultRule,
+    match(request: PolicyRequest): Rule {
+      if ("grpcMethod" in request) {
+        for (const r of grpc) if (r.test(request.grpcMethod)) return r.rule;
+        return defaultRule;
+      }
+      const path = normalizePath(request.path);
+      const method = request.method.toUpperCase();
+      for (const r of http) {
+        if ((r.methods === undefined || r.methods.has(method)) && r.test(path)) return r.rule;
+      }
+      return defaultRule;
+    },
+  });
+}
+
+interface Access {
+  public: boolean;
+  requirement: Requirement;
+}
+
+function freezeRule(id: string, access: Access, line: number | undefined): Rule {
+  return Object.freeze({ id, public: access.public, requirement: Object.freeze(access.requirement), line });
+}
+
+type Report = (path: DocumentPath, message: string, key?: boolean) => void;
+type Obj = Record<string, unknown>;
+
+/** Field-by-field checks that report every problem and return undefined for an unusable part. */
+class Validator {
+  constructor(private readonly report: Report) {}
+
+  object(value: unknown, path: DocumentPath, known: readonly string[]): value is Obj {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      this.report(path, "must be a mapping");
+      return false;
+    }
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key)) {
+        const hint = suggest(key, known);
+        this.report([...path, key], `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}`, true);
+      }
+    }
+    return true;
+  }
+
+  /** `public`, `audiences`, `scopes` of a rule or of the default. */
+  access(raw: Obj, path: DocumentPath): Access | undefined {
+    let ok = true;
+    const isPublic = raw.public ?? false;
+    if (typeof isPublic !== "boolean") {
+      this.report([...path, "public"], "must be true or false");
+      ok = false;
+    }
+    const audiences =
+      raw.audiences === undefined ? undefined : this.names(raw.audiences, [...path, "audiences"]);
+    if (audiences === null) ok = false;
+    let scopes: Requirement["scopes"];
+    if (raw.scopes !== undefined) {
+      const sp = [...path, "scopes"];
+      if (!this.object(raw.scopes, sp, SCOPE_KEYS)) ok = false;
+      else {
+        const allOf =
+          raw.scopes.allOf === undefined ? undefined : this.names(raw.scopes.allOf, [...sp, "allOf"], true);
+        const anyOf =
+          raw.scopes.anyOf === undefined ? undefined : this.names(raw.scopes.anyOf, [...sp, "anyOf"], true);
+        if (allOf === null || anyOf === null) ok = false;
+        else if (allOf === undefined && anyOf === undefined) {
+          this.report(sp, "needs allOf or anyOf");
+          ok = false;
+        } else {
+          scopes = Object.freeze({
+            ...(allOf ? { allOf: Object.freeze(allOf) } : {}),
+            ...(anyOf ? { anyOf: Object.freeze(anyOf) } : {}),
+          });
+        }
+      }
+    }
+    if (isPublic === true && (audiences !== undefined || scopes !== undefined)) {
+      this.report([...path, "public"], "a public route takes no audiences or scopes");
+      ok = false;
+    }
+    if (!ok) return undefined;
+    const requirement: Requirement = {
+      ...(audiences ? { audiences: Object.freeze(audiences) } : {}),
+      ...(scopes ? { scopes } : {}),
+    };
+    return { public: isPublic === true, requirement };
+  }
+
+  /** A non-empty list of non-empty strings (without spaces, for scopes); null when invalid. */
+  names(value: unknown, path: DocumentPath, scope = false): string[] | null {
+    if (!Array.isArray(value) || value.length === 0) {
+      this.report(path, "must be a non-empty list");
+      return null;
+    }
+    let ok = true;
+    value.forEach((item, i) => {
+      if (typeof item !== "string" || item === "" || (scope && /\s/.test(item))) {
+        this.report(
+          [...path, i],
+          scope ? "must be a scope name without spaces" : "must be a non-empty string",
+        );
+        ok = false;
+      }
+    });
+    return ok ? (value as string[]) : null;
+  }
+
+  match(
+    value: unknown,
+    path: DocumentPath,
+  ): { grpc: boolean; methods: ReadonlySet<string> | undefined; test: PathTest } | undefined {
+    if (value === undefined) {
+      this.report(path.slice(0, -1), 'needs a "match"');
+      return undefined;
+    }
+    if (!this.object(value, path, MATCH_KEYS)) return undefined;
+    const kinds = (["path", "prefix", "glob"] as const).filter((k) => value[k] !== undefined);
+    if (value.grpc !== undefined) {
+      if (kinds.length > 0 || value.methods !== undefined) {
+        this.report([...path, "grpc"], "grpc cannot be combined with methods, path, prefix or glob", true);
+        return undefined;
+      }
+      if (typeof value.grpc !== "string") {
+        this.report([...path, "grpc"], "must be a string");
+        return undefined;
+      }
+      return this.compile([...path, "grpc"], () => ({
+        grpc: true,
+        methods: undefined,
+        test: grpcMethod(value.grpc as string),
+      }));
+    }
+    if (kinds.length > 1) {
+      this.report([...path, kinds[1]!], `use one of path, prefix and glob, not ${kinds.join(" and ")}`, true);
+      return undefined;
+    }
+    let methods: Set<string> | undefined;
+    if (value.methods !== undefined) {
+      const list = this.names(value.methods, [...path, "methods"]);
+      if (list === null) return undefined;
+      const bad = list.findIndex((m) => !/^[A-Za-z]+$/.test(m));
+      if (bad !== -1) {
+        this.report([...path, "methods", bad], "must be an HTTP method name");
+        return undefined;
+      }
+      methods = new Set(list.map((m) => m.toUpperCase()));
+    }
+    const kind = kinds[0];
+    if (kind === undefined) {
+      if (methods === undefined) {
+        this.report(path, "needs one of methods, path, prefix, glob or grpc");
+        return undefined;
+      }
+      return { grpc: false, methods, test: () => true };
+    }
+    const pattern = value[kind];
+    if (typeof pattern !== "string" || !pattern.startsWith("/")) {
+      this.report([...path, kind], 'must be a string starting with "/"');
+      return undefined;
+    }
+    if (kind !== "glob" && normalizePath(pattern) !== pattern) {
+      this.report([...path, kind], `is not a normalized path (would be "${normalizePath(pattern)}")`);
+      return undefined;
+    }
+    const make = { path: exactPath, prefix: pathPrefix, glob: pathGlob }[kind];
+    return this.compile([...path, kind], () => ({ grpc: false, methods, test: make(pattern) }));
+  }
+
+  private compile<T>(path: DocumentPath, build: () => T): T | undefined {
+    try {
+      return build();
+    } catch (err) {
+      this.report(path, (err as Error).message);
+      return undefined;
+    }
+  }
+}
+
+function renderPath(path: DocumentPath): string {
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
+}
+
+/** The known key closest to a misspelled one (edit distance ≤ 2), if any. */
+function suggest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = distance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}

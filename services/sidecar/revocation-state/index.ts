@@ -1,0 +1,3 @@
+export type { MemoryRevocationState, MemoryRevocationStateOptions } from "./memory-revocation-state.ts";
+export { createMemoryRevocationState } from "./memory-revocation-state.ts";
+export type { RevocationCode, RevocationState, RevokableToken } from "./revocation-state.ts";

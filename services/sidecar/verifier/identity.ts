@@ -1,0 +1,35 @@
+/** Who a verified access token speaks for: what the sidecar hands to the app. Frozen; shared between requests. */
+export interface Identity {
+  readonly subject: string;
+  readonly clientId: string;
+  readonly scopes: readonly string[];
+  readonly audience: readonly string[];
+  readonly sessionId?: string;
+  readonly sessionVersion?: number;
+  readonly tenant?: string;
+  readonly jti: string;
+  /** `exp`, epoch seconds. */
+  readonly expiresAt: number;
+  /** `iat`, epoch seconds. */
+  readonly issuedAt: number;
+  /** The `kid` of the key that signed the token. */
+  readonly kid: string;
+  /** The whole payload, deep-frozen, custom claims included. */
+  readonly claims: Readonly<Record<string, unknown>>;
+  /** The token itself, only when the verifier was created with `exposeToken: true`. */
+  readonly token?: string;
+}
+
+/** What a route asks of a token beyond being valid. */
+export interface Requirement {
+  /** The token's `aud` must name one of these; absent or empty: the verifier's own audiences. */
+  readonly audiences?: readonly string[] | undefined;
+  readonly scopes?:
+    | {
+        /** Every one of these scopes. */
+        readonly allOf?: readonly string[] | undefined;
+        /** At least one of these scopes. */
+        readonly anyOf?: readonly string[] | undefined;
+      }
+    | undefined;
+}

@@ -1,0 +1,154 @@
+import { type Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.ts";
+import { ERROR_DOMAIN, GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import { grpcCodeOf } from "../../shared/errors/status-map.ts";
+import { defaultPolicy, type Policy, type PolicyRequest } from "../policy/compile-policy.ts";
+import type { Verifier } from "./create-verifier.ts";
+import type { Identity } from "./identity.ts";
+
+/** A compiled policy, or a function returning the one in force (e.g. `watcher.current`). */
+export type PolicySource = Policy | (() => Policy);
+
+export interface AuthenticatorOptions {
+  verifier: Verifier;
+  /** Default: every route needs a valid token, no scopes. */
+  policy?: PolicySource;
+}
+
+type HeaderValue = string | readonly string[] | null | undefined;
+
+export interface RequestLike {
+  readonly method?: string | undefined;
+  /** Origin-form (`/a/b?c`) or absolute URL; `path` wins when both are given. */
+  readonly url?: string | undefined;
+  readonly path?: string | undefined;
+  readonly headers: { get(name: string): string | null } | Readonly<Record<string, HeaderValue>>;
+}
+
+/**
+ * The bearer token of an `Authorization` value (RFC 6750 §2.1): exactly `Bearer <token>`, the scheme
+ * case-insensitive. No header, or another scheme: `missing_token`; several headers, or a bearer
+ * value of the wrong shape: `malformed_token`.
+ */
+export function bearerToken(authorization: HeaderValue): string {
+  if (authorization === undefined || authorization === null) throw missing();
+  if (typeof authorization !== "string") {
+    if (authorization.length === 0) throw missing();
+    if (authorization.length > 1)
+      throw new GatehouseError("malformed_token", "more than one Authorization header");
+    return bearerToken(authorization[0]);
+  }
+  const value = authorization.trim();
+  const space = value.indexOf(" ");
+  const scheme = space === -1 ? value : value.slice(0, space);
+  if (scheme.toLowerCase() !== "bearer") throw missing();
+  const token = value.slice(space + 1);
+  if (space === -1 || !/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
+    throw new GatehouseError("malformed_token", 'Authorization must be "Bearer <token>"');
+  }
+  return token;
+}
+
+/**
+ * Authenticates a request the way the sidecar would, for apps that verify in process: finds the
+ * route's rule, then verifies the bearer token against it. Resolves with the Identity; on a public
+ * route with no valid token, with null. Rejects with a GatehouseError otherwise.
+ *
+ * @example
+ * const authenticate = createRequestAuthenticator({ verifier, policy: watcher.current });
+ * const identity = await authenticate(req); // node:http IncomingMessage, fetch Request, …
+ */
+export function createRequestAuthenticator(
+  options: AuthenticatorOptions,
+): (req: RequestLike) => Promise<Identity | null> {
+  const policyOf = policyGetter(options.policy);
+  return (req) => {
+    const path = req.path ?? req.url ?? "/";
+    const authorization = readHeader(req.headers, "authorization");
+    return authenticate(options.verifier, policyOf(), { method: req.method ?? "GET", path }, authorization);
+  };
+}
+
+/** The verified caller, set by {@link createAuthInterceptor}; undefined on public methods without a token. */
+export const identityKey = createContextKey<Identity | undefined>(undefined, {
+  description: "gatehouse identity",
+});
+
+/**
+ * A Connect server interceptor with the same rules: gRPC method `/pkg.Service/Method` against the
+ * policy's `grpc:` rules, the verified Identity in `context.values.get(identityKey)`, failures as
+ * ConnectError (UNAUTHENTICATED, or PERMISSION_DENIED for `insufficient_scope`) carrying a
+ * `google.rpc.ErrorInfo` whose reason is the Gatehouse error code.
+ */
+export function createAuthInterceptor(options: AuthenticatorOptions): Interceptor {
+  const policyOf = policyGetter(options.policy);
+  return (next) => async (req) => {
+    const grpcMethod = `/${req.service.typeName}/${req.method.name}`;
+    let identity: Identity | null;
+    try {
+      identity = await authenticate(
+        options.verifier,
+        policyOf(),
+        { grpcMethod },
+        req.header.get("authorization"),
+      );
+    } catch (err) {
+      throw toConnectError(err);
+    }
+    if (identity !== null) req.contextValues.set(identityKey, identity);
+    return next(req);
+  };
+}
+
+/** The code both entry points share: rule, then token, then verification. */
+async function authenticate(
+  verifier: Verifier,
+  policy: Policy,
+  request: PolicyRequest,
+  authorization: HeaderValue,
+): Promise<Identity | null> {
+  const rule = policy.match(request);
+  if (rule.public) {
+    // A public route serves everyone; a valid token still tells the app who is calling.
+    try {
+      return await verifier.verify(bearerToken(authorization), rule.requirement);
+    } catch {
+      return null;
+    }
+  }
+  return verifier.verify(bearerToken(authorization), rule.requirement);
+}
+
+export function toConnectError(err: unknown): ConnectError {
+  if (err instanceof ConnectError) return err;
+  const error = GatehouseError.from(err);
+  const detail = {
+    desc: ErrorInfoSchema,
+    value: { reason: error.code, domain: ERROR_DOMAIN, metadata: { ...error.metadata } },
+  };
+  const message = error.code === "internal" ? "internal error" : error.message;
+  return new ConnectError(message, grpcCodeOf(error.code) as number as Code, undefined, [detail], error);
+}
+
+function policyGetter(source: PolicySource | undefined): () => Policy {
+  if (source === undefined) {
+    const fallback = defaultPolicy();
+    return () => fallback;
+  }
+  return typeof source === "function" ? source : () => source;
+}
+
+function readHeader(headers: RequestLike["headers"], name: string): HeaderValue {
+  if (typeof (headers as { get?: unknown }).get === "function") {
+    return (headers as { get(name: string): string | null }).get(name);
+  }
+  const record = headers as Readonly<Record<string, HeaderValue>>;
+  const direct = record[name];
+  if (direct !== undefined) return direct;
+  for (const key of Object.keys(record)) if (key.toLowerCase() === name) return record[key];
+  return undefined;
+}
+
+function missing(): GatehouseError {
+  return new GatehouseError("missing_token", "no bearer token");
+}
