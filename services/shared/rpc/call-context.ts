@@ -1,0 +1,95 @@
+import { randomUUID } from "node:crypto";
+import type { Metadata } from "@grpc/grpc-js";
+
+/** The wire protocol a call arrived on. */
+export type RpcProtocol = "grpc" | "grpc-web" | "connect";
+
+/**
+ * What a handler may know about the call besides its request message, the same on every protocol.
+ * Handlers read caller credentials with `header("authorization")`; they never see transport objects.
+ */
+export interface CallContext {
+  /** Fully qualified service name, e.g. "gatehouse.v1.TokenService". */
+  readonly service: string;
+  /** Method name as in the .proto, e.g. "Issue". */
+  readonly method: string;
+  readonly protocol: RpcProtocol;
+  /**
+   * A request header (gRPC metadata); `name` in lower case. gRPC: the first value, `-bin` values as
+   * base64. Connect and gRPC-Web: repeated headers arrive joined with ", ".
+   */
+  header(name: string): string | undefined;
+  /** Remote address and port of the connection, e.g. "127.0.0.1:53422". */
+  readonly peer: string | undefined;
+  /** The caller's `x-request-id` when it is sane (1-128 chars of `[\w.-]`), else a random UUID. */
+  readonly requestId: string;
+}
+
+const SANE_REQUEST_ID = /^[\w.-]{1,128}$/;
+
+/** A caller-supplied request id if it is safe to log and echo, else a fresh random one. */
+export function requestIdFrom(header: string | undefined): string {
+  return header !== undefined && SANE_REQUEST_ID.test(header) ? header : randomUUID();
+}
+
+/**
+ * CallContext over grpc-js metadata. Everything is read lazily: most calls never look at the peer,
+ * and the request id is only needed when something is logged or an error is sent.
+ */
+export class GrpcCallContext implements CallContext {
+  readonly protocol = "grpc";
+  #requestId: string | undefined;
+
+  constructor(
+    readonly service: string,
+    readonly method: string,
+    private readonly call: { readonly metadata: Metadata; getPeer(): string },
+  ) {}
+
+  header(name: string): string | undefined {
+    const value = this.call.metadata.get(name)[0];
+    if (value === undefined) return undefined;
+    return typeof value === "string" ? value : value.toString("base64");
+  }
+
+  get peer(): string | undefined {
+    const peer = this.call.getPeer();
+    return peer === "unknown" || peer === "" ? undefined : peer;
+  }
+
+  get requestId(): string {
+    this.#requestId ??= requestIdFrom(this.header("x-request-id"));
+    return this.#requestId;
+  }
+}
+
+/** CallContext over a Fetch-API `Headers` object, as connect-node hands it to handlers. */
+export class HeadersCallContext implements CallContext {
+  #requestId: string | undefined;
+
+  constructor(
+    readonly service: string,
+    readonly method: string,
+    readonly protocol: RpcProtocol,
+    private readonly headers: Headers,
+    private readonly peerOf: (() => string | undefined) | undefined,
+  ) {}
+
+  get peer(): string | undefined {
+    return this.peerOf?.();
+  }
+
+  /**
+   * Fetch `Headers` joins a repeated header into one value with ", ". We keep it joined rather than
+   * guess where the first value ends (values may contain commas): two `authorization` headers then
+   * fail to parse, which is the safe answer.
+   */
+  header(name: string): string | undefined {
+    return this.headers.get(name) ?? undefined;
+  }
+
+  get requestId(): string {
+    this.#requestId ??= requestIdFrom(this.header("x-request-id"));
+    return this.#requestId;
+  }
+}

@@ -1,0 +1,139 @@
+import type * as grpc from "@grpc/grpc-js";
+import type { Logger } from "../logging/index.ts";
+import type { Registry } from "../metrics/index.ts";
+import { createGrpcServer, listenGrpc } from "./grpc-server.ts";
+import { createHttpServer, type HttpRoutes, sendJson } from "./http-server.ts";
+import { createRpcMetrics } from "./rpc-metrics.ts";
+import type { ServiceRegistration } from "./service-handlers.ts";
+
+export interface RpcServersOptions {
+  /** Native gRPC (grpc-js, HTTP/2 cleartext unless `credentials` say otherwise). */
+  grpc: { host: string; port: number; credentials?: grpc.ServerCredentials };
+  /** Connect, gRPC-Web and the extra routes (HTTP/1.1). */
+  http: { host: string; port: number };
+  services: readonly ServiceRegistration[];
+  /**
+   * Plain HTTP routes. `GET /healthz` defaults to 200. `GET /readyz` answers 503 while draining and
+   * otherwise defers to the route given here (or 200): readiness checks need not know about drains.
+   */
+  extraRoutes?: HttpRoutes;
+  logger: Logger;
+  /** Where `gatehouse_rpc_*` metrics go; none when omitted. */
+  metrics?: Registry;
+  /** Largest request message on every protocol. Default 64 KiB. */
+  maxMessageBytes?: number;
+  /**
+   * How long shutdown keeps serving (with `/readyz` at 503) before it stops accepting, so load
+   * balancers and Kubernetes endpoints stop sending new work first. Default 0 (use a preStop
+   * sleep instead, or set a few seconds here).
+   */
+  drainDelayMs?: number;
+}
+
+export interface RpcServers {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  /** True from the moment shutdown starts. */
+  draining(): boolean;
+  /**
+   * Graceful stop: marks the servers draining, waits `drainDelayMs`, stops accepting connections,
+   * lets calls in flight finish, and cuts whatever is left after `graceMs`. Safe to call twice
+   * (same promise).
+   */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/**
+ * Serves one set of handlers over native gRPC on one port and Connect + gRPC-Web + HTTP routes on
+ * another.
+ *
+ * @example
+ * const servers = await startRpcServers({
+ *   grpc: { host: "0.0.0.0", port: 7400 },
+ *   http: { host: "0.0.0.0", port: 7480 },
+ *   services: [defineService(TokenService, tokenHandlers)],
+ *   extraRoutes: { "GET /metrics": metricsRoute },
+ *   logger,
+ *   metrics: registry,
+ * });
+ * process.once("SIGTERM", () => void servers.shutdown(20_000));
+ */
+export async function startRpcServers(options: RpcServersOptions): Promise<RpcServers> {
+  const { logger } = options;
+  const metrics = options.metrics ? createRpcMetrics(options.metrics) : undefined;
+  const maxBytes = options.maxMessageBytes ?? 64 * 1024;
+  const drainDelayMs = options.drainDelayMs ?? 0;
+  let draining = false;
+
+  const readyz = options.extraRoutes?.["GET /readyz"];
+  const extraRoutes: HttpRoutes = {
+    "GET /healthz": (_req, res) => sendJson(res, 200, { status: "ok" }),
+    ...options.extraRoutes,
+    "GET /readyz": (req, res) => {
+      if (draining) sendJson(res, 503, { status: "draining" });
+      else if (readyz) return readyz(req, res);
+      else sendJson(res, 200, { status: "ready" });
+    },
+  };
+
+  const grpcServer = createGrpcServer({
+    services: options.services,
+    logger,
+    maxReceiveMessageBytes: maxBytes,
+    ...(metrics ? { metrics } : {}),
+  });
+  const web = createHttpServer({
+    routes: options.services,
+    extraRoutes,
+    logger,
+    readMaxBytes: maxBytes,
+    ...(metrics ? { metrics } : {}),
+  });
+
+  const grpcPort = await listenGrpc(
+    grpcServer,
+    options.grpc.host,
+    options.grpc.port,
+    options.grpc.credentials,
+  );
+  let httpPort: number;
+  try {
+    ({ port: httpPort } = await web.listen(options.http));
+  } catch (err) {
+    grpcServer.forceShutdown();
+    throw err;
+  }
+  const services = options.services.map((s) => s.service.typeName);
+  logger.info({ grpcPort, httpPort, services }, "rpc servers listening");
+
+  let stopped: Promise<void> | undefined;
+  return {
+    grpcPort,
+    httpPort,
+    draining: () => draining,
+    shutdown(graceMs) {
+      stopped ??= (async () => {
+        draining = true;
+        logger.info({ graceMs, drainDelayMs }, "rpc servers draining");
+        if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
+        await Promise.all([stopGrpc(grpcServer, graceMs), web.close(graceMs)]);
+        logger.info("rpc servers stopped");
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** grpc-js: GOAWAY and stop listening now, wait for calls in flight, force after `graceMs`. */
+function stopGrpc(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
