@@ -1,0 +1,90 @@
+import { loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
+
+/** Everything `gatehouse sidecar` reads at start-up, parsed once into one options object. */
+export const sidecarSettings = {
+  ...loggingSettings,
+  ...redisSettings,
+  tokenServiceUrl: setting({
+    env: "GATEHOUSE_TOKEN_SERVICE_URL",
+    description: "Token service HTTP base URL; the JWKS is read from /.well-known/jwks.json",
+    default: "http://127.0.0.1:7480",
+    schema: types.url(["http", "https"]),
+  }),
+  issuer: setting({
+    env: "GATEHOUSE_ISSUER",
+    description: "Expected `iss` of access tokens",
+    schema: types.url(["https", "http"]),
+  }),
+  audiences: setting({
+    env: "GATEHOUSE_AUDIENCES",
+    description: "Comma-separated audiences accepted when a route names none",
+    default: "",
+    schema: types.list(),
+  }),
+  algorithms: setting({
+    env: "GATEHOUSE_ALGORITHMS",
+    description: "Comma-separated JWS algorithms accepted (EdDSA, ES256, RS256)",
+    default: "EdDSA,ES256,RS256",
+    schema: types.list(),
+  }),
+  clockSkew: setting({
+    env: "GATEHOUSE_CLOCK_SKEW",
+    description: "Tolerance for exp, nbf and iat",
+    default: "30s",
+    schema: types.duration({ maxMs: 300_000 }),
+  }),
+  upstream: setting({
+    env: "GATEHOUSE_UPSTREAM",
+    description: "The app the proxy guards (http:// for HTTP/1.1, h2c:// for HTTP/2 cleartext and gRPC)",
+    default: "http://127.0.0.1:8080",
+    schema: types.url(["http", "h2c"]),
+  }),
+  policyFile: setting({
+    env: "GATEHOUSE_POLICY_FILE",
+    description: "Route policy file (YAML or JSON); unset means every route needs a valid token",
+    optional: true,
+    schema: types.text(),
+  }),
+  proxyListen: setting({
+    env: "GATEHOUSE_PROXY_LISTEN",
+    description: "Reverse-proxy listener in front of the app",
+    default: ":7401",
+    schema: types.listenAddress(),
+  }),
+  controlListen: setting({
+    env: "GATEHOUSE_CONTROL_LISTEN",
+    description: "Envoy ext_authz (gRPC), /authz forward-auth, health and metrics listener",
+    default: ":7402",
+    schema: types.listenAddress(),
+  }),
+  jwksCooldown: setting({
+    env: "GATEHOUSE_JWKS_COOLDOWN",
+    description: "Least time between JWKS refetches triggered by an unknown kid",
+    default: "30s",
+    schema: types.duration({ maxMs: 3_600_000 }),
+  }),
+  jwksMaxStale: setting({
+    env: "GATEHOUSE_JWKS_MAX_STALE",
+    description: "How long the last good JWKS is used while the token service is unreachable",
+    default: "24h",
+    schema: types.duration(),
+  }),
+  revocationStream: setting({
+    env: "GATEHOUSE_REVOCATION_STREAM",
+    description: "Redis stream key of revocation events",
+    default: "gatehouse:revocations",
+    schema: types.text(),
+  }),
+  stalenessBound: setting({
+    env: "GATEHOUSE_REVOCATION_STALENESS",
+    description: "How long the revocation state may go unconfirmed before the fail mode applies",
+    default: "30s",
+    schema: types.duration({ minMs: 1000 }),
+  }),
+  failMode: setting({
+    env: "GATEHOUSE_FAIL_MODE",
+    description: "When revocation state is stale: closed (reject) or open (accept verified tokens)",
+    default: "closed",
+    schema: types.oneOf(["closed", "open"]),
+  }),
+};
