@@ -14,7 +14,11 @@ import { type BenchRow, machine, RESULTS_DIR } from "./lib/bench-results.ts";
 const quick = process.argv.includes("--quick");
 const passThrough = process.argv.slice(2).filter((a) => a !== "--quick");
 const BENCHES: { name: string; file: string; quickArgs: string[] }[] = [
-  { name: "token-service", file: "bench/token-service.ts", quickArgs: ["--duration", "1", "--concurrency", "8"] },
+  {
+    name: "token-service",
+    file: "bench/token-service.ts",
+    quickArgs: ["--duration", "1", "--concurrency", "8"],
+  },
   { name: "serving-cost", file: "bench/serving-cost.ts", quickArgs: ["--duration", "1"] },
   { name: "sidecar-verify", file: "bench/sidecar-verify.ts", quickArgs: ["--duration", "1"] },
 ];
@@ -45,7 +49,9 @@ for (const b of BENCHES) {
   if (!existsSync(file)) continue;
   const { rows } = JSON.parse(readFileSync(file, "utf8")) as { rows: BenchRow[] };
   for (const r of rows) {
-    lines.push(`| ${b.name} | ${r.metric} | ${r.value} | ${r.unit} | ${r.limit ?? "-"} | ${r.ratio ?? "-"} |`);
+    lines.push(
+      `| ${b.name} | ${r.metric} | ${r.value} | ${r.unit} | ${r.limit ?? "-"} | ${r.ratio ?? "-"} |`,
+    );
   }
 }
 writeFileSync(join(RESULTS_DIR, "summary.md"), `${lines.join("\n")}\n`);
