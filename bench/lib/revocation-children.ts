@@ -1,0 +1,142 @@
+/**
+ * Child processes of bench/revocation.ts, kept apart from it so that they load only what a sidecar
+ * loads (revocation state, stream follower, Redis bus): the bootstrap child's RSS is then the cost of
+ * a process holding just the state, not of the benchmark's Postgres and Prisma modules.
+ *
+ *   --role subscribers --mode gatehouse|raw --key K --n N   follow K with N followers (or raw readers)
+ *   --role bootstrap --key K                                bootstrap one state from K, report, exit
+ */
+import { Redis } from "ioredis";
+import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
+import type { RevocationBus } from "../../services/shared/revocation/revocation-bus.ts";
+import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
+import { createStreamFollower, type StreamFollower } from "../../services/sidecar/revocation-stream/index.ts";
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const clock = () => performance.timeOrigin + performance.now();
+const quiet = { info() {}, warn() {} };
+const arg = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+};
+
+export type ToParent =
+  | { ready: true }
+  | { id: string; at: number }
+  | { cpuMs: number }
+  | { bootstrap: BootstrapResult };
+export interface BootstrapResult {
+  seconds: number;
+  size: number;
+  rssMb: number;
+  rssBeforeMb: number;
+  heapMb: number;
+}
+
+async function subscribers(mode: "gatehouse" | "raw", key: string, n: number): Promise<void> {
+  const send = (m: ToParent) => process.send!(m);
+  const seen = new Map<string, { count: number; at: number }>();
+  const record = (id: string) => {
+    const at = clock();
+    const s = seen.get(id);
+    if (!s) seen.set(id, { count: 1, at });
+    else {
+      s.count++;
+      s.at = Math.max(s.at, at);
+    }
+    const now = seen.get(id)!;
+    if (now.count === n) {
+      seen.delete(id);
+      send({ id, at: now.at });
+    }
+  };
+  const stops: (() => Promise<void>)[] = [];
+  if (mode === "gatehouse") {
+    const buses: RevocationBus[] = [];
+    const followers: StreamFollower[] = [];
+    for (let i = 0; i < n; i++) {
+      const bus = createRedisBus({ url: REDIS_URL, name: `bench-follower-${i}` });
+      const follower = createStreamFollower({
+        bus,
+        stream: key,
+        state: createMemoryRevocationState(),
+        logger: quiet,
+        onApplied: (event, live) => live && record(event.id),
+      });
+      buses.push(bus);
+      followers.push(follower);
+    }
+    await Promise.all(followers.map((f) => f.start()));
+    stops.push(async () => {
+      await Promise.all(followers.map((f) => f.stop()));
+      await Promise.all(buses.map((b) => b.close()));
+    });
+  } else {
+    let stopped = false;
+    const conns = Array.from({ length: n }, () => new Redis(REDIS_URL));
+    await Promise.all(conns.map((c) => c.ping()));
+    const loops = conns.map(async (c) => {
+      let last = "0-0";
+      while (!stopped) {
+        const reply = (await c.xread("BLOCK", 1000, "STREAMS", key, last).catch(() => null)) as
+          | [string, [string, string[]][]][]
+          | null;
+        for (const [id, fields] of reply?.[0]?.[1] ?? []) {
+          last = id;
+          record(fields[1]!);
+        }
+      }
+    });
+    stops.push(async () => {
+      stopped = true;
+      await Promise.all(loops);
+      for (const c of conns) c.disconnect();
+    });
+  }
+  const cpu0 = process.cpuUsage();
+  send({ ready: true });
+  process.on("message", async (m) => {
+    if (m === "stop") {
+      const cpu = process.cpuUsage(cpu0);
+      send({ cpuMs: (cpu.user + cpu.system) / 1000 });
+      for (const s of stops) await s();
+      process.exit(0);
+    }
+  });
+}
+
+async function bootstrapChild(key: string): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  const state = createMemoryRevocationState();
+  const bus = createRedisBus({ url: REDIS_URL, commandTimeoutMs: 30_000 });
+  const follower = createStreamFollower({ bus, stream: key, state, logger: quiet, pruneIntervalMs: 0 });
+  const t0 = performance.now();
+  await follower.start();
+  const seconds = (performance.now() - t0) / 1000;
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const mem = process.memoryUsage();
+  process.send!({
+    bootstrap: {
+      seconds,
+      size: state.size,
+      rssMb: mem.rss / 2 ** 20,
+      rssBeforeMb: rssBefore / 2 ** 20,
+      heapMb: mem.heapUsed / 2 ** 20,
+    },
+  } satisfies ToParent);
+  await follower.stop();
+  await bus.close();
+  process.exit(0);
+}
+
+const role = arg("role");
+if (role === "subscribers") {
+  await subscribers(arg("mode") === "raw" ? "raw" : "gatehouse", arg("key")!, Number(arg("n")));
+} else if (role === "bootstrap") {
+  await bootstrapChild(arg("key")!);
+}

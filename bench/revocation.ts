@@ -1,0 +1,301 @@
+/**
+ * P5/P6: revocation propagation and the sidecar state's bootstrap cost, against limits measured in
+ * the same run.
+ *
+ *   npx tsx bench/revocation.ts [--events 1000 | --duration 5] [--rate 200] [--subscribers 100]
+ *                               [--procs 4] [--small 100000] [--big 1000000]
+ *
+ * Propagation: `--subscribers` stream followers (real `createStreamFollower` instances, each with its
+ * own Redis connections and memory state) spread over `--procs` child processes. The main process
+ * issues `--events` revocations at a steady `--rate`: each is the token service's one-statement
+ * access-token revocation (outbox row, revoked jti, audit row) on real Postgres in a fresh schema,
+ * then the relay's `publish` (what Revoke waits for). Measured per event: from `publish` returning to
+ * the moment the last follower has applied the event (after which its state rejects the token).
+ * Children report apply times over IPC on the shared clock `performance.timeOrigin + performance.now()`.
+ * Limit: bare `XADD` → `XREAD` between the same number of raw ioredis readers in the same process
+ * layout, from the XADD reply to the last reader's receipt.
+ *
+ * Bootstrap: a stream of `--small` and `--big` token_revoked events (pipelined XADD under a bench-only
+ * key, deleted afterwards); a fresh child process holding just a revocation state and one follower
+ * bootstraps it; reported: time to ready, and RSS after a full GC. Writes bench/results/revocation.json.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { createDatabase, migrate } from "../services/shared/database/index.ts";
+import { createLogger } from "../services/shared/logging/index.ts";
+import { createRedisBus } from "../services/shared/revocation/redis-bus.ts";
+import { createOutboxRelay, poolOutboxDb } from "../services/token/revocation/index.ts";
+import { poolExecutor } from "../services/token/store/sql-executor.ts";
+import { createSqlTokenStore } from "../services/token/store/sql-token-store.ts";
+import { flag, percentile, report, row } from "./lib/bench-results.ts";
+import type { BootstrapResult, ToParent } from "./lib/revocation-children.ts";
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const children = fileURLToPath(new URL("./lib/revocation-children.ts", import.meta.url));
+const clock = () => performance.timeOrigin + performance.now();
+const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
+const round = (n: number) => Math.round(n * 1000) / 1000;
+
+function spawnChild(args: string[], gc = false): ChildProcess {
+  return fork(children, args, {
+    execArgv: ["--import", "tsx", ...(gc ? ["--expose-gc"] : [])],
+    stdio: "inherit",
+  });
+}
+
+/** Starts the subscriber children and resolves once all are following. */
+async function startSubscribers(mode: "gatehouse" | "raw", key: string, total: number, procs: number) {
+  const reports = new Map<string, number[]>();
+  let childCpuMs = 0;
+  const children: ChildProcess[] = [];
+  const ready: Promise<void>[] = [];
+  for (let p = 0; p < procs; p++) {
+    const n = Math.floor(total / procs) + (p < total % procs ? 1 : 0);
+    const child = spawnChild(["--role", "subscribers", "--mode", mode, "--key", key, "--n", String(n)]);
+    children.push(child);
+    ready.push(
+      new Promise((resolve, reject) => {
+        child.once("exit", (code) => reject(new Error(`subscriber process exited (${code})`)));
+        child.on("message", (m: ToParent) => {
+          if ("ready" in m) resolve();
+          else if ("cpuMs" in m) childCpuMs += m.cpuMs;
+          else if ("id" in m) {
+            const list = reports.get(m.id);
+            if (list) list.push(m.at);
+            else reports.set(m.id, [m.at]);
+          }
+        });
+      }),
+    );
+  }
+  await Promise.all(ready);
+  return {
+    /** Per event: when the last subscriber of all processes had it, once every process reported. */
+    lastApplied: (id: string) => {
+      const list = reports.get(id);
+      return list && list.length === procs ? Math.max(...list) : undefined;
+    },
+    /** Stops the children; resolves with the CPU time they used while following (ms, all together). */
+    async stop() {
+      await Promise.all(
+        children.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              c.removeAllListeners("exit");
+              c.once("exit", () => resolve());
+              c.send("stop");
+              setTimeout(() => c.kill("SIGKILL"), 5000).unref();
+            }),
+        ),
+      );
+      return childCpuMs;
+    },
+  };
+}
+
+/** Issues `count` operations at `rate`/s; each returns the instant it counts from. */
+async function steady(count: number, rate: number, op: (i: number) => Promise<number>): Promise<number[]> {
+  const interval = 1000 / rate;
+  const start = performance.now();
+  const t0s: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const wait = start + i * interval - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    t0s.push(await op(i));
+  }
+  return t0s;
+}
+
+async function latencies(
+  ids: string[],
+  t0s: number[],
+  lastApplied: (id: string) => number | undefined,
+): Promise<{ sorted: number[]; missing: number }> {
+  const deadline = Date.now() + 10_000;
+  while (ids.some((id) => lastApplied(id) === undefined) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const values: number[] = [];
+  let missing = 0;
+  ids.forEach((id, i) => {
+    const at = lastApplied(id);
+    if (at === undefined) missing++;
+    else values.push(at - t0s[i]!);
+  });
+  return { sorted: values.sort((a, b) => a - b), missing };
+}
+
+async function propagation(events: number, rate: number, subs: number, procs: number, redis: Redis) {
+  const key = `bench:revocation:${randomBytes(4).toString("hex")}`;
+  const schema = `bench_rv_${randomBytes(4).toString("hex")}`;
+  await migrate({ kind: "postgres", url: DATABASE_URL, schema });
+  const db = await createDatabase({ kind: "postgres", url: DATABASE_URL, schema }, { poolSize: 4 });
+  const bus = createRedisBus({ url: REDIS_URL, name: "bench-relay" });
+  const relay = createOutboxRelay({
+    db: poolOutboxDb(db.pool!),
+    bus,
+    stream: `${key}:relay`,
+    maxAccessTokenTtlMs: 3_600_000,
+    logger: createLogger({ level: "warn", component: "bench", pretty: false }),
+    pruneIntervalMs: 0,
+  });
+  const store = createSqlTokenStore(poolExecutor(db.pool!));
+  try {
+    // Limit: bare XADD → XREAD, same subscribers, same process layout.
+    const raw = await startSubscribers("raw", `${key}:raw`, subs, procs);
+    const rawIds = Array.from({ length: events }, () => randomUUID());
+    let cpu = process.cpuUsage();
+    const rawT0 = await steady(events, rate, async (i) => {
+      await redis.xadd(`${key}:raw`, "*", "e", rawIds[i]!);
+      return clock();
+    });
+    const limit = await latencies(rawIds, rawT0, raw.lastApplied);
+    const limitCpu = { publisherMs: cpuMs(process.cpuUsage(cpu)), subscribersMs: await raw.stop() };
+
+    // Ours: Revoke's statement, then the relay's publish, then followers applying it.
+    relay.start();
+    const ours = await startSubscribers("gatehouse", `${key}:relay`, subs, procs);
+    const ids: string[] = [];
+    let notPropagated = 0;
+    cpu = process.cpuUsage();
+    const now = Date.now();
+    const t0s = await steady(events, rate, async () => {
+      const revoked = await store.revokeAccessToken({
+        jti: randomUUID(),
+        sessionId: null,
+        subject: "bench-user",
+        clientId: "bench",
+        expiresAt: new Date(now + 600_000),
+        reason: "bench",
+        now: new Date(),
+        actor: "bench",
+        requestId: "bench",
+      });
+      const ok = await relay.publish([revoked!.eventId]);
+      const t = clock();
+      if (!ok) notPropagated++;
+      ids.push(revoked!.eventId);
+      return t;
+    });
+    const result = await latencies(ids, t0s, ours.lastApplied);
+    const oursCpu = { publisherMs: cpuMs(process.cpuUsage(cpu)), subscribersMs: await ours.stop() };
+    const perEvent = (c: typeof oursCpu) => ({
+      publisherMs: round(c.publisherMs / events),
+      subscribersMs: round(c.subscribersMs / events),
+    });
+    return {
+      limit,
+      ours: result,
+      notPropagated,
+      cpuPerEvent: { ours: perEvent(oursCpu), limit: perEvent(limitCpu) },
+    };
+  } finally {
+    await relay.stop();
+    await bus.close();
+    await db.close();
+    await redis.del(`${key}:raw`, `${key}:relay`);
+    const c = new pg.Client({ connectionString: DATABASE_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await c.end();
+  }
+}
+
+async function bootstrap(size: number, redis: Redis): Promise<BootstrapResult & { buildS: number }> {
+  const key = `bench:revocation:boot:${randomBytes(4).toString("hex")}`;
+  try {
+    const t0 = performance.now();
+    const at = Date.now();
+    const until = Math.floor(at / 1000) + 3600;
+    for (let done = 0; done < size; ) {
+      const chunk = Math.min(10_000, size - done);
+      const p = redis.pipeline();
+      for (let i = 0; i < chunk; i++) {
+        p.xadd(
+          key,
+          "*",
+          "e",
+          JSON.stringify({ id: randomUUID(), type: "token_revoked", at, until, jti: randomUUID() }),
+        );
+      }
+      await p.exec();
+      done += chunk;
+    }
+    const buildS = (performance.now() - t0) / 1000;
+    const child = spawnChild(["--role", "bootstrap", "--key", key], true);
+    const result = await new Promise<BootstrapResult>((resolve, reject) => {
+      child.once("exit", (code) => reject(new Error(`bootstrap process exited (${code})`)));
+      child.on("message", (m: ToParent) => {
+        if ("bootstrap" in m) resolve(m.bootstrap);
+      });
+    });
+    child.removeAllListeners("exit");
+    if (result.size !== size) throw new Error(`bootstrapped ${result.size} entries, expected ${size}`);
+    return { ...result, buildS };
+  } finally {
+    await redis.del(key);
+  }
+}
+
+async function main() {
+  const rate = flag("rate", 200);
+  // --duration (seconds of steady revocations, as run-all passes it) sets the count unless --events does.
+  const events = flag("events", Math.round(flag("duration", 5) * rate));
+  const subs = flag("subscribers", 100);
+  const procs = Math.min(flag("procs", 4), subs);
+  const small = flag("small", 100_000);
+  const big = flag("big", 1_000_000);
+  const redis = new Redis(REDIS_URL);
+  try {
+    const p = await propagation(events, rate, subs, procs, redis);
+    const s = await bootstrap(small, redis);
+    const b = await bootstrap(big, redis);
+    const o = p.ours.sorted;
+    const l = p.limit.sorted;
+    const label = (n: number) => (n >= 1e6 ? `${n / 1e6}m` : `${Math.round(n / 1000)}k`);
+    report(
+      "revocation",
+      [
+        row("propagation_p50_ms", percentile(o, 50), "ms", percentile(l, 50)),
+        row("propagation_p99_ms", percentile(o, 99), "ms", percentile(l, 99)),
+        row("propagation_max_ms", o.at(-1) ?? 0, "ms", l.at(-1) ?? 0),
+        row("xadd_xread_p50_ms", percentile(l, 50), "ms"),
+        row("xadd_xread_p99_ms", percentile(l, 99), "ms"),
+        row("propagation_p50_target_ratio", percentile(o, 50) / 5, "of 5 ms target"),
+        row("propagation_p99_target_ratio", percentile(o, 99) / 25, "of 25 ms target"),
+        row(`bootstrap_${label(small)}_s`, s.seconds, "s", 5 * (small / 1e6)),
+        row(`bootstrap_${label(big)}_s`, b.seconds, "s", 5 * (big / 1e6)),
+        row(`rss_${label(small)}_mb`, s.rssMb, "MB"),
+        row(`rss_${label(big)}_mb`, b.rssMb, "MB", 250 * (big / 1e6)),
+      ],
+      {
+        events,
+        ratePerS: rate,
+        subscribers: subs,
+        processes: procs,
+        layout: `${procs} child processes x ~${Math.round(subs / procs)} followers; each follower its own Redis connections and memory state`,
+        limit: "bare XADD -> XREAD to the same number of raw ioredis readers, same process layout, same rate",
+        measured: "publish() returning (Revoke's wait) -> last of the subscribers has applied the event",
+        missing: { ours: p.ours.missing, limit: p.limit.missing },
+        notPropagated: p.notPropagated,
+        cpuPerEvent: p.cpuPerEvent,
+        cpuNote:
+          "CPU ms per event: the publishing process (ours: Revoke's SQL + relay pass; Postgres not counted) and all subscriber processes together",
+        bootstrap: {
+          [label(small)]: { ...s, buildS: Math.round(s.buildS * 100) / 100 },
+          [label(big)]: { ...b, buildS: Math.round(b.buildS * 100) / 100 },
+        },
+        bootstrapLimits: "targets scale linearly from 1M: 5 s and 250 MB per 1M entries",
+      },
+    );
+  } finally {
+    redis.disconnect();
+  }
+}
+
+await main();
+process.exit(0);
