@@ -41,6 +41,26 @@ export const tokenServiceSettings = {
     default: "5m",
     schema: types.duration({ minMs: 0, maxMs: 86_400_000 }),
   }),
+  keyRotation: setting({
+    env: "GATEHOUSE_KEY_ROTATION",
+    description:
+      "Scheduled signing-key rotation (on/off); off leaves staging and activation to operators, retiring keys still retire",
+    default: "on",
+    schema: types.boolean(),
+  }),
+  keyRotationInterval: setting({
+    env: "GATEHOUSE_KEY_ROTATION_INTERVAL",
+    description: "How long a signing key signs before scheduled rotation activates its successor",
+    default: "30d",
+    schema: types.duration({ minMs: 3_600_000, maxMs: 366 * 86_400_000 }),
+  }),
+  keyPublishDelay: setting({
+    env: "GATEHOUSE_KEY_PUBLISH_DELAY",
+    description:
+      "How long scheduled rotation publishes a new key in the JWKS before it signs (never less than GATEHOUSE_JWKS_MAX_AGE)",
+    default: "1h",
+    schema: types.duration({ minMs: 0, maxMs: 30 * 86_400_000 }),
+  }),
   credentialCacheTtl: setting({
     env: "GATEHOUSE_CREDENTIAL_CACHE_TTL",
     description: "How long a verified client secret is remembered, so hashing stays off the hot path",

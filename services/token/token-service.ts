@@ -5,11 +5,18 @@ import { createDatabase, type Database, migrationStatus } from "../shared/databa
 import type { DatabaseTarget } from "../shared/database/target.ts";
 import type { Logger } from "../shared/logging/index.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/index.ts";
+import { createRedisBus } from "../shared/revocation/redis-bus.ts";
+import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
+import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
 import type { FlowDeps } from "./flows/flow-deps.ts";
-import { createKeyRing, type KeyRing } from "./keys/key-ring.ts";
+import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
+import { createKeyRing, KEY_RING_POLL_MS, type KeyRing } from "./keys/key-ring.ts";
+import { createKeyRotation, type KeyRotation } from "./keys/key-rotation.ts";
+import { createSigningKeys } from "./keys/signing-keys.ts";
+import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
 import { createSqlTokenStore } from "./store/sql-token-store.ts";
 import { tokenServiceHandlers } from "./token-service-handlers.ts";
@@ -26,7 +33,12 @@ export interface StartTokenServiceOptions {
   logger: Logger;
   /** Injectable clock (epoch ms) for tests. */
   now?: () => number;
-  /** Publishes revocation events; until the revocation stream exists, events wait in the outbox. */
+  /**
+   * The revocation bus the outbox relay publishes to (e.g. an in-process bus for `gatehouse dev`).
+   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox.
+   */
+  bus?: RevocationBus;
+  /** Overrides the relay's fast-path publish (tests). */
   publish?: FlowDeps["publish"];
   metrics?: Registry;
 }
@@ -55,9 +67,26 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const metrics = options.metrics ?? createMetricsRegistry("token");
   const db = await createDatabase(options.database, { poolSize: config.databasePoolSize });
   let servers: RpcServers | undefined;
-  const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger });
+  const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });
+  let rotation: KeyRotation | undefined;
+  const ownBus =
+    !options.bus && config.redisUrl ? createRedisBus({ url: config.redisUrl, logger }) : undefined;
+  const bus = options.bus ?? ownBus;
+  const relay: OutboxRelay | undefined = bus
+    ? createOutboxRelay({
+        db: db.pool ? poolOutboxDb(db.pool) : pgliteOutboxDb(db.pglite!),
+        bus,
+        stream: config.revocationStream,
+        maxAccessTokenTtlMs: config.maxAccessTokenTtl,
+        publishTimeoutMs: config.publishTimeout,
+        logger,
+        metrics,
+        now,
+      })
+    : undefined;
   try {
     await keys.start();
+    relay?.start();
     const deps = {
       prisma: db.prisma,
       store: createSqlTokenStore(db.pool ? poolExecutor(db.pool) : pgliteExecutor(db.pglite!)),
@@ -66,7 +95,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       successorKey: successorKeyFrom(config.masterKey),
       maxAccessTokenTtlSeconds: Math.floor(config.maxAccessTokenTtl / 1000),
       now,
-      publish: options.publish ?? (async () => false),
+      publish: options.publish ?? relay?.publish ?? (async () => false),
       log: logger,
       authenticator: createCallerAuthenticator({
         clients: prismaClientLookup(db.prisma),
@@ -74,11 +103,21 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         now,
       }),
     };
+    const signingKeys = createSigningKeys({
+      prisma: db.prisma,
+      masterKey: config.masterKey,
+      policy: keyLifecyclePolicy({ ...config, reloadMs: KEY_RING_POLL_MS }),
+      now,
+    });
+    rotation = createKeyRotation({ signingKeys, keyRing: keys, schedule: config.keyRotation, log: logger });
     const readiness = createReadiness(db, keys);
     servers = await startRpcServers({
       grpc: config.grpcListen,
       http: config.httpListen,
-      services: [tokenServiceHandlers(deps)],
+      services: [
+        tokenServiceHandlers(deps),
+        adminServiceHandlers({ ...deps, signingKeys, credentialCacheTtlMs: config.credentialCacheTtl }),
+      ],
       logger,
       metrics,
       extraRoutes: {
@@ -98,10 +137,13 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     });
   } catch (err) {
     keys.stop();
+    await relay?.stop();
+    await ownBus?.close();
     await db.close();
     throw err;
   }
   const started = servers;
+  rotation?.start();
   logger.info(
     { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
     "token service listening",
@@ -117,6 +159,9 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       stopping ??= (async () => {
         logger.info("token service draining");
         await started.shutdown(config.shutdownGrace);
+        await rotation?.stop();
+        await relay?.stop();
+        await ownBus?.close();
         keys.stop();
         await db.close();
         logger.info("token service stopped");

@@ -28,7 +28,7 @@ export function decryptPrivateKey(sealed: Uint8Array, masterKey: Uint8Array, kid
   } catch (cause) {
     throw new GatehouseError(
       "failed_precondition",
-      `cannot decrypt signing key ${kid}: GATEHOUSE_MASTER_KEY is not the key it was encrypted with`,
+      `cannot decrypt signing key ${kid}: GATEHOUSE_MASTER_KEY is not the key it was encrypted with (after changing it, run gatehouse keys rewrap)`,
       { cause },
     );
   }

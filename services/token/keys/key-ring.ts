@@ -2,9 +2,11 @@ import { createHash, type KeyObject } from "node:crypto";
 import type { PrismaClient } from "../../gen/prisma/client.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { Logger } from "../../shared/logging/index.ts";
+import { recordAudit } from "../audit/audit-record.ts";
 import type { AccessTokenClaims } from "../tokens/access-token-claims.ts";
 import { createAccessTokenSigner } from "../tokens/access-token-signer.ts";
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.ts";
+import { withKeyLock } from "./key-lock.ts";
 import {
   generateSigningKey,
   type PublicJwk,
@@ -16,8 +18,8 @@ import {
 /** Keys the JWKS publishes: about to sign, signing, or still verifying tokens they signed. */
 const PUBLISHED = ["staged", "active", "retiring"] as const;
 
-/** Advisory lock key serialising first-start key creation across replicas ("gh-keys" in ASCII). */
-const FIRST_KEY_LOCK = 0x67682d6b657973n;
+/** How often every replica looks for a key activated elsewhere (KeyRingOptions.pollMs default). */
+export const KEY_RING_POLL_MS = 5000;
 
 export interface ActiveKey {
   kid: string;
@@ -51,6 +53,8 @@ export interface KeyRingOptions {
   log: Logger;
   /** How often to look for a newly activated key; every replica picks it up within this. */
   pollMs?: number;
+  /** Clock (epoch ms) for the rows written on first start; injectable for tests. */
+  now?: () => number;
 }
 
 interface LoadedKey {
@@ -116,12 +120,11 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   }
 
   async function ensureActiveKey(): Promise<void> {
-    await prisma.$transaction(async (tx) => {
-      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${FIRST_KEY_LOCK})`);
+    await withKeyLock(prisma, async (tx) => {
       const existing = await tx.signingKey.findFirst({ where: { status: "active" }, select: { kid: true } });
       if (existing) return;
       const key = await generateSigningKey("EdDSA");
-      const now = new Date();
+      const now = new Date((options.now ?? Date.now)());
       await tx.signingKey.create({
         data: {
           kid: key.kid,
@@ -133,29 +136,41 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
           activatedAt: now,
         },
       });
-      await tx.auditEvent.create({
-        data: {
-          actor: "system",
-          action: "signing_key.created",
-          targetType: "signing_key",
-          targetId: key.kid,
-          outcome: "success",
-          details: { algorithm: key.algorithm, status: "active", reason: "no active key on first start" },
-        },
+      await recordAudit(tx, {
+        actor: "system:key-ring",
+        at: now,
+        action: "signing_key.create",
+        targetType: "signing_key",
+        targetId: key.kid,
+        outcome: "success",
+        details: { algorithm: key.algorithm, status: "active", reason: "no active key on first start" },
       });
       log.warn({ kid: key.kid }, "no active signing key: created and activated an Ed25519 key");
     });
   }
 
+  /**
+   * Every key that may sign (staged or active) must open with this master key: a wrong
+   * GATEHOUSE_MASTER_KEY stops start-up with one line, not the first activation weeks later.
+   */
+  async function checkMasterKey(): Promise<void> {
+    const rows = await prisma.signingKey.findMany({
+      where: { status: { in: ["staged", "active"] } },
+      select: { kid: true, privateKeyEnc: true },
+    });
+    for (const r of rows) decryptPrivateKey(r.privateKeyEnc, masterKey, r.kid).fill(0);
+  }
+
   return {
     async start() {
+      await checkMasterKey();
       await load();
       if (!activeKey) {
         await ensureActiveKey();
         fingerprint = "";
         await load();
       }
-      const pollMs = options.pollMs ?? 5000;
+      const pollMs = options.pollMs ?? KEY_RING_POLL_MS;
       timer = setInterval(() => {
         load().catch((err) => log.warn({ err: (err as Error).message }, "reloading signing keys failed"));
       }, pollMs);

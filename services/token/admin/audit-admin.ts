@@ -1,0 +1,64 @@
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Prisma } from "../../gen/prisma/client.ts";
+import type {
+  ListAuditEventsRequest,
+  ListAuditEventsResponseSchema,
+} from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
+import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import { checkText, LIMITS } from "../flows/request-limits.ts";
+import type { AdminDeps } from "./admin-deps.ts";
+import { auditEventMessage } from "./admin-messages.ts";
+import { decodePageToken, encodePageToken, pageSize } from "./page-cursor.ts";
+
+type Reply<S extends DescMessage> = Promise<MessageInitShape<S>>;
+
+/** The audit log, newest first, every filter ANDed; `action` ending in "." matches a group. */
+export async function listAuditEvents(
+  deps: AdminDeps,
+  req: ListAuditEventsRequest,
+): Reply<typeof ListAuditEventsResponseSchema> {
+  const subject = checkText("subject", req.subject, LIMITS.subject);
+  const clientId = checkText("client_id", req.clientId, 64);
+  const action = checkText("action", req.action, 128);
+  const actor = checkText("actor", req.actor, 128);
+  const since = req.since ? timestampDate(req.since) : null;
+  const until = req.until ? timestampDate(req.until) : null;
+  if (since && until && since > until) {
+    throw new GatehouseError("invalid_request", "since is after until", { metadata: { field: "since" } });
+  }
+  const take = pageSize(req.pageSize);
+  const filters = [subject, clientId, action, actor, since?.getTime() ?? null, until?.getTime() ?? null];
+  const cursor = req.pageToken === "" ? null : decodePageToken(req.pageToken, filters, ["number", "string"]);
+  const and: Prisma.AuditEventWhereInput[] = [];
+  if (subject) and.push({ subject });
+  if (clientId) and.push({ clientId });
+  if (action) and.push(action.endsWith(".") ? { action: { startsWith: action } } : { action });
+  if (actor) and.push({ actor });
+  if (since) and.push({ occurredAt: { gte: since } });
+  if (until) and.push({ occurredAt: { lt: until } });
+  if (cursor) {
+    if (!/^\d{1,19}$/.test(cursor[1] as string)) {
+      throw new GatehouseError("invalid_request", "page_token is not valid", {
+        metadata: { field: "page_token" },
+      });
+    }
+    const at = new Date(cursor[0] as number);
+    const id = BigInt(cursor[1] as string);
+    and.push({ OR: [{ occurredAt: { lt: at } }, { occurredAt: at, id: { lt: id } }] });
+  }
+  const rows = await deps.prisma.auditEvent.findMany({
+    where: { AND: and },
+    orderBy: [{ occurredAt: "desc" }, { id: "desc" }],
+    take: take + 1,
+  });
+  const page = rows.slice(0, take);
+  const last = page[page.length - 1];
+  return {
+    events: page.map(auditEventMessage),
+    nextPageToken:
+      rows.length > take && last
+        ? encodePageToken([last.occurredAt.getTime(), last.id.toString()], filters)
+        : "",
+  };
+}

@@ -1,0 +1,305 @@
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
+import { durationMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Client as ClientRow, Prisma } from "../../gen/prisma/client.ts";
+import type {
+  CreateClientRequest,
+  CreateClientResponseSchema,
+  DisableClientRequest,
+  DisableClientResponseSchema,
+  EnableClientRequest,
+  EnableClientResponseSchema,
+  GetClientRequest,
+  GetClientResponseSchema,
+  ListClientsRequest,
+  ListClientsResponseSchema,
+  RotateClientSecretRequest,
+  RotateClientSecretResponseSchema,
+  UpdateClientRequest,
+  UpdateClientResponseSchema,
+} from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
+import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import { recordAudit } from "../audit/audit-record.ts";
+import { generateClientSecret, hashClientSecret } from "../clients/client-secret.ts";
+import { checkText, LIMITS } from "../flows/request-limits.ts";
+import type { AdminCaller, AdminDeps } from "./admin-deps.ts";
+import { clientMessage, ROLE_BY_ENUM } from "./admin-messages.ts";
+import {
+  checkClientId,
+  generateClientId,
+  settingsForCreate,
+  settingsForUpdate,
+  settingsOf,
+} from "./client-settings.ts";
+import { decodePageToken, encodePageToken, pageSize } from "./page-cursor.ts";
+
+type Reply<S extends DescMessage> = Promise<MessageInitShape<S>>;
+
+const DEFAULT_OVERLAP_MS = 24 * 3_600_000;
+const MAX_OVERLAP_MS = 7 * 86_400_000;
+
+function notFound(clientId: string): GatehouseError {
+  return new GatehouseError("not_found", `no client ${clientId}`, { metadata: { client_id: clientId } });
+}
+
+async function findOrThrow(
+  db: Pick<Prisma.TransactionClient, "client">,
+  clientId: string,
+): Promise<ClientRow> {
+  // Looked up as given: rows written before the id rules (or by hand) must stay reachable.
+  const row = await db.client.findUnique({
+    where: { id: checkText("client_id", clientId, 128, { required: true }) },
+  });
+  if (!row) throw notFound(clientId);
+  return row;
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === "P2002";
+}
+
+const audit = (caller: AdminCaller, at: Date, action: string, clientId: string, details: object) => ({
+  ...caller.by,
+  at,
+  action,
+  targetType: "client",
+  targetId: clientId,
+  clientId,
+  outcome: "success" as const,
+  details: details as Record<string, unknown>,
+});
+
+export async function createClient(
+  deps: Pick<AdminDeps, "prisma" | "now" | "maxAccessTokenTtlSeconds">,
+  caller: AdminCaller,
+  req: CreateClientRequest,
+): Reply<typeof CreateClientResponseSchema> {
+  const id = req.clientId === "" ? generateClientId() : checkClientId(req.clientId);
+  const settings = settingsForCreate(req, deps.maxAccessTokenTtlSeconds);
+  const secret = generateClientSecret();
+  const secretHash = await hashClientSecret(secret);
+  const at = new Date(deps.now());
+  try {
+    const row = await deps.prisma.$transaction(async (tx) => {
+      const created = await tx.client.create({
+        data: { id, ...settings, secretHash, secretRotatedAt: at, createdAt: at, updatedAt: at },
+      });
+      await recordAudit(
+        tx,
+        audit(caller, at, "client.create", id, { roles: settings.roles, generated_id: req.clientId === "" }),
+      );
+      return created;
+    });
+    return { client: clientMessage(row), clientSecret: secret };
+  } catch (err) {
+    if (isUniqueViolation(err)) {
+      throw new GatehouseError("already_exists", `client ${id} already exists`, {
+        metadata: { client_id: id },
+      });
+    }
+    throw err;
+  }
+}
+
+export async function getClient(
+  deps: AdminDeps,
+  req: GetClientRequest,
+): Reply<typeof GetClientResponseSchema> {
+  return { client: clientMessage(await findOrThrow(deps.prisma, req.clientId)) };
+}
+
+export async function listClients(
+  deps: AdminDeps,
+  req: ListClientsRequest,
+): Reply<typeof ListClientsResponseSchema> {
+  const role = req.role === 0 ? null : ROLE_BY_ENUM.get(req.role);
+  if (role === undefined) {
+    throw new GatehouseError("invalid_request", `role has an unknown value (${req.role})`, {
+      metadata: { field: "role" },
+    });
+  }
+  const namePrefix = checkText("name_prefix", req.namePrefix, 128);
+  const filters = [role, req.includeDisabled, namePrefix.toLowerCase()];
+  const take = pageSize(req.pageSize);
+  const after =
+    req.pageToken === "" ? null : (decodePageToken(req.pageToken, filters, ["string"])[0] as string);
+  const rows = await deps.prisma.client.findMany({
+    where: {
+      ...(role ? { roles: { has: role } } : {}),
+      ...(req.includeDisabled ? {} : { disabledAt: null }),
+      ...(namePrefix ? { name: { startsWith: namePrefix, mode: "insensitive" as const } } : {}),
+      ...(after !== null ? { id: { gt: after } } : {}),
+    },
+    orderBy: { id: "asc" },
+    take: take + 1,
+  });
+  const page = rows.slice(0, take);
+  const last = page[page.length - 1];
+  return {
+    clients: page.map(clientMessage),
+    nextPageToken: rows.length > take && last ? encodePageToken([last.id], filters) : "",
+  };
+}
+
+export async function updateClient(
+  deps: AdminDeps,
+  caller: AdminCaller,
+  req: UpdateClientRequest,
+): Reply<typeof UpdateClientResponseSchema> {
+  const row = await deps.prisma.$transaction(async (tx) => {
+    const current = await findOrThrow(tx, req.clientId);
+    const { settings, changed } = settingsForUpdate(settingsOf(current), req, deps.maxAccessTokenTtlSeconds);
+    const at = new Date(deps.now());
+    const updated = await tx.client.update({
+      where: { id: current.id },
+      data: { ...settings, updatedAt: at },
+    });
+    await recordAudit(tx, audit(caller, at, "client.update", current.id, { fields: changed }));
+    return updated;
+  });
+  deps.authenticator.forget(row.id);
+  return { client: clientMessage(row) };
+}
+
+export async function rotateClientSecret(
+  deps: AdminDeps,
+  caller: AdminCaller,
+  req: RotateClientSecretRequest,
+): Reply<typeof RotateClientSecretResponseSchema> {
+  const overlapMs =
+    req.previousSecretOverlap === undefined ? DEFAULT_OVERLAP_MS : durationMs(req.previousSecretOverlap);
+  if (!(overlapMs >= 0 && overlapMs <= MAX_OVERLAP_MS)) {
+    throw new GatehouseError("invalid_request", "previous_secret_overlap must be between 0 and 7 days", {
+      metadata: { field: "previous_secret_overlap" },
+    });
+  }
+  const secret = generateClientSecret();
+  const secretHash = await hashClientSecret(secret);
+  const row = await deps.prisma.$transaction(async (tx) => {
+    const current = await findOrThrow(tx, req.clientId);
+    if (current.disabledAt !== null) {
+      throw new GatehouseError("failed_precondition", `client ${current.id} is disabled: enable it first`, {
+        metadata: { client_id: current.id },
+      });
+    }
+    const t = deps.now();
+    const at = new Date(t);
+    const expires = new Date(t + overlapMs);
+    const updated = await tx.client.update({
+      where: { id: current.id },
+      data: {
+        secretHash,
+        // Only one previous secret is kept: rotating again ends the older one at once.
+        previousSecretHash: overlapMs > 0 ? current.secretHash : null,
+        previousSecretExpiresAt: expires,
+        secretRotatedAt: at,
+        updatedAt: at,
+      },
+    });
+    await recordAudit(
+      tx,
+      audit(caller, at, "client.rotate_secret", current.id, {
+        overlap_seconds: Math.floor(overlapMs / 1000),
+      }),
+    );
+    return updated;
+  });
+  // A cached (client, old secret) pair must not outlive the overlap, least of all a zero one.
+  deps.authenticator.forget(row.id);
+  return {
+    clientSecret: secret,
+    previousSecretExpiresAt: timestampFromDate(row.previousSecretExpiresAt!),
+    client: clientMessage(row),
+  };
+}
+
+/**
+ * Disables the client, revokes its live sessions, queues `client_disabled` and audits it, in one
+ * statement. Params: $1 client id, $2 now, $3 reason, $4 event not-before (epoch ms), $5 event
+ * relevant-until, $6 actor, $7 request id. One row: sessions revoked, the event id (null when the
+ * client was disabled already).
+ */
+const DISABLE_CLIENT = `
+  WITH c AS (
+    UPDATE clients SET disabled_at = $2::timestamptz, disabled_reason = $3::text, updated_at = $2::timestamptz
+     WHERE id = $1::text AND disabled_at IS NULL
+     RETURNING id
+  ), s AS (
+    UPDATE sessions SET revoked_at = $2::timestamptz, revoke_reason = 'client disabled'
+     WHERE client_id IN (SELECT id FROM c) AND revoked_at IS NULL
+     RETURNING id
+  ), o AS (
+    INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
+    SELECT 'client_disabled', jsonb_build_object('clientId', c.id, 'notBefore', $4::bigint),
+           $2::timestamptz, $5::timestamptz
+      FROM c
+    RETURNING event_id
+  ), a AS (
+    INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, client_id, request_id, outcome, details)
+    VALUES ($2::timestamptz, $6::text, 'client.disable', 'client', $1::text, $1::text, $7::text, 'success',
+            jsonb_build_object('reason', $3::text, 'changed', (SELECT count(*) FROM c) > 0,
+                               'sessions_revoked', (SELECT count(*) FROM s),
+                               'event_id', (SELECT event_id::text FROM o)))
+  )
+  SELECT (SELECT count(*) FROM s)::int AS sessions_revoked, (SELECT event_id::text FROM o) AS event_id`;
+
+export async function disableClient(
+  deps: AdminDeps,
+  caller: AdminCaller,
+  req: DisableClientRequest,
+): Reply<typeof DisableClientResponseSchema> {
+  const clientId = checkText("client_id", req.clientId, 128, { required: true });
+  const reason = checkText("reason", req.reason, LIMITS.reason) || "disabled by admin";
+  if (clientId === caller.clientId) {
+    throw new GatehouseError("failed_precondition", "an admin cannot disable its own client", {
+      metadata: { client_id: clientId },
+    });
+  }
+  await findOrThrow(deps.prisma, clientId);
+  const t = deps.now();
+  // Other replicas may accept the client's cached credentials for up to the cache TTL: the cut-off
+  // covers tokens they issue meanwhile too.
+  const notBefore = Math.ceil((t + deps.credentialCacheTtlMs) / 1000) * 1000;
+  const [result] = await deps.prisma.$queryRawUnsafe<{ sessions_revoked: number; event_id: string | null }[]>(
+    DISABLE_CLIENT,
+    clientId,
+    new Date(t),
+    reason,
+    BigInt(notBefore),
+    new Date(notBefore + deps.maxAccessTokenTtlSeconds * 1000),
+    caller.by.actor,
+    caller.by.requestId ?? null,
+  );
+  deps.authenticator.forget(clientId);
+  const eventId = result?.event_id ?? null;
+  const propagated = eventId === null ? true : await deps.publish([eventId]).catch(() => false);
+  deps.log.info(
+    { requestId: caller.requestId, clientId, sessionsRevoked: result?.sessions_revoked ?? 0, propagated },
+    "client disabled",
+  );
+  return {
+    sessionsRevoked: result?.sessions_revoked ?? 0,
+    propagated,
+    client: clientMessage(await findOrThrow(deps.prisma, clientId)),
+  };
+}
+
+export async function enableClient(
+  deps: AdminDeps,
+  caller: AdminCaller,
+  req: EnableClientRequest,
+): Reply<typeof EnableClientResponseSchema> {
+  const row = await deps.prisma.$transaction(async (tx) => {
+    const current = await findOrThrow(tx, req.clientId);
+    const at = new Date(deps.now());
+    const changed = current.disabledAt !== null;
+    const updated = changed
+      ? await tx.client.update({
+          where: { id: current.id },
+          data: { disabledAt: null, disabledReason: null, updatedAt: at },
+        })
+      : current;
+    await recordAudit(tx, audit(caller, at, "client.enable", current.id, { changed }));
+    return updated;
+  });
+  return { client: clientMessage(row) };
+}
