@@ -21,6 +21,16 @@ const BENCHES: { name: string; file: string; quickArgs: string[] }[] = [
   },
   { name: "serving-cost", file: "bench/serving-cost.ts", quickArgs: ["--duration", "1"] },
   { name: "sidecar-verify", file: "bench/sidecar-verify.ts", quickArgs: ["--duration", "1"] },
+  {
+    name: "revocation",
+    file: "bench/revocation.ts",
+    quickArgs: ["--events", "100", "--subscribers", "8", "--procs", "2", "--small", "2000", "--big", "10000"],
+  },
+  {
+    name: "sidecar",
+    file: "bench/sidecar.ts",
+    quickArgs: ["--duration", "1", "--connections", "16", "--tokens", "2000"],
+  },
 ];
 
 let failed = 0;

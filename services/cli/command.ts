@@ -9,6 +9,8 @@ export interface Command {
   name: string;
   summary: string;
   usage: string;
+  /** Help for these arguments when it depends on them (a group's subcommand); default `usage`. */
+  help?(argv: string[]): string;
   run(argv: string[]): Promise<number>;
 }
 

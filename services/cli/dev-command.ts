@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { loadSettings } from "../shared/config/index.ts";
 import { type Database, migrate } from "../shared/database/index.ts";
 import { createLogger } from "../shared/logging/index.ts";
+import { createInProcessBus } from "../shared/revocation/in-process-bus.ts";
 import { basicAuthorization } from "../token/clients/basic-credentials.ts";
 import { generateClientSecret, hashClientSecret } from "../token/clients/client-secret.ts";
 import { startTokenService } from "../token/token-service.ts";
@@ -112,7 +113,9 @@ export const devCommand: Command = {
       : ({ kind: "pglite", dataDir: resolve(dataDir, "pglite") } as const);
     const { applied } = await migrate(database);
     if (applied.length > 0) logger.info({ applied }, "migrations applied");
-    const service = await startTokenService({ config: settings, database, logger });
+    // Without REDIS_URL, revocations go to an in-process bus (a dev sidecar in this process can follow it).
+    const bus = settings.redisUrl ? undefined : createInProcessBus();
+    const service = await startTokenService({ config: settings, database, logger, bus });
     await ensureDemoClients(service.db, state);
     const http = `http://127.0.0.1:${service.httpPort}`;
     process.stdout.write(banner(http, service.grpcPort, state, dataDir));

@@ -1,30 +1,33 @@
-import { ConfigError } from "../shared/config/index.ts";
+import { ConfigError } from "../shared/config/settings.ts";
 import { type Command, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from "./command.ts";
-import { devCommand } from "./dev-command.ts";
-import { migrateCommand } from "./migrate-command.ts";
-import { notYetCommand } from "./not-yet-command.ts";
-import { serveCommand } from "./serve-command.ts";
 
-const commands: Command[] = [
-  serveCommand,
-  notYetCommand(
-    "sidecar",
-    "Run the sidecar verifier beside an app (:7401 proxy, :7402 control)",
-    "the sidecar (issue #5)",
-  ),
-  devCommand,
-  migrateCommand,
+/**
+ * Each command's module loads only when that command runs: importing all of them (the token
+ * service, the sidecar, the database layer) costs seconds, which every `gatehouse keys list` would
+ * otherwise pay.
+ */
+const commands: { name: string; load: () => Promise<Command> }[] = [
+  { name: "serve", load: async () => (await import("./serve-command.ts")).serveCommand },
+  { name: "sidecar", load: async () => (await import("./sidecar-command.ts")).sidecarCommand },
+  { name: "dev", load: async () => (await import("./dev-command.ts")).devCommand },
+  { name: "migrate", load: async () => (await import("./migrate-command.ts")).migrateCommand },
+  { name: "keys", load: async () => (await import("./keys-command.ts")).keysCommand },
+  { name: "clients", load: async () => (await import("./clients-command.ts")).clientsCommand },
+  { name: "sessions", load: async () => (await import("./sessions-command.ts")).sessionsCommand },
+  { name: "audit", load: async () => (await import("./audit-command.ts")).auditCommand },
+  { name: "token", load: async () => (await import("./token-command.ts")).tokenCommand },
 ];
 
-function help(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
+async function help(): Promise<string> {
+  const loaded = await Promise.all(commands.map((c) => c.load()));
+  const width = Math.max(...loaded.map((c) => c.name.length));
   return [
     "gatehouse — token service and sidecar verifier for microservice platforms",
     "",
     "Usage: gatehouse <command> [flags]",
     "",
     "Commands:",
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...loaded.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
     "Run `gatehouse <command> --help` for a command's flags. Exit codes: 0 ok, 1 failed, 2 usage.",
   ].join("\n");
@@ -34,23 +37,24 @@ function help(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write(`${help()}\n`);
+    process.stdout.write(`${await help()}\n`);
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
-    process.stderr.write(`gatehouse: unknown command "${name}"\n\n${help()}\n`);
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
+    process.stderr.write(`gatehouse: unknown command "${name}"\n\n${await help()}\n`);
     return EXIT_USAGE;
   }
+  const command = await entry.load();
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(`${command.usage}\n`);
+    process.stdout.write(`${command.help?.(rest) ?? command.usage}\n`);
     return EXIT_OK;
   }
   try {
     return await command.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`gatehouse ${name}: ${err.message}\n\n${command.usage}\n`);
+      process.stderr.write(`gatehouse ${name}: ${err.message}\n\n${command.help?.(rest) ?? command.usage}\n`);
       return EXIT_USAGE;
     }
     if (err instanceof ConfigError) {

@@ -87,4 +87,29 @@ export const sidecarSettings = {
     default: "closed",
     schema: types.oneOf(["closed", "open"]),
   }),
+  forwardToken: setting({
+    env: "GATEHOUSE_FORWARD_TOKEN",
+    description:
+      "Also pass the verified access token to the app, in x-gatehouse-jwt (proxy, ext_authz, forward-auth)",
+    default: "false",
+    schema: types.boolean(),
+  }),
+  stripAuthorization: setting({
+    env: "GATEHOUSE_STRIP_AUTHORIZATION",
+    description: "Remove the Authorization header before the request reaches the app (proxy and ext_authz)",
+    default: "false",
+    schema: types.boolean(),
+  }),
+  upstreamConnectTimeout: setting({
+    env: "GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT",
+    description: "How long the proxy waits to connect to the app before answering 502 / UNAVAILABLE",
+    default: "2s",
+    schema: types.duration({ minMs: 10, maxMs: 60_000 }),
+  }),
+  shutdownGrace: setting({
+    env: "GATEHOUSE_SHUTDOWN_GRACE",
+    description: "How long a stopping sidecar lets requests in flight finish before cutting them",
+    default: "10s",
+    schema: types.duration({ maxMs: 600_000 }),
+  }),
 };

@@ -1,0 +1,140 @@
+import { type Duration, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
+import { type Client, ClientRole } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
+import { types } from "../shared/config/index.ts";
+import { fields, type Output, span, table, when } from "./cli-output.ts";
+import { UsageError } from "./command.ts";
+
+/** Client settings as `gatehouse clients create|update` flags, and how clients are printed. */
+export const SETTINGS_FLAGS = {
+  name: { type: "string" },
+  role: { type: "string", multiple: true },
+  audience: { type: "string", multiple: true },
+  scope: { type: "string", multiple: true },
+  claim: { type: "string", multiple: true },
+  "access-ttl": { type: "string" },
+  "idle-ttl": { type: "string" },
+  "absolute-ttl": { type: "string" },
+  grace: { type: "string" },
+  "rate-limit": { type: "string" },
+} as const;
+
+export const SETTINGS_USAGE = `  --name TEXT           human-readable name (1-128 characters)
+  --role ROLE           issuer, service, revoker, introspector or admin; repeat for several
+  --audience AUD        an audience the client may request tokens for; repeat for several
+  --scope SCOPE         a scope the client may request; repeat for several
+  --claim NAME          a custom claim the client may set; repeat for several
+  --access-ttl DUR      access-token lifetime, 1m-60m (default 10m)
+  --idle-ttl DUR        session idle timeout, 1h up to --absolute-ttl (default 14d)
+  --absolute-ttl DUR    session absolute lifetime, 1h-365d (default 90d)
+  --grace DUR           refresh grace window, 0s-60s (default 10s; 0s disables it)
+  --rate-limit N        token calls per second (0: the server default)`;
+
+type SettingsValues = {
+  [K in keyof typeof SETTINGS_FLAGS]?: (typeof SETTINGS_FLAGS)[K] extends { multiple: true }
+    ? string[]
+    : string;
+};
+
+const ROLES: Record<string, ClientRole> = {
+  issuer: ClientRole.ISSUER,
+  service: ClientRole.SERVICE,
+  revoker: ClientRole.REVOKER,
+  introspector: ClientRole.INTROSPECTOR,
+  admin: ClientRole.ADMIN,
+};
+
+export function roleFlag(value: string): ClientRole {
+  const role = ROLES[value.toLowerCase()];
+  if (role === undefined)
+    throw new UsageError(`--role must be one of ${Object.keys(ROLES).join(", ")}, got "${value}"`);
+  return role;
+}
+
+function roleName(role: ClientRole): string {
+  return Object.entries(ROLES).find(([, v]) => v === role)?.[0] ?? String(role);
+}
+
+/** A duration flag; "default" (update only) means unset, which restores the default. */
+export function durationFlag(flag: string, value: string): Duration | undefined {
+  if (value === "default") return undefined;
+  const parsed = types.duration().safeParse(value);
+  if (!parsed.success) throw new UsageError(`--${flag}: expected a duration such as 30s, 10m, 1h or 14d`);
+  return durationFromMs(parsed.data);
+}
+
+export function integerFlag(flag: string, value: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw new UsageError(`--${flag} must be a non-negative integer`);
+  return Number(value);
+}
+
+/** `--scope ""` clears a list. */
+const list = (values: string[]) => values.filter((v) => v !== "");
+
+/** Request fields from the flags given, and the update_mask paths they name. */
+export function settingsFrom(values: SettingsValues) {
+  const req: Record<string, unknown> = {};
+  const paths: string[] = [];
+  const set = (path: string, key: string, value: unknown) => {
+    paths.push(path);
+    if (value !== undefined) req[key] = value;
+  };
+  if (values.name !== undefined) set("name", "name", values.name);
+  if (values.role) set("roles", "roles", values.role.map(roleFlag));
+  if (values.audience) set("allowed_audiences", "allowedAudiences", list(values.audience));
+  if (values.scope) set("allowed_scopes", "allowedScopes", list(values.scope));
+  if (values.claim) set("allowed_claims", "allowedClaims", list(values.claim));
+  if (values["access-ttl"] !== undefined)
+    set("access_token_ttl", "accessTokenTtl", durationFlag("access-ttl", values["access-ttl"]));
+  if (values["idle-ttl"] !== undefined)
+    set("refresh_idle_ttl", "refreshIdleTtl", durationFlag("idle-ttl", values["idle-ttl"]));
+  if (values["absolute-ttl"] !== undefined)
+    set("refresh_absolute_ttl", "refreshAbsoluteTtl", durationFlag("absolute-ttl", values["absolute-ttl"]));
+  if (values.grace !== undefined)
+    set("refresh_grace_period", "refreshGracePeriod", durationFlag("grace", values.grace));
+  if (values["rate-limit"] !== undefined)
+    set("rate_limit_per_second", "rateLimitPerSecond", integerFlag("rate-limit", values["rate-limit"]));
+  return { req, paths };
+}
+
+const secs = (d: Duration | undefined) => (d ? span(Math.floor(durationMs(d) / 1000)) : "-");
+
+export function clientsTable(clients: readonly Client[]): string {
+  return table(
+    ["CLIENT ID", "NAME", "ROLES", "ACCESS TTL", "STATUS", "CREATED"],
+    clients.map((c) => [
+      c.clientId,
+      c.name,
+      c.roles.map(roleName).join(","),
+      secs(c.accessTokenTtl),
+      c.disabledAt ? "disabled" : "enabled",
+      when(c.createdAt),
+    ]),
+  );
+}
+
+export function clientDetails(c: Client): string {
+  return fields([
+    ["client id", c.clientId],
+    ["name", c.name],
+    ["roles", c.roles.map(roleName).join(", ")],
+    ["audiences", c.allowedAudiences.join(" ") || "-"],
+    ["scopes", c.allowedScopes.join(" ") || "-"],
+    ["custom claims", c.allowedClaims.join(" ") || "-"],
+    ["access token ttl", secs(c.accessTokenTtl)],
+    ["refresh idle ttl", secs(c.refreshIdleTtl)],
+    ["refresh absolute", secs(c.refreshAbsoluteTtl)],
+    ["refresh grace", secs(c.refreshGracePeriod)],
+    ["rate limit", c.rateLimitPerSecond === 0 ? "server default" : `${c.rateLimitPerSecond}/s`],
+    ["created", when(c.createdAt)],
+    ["updated", when(c.updatedAt)],
+    ["secret rotated", when(c.secretRotatedAt)],
+    ["previous secret until", when(c.previousSecretExpiresAt)],
+    ["status", c.disabledAt ? `disabled ${when(c.disabledAt)}: ${c.disabledReason}` : "enabled"],
+  ]);
+}
+
+export function showSecret(output: Output, client: Client | undefined, secret: string): void {
+  if (client) output.out(clientDetails(client));
+  output.out(`\nclient secret: ${secret}`);
+  output.err("Store the secret now: Gatehouse keeps only a hash and will not show it again.");
+}

@@ -1,0 +1,33 @@
+import { loadSettings } from "../shared/config/settings.ts";
+import { createLogger } from "../shared/logging/logger.ts";
+import { startSidecar } from "../sidecar/sidecar.ts";
+import { sidecarSettings } from "../sidecar/sidecar-settings.ts";
+import { type Command, EXIT_OK, rawFlags } from "./command.ts";
+import { untilSignal } from "./signals.ts";
+
+const usage = `Usage: gatehouse sidecar [--flag value ...]
+
+Runs the sidecar verifier beside one app: the reverse proxy on GATEHOUSE_PROXY_LISTEN (:7401) in
+front of GATEHOUSE_UPSTREAM (http:// for HTTP/1.1, h2c:// for HTTP/2 and gRPC), and on
+GATEHOUSE_CONTROL_LISTEN (:7402) Envoy ext_authz (gRPC), forward-auth (/authz), /healthz, /readyz
+and /metrics. Every setting is an environment variable or the matching flag; see
+docs/configuration.md. Required: GATEHOUSE_ISSUER. Stops gracefully on SIGTERM or SIGINT.`;
+
+export const sidecarCommand: Command = {
+  name: "sidecar",
+  summary: "Run the sidecar verifier beside an app (:7401 proxy, :7402 control)",
+  usage,
+  async run(argv) {
+    const settings = loadSettings(sidecarSettings, { flags: rawFlags(argv) });
+    const logger = createLogger({
+      level: settings.logLevel,
+      pretty: settings.logPretty,
+      component: "sidecar",
+    });
+    const sidecar = await startSidecar({ settings, logger });
+    const signal = await untilSignal();
+    logger.info({ signal }, "shutting down");
+    await sidecar.shutdown();
+    return EXIT_OK;
+  },
+};

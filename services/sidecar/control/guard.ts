@@ -1,0 +1,191 @@
+import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import { fingerprint } from "../../shared/logging/fingerprint.ts";
+import type { Policy, Rule } from "../policy/compile-policy.ts";
+import { normalizePath } from "../policy/path-matchers.ts";
+import type { Verifier } from "../verifier/create-verifier.ts";
+import type { Identity } from "../verifier/identity.ts";
+import type { DecisionMetrics, GuardMode } from "./decision-metrics.ts";
+import { type Denial, denialOf } from "./denial.ts";
+
+type HeaderValue = string | readonly string[] | undefined;
+
+export interface GuardRequest {
+  /** HTTP method of the request being authorized. */
+  readonly method: string;
+  /** Request target as received: origin-form path with optional query (or absolute-form). */
+  readonly target: string;
+  /** `content-type: application/grpc*`: try `grpc:` rules first. */
+  readonly grpc: boolean;
+  readonly authorization: HeaderValue;
+  /**
+   * Refuse (400 `invalid_request`) a path that normalization would change. For ext_authz and
+   * forward-auth, where the sidecar cannot rewrite what reaches the app: the rule it matched must be
+   * the rule for the path the app will see. The proxy instead forwards the normalized path.
+   */
+  readonly requireNormalPath?: boolean;
+}
+
+export type GuardResult =
+  | {
+      readonly allowed: true;
+      /** Null on a public route without a valid token. */
+      readonly identity: Identity | null;
+      /** The normalized path (no query) the rule was matched against. */
+      readonly path: string;
+      readonly rule: Rule;
+    }
+  | { readonly allowed: false; readonly denial: Denial; readonly rule: Rule | undefined };
+
+export interface Guard {
+  check(request: GuardRequest, mode: GuardMode): Promise<GuardResult>;
+}
+
+/** The subset of a pino logger the guard uses. */
+export interface GuardLogger {
+  isLevelEnabled(level: string): boolean;
+  debug(obj: object, msg: string): void;
+}
+
+export interface GuardOptions {
+  verifier: Verifier;
+  /** The policy in force, read on every request (a reload swaps it between two requests). */
+  policy: () => Policy;
+  metrics: DecisionMetrics;
+  logger: GuardLogger;
+}
+
+/**
+ * The one decision the proxy, ext_authz and forward-auth share: find the route's rule, take the
+ * bearer token, verify it against the rule, count the outcome by reason and entry point. Refusals
+ * are logged at debug level with the token's fingerprint, never the token.
+ *
+ * Which rules apply is not left to the caller: a request that says it is gRPC is matched against
+ * `grpc:` rules, and when none matches, against the HTTP rules of its method and path as any other
+ * request — so `content-type: application/grpc` on `/admin` cannot dodge a rule guarding `/admin`.
+ */
+export function createGuard(options: GuardOptions): Guard {
+  const { verifier, metrics, logger } = options;
+
+  function ruleFor(policy: Policy, request: GuardRequest, rawPath: string, path: string): Rule {
+    if (request.grpc) {
+      const rule = policy.match({ grpcMethod: rawPath });
+      if (rule !== policy.defaultRule) return rule;
+    }
+    return policy.match({ method: request.method, path });
+  }
+
+  function refuse(
+    mode: GuardMode,
+    started: number,
+    err: unknown,
+    rule: Rule | undefined,
+    token: string | undefined,
+  ): GuardResult {
+    const error = GatehouseError.from(err);
+    metrics.decision(mode, error.code, (performance.now() - started) / 1000);
+    if (logger.isLevelEnabled("debug")) {
+      logger.debug(
+        {
+          mode,
+          reason: error.code,
+          rule: rule?.id,
+          tokenFingerprint: token === undefined ? undefined : fingerprint(token),
+          err: error.code === "internal" ? error.cause : undefined,
+        },
+        "request refused",
+      );
+    }
+    return { allowed: false, denial: denialOf(error), rule };
+  }
+
+  return {
+    async check(request, mode) {
+      const started = performance.now();
+      const rawPath = pathOf(request.target);
+      const path = normalizePath(rawPath);
+      if (request.requireNormalPath === true && !isNormal(rawPath, path)) {
+        return refuse(
+          mode,
+          started,
+          new GatehouseError("invalid_request", "the request path is not in normal form"),
+          undefined,
+          undefined,
+        );
+      }
+      let rule: Rule | undefined;
+      let token: string | undefined;
+      try {
+        rule = ruleFor(options.policy(), request, rawPath, path);
+        if (rule.public) {
+          let identity: Identity | null = null;
+          if (request.authorization !== undefined) {
+            // A public route serves everyone; a valid token still tells the app who is calling.
+            identity = await verifier
+              .verify(bearerToken(request.authorization), rule.requirement)
+              .catch(() => null);
+          }
+          metrics.decision(mode, identity === null ? "public" : "ok", (performance.now() - started) / 1000);
+          return { allowed: true, identity, path, rule };
+        }
+        token = bearerToken(request.authorization);
+        const identity = await verifier.verify(token, rule.requirement);
+        metrics.decision(mode, "ok", (performance.now() - started) / 1000);
+        return { allowed: true, identity, path, rule };
+      } catch (err) {
+        return refuse(mode, started, err, rule, token);
+      }
+    },
+  };
+}
+
+/** The path part of a request target (query and fragment cut off). */
+export function pathOf(target: string): string {
+  const end = target.search(/[?#]/);
+  return end === -1 ? target : target.slice(0, end);
+}
+
+/** The query part of a request target, with its `?`, or "". */
+export function queryOf(target: string): string {
+  const q = target.indexOf("?");
+  if (q === -1) return "";
+  const hash = target.indexOf("#", q);
+  return hash === -1 ? target.slice(q) : target.slice(q, hash);
+}
+
+/** Normalization changes nothing but the letter case of percent-escapes (`%2f` and `%2F` mean the same). */
+function isNormal(rawPath: string, normalized: string): boolean {
+  if (rawPath === normalized) return true;
+  return rawPath.includes("%") && rawPath.replace(/%[0-9a-f]{2}/gi, (e) => e.toUpperCase()) === normalized;
+}
+
+const BEARER = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/**
+ * The bearer token of an `Authorization` value (RFC 6750 §2.1), with the same rules as the
+ * verifier's in-process `bearerToken`: no header or another scheme is `missing_token`; several
+ * headers, or a bearer value of the wrong shape, `malformed_token`. (Kept here rather than imported
+ * so the sidecar does not load the Connect interceptor's module graph.)
+ */
+export function bearerToken(authorization: HeaderValue): string {
+  if (authorization === undefined) throw missing();
+  if (typeof authorization !== "string") {
+    if (authorization.length === 0) throw missing();
+    if (authorization.length > 1) {
+      throw new GatehouseError("malformed_token", "more than one Authorization header");
+    }
+    return bearerToken(authorization[0]);
+  }
+  const value = authorization.trim();
+  const space = value.indexOf(" ");
+  const scheme = space === -1 ? value : value.slice(0, space);
+  if (scheme.toLowerCase() !== "bearer") throw missing();
+  const token = value.slice(space + 1);
+  if (space === -1 || !BEARER.test(token)) {
+    throw new GatehouseError("malformed_token", 'Authorization must be "Bearer <token>"');
+  }
+  return token;
+}
+
+function missing(): GatehouseError {
+  return new GatehouseError("missing_token", "no bearer token");
+}

@@ -1,0 +1,112 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import { isGatehouseHeader } from "../control/identity-headers.ts";
+
+/**
+ * Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the ones HTTP/2
+ * forbids outright (RFC 9113 §8.2.2) and `expect`, which the first hop has already answered.
+ */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+  "expect",
+  "host",
+]);
+
+export interface RequestHeaderOptions {
+  /** Drop `authorization` too (it has been verified; the app gets the identity headers instead). */
+  stripAuthorization: boolean;
+  /** A WebSocket handshake: keep `Upgrade: websocket` and `Connection: upgrade`. */
+  websocket?: boolean;
+  /** The caller's address, appended to `x-forwarded-for`. */
+  remoteAddress: string | undefined;
+  /** `host` (HTTP/1.1) or `:authority` (HTTP/2) as the caller sent it. */
+  authority: string | undefined;
+}
+
+/**
+ * The caller's request headers as they may travel on: without hop-by-hop headers (those named in
+ * `Connection` included), HTTP/2 pseudo-headers, `host` (the upstream side sets it) and every
+ * `x-gatehouse-*` header, which only the sidecar may set; `te` survives only as `trailers`
+ * (gRPC needs it). Adds `x-forwarded-for`, and `x-forwarded-proto`/`-host` when absent.
+ */
+export function requestHeadersForUpstream(
+  headers: IncomingHttpHeaders,
+  options: RequestHeaderOptions,
+): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  const listed = connectionListed(headers.connection);
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 58 /* ":" */ || HOP_BY_HOP.has(name) || isGatehouseHeader(name)) continue;
+    if (listed?.has(name)) continue;
+    if (name === "authorization" && options.stripAuthorization) continue;
+    out[name] = headers[name];
+  }
+  const te = headers.te;
+  if (te !== undefined && /(?:^|,)\s*trailers\s*(?:,|;|$)/i.test(String(te))) out.te = "trailers";
+  if (options.websocket === true) {
+    out.connection = "upgrade";
+    out.upgrade = headers.upgrade;
+  }
+  if (options.remoteAddress !== undefined) {
+    const prior = headers["x-forwarded-for"];
+    out["x-forwarded-for"] =
+      prior === undefined ? options.remoteAddress : `${String(prior)}, ${options.remoteAddress}`;
+  }
+  if (headers["x-forwarded-proto"] === undefined) out["x-forwarded-proto"] = "http";
+  if (headers["x-forwarded-host"] === undefined && options.authority !== undefined) {
+    out["x-forwarded-host"] = options.authority;
+  }
+  return out;
+}
+
+/** The app's response headers as they may go back: hop-by-hop and pseudo-headers dropped. */
+export function responseHeadersForCaller(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  const listed = connectionListed(headers.connection);
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 58 || (HOP_BY_HOP.has(name) && name !== "trailer")) continue;
+    if (listed?.has(name)) continue;
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** Trailers as they may go on: pseudo-headers and hop-by-hop names dropped. */
+export function forwardableTrailers(
+  trailers: IncomingHttpHeaders | undefined,
+): OutgoingHttpHeaders | undefined {
+  if (trailers === undefined) return undefined;
+  let out: OutgoingHttpHeaders | undefined;
+  for (const name in trailers) {
+    if (name.charCodeAt(0) === 58 || HOP_BY_HOP.has(name)) continue;
+    const value = trailers[name];
+    if (value === undefined) continue;
+    out ??= {};
+    out[name] = value;
+  }
+  return out;
+}
+
+function connectionListed(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined;
+  const names = new Set<string>();
+  for (const part of String(connection).split(",")) {
+    const name = part.trim().toLowerCase();
+    if (name !== "" && name !== "close" && name !== "keep-alive") names.add(name);
+  }
+  return names.size === 0 ? undefined : names;
+}
+
+/** gRPC (and gRPC-Web) by content type. */
+export function isGrpcContentType(contentType: string | string[] | undefined): boolean {
+  return typeof contentType === "string" && contentType.toLowerCase().startsWith("application/grpc");
+}

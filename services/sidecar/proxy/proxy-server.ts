@@ -1,0 +1,305 @@
+import type * as http from "node:http";
+import * as http2 from "node:http2";
+import { GrpcCode } from "../../shared/errors/status-map.ts";
+import type { DecisionMetrics } from "../control/decision-metrics.ts";
+import { type Denial, grpcDenialHeaders, grpcStatusHeaders, httpDenialHeaders } from "../control/denial.ts";
+import { type Guard, type GuardResult, queryOf } from "../control/guard.ts";
+import { identityHeaders } from "../control/identity-headers.ts";
+import { type CleartextListener, createCleartextListener } from "./cleartext-listener.ts";
+import {
+  forwardableTrailers,
+  isGrpcContentType,
+  requestHeadersForUpstream,
+  responseHeadersForCaller,
+} from "./forward-headers.ts";
+import { type Upstream, UpstreamError, type UpstreamExchange, type UpstreamResponse } from "./upstream.ts";
+import { createWebSocketProxy } from "./websocket.ts";
+
+export interface ProxyServerOptions {
+  guard: Guard;
+  upstream: Upstream;
+  forwardToken: boolean;
+  stripAuthorization: boolean;
+  connectTimeoutMs: number;
+  metrics: DecisionMetrics;
+  logger: { debug(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const UNAVAILABLE = { error: "unavailable", message: "the app is not answering" };
+const UNAVAILABLE_BODY = JSON.stringify(UNAVAILABLE);
+const GRPC_UNAVAILABLE = grpcStatusHeaders(GrpcCode.UNAVAILABLE, UNAVAILABLE.message);
+
+/**
+ * The reverse proxy in front of the app (`:7401`). HTTP/1.1 and HTTP/2 share the port (see
+ * cleartext-listener.ts); each request is authorized by the guard before a byte goes upstream, then
+ * streamed both ways without buffering, trailers included (gRPC status travels in them), to an
+ * HTTP/1.1 or h2c upstream. The app receives the normalized path the rule was matched on, the
+ * caller's headers minus hop-by-hop and `x-gatehouse-*` ones, and the identity headers. Refusals
+ * follow RFC 6750 for HTTP callers and are trailers-only `UNAUTHENTICATED`/`PERMISSION_DENIED` with
+ * ErrorInfo details for gRPC callers; an app that cannot be reached is 502 or `UNAVAILABLE`.
+ */
+export function createProxyServer(options: ProxyServerOptions): CleartextListener {
+  const { guard, upstream, metrics, logger } = options;
+
+  function upstreamHeaders(
+    headers: http.IncomingHttpHeaders,
+    result: Extract<GuardResult, { allowed: true }>,
+    remoteAddress: string | undefined,
+    authority: string | undefined,
+  ): http.OutgoingHttpHeaders {
+    const out = requestHeadersForUpstream(headers, {
+      stripAuthorization: options.stripAuthorization,
+      remoteAddress,
+      authority,
+    });
+    if (result.identity !== null) {
+      for (const [name, value] of identityHeaders(result.identity, options.forwardToken)) out[name] = value;
+    }
+    return out;
+  }
+
+  function failed(err: unknown): UpstreamError {
+    const error =
+      err instanceof UpstreamError ? err : new UpstreamError("other", String(err), { cause: err });
+    metrics.upstreamError(error.reason);
+    logger.debug({ reason: error.reason, err: error.message }, "upstream request failed");
+    return error;
+  }
+
+  // ---- HTTP/1.1 callers ----
+
+  function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const headers = req.headers;
+    const target = req.url ?? "/";
+    const grpc = isGrpcContentType(headers["content-type"]);
+    guard
+      .check({ method: req.method ?? "GET", target, grpc, authorization: headers.authorization }, "proxy")
+      .then((result) => {
+        if (!result.allowed) {
+          denyHttp1(res, result.denial, grpc);
+          return;
+        }
+        const hasBody =
+          headers["transfer-encoding"] !== undefined || Number(headers["content-length"] ?? 0) > 0;
+        const exchange = upstream.request({
+          method: req.method ?? "GET",
+          path: result.path + queryOf(target),
+          authority: headers.host,
+          headers: upstreamHeaders(headers, result, req.socket.remoteAddress, headers.host),
+          hasBody,
+        });
+        if (hasBody) req.pipe(exchange.body);
+        res.once("close", () => {
+          if (!res.writableFinished) exchange.abort();
+        });
+        exchange.response
+          .then(
+            (answer) => relayToHttp1(req, res, answer),
+            (err) => {
+              failed(err);
+              if (res.headersSent) res.destroy();
+              else if (grpc) res.writeHead(200, GRPC_UNAVAILABLE).end();
+              else sendBody(res, 502, { "content-type": "application/json" }, UNAVAILABLE_BODY);
+            },
+          )
+          .catch((err) => {
+            // E.g. a response header Node refuses to send on: nothing sensible left to answer.
+            logger.error({ err }, "proxy could not relay the answer");
+            exchange.abort();
+            res.destroy();
+          });
+      })
+      .catch((err) => {
+        logger.error({ err }, "proxy request failed");
+        if (!res.headersSent && !res.destroyed) {
+          sendBody(res, 500, { "content-type": "application/json" }, INTERNAL_BODY);
+        } else res.destroy();
+      });
+  }
+
+  function relayToHttp1(req: http.IncomingMessage, res: http.ServerResponse, answer: UpstreamResponse): void {
+    if (res.destroyed) {
+      answer.body.destroy();
+      return;
+    }
+    res.writeHead(answer.status, responseHeadersForCaller(answer.headers));
+    if (answer.endedWithHeaders || req.method === "HEAD") {
+      res.end();
+      answer.body.resume();
+      return;
+    }
+    let ended = false;
+    answer.body.pipe(res, { end: false });
+    answer.body.once("end", () => {
+      ended = true;
+      const trailers = forwardableTrailers(answer.trailers());
+      if (trailers !== undefined) res.addTrailers(trailers);
+      res.end();
+    });
+    answer.body.once("close", () => {
+      if (ended || res.destroyed) return;
+      failed(new UpstreamError("reset", "the app cut the response short"));
+      res.destroy();
+    });
+  }
+
+  // ---- HTTP/2 callers (gRPC) ----
+
+  function onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on("error", () => {});
+    const method = headers[":method"] ?? "GET";
+    const target = headers[":path"] ?? "/";
+    const authority = headers[":authority"] ?? headers.host;
+    const grpc = isGrpcContentType(headers["content-type"]);
+    if (method === "CONNECT") {
+      stream.respond({ ":status": 405 }, { endStream: true });
+      return;
+    }
+    const hasBody = !stream.endAfterHeaders;
+    guard
+      .check({ method, target, grpc, authorization: headers.authorization }, "proxy")
+      .then((result) => {
+        if (stream.closed) return;
+        if (!result.allowed) {
+          denyHttp2(stream, result.denial, grpc);
+          return;
+        }
+        const exchange = upstream.request({
+          method,
+          path: result.path + queryOf(target),
+          authority,
+          headers: upstreamHeaders(headers, result, stream.session?.socket?.remoteAddress, authority),
+          hasBody,
+        });
+        if (hasBody) stream.pipe(exchange.body);
+        let answered: UpstreamResponse | undefined;
+        stream.once("close", () => {
+          // The caller went away (or reset the stream) before the app's answer was through.
+          if (answered === undefined || !answered.body.readableEnded) exchange.abort();
+        });
+        exchange.response
+          .then(
+            (answer) => {
+              answered = answer;
+              relayToHttp2(stream, method, answer, exchange);
+            },
+            (err) => {
+              failed(err);
+              if (stream.closed) return;
+              if (stream.headersSent) stream.close(NGHTTP2_INTERNAL_ERROR);
+              else if (grpc) stream.respond({ ":status": 200, ...GRPC_UNAVAILABLE }, { endStream: true });
+              else {
+                stream.respond({ ":status": 502, "content-type": "application/json" });
+                stream.end(UNAVAILABLE_BODY);
+              }
+            },
+          )
+          .catch((err) => {
+            logger.error({ err }, "proxy could not relay the answer");
+            exchange.abort();
+            if (!stream.closed) stream.close(NGHTTP2_INTERNAL_ERROR);
+          });
+      })
+      .catch((err) => {
+        logger.error({ err }, "proxy stream failed");
+        if (stream.closed) return;
+        if (!stream.headersSent) {
+          stream.respond({ ":status": 500, "content-type": "application/json" });
+          stream.end(INTERNAL_BODY);
+        } else stream.close(NGHTTP2_INTERNAL_ERROR);
+      });
+  }
+
+  function relayToHttp2(
+    stream: http2.ServerHttp2Stream,
+    method: string,
+    answer: UpstreamResponse,
+    exchange: UpstreamExchange,
+  ): void {
+    if (stream.closed) {
+      exchange.abort();
+      return;
+    }
+    const headers = responseHeadersForCaller(answer.headers);
+    const noBody =
+      answer.endedWithHeaders || method === "HEAD" || answer.status === 204 || answer.status === 304;
+    const contentType = answer.headers["content-type"];
+    const grpc = isGrpcContentType(contentType) && !String(contentType).startsWith("application/grpc-web");
+    const waitForTrailers = !noBody && (grpc || answer.mayHaveTrailers);
+    stream.respond({ ":status": answer.status, ...headers }, { endStream: noBody, waitForTrailers });
+    if (noBody) {
+      answer.body.resume();
+      return;
+    }
+    if (waitForTrailers) {
+      stream.once("wantTrailers", () => {
+        const trailers = forwardableTrailers(answer.trailers());
+        if (trailers !== undefined) stream.sendTrailers(trailers);
+        else if (grpc)
+          stream.sendTrailers(grpcStatusHeaders(GrpcCode.INTERNAL, "the app sent no gRPC status"));
+        else stream.sendTrailers({});
+      });
+    }
+    let ended = false;
+    answer.body.once("end", () => {
+      ended = true;
+    });
+    answer.body.once("close", () => {
+      if (ended || stream.closed) return;
+      failed(new UpstreamError("reset", "the app cut the response short"));
+      const code = (answer.body as Partial<http2.ClientHttp2Stream>).rstCode;
+      stream.close(code === NGHTTP2_CANCEL ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR);
+    });
+    answer.body.pipe(stream);
+  }
+
+  return createCleartextListener({
+    // Streams (gRPC, downloads, long polls) may take as long as they take; only idle connections
+    // and slow request heads are cut.
+    http1: { requestTimeout: 0, headersTimeout: 20_000, keepAliveTimeout: 65_000 },
+    onRequest,
+    onStream,
+    onUpgrade: createWebSocketProxy({
+      guard,
+      target: upstream.target,
+      forwardToken: options.forwardToken,
+      stripAuthorization: options.stripAuthorization,
+      connectTimeoutMs: options.connectTimeoutMs,
+      onUpstreamError: (reason) => metrics.upstreamError(reason),
+    }),
+    onClientError: (err) => logger.debug({ err: err.message }, "proxy connection error"),
+  });
+}
+
+const INTERNAL_BODY = JSON.stringify({ error: "internal", message: "internal error" });
+
+function denyHttp1(res: http.ServerResponse, denial: Denial, grpc: boolean): void {
+  if (grpc) res.writeHead(200, grpcDenialHeaders(denial)).end();
+  else sendBody(res, denial.httpStatus, httpDenialHeaders(denial), denial.body);
+}
+
+function denyHttp2(stream: http2.ServerHttp2Stream, denial: Denial, grpc: boolean): void {
+  if (grpc) {
+    stream.respond({ ":status": 200, ...grpcDenialHeaders(denial) }, { endStream: true });
+  } else {
+    stream.respond({
+      ":status": denial.httpStatus,
+      ...httpDenialHeaders(denial),
+      "content-length": String(Buffer.byteLength(denial.body)),
+    });
+    stream.end(denial.body);
+  }
+  // The request body (a gRPC client may still be streaming) is read and dropped.
+  stream.resume();
+}
+
+function sendBody(
+  res: http.ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  body: string,
+): void {
+  res.writeHead(status, { ...headers, "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}

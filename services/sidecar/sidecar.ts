@@ -1,0 +1,266 @@
+import type { SettingsOf } from "../shared/config/settings.ts";
+import type { Logger } from "../shared/logging/logger.ts";
+import { createMetricsRegistry, type Registry } from "../shared/metrics/registry.ts";
+import { createControlServer } from "./control/control-server.ts";
+import { createDecisionMetrics } from "./control/decision-metrics.ts";
+import { createGuard } from "./control/guard.ts";
+import { lightFetch } from "./control/light-fetch.ts";
+import { type Readiness, readinessOf } from "./control/readiness.ts";
+import { createCheckHandler } from "./ext-authz/check.ts";
+import { createForwardAuth } from "./forward-auth/forward-auth.ts";
+import { createJwksCache, type JwksCache } from "./jwks/jwks-cache.ts";
+import { defaultPolicy, type Policy } from "./policy/compile-policy.ts";
+import { type PolicyWatcher, watchPolicy } from "./policy/watch-policy.ts";
+import { createProxyServer } from "./proxy/proxy-server.ts";
+import { createUpstream, parseUpstream } from "./proxy/upstream.ts";
+import { createMemoryRevocationState } from "./revocation-state/memory-revocation-state.ts";
+import type { RevocationState } from "./revocation-state/revocation-state.ts";
+import type { sidecarSettings } from "./sidecar-settings.ts";
+import { createVerifier } from "./verifier/create-verifier.ts";
+
+export type SidecarSettings = SettingsOf<typeof sidecarSettings>;
+
+export interface StartSidecarOptions {
+  settings: SidecarSettings;
+  logger: Logger;
+  /**
+   * The revocation state every request is checked against. Default: an in-memory state that no
+   * stream feeds, kept current by a timer (so fail-closed does not refuse everything); the
+   * revocation-stream follower plugs its own state in here.
+   */
+  revocation?: RevocationState;
+  /** Resolves when an outside component is ready (e.g. the follower's bootstrap); `/readyz` waits for it. */
+  onReady?: Promise<unknown>;
+  /** Extra readiness check: the problems it returns make `/readyz` answer 503. */
+  readiness?: () => readonly string[];
+  /** For the JWKS fetches. Default: a small fetch on node:http (see control/light-fetch.ts). */
+  fetch?: typeof globalThis.fetch;
+  /** Epoch ms. Default `Date.now`. */
+  now?: () => number;
+  /** Where metrics go. Default: a new `sidecar` registry with the process metrics. */
+  metrics?: Registry;
+}
+
+export interface RunningSidecar {
+  readonly proxyPort: number;
+  readonly controlPort: number;
+  readonly revocation: RevocationState;
+  readonly jwks: JwksCache;
+  readonly metrics: Registry;
+  /** The route policy in force. */
+  policy(): Policy;
+  /** What `/readyz` would answer now. */
+  readiness(): Readiness;
+  /** Resolves once the first JWKS is loaded and `onReady` has resolved. */
+  ready(): Promise<void>;
+  /**
+   * Graceful stop: `/readyz` turns 503, the proxy stops accepting and lets requests in flight
+   * finish (cut after `graceMs`, default the `shutdownGrace` setting) while the control port still
+   * answers, then the control port closes and upstream connections are released. Same promise
+   * when called twice.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts `gatehouse sidecar`: the JWKS cache (fetched at once, not awaited — `/readyz` says when),
+ * the route policy (a file that does not compile stops start-up; later edits reload), the verifier,
+ * the reverse proxy on `proxyListen` and the control port on `controlListen` (ext_authz gRPC,
+ * `/authz`, `/healthz`, `/readyz`, `/metrics`). Imports nothing heavier than jose, protobuf-es,
+ * prom-client and pino, so it is listening within milliseconds of being called.
+ *
+ * @example
+ * const settings = loadSettings(sidecarSettings);
+ * const sidecar = await startSidecar({ settings, logger: createLogger({ level: "info", component: "sidecar" }) });
+ * process.once("SIGTERM", () => void sidecar.shutdown());
+ */
+export async function startSidecar(options: StartSidecarOptions): Promise<RunningSidecar> {
+  const started = performance.now();
+  const { settings } = options;
+  const now = options.now ?? Date.now;
+  const logger = options.logger;
+  const failOpen = settings.failMode === "open";
+  const metrics = options.metrics ?? createMetricsRegistry("sidecar");
+  const target = parseUpstream(settings.upstream);
+
+  let keepFresh: NodeJS.Timeout | undefined;
+  let revocation = options.revocation;
+  if (revocation === undefined) {
+    const state = createMemoryRevocationState({ stalenessBoundMs: settings.stalenessBound });
+    state.markFresh(now());
+    keepFresh = setInterval(() => state.markFresh(now()), Math.max(500, settings.stalenessBound / 3));
+    keepFresh.unref();
+    revocation = state;
+    logger.warn(
+      { redisUrl: settings.redisUrl === undefined ? undefined : "(set)" },
+      "no revocation stream is followed: revocations reach this sidecar only when tokens expire",
+    );
+  }
+
+  const jwksUrl = `${settings.tokenServiceUrl.replace(/\/+$/, "")}/.well-known/jwks.json`;
+  const jwks = createJwksCache({
+    url: jwksUrl,
+    cooldownMs: settings.jwksCooldown,
+    maxStaleMs: settings.jwksMaxStale,
+    now,
+    logger: logger.child({ part: "jwks" }),
+    fetch: options.fetch ?? lightFetch,
+  });
+
+  let watcher: PolicyWatcher | undefined;
+  let decisionMetrics: ReturnType<typeof createDecisionMetrics> | undefined;
+  let policy: () => Policy;
+  try {
+    if (settings.policyFile === undefined) {
+      const fixed = defaultPolicy();
+      policy = () => fixed;
+    } else {
+      watcher = watchPolicy(
+        settings.policyFile,
+        () => decisionMetrics?.policyReload("ok"),
+        () => decisionMetrics?.policyReload("error"),
+        { logger: logger.child({ part: "policy" }) },
+      );
+      policy = watcher.current;
+    }
+  } catch (err) {
+    jwks.stop();
+    clearInterval(keepFresh);
+    throw err;
+  }
+
+  const verifier = createVerifier({
+    issuer: settings.issuer,
+    audiences: settings.audiences,
+    algorithms: settings.algorithms,
+    clockSkewMs: settings.clockSkew,
+    resolveKey: jwks.keyResolver,
+    revocation,
+    failOpen,
+    exposeToken: settings.forwardToken,
+    now,
+    onDecision: (decision, _ms, cached) => {
+      if (decision !== "missing_token") decisionMetrics?.cacheLookup(cached);
+    },
+  });
+  decisionMetrics = createDecisionMetrics(metrics, {
+    jwks,
+    revocation,
+    cacheSize: () => verifier.cacheSize,
+    now,
+  });
+  const guard = createGuard({ verifier, policy, metrics: decisionMetrics, logger });
+  const upstream = createUpstream(target, { connectTimeoutMs: settings.upstreamConnectTimeout });
+
+  let gateProblem: string | undefined = options.onReady === undefined ? undefined : "waiting for onReady";
+  const gate = options.onReady?.then(
+    () => {
+      gateProblem = undefined;
+    },
+    (err: Error) => {
+      gateProblem = `onReady failed: ${err?.message ?? String(err)}`;
+      throw err;
+    },
+  );
+  gate?.catch(() => {});
+
+  let draining = false;
+  const contributors: (() => readonly string[])[] = [() => (gateProblem === undefined ? [] : [gateProblem])];
+  if (options.readiness !== undefined) contributors.push(options.readiness);
+  const readiness = () =>
+    readinessOf({
+      jwks: jwks.status,
+      revocation: revocation,
+      failOpen,
+      policy: () => policy().source,
+      draining: () => draining,
+      contributors,
+      now,
+    });
+
+  const proxy = createProxyServer({
+    guard,
+    upstream,
+    forwardToken: settings.forwardToken,
+    stripAuthorization: settings.stripAuthorization,
+    connectTimeoutMs: settings.upstreamConnectTimeout,
+    metrics: decisionMetrics,
+    logger,
+  });
+  const control = createControlServer({
+    check: createCheckHandler({
+      guard,
+      forwardToken: settings.forwardToken,
+      stripAuthorization: settings.stripAuthorization,
+    }),
+    forwardAuth: createForwardAuth({ guard, forwardToken: settings.forwardToken }),
+    readiness,
+    metrics,
+    logger,
+  });
+
+  let proxyPort: number;
+  let controlPort: number;
+  try {
+    proxyPort = await proxy.listen(settings.proxyListen.host, settings.proxyListen.port);
+    controlPort = await control.listen(settings.controlListen.host, settings.controlListen.port);
+  } catch (err) {
+    await proxy.close(0);
+    jwks.stop();
+    watcher?.close();
+    clearInterval(keepFresh);
+    upstream.close();
+    throw err;
+  }
+  logger.info(
+    {
+      proxyPort,
+      controlPort,
+      upstream: settings.upstream,
+      jwks: jwksUrl,
+      policy: policy().source,
+      failMode: settings.failMode,
+      startMs: Math.round(performance.now() - started),
+    },
+    "sidecar listening",
+  );
+
+  const ready = async () => {
+    await jwks.ready();
+    await gate;
+  };
+  ready().then(
+    () =>
+      logger.info(
+        { readyMs: Math.round(performance.now() - started), keys: jwks.status().keys },
+        "sidecar ready",
+      ),
+    () => {},
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    proxyPort,
+    controlPort,
+    revocation,
+    jwks,
+    metrics,
+    policy: () => policy(),
+    readiness,
+    ready,
+    shutdown(graceMs = settings.shutdownGrace) {
+      stopping ??= (async () => {
+        draining = true;
+        logger.info({ graceMs }, "sidecar draining");
+        await proxy.close(graceMs);
+        await control.close(Math.min(graceMs, 1000));
+        upstream.close();
+        jwks.stop();
+        watcher?.close();
+        clearInterval(keepFresh);
+        logger.info("sidecar stopped");
+      })();
+      return stopping;
+    },
+  };
+}

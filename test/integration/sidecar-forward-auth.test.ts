@@ -1,0 +1,287 @@
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
+import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
+import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import {
+  ISSUER,
+  startTestSidecar,
+  startTestTokenService,
+  type TestTokenService,
+  until,
+  writePolicy,
+} from "../support/sidecar-fixtures.ts";
+
+const POLICY = `
+rules:
+  - match: { prefix: /public }
+    public: true
+  - match: { methods: [POST, DELETE], prefix: /orders }
+    scopes: { allOf: [orders:write] }
+  - match: { grpc: /shop.v1.Orders/* }
+    scopes: { anyOf: [orders:read] }
+`;
+
+let tdb: TestDatabase;
+let ts: TestTokenService;
+let sidecar: RunningSidecar;
+const revocation = createMemoryRevocationState({ stalenessBoundMs: 60_000 });
+let reader: { token: string; sessionId: string };
+let writer: { token: string; sessionId: string };
+
+beforeAll(async () => {
+  tdb = await useTestDatabase();
+  ts = await startTestTokenService(tdb);
+  revocation.markFresh(Date.now());
+  sidecar = await startTestSidecar(
+    {
+      GATEHOUSE_TOKEN_SERVICE_URL: ts.url,
+      GATEHOUSE_POLICY_FILE: writePolicy(POLICY),
+      GATEHOUSE_UPSTREAM: "http://127.0.0.1:9",
+      GATEHOUSE_JWKS_COOLDOWN: "0s",
+      GATEHOUSE_FORWARD_TOKEN: "true",
+    },
+    { revocation },
+  );
+  reader = await ts.issue("alice", ["orders:read"]);
+  writer = await ts.issue("bob", ["orders:read", "orders:write"]);
+});
+afterAll(async () => {
+  await sidecar?.shutdown(100);
+  await ts?.service.shutdown();
+  await tdb?.drop();
+});
+
+const authz = (headers: Record<string, string>, method = "GET") =>
+  fetch(`http://127.0.0.1:${sidecar.controlPort}/authz`, { method, headers });
+
+describe("forward-auth /authz", () => {
+  it("answers 200 with identity headers for Traefik's X-Forwarded-* headers", async () => {
+    const res = await authz({
+      authorization: `Bearer ${reader.token}`,
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/orders/42?expand=items",
+      "x-forwarded-host": "shop.example",
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-gatehouse-subject")).toBe("alice");
+    expect(res.headers.get("x-gatehouse-client-id")).toBe("web");
+    expect(res.headers.get("x-gatehouse-scopes")).toBe("orders:read");
+    expect(res.headers.get("x-gatehouse-session-id")).toBe(reader.sessionId);
+    expect(res.headers.get("x-gatehouse-jwt")).toBe(reader.token);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("reads nginx's X-Original-Method / X-Original-URI, and the subrequest's method without them", async () => {
+    const denied = await authz({
+      authorization: `Bearer ${reader.token}`,
+      "x-original-method": "DELETE",
+      "x-original-uri": "/orders/42",
+    });
+    expect(denied.status).toBe(403);
+    const allowed = await authz({
+      authorization: `Bearer ${writer.token}`,
+      "x-original-method": "DELETE",
+      "x-original-uri": "/orders/42",
+    });
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.get("x-gatehouse-subject")).toBe("bob");
+    // No method header: nginx's auth_request subrequest keeps the original method.
+    const post = await authz(
+      { authorization: `Bearer ${reader.token}`, "x-original-uri": "/orders" },
+      "POST",
+    );
+    expect(post.status).toBe(403);
+    const head = await authz(
+      { authorization: `Bearer ${reader.token}`, "x-original-uri": "/orders" },
+      "HEAD",
+    );
+    expect(head.status).toBe(200);
+  });
+
+  it("answers 401 with the RFC 6750 challenge and a JSON body", async () => {
+    const missing = await authz({ "x-forwarded-method": "GET", "x-forwarded-uri": "/orders" });
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get("www-authenticate")).toBe('Bearer realm="gatehouse"');
+    expect(await missing.json()).toEqual({ error: "missing_token", message: "no bearer token" });
+
+    const tampered = `${reader.token.slice(0, -4)}AAAA`;
+    const bad = await authz({
+      authorization: `Bearer ${tampered}`,
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/orders",
+    });
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get("www-authenticate")).toBe(
+      'Bearer realm="gatehouse", error="invalid_token", error_description="bad_signature"',
+    );
+    expect(await bad.json()).toMatchObject({ error: "bad_signature" });
+  });
+
+  it("answers 403 insufficient_scope naming the scope the route needs", async () => {
+    const res = await authz({
+      authorization: `Bearer ${reader.token}`,
+      "x-forwarded-method": "POST",
+      "x-forwarded-uri": "/orders",
+    });
+    expect(res.status).toBe(403);
+    expect(res.headers.get("www-authenticate")).toBe(
+      'Bearer realm="gatehouse", error="insufficient_scope", error_description="insufficient_scope", scope="orders:write"',
+    );
+    expect(await res.json()).toMatchObject({ error: "insufficient_scope" });
+  });
+
+  it("lets public routes through without a token, with identity when a valid one comes", async () => {
+    const anonymous = await authz({ "x-forwarded-method": "GET", "x-forwarded-uri": "/public/logo.png" });
+    expect(anonymous.status).toBe(200);
+    expect(anonymous.headers.get("x-gatehouse-subject")).toBeNull();
+    const known = await authz({
+      authorization: `Bearer ${reader.token}`,
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/public/logo.png",
+    });
+    expect(known.headers.get("x-gatehouse-subject")).toBe("alice");
+  });
+
+  it("refuses a path that normalization would change, and a request without the original URI", async () => {
+    const sneaky = await authz({ "x-forwarded-method": "GET", "x-forwarded-uri": "/public/../orders" });
+    expect(sneaky.status).toBe(400);
+    expect(await sneaky.json()).toMatchObject({ error: "invalid_request" });
+    // Letter case of percent-escapes does not count as a change.
+    const escaped = await authz({
+      authorization: `Bearer ${reader.token}`,
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/orders/a%2fb",
+    });
+    expect(escaped.status).toBe(200);
+    const noUri = await authz({ authorization: `Bearer ${reader.token}` });
+    expect(noUri.status).toBe(400);
+    const put = await authz({ "x-forwarded-uri": "/orders" }, "PUT");
+    expect(put.status).toBe(405);
+  });
+
+  it("matches gRPC requests against grpc rules and adds grpc-status to refusals", async () => {
+    const grpcHeaders = { "content-type": "application/grpc", "x-forwarded-method": "POST" };
+    const ok = await authz({
+      ...grpcHeaders,
+      authorization: `Bearer ${reader.token}`,
+      "x-forwarded-uri": "/shop.v1.Orders/Get",
+    });
+    expect(ok.status).toBe(200);
+    const denied = await authz({ ...grpcHeaders, "x-forwarded-uri": "/shop.v1.Orders/Get" });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get("grpc-status")).toBe("16");
+  });
+
+  it("refuses a token whose session was revoked, from the next request on", async () => {
+    const victim = await ts.issue("carol", ["orders:read"]);
+    const headers = {
+      authorization: `Bearer ${victim.token}`,
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/orders",
+    };
+    expect((await authz(headers)).status).toBe(200);
+    revocation.apply({
+      type: "session_revoked",
+      id: randomUUID(),
+      at: Date.now(),
+      until: Math.floor(Date.now() / 1000) + 3600,
+      sid: victim.sessionId,
+    });
+    const res = await authz(headers);
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toContain('error_description="session_revoked"');
+  });
+
+  it("counts decisions by reason and mode in /metrics", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${sidecar.controlPort}/metrics`)).text();
+    expect(text).toMatch(/gatehouse_sidecar_decisions_total\{reason="ok",mode="forward_auth"[^}]*\} \d+/);
+    expect(text).toMatch(/gatehouse_sidecar_decisions_total\{reason="missing_token",mode="forward_auth"/);
+    expect(text).toMatch(/gatehouse_sidecar_decisions_total\{reason="session_revoked",mode="forward_auth"/);
+    expect(text).toMatch(/gatehouse_sidecar_jwks_age_seconds\{[^}]*\} \d/);
+    expect(text).toMatch(/gatehouse_sidecar_token_cache_hits_total\{[^}]*\} [1-9]/);
+    expect(text).toMatch(/gatehouse_sidecar_revocation_stale\{[^}]*\} 0/);
+    expect(text).toMatch(/gatehouse_sidecar_decision_duration_seconds_bucket/);
+  });
+});
+
+describe("keys", () => {
+  it("sees a rotated key: a token signed with a new kid triggers one refetch and verifies", async () => {
+    const kid = await ts.rotateKey("ES256");
+    const fresh = await ts.issue("dave", ["orders:read"]);
+    expect(JSON.parse(Buffer.from(fresh.token.split(".")[0]!, "base64url").toString()).kid).toBe(kid);
+    const res = await authz({
+      authorization: `Bearer ${fresh.token}`,
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/orders",
+    });
+    expect(res.status).toBe(200);
+    expect(sidecar.jwks.keys().map((k) => k.kid)).toContain(kid);
+    // Tokens of the retiring key still verify: it stays published.
+    const old = await authz({
+      authorization: `Bearer ${reader.token}`,
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/orders",
+    });
+    expect(old.status).toBe(200);
+  });
+});
+
+describe("gatehouse sidecar (the process)", () => {
+  it("starts, becomes ready, verifies, and stops on SIGTERM", async () => {
+    const child = spawn(process.execPath, ["bin/gatehouse.mjs", "sidecar"], {
+      env: {
+        ...process.env,
+        GATEHOUSE_ISSUER: ISSUER,
+        GATEHOUSE_AUDIENCES: "orders",
+        GATEHOUSE_TOKEN_SERVICE_URL: ts.url,
+        GATEHOUSE_PROXY_LISTEN: "127.0.0.1:0",
+        GATEHOUSE_CONTROL_LISTEN: "127.0.0.1:0",
+        GATEHOUSE_LOG_LEVEL: "info",
+        GATEHOUSE_LOG_PRETTY: "false",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    child.stderr.on("data", (d) => {
+      out += d;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      await until(() => out.includes('"msg":"sidecar ready"'), 20_000);
+      const listening = JSON.parse(out.split("\n").find((l) => l.includes('"sidecar listening"'))!);
+      const ready = await fetch(`http://127.0.0.1:${listening.controlPort}/readyz`);
+      expect(ready.status).toBe(200);
+      const res = await fetch(`http://127.0.0.1:${listening.controlPort}/authz`, {
+        headers: { authorization: `Bearer ${reader.token}`, "x-forwarded-uri": "/orders" },
+      });
+      expect(res.status).toBe(200);
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(out).toContain('"msg":"sidecar stopped"');
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 40_000);
+});
+
+// Last: stops the token service.
+describe("token service down", () => {
+  it("keeps verifying with the cached keys and stays ready", async () => {
+    await ts.service.shutdown();
+    await expect(sidecar.jwks.refreshNow()).rejects.toThrow();
+    const res = await authz({
+      authorization: `Bearer ${writer.token}`,
+      "x-forwarded-method": "POST",
+      "x-forwarded-uri": "/orders",
+    });
+    expect(res.status).toBe(200);
+    const ready = await fetch(`http://127.0.0.1:${sidecar.controlPort}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ ready: true, jwks: { stale: false } });
+  });
+});

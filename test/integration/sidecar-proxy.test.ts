@@ -1,0 +1,807 @@
+import { createHash, randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
+import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
+import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import {
+  startTestSidecar,
+  startTestTokenService,
+  type TestTokenService,
+  until,
+  writePolicy,
+} from "../support/sidecar-fixtures.ts";
+import { decodeFailure } from "../support/token-clients.ts";
+
+const POLICY = `
+default: { audiences: [orders] }
+rules:
+  - match: { prefix: /public }
+    public: true
+  - match: { prefix: /admin }
+    scopes: { allOf: [orders:write] }
+  - match: { grpc: /test.Echo/* }
+    scopes: { allOf: [orders:read] }
+`;
+
+// ---- upstreams ----
+
+/** Resolvers the HTTP upstream's slow endpoints wait on, so tests can prove nothing is buffered. */
+const gates = { release: () => {}, firstChunk: () => {} };
+
+function startHttpUpstream() {
+  let connections = 0;
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? "/";
+    if (url.startsWith("/stream")) {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("first\n");
+      new Promise<void>((r) => {
+        gates.release = r;
+      }).then(() => res.end("second\n"));
+      return;
+    }
+    if (url.startsWith("/upload")) {
+      let bytes = 0;
+      let chunks = 0;
+      req.on("data", (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (chunks++ === 0) gates.firstChunk();
+      });
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ bytes, chunks }));
+      });
+      return;
+    }
+    if (url.startsWith("/trailers")) {
+      res.writeHead(200, { "content-type": "text/plain", trailer: "x-checksum" });
+      res.write("body");
+      res.addTrailers({ "x-checksum": "c0ffee" });
+      res.end();
+      return;
+    }
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json", "x-upstream": "http1" });
+      res.end(JSON.stringify({ method: req.method, url, headers: req.headers }));
+    });
+  });
+  server.on("connection", () => connections++);
+  server.on("upgrade", (req: http.IncomingMessage, socket: Socket) => {
+    const accept = createHash("sha1")
+      .update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+      .digest("base64");
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
+    const subject = String(req.headers["x-gatehouse-subject"]);
+    socket.on("data", (frame: Buffer) => {
+      socket.write(wsFrame(`echo:${wsRead(frame)}|${subject}`, false));
+    });
+  });
+  return { server, connections: () => connections };
+}
+
+function startH2Upstream() {
+  const server = http2.createServer();
+  server.on("stream", (stream, headers) => {
+    const path = headers[":path"] ?? "/";
+    if (path.startsWith("/trailers")) {
+      stream.respond({ ":status": 200, "content-type": "text/plain" }, { waitForTrailers: true });
+      stream.once("wantTrailers", () => stream.sendTrailers({ "x-checksum": "c0ffee" }));
+      stream.end("body");
+      return;
+    }
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("end", () => {
+      stream.respond({ ":status": 200, "content-type": "application/json", "x-upstream": "h2" });
+      stream.end(
+        JSON.stringify({ path, method: headers[":method"], headers, body: Buffer.concat(chunks).toString() }),
+      );
+    });
+  });
+  return server;
+}
+
+const raw = (b: Buffer) => b;
+const ECHO = {
+  unary: {
+    path: "/test.Echo/Unary",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: raw,
+    requestDeserialize: raw,
+    responseSerialize: raw,
+    responseDeserialize: raw,
+  },
+  serverStream: {
+    path: "/test.Echo/ServerStream",
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: raw,
+    requestDeserialize: raw,
+    responseSerialize: raw,
+    responseDeserialize: raw,
+  },
+  clientStream: {
+    path: "/test.Echo/ClientStream",
+    requestStream: true,
+    responseStream: false,
+    requestSerialize: raw,
+    requestDeserialize: raw,
+    responseSerialize: raw,
+    responseDeserialize: raw,
+  },
+} satisfies grpc.ServiceDefinition;
+const EchoClient = grpc.makeGenericClientConstructor(ECHO, "Echo");
+
+async function startGrpcUpstream(): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server();
+  server.addService(ECHO, {
+    unary(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+      const md = call.metadata.getMap();
+      callback(null, Buffer.from(JSON.stringify({ request: call.request.toString(), metadata: md })));
+    },
+    serverStream(call: grpc.ServerWritableStream<Buffer, Buffer>) {
+      const n = Number(call.request.toString());
+      for (let i = 0; i < n; i++) call.write(Buffer.from(`item-${i}`));
+      const trailer = new grpc.Metadata();
+      trailer.set("x-count", String(n));
+      call.end(trailer);
+    },
+    clientStream(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+      const parts: string[] = [];
+      call.on("data", (b: Buffer) => parts.push(b.toString()));
+      call.on("end", () => callback(null, Buffer.from(parts.join("+"))));
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  return { server, port };
+}
+
+// ---- WebSocket frames (text, < 126 bytes) ----
+
+function wsFrame(text: string, masked: boolean): Buffer {
+  const payload = Buffer.from(text);
+  if (!masked) return Buffer.concat([Buffer.from([0x81, payload.length]), payload]);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, body]);
+}
+
+function wsRead(frame: Buffer): string {
+  const masked = (frame[1]! & 0x80) !== 0;
+  const length = frame[1]! & 0x7f;
+  if (!masked) return frame.subarray(2, 2 + length).toString();
+  const mask = frame.subarray(2, 6);
+  return Buffer.from(frame.subarray(6, 6 + length).map((b, i) => b ^ mask[i % 4]!)).toString();
+}
+
+// ---- setup ----
+
+let tdb: TestDatabase;
+let ts: TestTokenService;
+const httpUp = startHttpUpstream();
+const h2Up = startH2Upstream();
+let grpcUp: { server: grpc.Server; port: number };
+const revocation = createMemoryRevocationState({ stalenessBoundMs: 60_000 });
+let viaHttp: RunningSidecar;
+let viaH2: RunningSidecar;
+let viaGrpc: RunningSidecar;
+let downPort: number;
+const sidecars: RunningSidecar[] = [];
+let reader: { token: string; sessionId: string };
+let writer: { token: string; sessionId: string };
+let billing: { token: string; sessionId: string };
+let noReadScope: { token: string; sessionId: string };
+const policyFile = writePolicy(POLICY);
+
+const portOf = (s: http.Server | http2.Http2Server) => (s.address() as AddressInfo).port;
+const listen = (s: http.Server | http2.Http2Server) =>
+  new Promise<void>((resolve) => s.listen(0, "127.0.0.1", () => resolve()));
+
+async function sidecarFor(upstream: string, env: Record<string, string> = {}) {
+  const sidecar = await startTestSidecar(
+    {
+      GATEHOUSE_TOKEN_SERVICE_URL: ts.url,
+      GATEHOUSE_POLICY_FILE: policyFile,
+      GATEHOUSE_UPSTREAM: upstream,
+      GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT: "500ms",
+      ...env,
+    },
+    { revocation },
+  );
+  sidecars.push(sidecar);
+  return sidecar;
+}
+
+beforeAll(async () => {
+  tdb = await useTestDatabase();
+  ts = await startTestTokenService(tdb);
+  revocation.markFresh(Date.now());
+  await Promise.all([listen(httpUp.server), listen(h2Up)]);
+  grpcUp = await startGrpcUpstream();
+  const closed = createTcpServer();
+  await new Promise<void>((r) => closed.listen(0, "127.0.0.1", () => r()));
+  downPort = (closed.address() as AddressInfo).port;
+  await new Promise((r) => closed.close(r));
+  viaHttp = await sidecarFor(`http://127.0.0.1:${portOf(httpUp.server)}`);
+  viaH2 = await sidecarFor(`h2c://127.0.0.1:${portOf(h2Up)}`);
+  viaGrpc = await sidecarFor(`h2c://127.0.0.1:${grpcUp.port}`);
+  reader = await ts.issue("alice", ["orders:read"]);
+  writer = await ts.issue("bob", ["orders:read", "orders:write"]);
+  billing = await ts.issue("erin", ["billing:read"], ["billing"]);
+  noReadScope = await ts.issue("gina", ["billing:read"]);
+});
+afterAll(async () => {
+  await Promise.all(sidecars.map((s) => s.shutdown(100)));
+  grpcUp?.server.forceShutdown();
+  httpUp.server.closeAllConnections();
+  httpUp.server.close();
+  h2Up.close();
+  await ts?.service.shutdown();
+  await tdb?.drop();
+});
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  trailers: NodeJS.Dict<string>;
+  body: string;
+  reused: boolean;
+}
+
+function request(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: http.OutgoingHttpHeaders; body?: string; agent?: http.Agent } = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method: options.method ?? "GET",
+        headers: options.headers,
+        agent: options.agent,
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => {
+          body += d;
+        });
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode!,
+            headers: res.headers,
+            trailers: res.trailers,
+            body,
+            reused: req.reusedSocket,
+          }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(options.body);
+  });
+}
+
+const bearer = (t: { token: string }) => ({ authorization: `Bearer ${t.token}` });
+
+// ---- HTTP/1.1 upstream ----
+
+describe("proxy to an HTTP/1.1 upstream", () => {
+  it("injects identity headers and strips spoofed x-gatehouse-* and hop-by-hop headers", async () => {
+    const res = await request(viaHttp.proxyPort, "/api/orders?limit=5", {
+      headers: {
+        ...bearer(reader),
+        "x-gatehouse-subject": "mallory",
+        "X-Gatehouse-Admin": "yes",
+        connection: "keep-alive, x-private",
+        "x-private": "secret",
+        "keep-alive": "timeout=5",
+        "proxy-authorization": "Basic Zm9vOmJhcg==",
+        te: "trailers, deflate",
+        "x-request-id": "r-1",
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-upstream"]).toBe("http1");
+    const seen = JSON.parse(res.body);
+    expect(seen.url).toBe("/api/orders?limit=5");
+    expect(seen.headers).toMatchObject({
+      "x-gatehouse-subject": "alice",
+      "x-gatehouse-client-id": "web",
+      "x-gatehouse-scopes": "orders:read",
+      "x-gatehouse-session-id": reader.sessionId,
+      authorization: `Bearer ${reader.token}`,
+      "x-request-id": "r-1",
+      te: "trailers",
+      "x-forwarded-for": "127.0.0.1",
+      "x-forwarded-proto": "http",
+    });
+    for (const gone of [
+      "x-gatehouse-admin",
+      "x-private",
+      "keep-alive",
+      "proxy-authorization",
+      "x-gatehouse-jwt",
+    ]) {
+      expect(seen.headers).not.toHaveProperty(gone);
+    }
+  });
+
+  it("keeps connections alive on both sides", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const before = httpUp.connections();
+    const answers = [];
+    for (let i = 0; i < 4; i++)
+      answers.push(await request(viaHttp.proxyPort, `/api/${i}`, { headers: bearer(reader), agent }));
+    expect(answers.map((a) => a.reused)).toEqual([false, true, true, true]);
+    expect(httpUp.connections() - before).toBeLessThanOrEqual(1);
+    agent.destroy();
+  });
+
+  it("streams the response: the first chunk arrives before the app has finished", async () => {
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = http.get(
+        { host: "127.0.0.1", port: viaHttp.proxyPort, path: "/stream", headers: bearer(reader) },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => {
+            text += d;
+            if (text === "first\n") gates.release();
+          });
+          res.on("end", () => resolve(text));
+        },
+      );
+      req.on("error", reject);
+    });
+    expect(body).toBe("first\nsecond\n");
+  });
+
+  it("streams the request: the app sees the first chunk before the caller sends the second", async () => {
+    const firstSeen = new Promise<void>((r) => {
+      gates.firstChunk = r;
+    });
+    const answer = new Promise<string>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: "127.0.0.1",
+          port: viaHttp.proxyPort,
+          path: "/upload",
+          method: "POST",
+          headers: { ...bearer(reader), "transfer-encoding": "chunked" },
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (d) => {
+            text += d;
+          });
+          res.on("end", () => resolve(text));
+        },
+      );
+      req.on("error", reject);
+      req.write("a".repeat(1000));
+      firstSeen.then(() => req.end("b".repeat(500)));
+    });
+    expect(JSON.parse(await answer)).toMatchObject({ bytes: 1500 });
+  });
+
+  it("forwards response trailers", async () => {
+    const res = await request(viaHttp.proxyPort, "/trailers", { headers: bearer(reader) });
+    expect(res.body).toBe("body");
+    expect(res.trailers["x-checksum"]).toBe("c0ffee");
+  });
+
+  it("passes the normalized path it matched, so /public/../admin is /admin", async () => {
+    const denied = await request(viaHttp.proxyPort, "/public/../admin/users");
+    expect(denied.status).toBe(401);
+    const allowed = await request(viaHttp.proxyPort, "/public/..//admin/%75sers?x=%2e", {
+      headers: bearer(writer),
+    });
+    expect(allowed.status).toBe(200);
+    expect(JSON.parse(allowed.body).url).toBe("/admin/users?x=%2e");
+  });
+
+  it("lets public routes through without a token, with identity only for a valid one", async () => {
+    const anonymous = JSON.parse(
+      (await request(viaHttp.proxyPort, "/public/a", { headers: { "x-gatehouse-subject": "mallory" } })).body,
+    );
+    expect(anonymous.headers).not.toHaveProperty("x-gatehouse-subject");
+    const known = JSON.parse(
+      (await request(viaHttp.proxyPort, "/public/a", { headers: bearer(reader) })).body,
+    );
+    expect(known.headers["x-gatehouse-subject"]).toBe("alice");
+    const badToken = await request(viaHttp.proxyPort, "/public/a", {
+      headers: { authorization: "Bearer x.y.z" },
+    });
+    expect(badToken.status).toBe(200);
+    expect(JSON.parse(badToken.body).headers).not.toHaveProperty("x-gatehouse-subject");
+  });
+
+  it("refuses per RFC 6750: 401 without a token, 401 invalid_token, 403 insufficient_scope", async () => {
+    const missing = await request(viaHttp.proxyPort, "/api/x");
+    expect(missing.status).toBe(401);
+    expect(missing.headers["www-authenticate"]).toBe('Bearer realm="gatehouse"');
+    expect(missing.headers["content-type"]).toBe("application/json");
+    expect(JSON.parse(missing.body)).toEqual({ error: "missing_token", message: "no bearer token" });
+
+    const wrongAudience = await request(viaHttp.proxyPort, "/api/x", { headers: bearer(billing) });
+    expect(wrongAudience.status).toBe(401);
+    expect(wrongAudience.headers["www-authenticate"]).toBe(
+      'Bearer realm="gatehouse", error="invalid_token", error_description="wrong_audience"',
+    );
+
+    const scope = await request(viaHttp.proxyPort, "/admin/users", { headers: bearer(reader) });
+    expect(scope.status).toBe(403);
+    expect(scope.headers["www-authenticate"]).toBe(
+      'Bearer realm="gatehouse", error="insufficient_scope", error_description="insufficient_scope", scope="orders:write"',
+    );
+    expect(JSON.parse(scope.body)).toMatchObject({ error: "insufficient_scope" });
+  });
+
+  it("does not let a gRPC content-type dodge an HTTP rule", async () => {
+    const res = await request(viaHttp.proxyPort, "/admin/users", {
+      method: "POST",
+      headers: { ...bearer(reader), "content-type": "application/grpc" },
+    });
+    expect(res.headers["grpc-status"]).toBe("7");
+  });
+
+  it("proxies a WebSocket upgrade and echoes frames both ways", async () => {
+    const socket = connect(viaHttp.proxyPort, "127.0.0.1");
+    await new Promise((r) => socket.once("connect", r));
+    socket.write(
+      [
+        "GET /ws HTTP/1.1",
+        "Host: app.test",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        `Authorization: Bearer ${reader.token}`,
+        "",
+        "",
+      ].join("\r\n"),
+    );
+    let buffered = Buffer.alloc(0);
+    const read = async (predicate: (b: Buffer) => boolean) => {
+      while (!predicate(buffered)) {
+        buffered = Buffer.concat([buffered, await new Promise<Buffer>((r) => socket.once("data", r))]);
+      }
+    };
+    await read((b) => b.includes("\r\n\r\n"));
+    const end = buffered.indexOf("\r\n\r\n") + 4;
+    expect(buffered.subarray(0, end).toString()).toMatch(/^HTTP\/1\.1 101 /);
+    expect(buffered.subarray(0, end).toString()).toContain(
+      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+    );
+    buffered = buffered.subarray(end);
+    socket.write(wsFrame("hello", true));
+    await read((b) => b.length >= 2 && b.length >= 2 + (b[1]! & 0x7f));
+    expect(wsRead(buffered)).toBe("echo:hello|alice");
+    socket.destroy();
+  });
+
+  it("refuses a WebSocket handshake without a token", async () => {
+    const socket = connect(viaHttp.proxyPort, "127.0.0.1");
+    socket.write(
+      "GET /ws HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    let text = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (d) => {
+      text += d;
+    });
+    await new Promise((r) => socket.once("close", r));
+    expect(text).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n/);
+    expect(text.toLowerCase()).toContain('www-authenticate: bearer realm="gatehouse"');
+  });
+
+  it("declines other upgrades (curl --http2's Upgrade: h2c) by passing the request on as a plain one", async () => {
+    const socket = connect(viaHttp.proxyPort, "127.0.0.1");
+    socket.write(
+      `GET /api/h2c HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nAuthorization: Bearer ${reader.token}\r\n\r\n`,
+    );
+    let text = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (d) => {
+      text += d;
+    });
+    await new Promise((r) => socket.once("close", r));
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    const seen = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+    expect(seen.headers).toMatchObject({ "x-gatehouse-subject": "alice" });
+    expect(seen.headers).not.toHaveProperty("upgrade");
+    expect(seen.headers).not.toHaveProperty("http2-settings");
+  });
+
+  it("answers 502 at once when the app is down", async () => {
+    const down = await sidecarFor(`http://127.0.0.1:${downPort}`);
+    const started = Date.now();
+    const res = await request(down.proxyPort, "/api/x", { headers: bearer(reader) });
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body)).toMatchObject({ error: "unavailable" });
+    expect(Date.now() - started).toBeLessThan(1000);
+    const metrics = await (await fetch(`http://127.0.0.1:${down.controlPort}/metrics`)).text();
+    expect(metrics).toMatch(/gatehouse_sidecar_upstream_errors_total\{reason="connect_failed"/);
+  });
+});
+
+// ---- HTTP/2 (h2c) upstream ----
+
+function h2request(
+  port: number,
+  headers: http2.OutgoingHttpHeaders,
+  body?: string,
+): Promise<{
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders | undefined;
+  body: string;
+}> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    let head: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    let text = "";
+    stream.on("response", (h) => {
+      head = h;
+    });
+    stream.on("trailers", (t) => {
+      trailers = t;
+    });
+    stream.setEncoding("utf8");
+    stream.on("data", (d: string) => {
+      text += d;
+    });
+    stream.on("end", () => {
+      session.close();
+      resolve({ headers: head, trailers, body: text });
+    });
+    stream.on("error", (err) => {
+      session.close();
+      reject(err);
+    });
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+describe("proxy to an h2c upstream", () => {
+  it("serves HTTP/2 callers with identity headers, bodies and :authority passed on", async () => {
+    const res = await h2request(
+      viaH2.proxyPort,
+      {
+        ":method": "POST",
+        ":path": "/api/h2?q=1",
+        ":authority": "app.test",
+        ...bearer(reader),
+        "x-gatehouse-scopes": "admin",
+      },
+      "payload",
+    );
+    expect(res.headers[":status"]).toBe(200);
+    const seen = JSON.parse(res.body);
+    expect(seen).toMatchObject({ path: "/api/h2?q=1", method: "POST", body: "payload" });
+    expect(seen.headers).toMatchObject({
+      ":authority": "app.test",
+      "x-gatehouse-subject": "alice",
+      "x-gatehouse-scopes": "orders:read",
+    });
+  });
+
+  it("forwards trailers to HTTP/2 callers", async () => {
+    const res = await h2request(viaH2.proxyPort, { ":path": "/trailers", ...bearer(reader) });
+    expect(res.body).toBe("body");
+    expect(res.trailers?.["x-checksum"]).toBe("c0ffee");
+  });
+
+  it("serves HTTP/1.1 callers too", async () => {
+    const res = await request(viaH2.proxyPort, "/api/h1", {
+      headers: { ...bearer(reader), host: "app.test" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-upstream"]).toBe("h2");
+    expect(JSON.parse(res.body).headers).toMatchObject({
+      ":authority": "app.test",
+      "x-gatehouse-subject": "alice",
+    });
+  });
+
+  it("refuses HTTP/2 callers with the same answers", async () => {
+    const res = await h2request(viaH2.proxyPort, { ":path": "/admin", ...bearer(reader) });
+    expect(res.headers[":status"]).toBe(403);
+    expect(res.headers["www-authenticate"]).toContain('error="insufficient_scope"');
+  });
+});
+
+// ---- gRPC through the proxy ----
+
+interface EchoStub extends grpc.Client {
+  unary(req: Buffer, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: Buffer) => void): void;
+  serverStream(req: Buffer, md: grpc.Metadata): grpc.ClientReadableStream<Buffer>;
+  clientStream(
+    md: grpc.Metadata,
+    cb: (err: grpc.ServiceError | null, res: Buffer) => void,
+  ): grpc.ClientWritableStream<Buffer>;
+}
+const echoClient = (port: number) =>
+  new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as EchoStub;
+const metadata = (t?: { token: string }) => {
+  const md = new grpc.Metadata();
+  if (t) md.set("authorization", `Bearer ${t.token}`);
+  md.set("x-gatehouse-subject", "mallory");
+  return md;
+};
+
+function unary(client: EchoStub, md: grpc.Metadata, text = "ping"): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) =>
+    client.unary(Buffer.from(text), md, (err: grpc.ServiceError | null, res: Buffer) =>
+      err ? reject(err) : resolve(JSON.parse(res.toString())),
+    ),
+  );
+}
+
+describe("gRPC through the proxy (grpc-js client and server)", () => {
+  it("carries unary calls with identity metadata", async () => {
+    const client = echoClient(viaGrpc.proxyPort);
+    const res = await unary(client, metadata(reader));
+    expect(res.request).toBe("ping");
+    expect(res.metadata).toMatchObject({
+      "x-gatehouse-subject": "alice",
+      "x-gatehouse-session-id": reader.sessionId,
+      "x-gatehouse-scopes": "orders:read",
+    });
+    client.close();
+  });
+
+  it("carries server streaming, with trailers", async () => {
+    const client = echoClient(viaGrpc.proxyPort);
+    const call = client.serverStream(Buffer.from("5"), metadata(reader)) as grpc.ClientReadableStream<Buffer>;
+    const items: string[] = [];
+    let trailer: grpc.Metadata | undefined;
+    call.on("data", (b: Buffer) => items.push(b.toString()));
+    call.on("status", (s: grpc.StatusObject) => {
+      trailer = s.metadata;
+    });
+    await new Promise((resolve, reject) => {
+      call.on("end", resolve);
+      call.on("error", reject);
+    });
+    expect(items).toEqual(["item-0", "item-1", "item-2", "item-3", "item-4"]);
+    expect(trailer?.get("x-count")).toEqual(["5"]);
+    client.close();
+  });
+
+  it("carries client streaming", async () => {
+    const client = echoClient(viaGrpc.proxyPort);
+    const result = await new Promise<string>((resolve, reject) => {
+      const call = client.clientStream(metadata(reader), (err: grpc.ServiceError | null, res: Buffer) =>
+        err ? reject(err) : resolve(res.toString()),
+      ) as grpc.ClientWritableStream<Buffer>;
+      for (const part of ["a", "b", "c"]) call.write(Buffer.from(part));
+      call.end();
+    });
+    expect(result).toBe("a+b+c");
+    client.close();
+  });
+
+  it("refuses with UNAUTHENTICATED / PERMISSION_DENIED and ErrorInfo details", async () => {
+    const client = echoClient(viaGrpc.proxyPort);
+    const missing = await unary(client, metadata()).catch((e: grpc.ServiceError) => decodeFailure(e));
+    expect(missing).toMatchObject({
+      code: 16,
+      reason: "missing_token",
+      domain: "gatehouse",
+      message: "no bearer token",
+    });
+    const scope = await unary(client, metadata(noReadScope)).catch((e: grpc.ServiceError) =>
+      decodeFailure(e),
+    );
+    expect(scope).toMatchObject({
+      code: 7,
+      reason: "insufficient_scope",
+      metadata: { scope: "orders:read" },
+    });
+    client.close();
+  });
+
+  it("refuses a revoked session", async () => {
+    const victim = await ts.issue("frank", ["orders:read"]);
+    const client = echoClient(viaGrpc.proxyPort);
+    await unary(client, metadata(victim));
+    revocation.apply({
+      type: "session_revoked",
+      id: randomUUID(),
+      at: Date.now(),
+      until: Math.floor(Date.now() / 1000) + 3600,
+      sid: victim.sessionId,
+    });
+    const f = await unary(client, metadata(victim)).catch((e: grpc.ServiceError) => decodeFailure(e));
+    expect(f).toMatchObject({ code: 16, reason: "session_revoked" });
+    const plain = await request(viaHttp.proxyPort, "/api/x", { headers: bearer(victim) });
+    expect(plain.status).toBe(401);
+    expect(plain.headers["www-authenticate"]).toContain('error_description="session_revoked"');
+    client.close();
+  });
+
+  it("answers UNAVAILABLE at once when the app is down", async () => {
+    const down = await sidecarFor(`h2c://127.0.0.1:${downPort}`);
+    const client = echoClient(down.proxyPort);
+    const started = Date.now();
+    const f = await unary(client, metadata(reader)).catch((e: grpc.ServiceError) => decodeFailure(e));
+    expect(f).toMatchObject({ code: 14 });
+    expect(Date.now() - started).toBeLessThan(1000);
+    client.close();
+  });
+});
+
+// ---- policy reload and shutdown ----
+
+describe("operations", () => {
+  it("reloads the policy file without dropping connections", async () => {
+    const file = writePolicy(POLICY);
+    const sidecar = await sidecarFor(`http://127.0.0.1:${portOf(httpUp.server)}`, {
+      GATEHOUSE_POLICY_FILE: file,
+    });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    expect((await request(sidecar.proxyPort, "/reloaded", { agent })).status).toBe(401);
+    writeFileSync(file, `${POLICY}\n  - match: { prefix: /reloaded }\n    public: true\n`);
+    await until(async () => (await request(sidecar.proxyPort, "/reloaded", { agent })).status === 200);
+    const after = await request(sidecar.proxyPort, "/reloaded", { agent });
+    expect(after.reused).toBe(true);
+    // A file that does not compile leaves the last good policy in force.
+    writeFileSync(file, "rules: [ { match: { prefix: nope } } ]");
+    await until(async () =>
+      /gatehouse_sidecar_policy_reloads_total\{outcome="error"/.test(
+        await (await fetch(`http://127.0.0.1:${sidecar.controlPort}/metrics`)).text(),
+      ),
+    );
+    expect((await request(sidecar.proxyPort, "/reloaded", { agent })).status).toBe(200);
+    agent.destroy();
+  });
+
+  it("drains on shutdown: not ready, no new connections, requests in flight finish", async () => {
+    const sidecar = await sidecarFor(`http://127.0.0.1:${portOf(httpUp.server)}`);
+    let received = "";
+    const inFlight = new Promise<string>((resolve, reject) => {
+      http
+        .get(
+          { host: "127.0.0.1", port: sidecar.proxyPort, path: "/stream", headers: bearer(reader) },
+          (res) => {
+            res.setEncoding("utf8");
+            res.on("data", (d: string) => {
+              received += d;
+            });
+            res.on("end", () => resolve(received));
+          },
+        )
+        .on("error", reject);
+    });
+    await until(() => received === "first\n");
+    const stopped = sidecar.shutdown(5000);
+    const ready = await fetch(`http://127.0.0.1:${sidecar.controlPort}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ ready: false, problems: ["draining"] });
+    await expect(request(sidecar.proxyPort, "/api/x", { headers: bearer(reader) })).rejects.toThrow(
+      /ECONNREFUSED/,
+    );
+    gates.release();
+    expect(await inFlight).toBe("first\nsecond\n");
+    await stopped;
+  });
+});
