@@ -1,5 +1,9 @@
 import { loadSettings } from "../shared/config/settings.ts";
 import { createLogger } from "../shared/logging/logger.ts";
+import { createMetricsRegistry } from "../shared/metrics/registry.ts";
+import { createRedisBus } from "../shared/revocation/redis-bus.ts";
+import { createMemoryRevocationState } from "../sidecar/revocation-state/memory-revocation-state.ts";
+import { createStreamFollower } from "../sidecar/revocation-stream/stream-follower.ts";
 import { startSidecar } from "../sidecar/sidecar.ts";
 import { sidecarSettings } from "../sidecar/sidecar-settings.ts";
 import { type Command, EXIT_OK, rawFlags } from "./command.ts";
@@ -10,8 +14,10 @@ const usage = `Usage: gatehouse sidecar [--flag value ...]
 Runs the sidecar verifier beside one app: the reverse proxy on GATEHOUSE_PROXY_LISTEN (:7401) in
 front of GATEHOUSE_UPSTREAM (http:// for HTTP/1.1, h2c:// for HTTP/2 and gRPC), and on
 GATEHOUSE_CONTROL_LISTEN (:7402) Envoy ext_authz (gRPC), forward-auth (/authz), /healthz, /readyz
-and /metrics. Every setting is an environment variable or the matching flag; see
-docs/configuration.md. Required: GATEHOUSE_ISSUER. Stops gracefully on SIGTERM or SIGINT.`;
+and /metrics. With REDIS_URL it follows the revocation stream (readiness waits for its bootstrap),
+so revoked tokens are refused within milliseconds. Every setting is an environment variable or the
+matching flag; see docs/configuration.md. Required: GATEHOUSE_ISSUER. Stops gracefully on SIGTERM
+or SIGINT.`;
 
 export const sidecarCommand: Command = {
   name: "sidecar",
@@ -24,10 +30,40 @@ export const sidecarCommand: Command = {
       pretty: settings.logPretty,
       component: "sidecar",
     });
-    const sidecar = await startSidecar({ settings, logger });
+    const metrics = createMetricsRegistry("sidecar");
+    const follow = settings.redisUrl
+      ? (() => {
+          const bus = createRedisBus({ url: settings.redisUrl, name: "gatehouse-sidecar", logger });
+          const state = createMemoryRevocationState({ stalenessBoundMs: settings.stalenessBound });
+          const follower = createStreamFollower({
+            bus,
+            stream: settings.revocationStream,
+            state,
+            logger: logger.child({ part: "revocations" }),
+            metrics,
+          });
+          return { bus, state, follower };
+        })()
+      : undefined;
+    const sidecar = await startSidecar({
+      settings,
+      logger,
+      metrics,
+      ...(follow
+        ? {
+            revocation: follow.state,
+            onReady: follow.follower.start(),
+            readiness: () => (follow.follower.ready() ? [] : ["revocation stream not bootstrapped yet"]),
+          }
+        : {}),
+    });
     const signal = await untilSignal();
     logger.info({ signal }, "shutting down");
     await sidecar.shutdown();
+    if (follow) {
+      await follow.follower.stop();
+      await follow.bus.close();
+    }
     return EXIT_OK;
   },
 };
