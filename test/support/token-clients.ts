@@ -1,6 +1,7 @@
 import {
   create,
   type DescMessage,
+  type DescService,
   fromBinary,
   type MessageInitShape,
   type MessageShape,
@@ -21,14 +22,11 @@ export interface GrpcFailure {
   metadata: Record<string, string>;
 }
 
-type Methods = typeof TokenService.method;
-type GrpcCaller = {
-  [M in keyof Methods]: (
-    req: MessageInitShape<Methods[M]["input"]>,
-  ) => Promise<MessageShape<Methods[M]["output"]>>;
+type GrpcCaller<S extends DescService> = {
+  [M in keyof S["method"]]: (
+    req: MessageInitShape<S["method"][M]["input"]>,
+  ) => Promise<MessageShape<S["method"][M]["output"]>>;
 };
-
-const ClientCtor = grpc.makeGenericClientConstructor(grpcServiceDefinition(TokenService), "TokenService");
 
 export function decodeFailure(err: grpc.ServiceError): GrpcFailure {
   const bin = err.metadata?.get("grpc-status-details-bin")[0];
@@ -48,12 +46,17 @@ export function decodeFailure(err: grpc.ServiceError): GrpcFailure {
   return { code: err.code, message: err.details, reason, domain, metadata };
 }
 
-/** A plain @grpc/grpc-js client of TokenService, as most internal services would use. */
-export function grpcTokenClient(port: number, credentials?: { id: string; secret: string }) {
-  const client = new ClientCtor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const calls = {} as GrpcCaller;
-  for (const method of TokenService.methods) {
-    (calls as Record<string, unknown>)[method.localName] = (init: object) =>
+/** A plain @grpc/grpc-js client of any Gatehouse service; failures reject with a GrpcFailure. */
+export function grpcServiceClient<S extends DescService>(
+  service: S,
+  port: number,
+  credentials?: { id: string; secret: string },
+): GrpcCaller<S> & { close(): void } {
+  const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
+  const client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const calls: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    calls[method.localName] = (init: object) =>
       new Promise((resolve, reject) => {
         const md = new grpc.Metadata();
         if (credentials) md.set("authorization", basicAuthorization(credentials.id, credentials.secret));
@@ -66,7 +69,12 @@ export function grpcTokenClient(port: number, credentials?: { id: string; secret
         );
       });
   }
-  return { ...calls, close: () => client.close() };
+  return { ...(calls as GrpcCaller<S>), close: () => client.close() };
+}
+
+/** A plain @grpc/grpc-js client of TokenService, as most internal services would use. */
+export function grpcTokenClient(port: number, credentials?: { id: string; secret: string }) {
+  return grpcServiceClient(TokenService, port, credentials);
 }
 
 /** Connect/JSON over HTTP/1.1 with nothing but fetch, as curl users would call it. */
