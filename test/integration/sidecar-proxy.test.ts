@@ -87,8 +87,14 @@ function startHttpUpstream() {
   return { server, connections: () => connections };
 }
 
+const h2Sessions = new Set<http2.ServerHttp2Session>();
+
 function startH2Upstream() {
   const server = http2.createServer();
+  server.on("session", (session) => {
+    h2Sessions.add(session);
+    session.once("close", () => h2Sessions.delete(session));
+  });
   server.on("stream", (stream, headers) => {
     const path = headers[":path"] ?? "/";
     if (path.startsWith("/trailers")) {
@@ -620,6 +626,17 @@ describe("proxy to an h2c upstream", () => {
       ":authority": "app.test",
       "x-gatehouse-subject": "alice",
     });
+  });
+
+  it("opens a new upstream session when the app closes the old one", async () => {
+    expect((await request(viaH2.proxyPort, "/api/before", { headers: bearer(reader) })).status).toBe(200);
+    expect(h2Sessions.size).toBeGreaterThan(0);
+    for (const session of h2Sessions) session.destroy();
+    await until(() => h2Sessions.size === 0);
+    await new Promise((r) => setTimeout(r, 20));
+    const after = await request(viaH2.proxyPort, "/api/after", { headers: bearer(reader) });
+    expect(after.status).toBe(200);
+    expect(JSON.parse(after.body).path).toBe("/api/after");
   });
 
   it("refuses HTTP/2 callers with the same answers", async () => {

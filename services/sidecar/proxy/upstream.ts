@@ -219,7 +219,13 @@ function h2cUpstream(target: UpstreamTarget, options: UpstreamOptions): Upstream
       let stream: http2.ClientHttp2Stream;
       try {
         if (closed) throw new UpstreamError("other", "the proxy is shutting down");
-        stream = session().request(headers, { endStream: !request.hasBody });
+        try {
+          stream = session().request(headers, { endStream: !request.hasBody });
+        } catch {
+          // The pooled session went away (GOAWAY, closed) before we heard of it: one fresh try.
+          current = undefined;
+          stream = session().request(headers, { endStream: !request.hasBody });
+        }
       } catch (err) {
         const failed = Promise.reject(asUpstreamError(err));
         failed.catch(() => {});
