@@ -1,9 +1,6 @@
 import { loadSettings } from "../shared/config/settings.ts";
 import { createLogger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry } from "../shared/metrics/registry.ts";
-import { createRedisBus } from "../shared/revocation/redis-bus.ts";
-import { createMemoryRevocationState } from "../sidecar/revocation-state/memory-revocation-state.ts";
-import { createStreamFollower } from "../sidecar/revocation-stream/stream-follower.ts";
 import { startSidecar } from "../sidecar/sidecar.ts";
 import { sidecarSettings } from "../sidecar/sidecar-settings.ts";
 import { type Command, EXIT_OK, rawFlags } from "./command.ts";
@@ -31,9 +28,18 @@ export const sidecarCommand: Command = {
       component: "sidecar",
     });
     const metrics = createMetricsRegistry("sidecar");
-    const follow = settings.redisUrl
-      ? (() => {
-          const bus = createRedisBus({ url: settings.redisUrl, name: "gatehouse-sidecar", logger });
+    // The stream follower (and ioredis) load only when there is a stream to follow: the sidecar's
+    // idle footprint is a target of its own.
+    const redisUrl = settings.redisUrl;
+    const follow = redisUrl
+      ? await (async () => {
+          const [{ createRedisBus }, { createMemoryRevocationState }, { createStreamFollower }] =
+            await Promise.all([
+              import("../shared/revocation/redis-bus.ts"),
+              import("../sidecar/revocation-state/memory-revocation-state.ts"),
+              import("../sidecar/revocation-stream/stream-follower.ts"),
+            ]);
+          const bus = createRedisBus({ url: redisUrl, name: "gatehouse-sidecar", logger });
           const state = createMemoryRevocationState({ stalenessBoundMs: settings.stalenessBound });
           const follower = createStreamFollower({
             bus,
