@@ -2,6 +2,7 @@ import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { fingerprint } from "../../shared/logging/fingerprint.ts";
 import type { Policy, Rule } from "../policy/compile-policy.ts";
 import { normalizePath } from "../policy/path-matchers.ts";
+import { bearerToken } from "../verifier/bearer-token.ts";
 import type { Verifier } from "../verifier/create-verifier.ts";
 import type { Identity } from "../verifier/identity.ts";
 import type { DecisionMetrics, GuardMode } from "./decision-metrics.ts";
@@ -158,34 +159,4 @@ function isNormal(rawPath: string, normalized: string): boolean {
   return rawPath.includes("%") && rawPath.replace(/%[0-9a-f]{2}/gi, (e) => e.toUpperCase()) === normalized;
 }
 
-const BEARER = /^[A-Za-z0-9\-._~+/]+=*$/;
-
-/**
- * The bearer token of an `Authorization` value (RFC 6750 §2.1), with the same rules as the
- * verifier's in-process `bearerToken`: no header or another scheme is `missing_token`; several
- * headers, or a bearer value of the wrong shape, `malformed_token`. (Kept here rather than imported
- * so the sidecar does not load the Connect interceptor's module graph.)
- */
-export function bearerToken(authorization: HeaderValue): string {
-  if (authorization === undefined) throw missing();
-  if (typeof authorization !== "string") {
-    if (authorization.length === 0) throw missing();
-    if (authorization.length > 1) {
-      throw new GatehouseError("malformed_token", "more than one Authorization header");
-    }
-    return bearerToken(authorization[0]);
-  }
-  const value = authorization.trim();
-  const space = value.indexOf(" ");
-  const scheme = space === -1 ? value : value.slice(0, space);
-  if (scheme.toLowerCase() !== "bearer") throw missing();
-  const token = value.slice(space + 1);
-  if (space === -1 || !BEARER.test(token)) {
-    throw new GatehouseError("malformed_token", 'Authorization must be "Bearer <token>"');
-  }
-  return token;
-}
-
-function missing(): GatehouseError {
-  return new GatehouseError("missing_token", "no bearer token");
-}
+export { bearerToken } from "../verifier/bearer-token.ts";

@@ -3,6 +3,7 @@ import { ErrorInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.ts"
 import { ERROR_DOMAIN, GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { grpcCodeOf } from "../../shared/errors/status-map.ts";
 import { defaultPolicy, type Policy, type PolicyRequest } from "../policy/compile-policy.ts";
+import { bearerToken } from "./bearer-token.ts";
 import type { Verifier } from "./create-verifier.ts";
 import type { Identity } from "./identity.ts";
 
@@ -23,30 +24,6 @@ export interface RequestLike {
   readonly url?: string | undefined;
   readonly path?: string | undefined;
   readonly headers: { get(name: string): string | null } | Readonly<Record<string, HeaderValue>>;
-}
-
-/**
- * The bearer token of an `Authorization` value (RFC 6750 §2.1): exactly `Bearer <token>`, the scheme
- * case-insensitive. No header, or another scheme: `missing_token`; several headers, or a bearer
- * value of the wrong shape: `malformed_token`.
- */
-export function bearerToken(authorization: HeaderValue): string {
-  if (authorization === undefined || authorization === null) throw missing();
-  if (typeof authorization !== "string") {
-    if (authorization.length === 0) throw missing();
-    if (authorization.length > 1)
-      throw new GatehouseError("malformed_token", "more than one Authorization header");
-    return bearerToken(authorization[0]);
-  }
-  const value = authorization.trim();
-  const space = value.indexOf(" ");
-  const scheme = space === -1 ? value : value.slice(0, space);
-  if (scheme.toLowerCase() !== "bearer") throw missing();
-  const token = value.slice(space + 1);
-  if (space === -1 || !/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
-    throw new GatehouseError("malformed_token", 'Authorization must be "Bearer <token>"');
-  }
-  return token;
 }
 
 /**
@@ -149,6 +126,4 @@ function readHeader(headers: RequestLike["headers"], name: string): HeaderValue 
   return undefined;
 }
 
-function missing(): GatehouseError {
-  return new GatehouseError("missing_token", "no bearer token");
-}
+export { bearerToken } from "./bearer-token.ts";
