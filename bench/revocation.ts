@@ -176,7 +176,7 @@ async function propagation(events: number, rate: number, subs: number, procs: nu
         expiresAt: new Date(Date.now() + 600_000),
         reason: "bench",
         now: new Date(),
-        actor: "bench",
+        actor: "client:bench",
         requestId: "bench",
       });
       const ok = await relay.publish([revoked!.eventId]);

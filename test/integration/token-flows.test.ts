@@ -178,7 +178,7 @@ describe("Refresh", () => {
     ).toBe(1);
     expect(
       await count(
-        "SELECT count(*) AS n FROM audit_events WHERE target_id = $1 AND action = 'refresh_token.reuse_detected'",
+        "SELECT count(*) AS n FROM audit_events WHERE target_id = $1 AND action = 'refresh_token.reuse'",
         first.sessionId,
       ),
     ).toBe(1);

@@ -2,6 +2,7 @@ import { AdminService } from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { CallContext } from "../../shared/rpc/call-context.ts";
 import { defineService, type ServiceRegistration } from "../../shared/rpc/service-handlers.ts";
+import type { AuditAction } from "../audit/audit-actions.ts";
 import { type AuditOutcomeWord, clientActor, recordAudit } from "../audit/audit-record.ts";
 import type { AdminCaller, AdminDeps } from "./admin-deps.ts";
 import { listAuditEvents } from "./audit-admin.ts";
@@ -24,20 +25,19 @@ import {
 } from "./signing-key-admin.ts";
 
 interface ActionSpec {
-  /** Audit action, `<object>.<verb>`. */
-  action: string;
+  action: AuditAction;
   targetType: "client" | "signing_key" | "audit";
   /** Changes something: its failures are audited too (denials always are). */
   mutates: boolean;
 }
 
-const client = (verb: string, mutates = true): ActionSpec => ({
-  action: `client.${verb}`,
+const client = (action: Extract<AuditAction, `client.${string}`>, mutates = true): ActionSpec => ({
+  action,
   targetType: "client",
   mutates,
 });
-const key = (verb: string, mutates = true): ActionSpec => ({
-  action: `signing_key.${verb}`,
+const key = (action: Extract<AuditAction, `signing_key.${string}`>, mutates = true): ActionSpec => ({
+  action,
   targetType: "signing_key",
   mutates,
 });
@@ -103,19 +103,19 @@ export function adminServiceHandlers(deps: AdminDeps): ServiceRegistration {
   }
 
   return defineService(AdminService, {
-    createClient: admin(client("create"), (c, req) => createClient(deps, c, req)),
-    getClient: admin(client("get", false), (_c, req) => getClient(deps, req)),
-    listClients: admin(client("list", false), (_c, req) => listClients(deps, req)),
-    updateClient: admin(client("update"), (c, req) => updateClient(deps, c, req)),
-    rotateClientSecret: admin(client("rotate_secret"), (c, req) => rotateClientSecret(deps, c, req)),
-    disableClient: admin(client("disable"), (c, req) => disableClient(deps, c, req)),
-    enableClient: admin(client("enable"), (c, req) => enableClient(deps, c, req)),
-    createSigningKey: admin(key("create"), (c, req) => createSigningKey(deps, c, req)),
-    activateSigningKey: admin(key("activate"), (c, req) => activateSigningKey(deps, c, req)),
-    retireSigningKey: admin(key("retire"), (c, req) => retireSigningKey(deps, c, req)),
-    revokeSigningKey: admin(key("revoke"), (c, req) => revokeSigningKey(deps, c, req)),
-    listSigningKeys: admin(key("list", false), (_c, req) => listSigningKeys(deps, req)),
-    rotateSigningKeys: admin(key("rotate"), (c, req) => rotateSigningKeys(deps, c, req)),
+    createClient: admin(client("client.create"), (c, req) => createClient(deps, c, req)),
+    getClient: admin(client("client.get", false), (_c, req) => getClient(deps, req)),
+    listClients: admin(client("client.list", false), (_c, req) => listClients(deps, req)),
+    updateClient: admin(client("client.update"), (c, req) => updateClient(deps, c, req)),
+    rotateClientSecret: admin(client("client.rotate_secret"), (c, req) => rotateClientSecret(deps, c, req)),
+    disableClient: admin(client("client.disable"), (c, req) => disableClient(deps, c, req)),
+    enableClient: admin(client("client.enable"), (c, req) => enableClient(deps, c, req)),
+    createSigningKey: admin(key("signing_key.create"), (c, req) => createSigningKey(deps, c, req)),
+    activateSigningKey: admin(key("signing_key.activate"), (c, req) => activateSigningKey(deps, c, req)),
+    retireSigningKey: admin(key("signing_key.retire"), (c, req) => retireSigningKey(deps, c, req)),
+    revokeSigningKey: admin(key("signing_key.revoke"), (c, req) => revokeSigningKey(deps, c, req)),
+    listSigningKeys: admin(key("signing_key.list", false), (_c, req) => listSigningKeys(deps, req)),
+    rotateSigningKeys: admin(key("signing_key.rotate"), (c, req) => rotateSigningKeys(deps, c, req)),
     listAuditEvents: admin({ action: "audit.list", targetType: "audit", mutates: false }, (_c, req) =>
       listAuditEvents(deps, req),
     ),

@@ -18,6 +18,7 @@ import type {
   UpdateClientResponseSchema,
 } from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import type { AuditAction } from "../audit/audit-actions.ts";
 import { recordAudit } from "../audit/audit-record.ts";
 import { generateClientSecret, hashClientSecret } from "../clients/client-secret.ts";
 import { checkText, LIMITS } from "../flows/request-limits.ts";
@@ -57,7 +58,7 @@ function isUniqueViolation(err: unknown): boolean {
   return typeof err === "object" && err !== null && (err as { code?: unknown }).code === "P2002";
 }
 
-const audit = (caller: AdminCaller, at: Date, action: string, clientId: string, details: object) => ({
+const audit = (caller: AdminCaller, at: Date, action: AuditAction, clientId: string, details: object) => ({
   ...caller.by,
   at,
   action,
@@ -235,7 +236,7 @@ const DISABLE_CLIENT = `
     RETURNING event_id
   ), a AS (
     INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, client_id, request_id, outcome, details)
-    VALUES ($2::timestamptz, $6::text, 'client.disable', 'client', $1::text, $1::text, $7::text, 'success',
+    VALUES ($2::timestamptz, $6::text, '${"client.disable" satisfies AuditAction}', 'client', $1::text, $1::text, $7::text, 'success',
             jsonb_build_object('reason', $3::text, 'changed', (SELECT count(*) FROM c) > 0,
                                'sessions_revoked', (SELECT count(*) FROM s),
                                'event_id', (SELECT event_id::text FROM o)))

@@ -1,18 +1,19 @@
 import type { Prisma } from "../../gen/prisma/client.ts";
+import { type AuditAction, type AuditActorName, clientActorName } from "./audit-actions.ts";
 
 /** How an audited action ended; stored as these words (`audit_events.outcome`). */
 export type AuditOutcomeWord = "success" | "denied" | "failed";
 
 /** Who is acting and for which request: a caller (`client:<id>`) or Gatehouse itself (`system:<part>`). */
 export interface AuditActor {
-  actor: string;
+  actor: AuditActorName;
   requestId?: string | undefined;
 }
 
 export interface AuditEntry extends AuditActor {
   at: Date;
-  /** `<object>.<verb>`, e.g. `client.create`, `signing_key.activate`. */
-  action: string;
+  /** See {@link AuditAction} for the naming scheme. */
+  action: AuditAction;
   targetType?: string | undefined;
   targetId?: string | undefined;
   subject?: string | undefined;
@@ -24,7 +25,7 @@ export interface AuditEntry extends AuditActor {
 
 /** The audit actor of a calling client. */
 export function clientActor(clientId: string, requestId?: string): AuditActor {
-  return { actor: `client:${clientId}`, requestId };
+  return { actor: clientActorName(clientId), requestId };
 }
 
 /** Appends one audit row; pass the transaction client so the row commits with the change it records. */

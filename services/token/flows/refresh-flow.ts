@@ -7,6 +7,7 @@ import type {
 } from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { fingerprint } from "../../shared/logging/index.ts";
+import { clientActorName } from "../audit/audit-actions.ts";
 import type { ClientRecord } from "../clients/client-record.ts";
 import type { ActiveKey } from "../keys/key-ring.ts";
 import type { RefreshStateRow } from "../store/token-store.ts";
@@ -129,7 +130,11 @@ export async function refresh(
           state.session_id,
           new Date(now),
           new Date(now + deps.maxAccessTokenTtlSeconds * 1000),
-          { actor: client.id, requestId: caller.requestId, tokenFingerprint: fingerprint(token) },
+          {
+            actor: clientActorName(client.id),
+            requestId: caller.requestId,
+            tokenFingerprint: fingerprint(token),
+          },
         ),
       );
       deps.log.warn(

@@ -4,6 +4,7 @@ import type {
   RevokeResponseSchema,
 } from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import { clientActorName } from "../audit/audit-actions.ts";
 import { actsForEveryone } from "../clients/caller-roles.ts";
 import type { SessionRevocation } from "../store/token-store.ts";
 import { hashRefreshToken, refreshTokenShapeProblem } from "../tokens/refresh-token-format.ts";
@@ -33,7 +34,7 @@ export async function revoke(
     reason,
     now: new Date(now),
     relevantUntil: new Date(now + deps.maxAccessTokenTtlSeconds * 1000),
-    actor: caller.client.id,
+    actor: clientActorName(caller.client.id),
     requestId: caller.requestId,
   };
   const sessions = (r: Pick<SessionRevocation, "selector" | "value">) =>
@@ -70,7 +71,7 @@ export async function revoke(
       if (everyone && !req.accessOnly) {
         const cut = await retryConflicts(() =>
           deps.store.revokeSubject(subject, base.now, base.relevantUntil, {
-            actor: caller.client.id,
+            actor: clientActorName(caller.client.id),
             requestId: caller.requestId,
             reason,
           }),
@@ -106,7 +107,7 @@ export async function revoke(
           expiresAt: new Date(t.exp * 1000),
           reason,
           now: base.now,
-          actor: caller.client.id,
+          actor: clientActorName(caller.client.id),
           requestId: caller.requestId,
         }),
       );

@@ -1,4 +1,5 @@
 import type { Logger } from "../../shared/logging/index.ts";
+import type { AuditActor } from "../audit/audit-record.ts";
 import type { KeyRing } from "./key-ring.ts";
 import type { RotationResult, SigningKeys } from "./signing-keys.ts";
 
@@ -24,7 +25,7 @@ export interface KeyRotation {
   stop(): Promise<void>;
 }
 
-const ACTOR = { actor: "system:key-rotation" };
+const ACTOR: AuditActor = { actor: "system:key-rotation" };
 
 /**
  * Scheduled key rotation. Every replica runs the timer; the step takes the key lock, so replicas

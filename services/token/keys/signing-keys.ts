@@ -1,5 +1,6 @@
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import type { AuditAction } from "../audit/audit-actions.ts";
 import { type AuditActor, recordAudit } from "../audit/audit-record.ts";
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.ts";
 import {
@@ -385,7 +386,7 @@ const REVOKE_KEY = `
     RETURNING event_id
   ), a AS (
     INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, request_id, outcome, details)
-    SELECT $2::timestamptz, $5::text, 'signing_key.revoke', 'signing_key', k.kid, $6::text, 'success',
+    SELECT $2::timestamptz, $5::text, '${"signing_key.revoke" satisfies AuditAction}', 'signing_key', k.kid, $6::text, 'success',
            jsonb_build_object('reason', $3::text, 'previous_status', $7::text,
                               'live_sessions_signed', $8::int, 'event_id', (SELECT event_id::text FROM o))
       FROM k

@@ -1,3 +1,4 @@
+import type { AuditActorName } from "../audit/audit-actions.ts";
 import type { RefreshStateRow } from "./sql/read-refresh-state.ts";
 import type { RevokedSessionRow, SessionSelector } from "./sql/revoke-sessions.ts";
 import type { RotatedSessionRow } from "./sql/rotate-if-live.ts";
@@ -37,7 +38,8 @@ export type RotationResult =
   | { kind: "session_gone" };
 
 export interface AuditContext {
-  actor: string;
+  /** `client:<id>` of the caller (see audit/audit-actions.ts). */
+  actor: AuditActorName;
   requestId: string;
 }
 

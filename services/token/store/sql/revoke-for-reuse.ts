@@ -1,8 +1,9 @@
+import type { AuditAction } from "../../audit/audit-actions.ts";
 import { sql } from "../sql-executor.ts";
 
 /**
  * Reuse detected: revoke the whole family, queue its revocation event and record the detection, all
- * in one statement. Params: $1 session id, $2 now, $3 event relevant-until, $4 actor (client id),
+ * in one statement. Params: $1 session id, $2 now, $3 event relevant-until, $4 actor (`client:<id>`),
  * $5 request id, $6 presented token's fingerprint. Returns nothing when the session was already revoked.
  */
 export const revokeForReuse = sql<{ session_id: string; event_id: string }>(
@@ -17,7 +18,7 @@ export const revokeForReuse = sql<{ session_id: string; event_id: string }>(
      RETURNING event_id
    ), a AS (
      INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, subject, client_id, request_id, outcome, details)
-     SELECT $2::timestamptz, $4::text, 'refresh_token.reuse_detected', 'session', s.id::text, s.subject, s.client_id, $5::text,
+     SELECT $2::timestamptz, $4::text, '${"refresh_token.reuse" satisfies AuditAction}', 'session', s.id::text, s.subject, s.client_id, $5::text,
             'denied', jsonb_build_object('token_fp', $6::text, 'sessions_revoked', 1)
        FROM s
    )

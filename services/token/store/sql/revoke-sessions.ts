@@ -1,3 +1,4 @@
+import type { AuditAction } from "../../audit/audit-actions.ts";
 import { type SqlStatement, sql } from "../sql-executor.ts";
 
 /**
@@ -26,7 +27,7 @@ function build(selector: SessionSelector, accessOnly: boolean): SqlStatement<Rev
   const event = accessOnly
     ? `'session_version', jsonb_build_object('sid', s.id::text, 'minVersion', s.version)`
     : `'session_revoked', jsonb_build_object('sid', s.id::text)`;
-  const action = accessOnly ? "session.access_revoked" : "session.revoked";
+  const action: AuditAction = accessOnly ? "session.revoke_access" : "session.revoke";
   return sql<RevokedSessionRow>(
     `gh_revoke_sessions_${selector}${accessOnly ? "_access" : ""}`,
     `WITH s AS (
@@ -80,7 +81,7 @@ export const revokeSubject = sql<{ event_id: string }>(
      RETURNING event_id
    ), a AS (
      INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, subject, request_id, outcome, details)
-     VALUES ($2::timestamptz, $4::text, 'subject.revoked', 'subject', $1::text, $1::text, $5::text, 'success',
+     VALUES ($2::timestamptz, $4::text, '${"subject.revoke" satisfies AuditAction}', 'subject', $1::text, $1::text, $5::text, 'success',
              jsonb_build_object('reason', $6::text))
    )
    SELECT event_id::text AS event_id FROM o`,
@@ -104,7 +105,7 @@ export const revokeAccessToken = sql<{ event_id: string }>(
      RETURNING event_id
    ), a AS (
      INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, subject, client_id, request_id, outcome, details)
-     SELECT $4::timestamptz, $5::text, 'access_token.revoked', 'access_token', r.jti, $8::text, $9::text, $6::text, 'success',
+     SELECT $4::timestamptz, $5::text, '${"access_token.revoke" satisfies AuditAction}', 'access_token', r.jti, $8::text, $9::text, $6::text, 'success',
             jsonb_build_object('reason', $7::text)
        FROM r
    )
