@@ -282,6 +282,10 @@ async function main() {
       GATEHOUSE_LOG_LEVEL: "warn",
       GATEHOUSE_LOG_PRETTY: "false",
       GATEHOUSE_DATABASE_POOL_SIZE: String(Math.min(concurrency, 32)),
+      // One client is the whole load here: measure capacity, not the per-client limits.
+      GATEHOUSE_RATE_LIMIT_ISSUE: "off",
+      GATEHOUSE_RATE_LIMIT_REFRESH: "off",
+      GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
     },
     stdio: ["ignore", "inherit", "inherit"],
   });

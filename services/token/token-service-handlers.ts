@@ -11,10 +11,13 @@ import { issue, issueServiceToken } from "./flows/issue-flow.ts";
 import { listSessions } from "./flows/list-sessions-flow.ts";
 import { refresh } from "./flows/refresh-flow.ts";
 import { revoke } from "./flows/revoke-flow.ts";
+import type { OverloadGuard } from "./overload/overload-guard.ts";
 
 export interface TokenServiceHandlerDeps extends FlowDeps {
   prisma: PrismaClient;
   authenticator: CallerAuthenticator;
+  /** Per-client rate limits and in-flight cap; none when absent. */
+  overload?: OverloadGuard;
 }
 
 /**
@@ -32,14 +35,33 @@ export function tokenServiceHandlers(deps: TokenServiceHandlerDeps): ServiceRegi
     return { client, requestId: ctx.requestId };
   }
 
+  /**
+   * Runs a flow inside the caller's overload budget, admitted only once the caller is known (limits
+   * are per client). Revoke is never guarded: a revocation must not be refused for load.
+   */
+  async function guarded<T>(
+    ctx: CallContext,
+    method: TokenServiceMethod,
+    flow: (caller: Caller) => Promise<T>,
+  ): Promise<T> {
+    const who = await caller(ctx, method);
+    if (deps.overload === undefined) return flow(who);
+    const release = deps.overload.admit(who.client.id, method);
+    try {
+      return await flow(who);
+    } finally {
+      release();
+    }
+  }
+
   return defineService(TokenService, {
-    issue: async (req, ctx) => issue(deps, await caller(ctx, "Issue"), req),
-    issueServiceToken: async (req, ctx) =>
-      issueServiceToken(deps, await caller(ctx, "IssueServiceToken"), req),
-    refresh: async (req, ctx) => refresh(deps, await caller(ctx, "Refresh"), req),
+    issue: (req, ctx) => guarded(ctx, "Issue", (c) => issue(deps, c, req)),
+    issueServiceToken: (req, ctx) =>
+      guarded(ctx, "IssueServiceToken", (c) => issueServiceToken(deps, c, req)),
+    refresh: (req, ctx) => guarded(ctx, "Refresh", (c) => refresh(deps, c, req)),
     revoke: async (req, ctx) => revoke(deps, await caller(ctx, "Revoke"), req),
-    introspect: async (req, ctx) => introspect(deps, await caller(ctx, "Introspect"), req),
-    listSessions: async (req, ctx) => listSessions(deps, await caller(ctx, "ListSessions"), req),
+    introspect: (req, ctx) => guarded(ctx, "Introspect", (c) => introspect(deps, c, req)),
+    listSessions: (req, ctx) => guarded(ctx, "ListSessions", (c) => listSessions(deps, c, req)),
     getJwks: async () => ({ keys: deps.keys.jwks().keys.map((k) => ({ ...k })) }),
   });
 }

@@ -1,4 +1,5 @@
 import { databaseSettings, loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
+import { limitOrOff, rateLimitSetting } from "./overload/rate-limit-setting.ts";
 
 /** Everything `gatehouse serve` reads at start-up, parsed once into one options object. */
 export const tokenServiceSettings = {
@@ -84,5 +85,31 @@ export const tokenServiceSettings = {
     description: "On SIGTERM, how long in-flight calls may take to finish before connections are closed",
     default: "10s",
     schema: types.duration({ maxMs: 300_000 }),
+  }),
+  rateLimitIssue: setting({
+    env: "GATEHOUSE_RATE_LIMIT_ISSUE",
+    description:
+      "Issue calls per second per client / largest burst (RATE/BURST, or off); over it: RESOURCE_EXHAUSTED with a retry delay",
+    default: "1000/2000",
+    schema: rateLimitSetting(),
+  }),
+  rateLimitRefresh: setting({
+    env: "GATEHOUSE_RATE_LIMIT_REFRESH",
+    description: "Refresh calls per second per client / largest burst (RATE/BURST, or off)",
+    default: "2000/4000",
+    schema: rateLimitSetting(),
+  }),
+  rateLimitIntrospect: setting({
+    env: "GATEHOUSE_RATE_LIMIT_INTROSPECT",
+    description: "Introspect calls per second per client / largest burst (RATE/BURST, or off)",
+    default: "2000/4000",
+    schema: rateLimitSetting(),
+  }),
+  maxInFlightPerClient: setting({
+    env: "GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT",
+    description:
+      "TokenService calls (all but Revoke and GetJwks) one client may have in flight at once (or off); more are refused at once, never queued",
+    default: "256",
+    schema: limitOrOff(),
   }),
 };

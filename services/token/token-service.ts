@@ -16,6 +16,11 @@ import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
 import { createKeyRing, KEY_RING_POLL_MS, type KeyRing } from "./keys/key-ring.ts";
 import { createKeyRotation, type KeyRotation } from "./keys/key-rotation.ts";
 import { createSigningKeys } from "./keys/signing-keys.ts";
+import {
+  type OverloadConfig,
+  type OverloadSettingKey,
+  overloadGuardFromConfig,
+} from "./overload/guard-from-config.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
 import { createSqlTokenStore } from "./store/sql-token-store.ts";
@@ -24,8 +29,9 @@ import type { tokenServiceSettings } from "./token-service-settings.ts";
 
 export type TokenServiceConfig = Omit<
   SettingsOf<typeof tokenServiceSettings>,
-  "databaseUrl" | "logLevel" | "logPretty"
->;
+  "databaseUrl" | "logLevel" | "logPretty" | OverloadSettingKey
+> &
+  OverloadConfig;
 
 export interface StartTokenServiceOptions {
   config: TokenServiceConfig;
@@ -97,6 +103,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       now,
       publish: options.publish ?? relay?.publish ?? (async () => false),
       log: logger,
+      overload: overloadGuardFromConfig(config, metrics),
       authenticator: createCallerAuthenticator({
         clients: prismaClientLookup(db.prisma),
         cacheTtlMs: config.credentialCacheTtl,

@@ -1,0 +1,30 @@
+import type { Registry } from "prom-client";
+import type { SettingsOf } from "../../shared/config/index.ts";
+import { tokenServiceSettings } from "../token-service-settings.ts";
+import { createOverloadGuard, type OverloadGuard } from "./overload-guard.ts";
+import { createOverloadMetrics } from "./overload-metrics.ts";
+
+const KEYS = ["rateLimitIssue", "rateLimitRefresh", "rateLimitIntrospect", "maxInFlightPerClient"] as const;
+
+/** The token-service settings this module reads; any left out take their documented default. */
+export type OverloadConfig = Partial<Pick<SettingsOf<typeof tokenServiceSettings>, (typeof KEYS)[number]>>;
+export type OverloadSettingKey = (typeof KEYS)[number];
+
+function defaultOf<K extends OverloadSettingKey>(key: K): NonNullable<OverloadConfig[K]> {
+  const s = tokenServiceSettings[key];
+  return s.schema.parse(s.default) as NonNullable<OverloadConfig[K]>;
+}
+
+/** The token service's guard: Issue, Refresh and Introspect rate limits, and the in-flight cap. */
+export function overloadGuardFromConfig(config: OverloadConfig, registry: Registry): OverloadGuard {
+  return createOverloadGuard({
+    rateLimits: {
+      Issue: config.rateLimitIssue ?? defaultOf("rateLimitIssue"),
+      Refresh: config.rateLimitRefresh ?? defaultOf("rateLimitRefresh"),
+      Introspect: config.rateLimitIntrospect ?? defaultOf("rateLimitIntrospect"),
+    },
+    maxInFlightPerClient: config.maxInFlightPerClient ?? defaultOf("maxInFlightPerClient"),
+    // Wall time, never the service's injectable token clock: tests freeze that one.
+    metrics: createOverloadMetrics(registry),
+  });
+}

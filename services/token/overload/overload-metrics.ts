@@ -1,0 +1,29 @@
+import { Counter, type Registry } from "prom-client";
+
+export type OverloadLimitKind = "rate" | "concurrency";
+
+/** Counts refused calls; `client` is an authenticated client id, so the label set stays bounded. */
+export interface OverloadMetrics {
+  rejected(clientId: string, method: string, limit: OverloadLimitKind): void;
+}
+
+const REJECTIONS = "gatehouse_overload_rejections_total";
+
+/** Registers `gatehouse_overload_rejections_total{client,method,limit}` on `registry` (once). */
+export function createOverloadMetrics(registry: Registry): OverloadMetrics {
+  const counter =
+    (registry.getSingleMetric(REJECTIONS) as Counter<"client" | "method" | "limit"> | undefined) ??
+    new Counter({
+      name: REJECTIONS,
+      help: "Calls refused with RESOURCE_EXHAUSTED (rate_limited), by client, method and which limit refused them.",
+      labelNames: ["client", "method", "limit"],
+      registers: [registry],
+    });
+  return {
+    rejected(client, method, limit) {
+      counter.inc({ client, method, limit });
+    },
+  };
+}
+
+export const NO_OVERLOAD_METRICS: OverloadMetrics = { rejected() {} };
