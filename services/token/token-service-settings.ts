@@ -1,5 +1,21 @@
+import { z } from "zod";
 import { databaseSettings, loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
 import { limitOrOff, rateLimitSetting } from "./overload/rate-limit-setting.ts";
+
+const DAY_MS = 86_400_000;
+
+/**
+ * A retention period: a duration of at least a day, or 0 / off to keep forever. The floor is there
+ * because a bare number means seconds: "400" must not quietly empty the audit log.
+ */
+function retention() {
+  return z
+    .string()
+    .trim()
+    .transform((s) => (/^(off|never|forever)$/i.test(s) ? "0" : s))
+    .pipe(types.duration())
+    .refine((ms) => ms === 0 || ms >= DAY_MS, { error: "must be 0 (keep forever) or at least 1d" });
+}
 
 /** Everything `gatehouse serve` reads at start-up, parsed once into one options object. */
 export const tokenServiceSettings = {
@@ -79,6 +95,13 @@ export const tokenServiceSettings = {
     description: "How long Revoke waits for its event to reach Redis before answering propagated=false",
     default: "500ms",
     schema: types.duration({ maxMs: 10_000 }),
+  }),
+  auditRetention: setting({
+    env: "GATEHOUSE_AUDIT_RETENTION",
+    description:
+      "How long audit events are kept; one replica deletes older ones hourly, in batches. 0 or off keeps them forever",
+    default: "400d",
+    schema: retention(),
   }),
   shutdownGrace: setting({
     env: "GATEHOUSE_SHUTDOWN_GRACE",

@@ -9,6 +9,7 @@ import { createRedisBus } from "../shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
+import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
 import type { FlowDeps } from "./flows/flow-deps.ts";
@@ -29,9 +30,12 @@ import type { tokenServiceSettings } from "./token-service-settings.ts";
 
 export type TokenServiceConfig = Omit<
   SettingsOf<typeof tokenServiceSettings>,
-  "databaseUrl" | "logLevel" | "logPretty" | OverloadSettingKey
+  "databaseUrl" | "logLevel" | "logPretty" | "auditRetention" | OverloadSettingKey
 > &
-  OverloadConfig;
+  OverloadConfig & {
+    /** Loaded settings always have it (default 400 days); a hand-made config without it keeps every event. */
+    auditRetention?: number;
+  };
 
 export interface StartTokenServiceOptions {
   config: TokenServiceConfig;
@@ -75,6 +79,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   let servers: RpcServers | undefined;
   const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });
   let rotation: KeyRotation | undefined;
+  let retention: AuditRetention | undefined;
   const ownBus =
     !options.bus && config.redisUrl ? createRedisBus({ url: config.redisUrl, logger }) : undefined;
   const bus = options.bus ?? ownBus;
@@ -117,6 +122,12 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       now,
     });
     rotation = createKeyRotation({ signingKeys, keyRing: keys, schedule: config.keyRotation, log: logger });
+    retention = createAuditRetention({
+      db: db.pool ? poolOutboxDb(db.pool) : pgliteOutboxDb(db.pglite!),
+      retentionMs: config.auditRetention ?? 0,
+      now,
+      log: logger,
+    });
     const readiness = createReadiness(db, keys);
     servers = await startRpcServers({
       grpc: config.grpcListen,
@@ -151,6 +162,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   }
   const started = servers;
   rotation?.start();
+  retention?.start();
   logger.info(
     { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
     "token service listening",
@@ -167,6 +179,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         logger.info("token service draining");
         await started.shutdown(config.shutdownGrace);
         await rotation?.stop();
+        await retention?.stop();
         await relay?.stop();
         await ownBus?.close();
         keys.stop();

@@ -55,6 +55,7 @@ function config(
     credentialCacheTtl: 30_000,
     revocationStream: "gatehouse:revocations",
     publishTimeout: 500,
+    auditRetention: 400 * 86_400_000,
     shutdownGrace: 1000,
     ...overrides,
   };

@@ -90,6 +90,7 @@ beforeAll(async () => {
       credentialCacheTtl: 30_000,
       revocationStream: "gatehouse:revocations",
       publishTimeout: 500,
+      auditRetention: 400 * 86_400_000,
       shutdownGrace: 1000,
     },
     database: { kind: "postgres", url: tdb.url },
