@@ -1,4 +1,4 @@
-import { isMap, isNode, isScalar, LineCounter, parseDocument } from "yaml";
+import { type Alias, type Document, isMap, isNode, isScalar, LineCounter, parseDocument, visit } from "yaml";
 
 export interface PolicyProblem {
   /** 1-based; undefined when the position is unknown. */
@@ -60,11 +60,17 @@ export function parsePolicyDocument(text: string, filename: string): PolicyDocum
       }),
     );
   }
-  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
   const at = (offset: number) => {
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
   };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (err) {
+    // Aliases are only resolved here: one naming no anchor, or an alias bomb, throws a ReferenceError.
+    throw new PolicyError(filename, [aliasProblem(doc, err as Error, at)]);
+  }
   return {
     value,
     locate(path, key = false) {
@@ -126,6 +132,32 @@ function isEndOfInput(err: Error, length?: number): boolean {
   if (/Unexpected end of JSON input|Unterminated string/.test(err.message)) return true;
   const position = /at position (\d+)/.exec(err.message);
   return length !== undefined && position !== null && Number(position[1]) >= length;
+}
+
+/** Where a failed alias expansion points: the first alias without an anchor, else the first alias. */
+function aliasProblem(
+  doc: Document,
+  err: Error,
+  at: (offset: number) => { line: number; column: number },
+): PolicyProblem {
+  let first: Alias | undefined;
+  let unresolved: Alias | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      first ??= node;
+      if (node.resolve(doc) === undefined) {
+        unresolved = node;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  const range = (unresolved ?? first)?.range;
+  return {
+    ...(range ? at(range[0]) : { line: 1, column: 1 }),
+    path: "",
+    message: firstLine(err.message),
+  };
 }
 
 function firstLine(message: string): string {
