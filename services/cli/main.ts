@@ -1,5 +1,5 @@
-import { ConfigError } from "../shared/config/settings.ts";
-import { type Command, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from "./command.ts";
+import { type Command, EXIT_OK, EXIT_USAGE } from "./command.ts";
+import { runCommand } from "./run-command.ts";
 
 /**
  * Each command's module loads only when that command runs: importing all of them (the token
@@ -45,25 +45,5 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`gatehouse: unknown command "${name}"\n\n${await help()}\n`);
     return EXIT_USAGE;
   }
-  const command = await entry.load();
-  if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(`${command.help?.(rest) ?? command.usage}\n`);
-    return EXIT_OK;
-  }
-  try {
-    return await command.run(rest);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`gatehouse ${name}: ${err.message}\n\n${command.help?.(rest) ?? command.usage}\n`);
-      return EXIT_USAGE;
-    }
-    if (err instanceof ConfigError) {
-      process.stderr.write(`gatehouse ${name}: configuration error: ${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`gatehouse ${name}: ${message}\n`);
-    if (process.env.GATEHOUSE_DEBUG) console.error(err);
-    return EXIT_FAILED;
-  }
+  return runCommand(await entry.load(), rest);
 }

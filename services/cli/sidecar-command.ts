@@ -27,6 +27,12 @@ export const sidecarCommand: Command = {
       pretty: settings.logPretty,
       component: "sidecar",
     });
+    // Which build runs, as bin/gatehouse.mjs chose: the bundle's modules are .mjs files, tsx runs
+    // the .ts sources. Worth a line: the tsx fallback costs about 50 MB of RSS.
+    logger.info(
+      { runtime: import.meta.url.endsWith(".ts") ? "tsx" : "bundle", node: process.version },
+      "sidecar starting",
+    );
     const metrics = createMetricsRegistry("sidecar");
     // The stream follower (and ioredis) load only when there is a stream to follow: the sidecar's
     // idle footprint is a target of its own.

@@ -190,6 +190,40 @@ describe("deploy/docker/Dockerfile", () => {
     expect(args(all(final, "CMD").at(-1)!)).toEqual(["--help"]);
   });
 
+  it("ships the sidecar bundle built in the build stage from the sources it also ships", () => {
+    const bundle = copies(final).find((c) => c.sources.includes("/app/dist/"));
+    expect(bundle?.from, "dist/ comes from a build stage, never from the build context").toBeTruthy();
+    expect(bundle?.dest).toBe("/app/dist");
+    // A dist/ of the developer's machine must not slip in through the context either.
+    expect(dockerignored("dist/sidecar/sidecar.mjs")).toBe(true);
+    const builder = stages.find((s) => s.name === bundle!.from)!;
+    const at = (keyword: string, test: (text: string) => boolean) =>
+      builder.instructions.findIndex(
+        (i) => i.getKeyword() === keyword && test(i.getArgumentsContent() ?? ""),
+      );
+    const build = at("RUN", (t) => /\bnode scripts\/sidecar-bundle\.mjs\b/.test(t));
+    expect(build, "RUN node scripts/sidecar-bundle.mjs").toBeGreaterThanOrEqual(0);
+    // Built from the same sources (and launcher check) the runtime stage copies from the context.
+    for (const source of ["services/", "bin/", "scripts/sidecar-bundle.mjs"]) {
+      const copied = at("COPY", (t) => t.split(/\s+/).includes(source));
+      expect(copied, `${source} is copied before the bundle is built`).toBeGreaterThanOrEqual(0);
+      expect(copied, `${source} is copied before the bundle is built`).toBeLessThan(build);
+    }
+    for (const source of ["services/", "bin/"]) {
+      expect(
+        copies(final).some((c) => c.from === null && c.sources.includes(source)),
+        source,
+      ).toBe(true);
+    }
+    // esbuild is still there: dev dependencies go only afterwards (in the same RUN or a later one).
+    const prune = at("RUN", (t) => t.includes("npm prune"));
+    expect(prune).toBeGreaterThanOrEqual(build);
+    if (prune === build) {
+      const script = builder.instructions[build]!.getArgumentsContent() ?? "";
+      expect(script.indexOf("npm prune")).toBeGreaterThan(script.indexOf("sidecar-bundle.mjs"));
+    }
+  });
+
   it("checks health with the bundled script, which the image contains", () => {
     const healthchecks = all(final, "HEALTHCHECK") as Healthcheck[];
     expect(healthchecks).toHaveLength(1);
