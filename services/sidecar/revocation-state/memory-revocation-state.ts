@@ -1,5 +1,6 @@
 import type { RevocationEvent } from "../../shared/revocation/revocation-events.ts";
 import type { RevocationCode, RevocationState, RevokableToken } from "./revocation-state.ts";
+import { createUuidUntilTable, type UuidUntilTable } from "./uuid-until-table.ts";
 
 export interface MemoryRevocationStateOptions {
   /** How long the state stays trusted after the last {@link MemoryRevocationState.markFresh}. Default 30 s. */
@@ -39,10 +40,52 @@ interface MinVersion {
 }
 
 /**
- * The sidecar's revocation state: one Map per event kind, O(1) lookups. Single-valued kinds (jti,
- * session, key) map straight to their `until` in epoch seconds — a number, not an object — so a
- * million revoked jtis cost little more than their strings. Repeated events merge by maximum, so
- * replaying a stream from any point converges to the same state.
+ * Ids to untils: canonical UUIDs (the token service's jtis and session ids) in a typed-array table,
+ * anything else in a Map, so ids minted elsewhere still work.
+ */
+interface UntilIndex {
+  set(id: string, until: number): void;
+  has(id: string): boolean;
+  prune(limit: number): number;
+  clear(): void;
+  readonly size: number;
+}
+
+function createUntilIndex(): UntilIndex {
+  const uuids: UuidUntilTable = createUuidUntilTable();
+  const others = new Map<string, number>();
+  return {
+    set(id, until) {
+      if (uuids.set(id, until)) return;
+      const old = others.get(id);
+      if (old === undefined || old < until) others.set(id, until);
+    },
+    has: (id) => uuids.get(id) !== undefined || (others.size > 0 && others.has(id)),
+    prune(limit) {
+      let removed = uuids.prune(limit);
+      for (const [id, until] of others) {
+        if (until < limit) {
+          others.delete(id);
+          removed++;
+        }
+      }
+      return removed;
+    },
+    clear() {
+      uuids.clear();
+      others.clear();
+    },
+    get size() {
+      return uuids.size + others.size;
+    },
+  };
+}
+
+/**
+ * The sidecar's revocation state: one index per event kind, O(1) lookups. Revoked jtis and sessions,
+ * the kinds that reach a million, live in {@link createUuidUntilTable} (16 bytes a key, off the JS
+ * heap); the rest in Maps. Repeated events merge by maximum, so replaying a stream from any point
+ * converges to the same state.
  */
 export function createMemoryRevocationState(
   options: MemoryRevocationStateOptions = {},
@@ -52,8 +95,8 @@ export function createMemoryRevocationState(
   if (!(stalenessBoundMs > 0)) throw new TypeError("stalenessBoundMs must be positive");
   if (!(graceSeconds >= 0)) throw new TypeError("pruneGraceSeconds must be zero or more");
 
-  const tokens = new Map<string, number>();
-  const sessions = new Map<string, number>();
+  const tokens = createUntilIndex();
+  const sessions = createUntilIndex();
   const keys = new Map<string, number>();
   const versions = new Map<string, MinVersion>();
   const subjects = new Map<string, Cutoff>();
@@ -87,10 +130,10 @@ export function createMemoryRevocationState(
     apply(event) {
       switch (event.type) {
         case "token_revoked":
-          setUntil(tokens, event.jti, event.until);
+          tokens.set(event.jti, event.until);
           return true;
         case "session_revoked":
-          setUntil(sessions, event.sid, event.until);
+          sessions.set(event.sid, event.until);
           return true;
         case "key_revoked":
           setUntil(keys, event.kid, event.until);
@@ -144,8 +187,8 @@ export function createMemoryRevocationState(
     prune(nowSeconds) {
       const limit = nowSeconds - graceSeconds;
       return (
-        pruneMap(tokens, limit) +
-        pruneMap(sessions, limit) +
+        tokens.prune(limit) +
+        sessions.prune(limit) +
         pruneMap(keys, limit) +
         pruneMap(versions, limit) +
         pruneMap(subjects, limit) +
@@ -154,7 +197,7 @@ export function createMemoryRevocationState(
     },
 
     clear() {
-      for (const map of [tokens, sessions, keys, versions, subjects, clients]) map.clear();
+      for (const index of [tokens, sessions, keys, versions, subjects, clients]) index.clear();
       freshAt = undefined;
     },
 
