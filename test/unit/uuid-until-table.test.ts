@@ -31,13 +31,15 @@ describe("uuid until table", () => {
   it("merges by maximum and forgets nothing while growing", () => {
     const t = createUuidUntilTable();
     const ids = Array.from({ length: 5000 }, () => randomUUID());
-    ids.forEach((id, i) => t.set(id, 1000 + i));
+    ids.forEach((id, i) => {
+      t.set(id, 1000 + i);
+    });
     t.set(ids[0]!, 500);
     t.set(ids[1]!, 9999);
     expect(t.size).toBe(5000);
     expect(t.get(ids[0]!)).toBe(1000);
     expect(t.get(ids[1]!)).toBe(9999);
-    ids.forEach((id, i) => i > 1 && expect(t.get(id)).toBe(1000 + i));
+    for (const [i, id] of ids.entries()) if (i > 1) expect(t.get(id)).toBe(1000 + i);
     expect(t.get(randomUUID())).toBeUndefined();
   });
 
@@ -69,9 +71,11 @@ describe("uuid until table", () => {
       { length: 4000 },
       (_, i) => `01890000-0000-7000-8000-${i.toString(16).padStart(12, "0")}`,
     );
-    ids.forEach((id, i) => t.set(id, i % 2 === 0 ? 10 : 20));
+    ids.forEach((id, i) => {
+      t.set(id, i % 2 === 0 ? 10 : 20);
+    });
     expect(t.prune(15)).toBe(2000);
-    ids.forEach((id, i) => expect(t.get(id)).toBe(i % 2 === 0 ? undefined : 20));
+    for (const [i, id] of ids.entries()) expect(t.get(id)).toBe(i % 2 === 0 ? undefined : 20);
     t.clear();
     expect(t.size).toBe(0);
     expect(t.get(ids[1]!)).toBeUndefined();
