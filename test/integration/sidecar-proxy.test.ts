@@ -58,6 +58,20 @@ function startHttpUpstream() {
       });
       return;
     }
+    if (url.startsWith("/echo-trailers")) {
+      let body = "";
+      req.setEncoding("utf8");
+      req.on("data", (d: string) => {
+        body += d;
+      });
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({ body, trailers: req.trailers, subject: req.headers["x-gatehouse-subject"] }),
+        );
+      });
+      return;
+    }
     if (url.startsWith("/trailers")) {
       res.writeHead(200, { "content-type": "text/plain", trailer: "x-checksum" });
       res.write("body");
@@ -101,6 +115,22 @@ function startH2Upstream() {
       stream.respond({ ":status": 200, "content-type": "text/plain" }, { waitForTrailers: true });
       stream.once("wantTrailers", () => stream.sendTrailers({ "x-checksum": "c0ffee" }));
       stream.end("body");
+      return;
+    }
+    if (path.startsWith("/echo-trailers")) {
+      let body = "";
+      let trailers: http2.IncomingHttpHeaders = {};
+      stream.setEncoding("utf8");
+      stream.on("data", (d: string) => {
+        body += d;
+      });
+      stream.once("trailers", (t: http2.IncomingHttpHeaders) => {
+        trailers = t;
+      });
+      stream.on("end", () => {
+        stream.respond({ ":status": 200, "content-type": "application/json" });
+        stream.end(JSON.stringify({ body, trailers, subject: headers["x-gatehouse-subject"] }));
+      });
       return;
     }
     const chunks: Buffer[] = [];
@@ -768,6 +798,122 @@ describe("gRPC through the proxy (grpc-js client and server)", () => {
 });
 
 // ---- policy reload and shutdown ----
+
+// ---- request trailers ----
+
+/** Spoofs that must not reach the app from a caller's trailers. */
+const SPOOFED_TRAILERS = { "x-gatehouse-subject": "mallory", authorization: "Bearer forged" };
+
+/** An HTTP/1.1 chunked POST with trailers after the body. */
+function chunkedWithTrailers(port: number, path: string, trailers: http.OutgoingHttpHeaders) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method: "POST",
+        agent: false,
+        headers: {
+          ...bearer(reader),
+          "transfer-encoding": "chunked",
+          trailer: Object.keys(trailers).join(", "),
+        },
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => {
+          body += d;
+        });
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      },
+    );
+    req.on("error", reject);
+    req.write("part-1;");
+    req.write("part-2");
+    req.addTrailers(trailers);
+    req.end();
+  });
+}
+
+/** An HTTP/2 POST whose body is followed by a trailing HEADERS frame (as gRPC-style clients may send). */
+function h2WithTrailers(port: number, path: string, trailers: http2.OutgoingHttpHeaders | undefined) {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const stream = session.request(
+      { ":method": "POST", ":path": path, ...bearer(reader) },
+      { waitForTrailers: trailers !== undefined },
+    );
+    if (trailers !== undefined) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    let status = 0;
+    let body = "";
+    stream.on("response", (h) => {
+      status = Number(h[":status"]);
+    });
+    stream.setEncoding("utf8");
+    stream.on("data", (d: string) => {
+      body += d;
+    });
+    stream.on("end", () => {
+      session.close();
+      resolve({ status, body });
+    });
+    stream.on("error", (err) => {
+      session.close();
+      reject(err);
+    });
+    stream.write("part-1;");
+    stream.end("part-2");
+  });
+}
+
+describe("request trailers through the proxy", () => {
+  const upstreams = () =>
+    [
+      ["HTTP/1.1", viaHttp],
+      ["h2c", viaH2],
+    ] as const;
+
+  it("forwards an HTTP/1.1 caller's chunked trailers to HTTP/1.1 and h2c apps, minus spoofed ones", async () => {
+    for (const [kind, sidecar] of upstreams()) {
+      const res = await chunkedWithTrailers(sidecar.proxyPort, "/echo-trailers", {
+        "x-checksum": "c0ffee",
+        ...SPOOFED_TRAILERS,
+      });
+      expect(res.status, kind).toBe(200);
+      const seen = JSON.parse(res.body);
+      expect(seen.body, kind).toBe("part-1;part-2");
+      expect(seen.trailers, kind).toEqual({ "x-checksum": "c0ffee" });
+      expect(seen.subject, kind).toBe("alice");
+    }
+  });
+
+  it("forwards an HTTP/2 caller's trailers to HTTP/1.1 (as chunked trailers) and h2c apps", async () => {
+    for (const [kind, sidecar] of upstreams()) {
+      const res = await h2WithTrailers(sidecar.proxyPort, "/echo-trailers", {
+        "x-checksum": "beef",
+        "grpc-status-details-bin": "AAAA",
+        ...SPOOFED_TRAILERS,
+      });
+      expect(res.status, kind).toBe(200);
+      const seen = JSON.parse(res.body);
+      expect(seen.body, kind).toBe("part-1;part-2");
+      expect(seen.trailers, kind).toEqual({ "x-checksum": "beef", "grpc-status-details-bin": "AAAA" });
+      expect(seen.subject, kind).toBe("alice");
+    }
+  });
+
+  it("ends a request without trailers as it was, with no trailers invented", async () => {
+    for (const [kind, sidecar] of upstreams()) {
+      const res = await h2WithTrailers(sidecar.proxyPort, "/echo-trailers", undefined);
+      expect(res.status, kind).toBe(200);
+      const seen = JSON.parse(res.body);
+      expect(seen.body, kind).toBe("part-1;part-2");
+      expect(seen.trailers, kind).toEqual({});
+    }
+  });
+});
 
 describe("operations", () => {
   it("reloads the policy file without dropping connections", async () => {

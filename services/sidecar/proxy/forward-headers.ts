@@ -96,6 +96,33 @@ export function forwardableTrailers(
   return out;
 }
 
+/**
+ * The caller's request trailers as they may go on to the app: as `forwardableTrailers`, and without
+ * what must never arrive unverified or late (RFC 9110 §6.5.1): `x-gatehouse-*` (only the sidecar
+ * speaks for the caller's identity), `authorization` (a credential the sidecar never checked) and
+ * framing fields.
+ */
+export function requestTrailersForUpstream(
+  trailers: IncomingHttpHeaders | undefined,
+): OutgoingHttpHeaders | undefined {
+  const forwardable = forwardableTrailers(trailers);
+  if (forwardable === undefined) return undefined;
+  let out: OutgoingHttpHeaders | undefined;
+  for (const name in forwardable) {
+    if (isGatehouseHeader(name) || NOT_IN_REQUEST_TRAILERS.has(name)) continue;
+    out ??= {};
+    out[name] = forwardable[name];
+  }
+  return out;
+}
+
+const NOT_IN_REQUEST_TRAILERS = new Set([
+  "authorization",
+  "content-length",
+  "content-encoding",
+  "content-type",
+]);
+
 function connectionListed(connection: string | string[] | undefined): Set<string> | undefined {
   if (connection === undefined) return undefined;
   const names = new Set<string>();

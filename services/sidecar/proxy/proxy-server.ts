@@ -10,6 +10,7 @@ import {
   forwardableTrailers,
   isGrpcContentType,
   requestHeadersForUpstream,
+  requestTrailersForUpstream,
   responseHeadersForCaller,
 } from "./forward-headers.ts";
 import { type Upstream, UpstreamError, type UpstreamExchange, type UpstreamResponse } from "./upstream.ts";
@@ -89,7 +90,17 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
           headers: upstreamHeaders(headers, result, req.socket.remoteAddress, headers.host),
           hasBody,
         });
-        if (hasBody) req.pipe(exchange.body);
+        if (hasBody) {
+          // Chunked trailers are parsed by the time the body ends; this listener runs before the
+          // pipe's own, so they are handed on before the upstream request is ended.
+          req.once("end", () => {
+            const trailers = requestTrailersForUpstream(
+              req.rawTrailers.length > 0 ? req.trailers : undefined,
+            );
+            if (trailers !== undefined) exchange.sendTrailers(trailers);
+          });
+          req.pipe(exchange.body);
+        }
         res.once("close", () => {
           if (!res.writableFinished) exchange.abort();
         });
@@ -172,7 +183,14 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
           headers: upstreamHeaders(headers, result, stream.session?.socket?.remoteAddress, authority),
           hasBody,
         });
-        if (hasBody) stream.pipe(exchange.body);
+        if (hasBody) {
+          // Trailers arrive before the stream's end; the upstream request waits for them.
+          stream.once("trailers", (trailers: http2.IncomingHttpHeaders) => {
+            const forward = requestTrailersForUpstream(trailers);
+            if (forward !== undefined) exchange.sendTrailers(forward);
+          });
+          stream.pipe(exchange.body);
+        }
         let answered: UpstreamResponse | undefined;
         stream.once("close", () => {
           // The caller went away (or reset the stream) before the app's answer was through.

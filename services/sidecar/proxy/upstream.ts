@@ -68,6 +68,13 @@ export interface UpstreamResponse {
 export interface UpstreamExchange {
   /** Where the caller's body goes (pipe into it); already ended when `hasBody` was false. */
   readonly body: Writable;
+  /**
+   * The caller's request trailers (already cleaned), to follow the body: call before `body` ends.
+   * HTTP/2 upstreams get them as a trailing HEADERS frame; HTTP/1.1 ones in the last chunk, which
+   * needs a chunked request (a caller that sent `content-length` has its trailers dropped, as
+   * HTTP/1.1 has no other place for them).
+   */
+  sendTrailers(trailers: http.OutgoingHttpHeaders): void;
   /** The answer's head; rejects with UpstreamError when the app cannot be reached or resets. */
   readonly response: Promise<UpstreamResponse>;
   /** The caller went away: cancel the upstream request. */
@@ -166,6 +173,13 @@ function http1Upstream(target: UpstreamTarget, options: UpstreamOptions): Upstre
       return {
         body: exchange.current!,
         response,
+        sendTrailers(trailers) {
+          // A retry happens only for requests without a body, so `current` is the one being written.
+          const req = exchange.current;
+          if (req !== undefined && !req.writableEnded && req.getHeader("content-length") === undefined) {
+            req.addTrailers(trailers);
+          }
+        },
         abort: () => exchange.current?.destroy(),
       };
     },
@@ -216,20 +230,30 @@ function h2cUpstream(target: UpstreamTarget, options: UpstreamOptions): Upstream
         ":scheme": "http",
         ":authority": request.authority ?? `${target.host}:${target.port}`,
       };
+      // With a body, the stream waits for trailers after it: whether the caller sends any is known
+      // only at its end. None: `sendTrailers({})`, which Node sends as an empty DATA frame with
+      // END_STREAM, so the app sees the request end exactly as it would have.
+      const options = { endStream: !request.hasBody, waitForTrailers: request.hasBody };
       let stream: http2.ClientHttp2Stream;
       try {
         if (closed) throw new UpstreamError("other", "the proxy is shutting down");
         try {
-          stream = session().request(headers, { endStream: !request.hasBody });
+          stream = session().request(headers, options);
         } catch {
           // The pooled session went away (GOAWAY, closed) before we heard of it: one fresh try.
           current = undefined;
-          stream = session().request(headers, { endStream: !request.hasBody });
+          stream = session().request(headers, options);
         }
       } catch (err) {
         const failed = Promise.reject(asUpstreamError(err));
         failed.catch(() => {});
-        return { body: discard(), response: failed, abort: () => {} };
+        return { body: discard(), response: failed, sendTrailers: () => {}, abort: () => {} };
+      }
+      let requestTrailers: http.OutgoingHttpHeaders = {};
+      if (request.hasBody) {
+        stream.once("wantTrailers", () => {
+          if (!stream.closed) stream.sendTrailers(requestTrailers);
+        });
       }
       let trailers: http.IncomingHttpHeaders | undefined;
       stream.once("trailers", (t) => {
@@ -258,6 +282,9 @@ function h2cUpstream(target: UpstreamTarget, options: UpstreamOptions): Upstream
       return {
         body: stream,
         response,
+        sendTrailers(trailers) {
+          requestTrailers = trailers;
+        },
         abort: () => {
           if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
         },
