@@ -23,10 +23,13 @@ function invalid(field: string, problem: string): GatehouseError {
 
 /**
  * protobuf decoders replace invalid UTF-8 with U+FFFD rather than failing; a string that carries one
- * was not valid text on the wire. Control characters have no business in identifiers either.
+ * was not valid text on the wire. JSON can spell a lone surrogate (`"\ud800"`), which is no text
+ * either: Postgres would store U+FFFD while the token carried the surrogate. Control characters have
+ * no business in identifiers.
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const UNPRINTABLE = /[\u0000-\u001f\u007f\ufffd]/;
+const UNPRINTABLE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  /[\u0000-\u001f\u007f\ufffd]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 export function checkText(
   field: string,
