@@ -1,4 +1,3 @@
-import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   AdminService,
@@ -7,9 +6,10 @@ import {
   ListAuditEventsResponseSchema,
 } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { types } from "../shared/config/index.ts";
-import { outputFor, printMessage, table, when } from "./cli-output.ts";
+import { table, when } from "./cli-output.ts";
 import { EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { commandGroup, positionalArgs, type Subcommand } from "./command-group.ts";
+import { collectPages, PAGING_FLAGS, pageSize, pagingUsage, printListing } from "./paged-listing.ts";
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withConnection } from "./rpc-connection.ts";
 
 /** An instant: ISO 8601 ("2026-11-23T12:00:00Z"), or a duration meaning that long ago ("1h", "7d"). */
@@ -53,15 +53,14 @@ Every filter given must match. Times are ISO 8601 or a duration ago (30m, 1h, 7d
   --actor ACTOR         events by this actor (client:ops-console, system:key-rotation)
   --since TIME          at or after this time
   --until TIME          before this time
-  --limit N             events per page (default 50, at most 500)
-  --page-token TOKEN    continue a listing (printed on stderr when there is more)
-  --all                 follow every page
+${pagingUsage("events")}
   --json                print the response as JSON
 
 ${CONNECTION_USAGE}`,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, {
       ...CONNECTION_FLAGS,
+      ...PAGING_FLAGS,
       json: { type: "boolean" },
       subject: { type: "string" },
       client: { type: "string" },
@@ -69,14 +68,9 @@ ${CONNECTION_USAGE}`,
       actor: { type: "string" },
       since: { type: "string" },
       until: { type: "string" },
-      limit: { type: "string" },
-      "page-token": { type: "string" },
-      all: { type: "boolean" },
     });
     positionalArgs(positionals, []);
-    if (values.limit !== undefined && !/^\d{1,4}$/.test(values.limit)) {
-      throw new UsageError("--limit must be a number");
-    }
+    const size = pageSize(values);
     const filters = {
       subject: values.subject ?? "",
       clientId: values.client ?? "",
@@ -84,28 +78,21 @@ ${CONNECTION_USAGE}`,
       actor: values.actor ?? "",
       ...(values.since ? { since: instantFlag("since", values.since) } : {}),
       ...(values.until ? { until: instantFlag("until", values.until) } : {}),
-      pageSize: Number(values.limit ?? 0),
+      pageSize: size,
     };
-    const events: AuditEvent[] = [];
-    let pageToken = values["page-token"] ?? "";
-    await withConnection(AdminService, values, async (c) => {
-      do {
+    const { items: events, nextPageToken } = await withConnection(AdminService, values, (c) =>
+      collectPages(values, async (pageToken) => {
         const page = await c.call("listAuditEvents", { ...filters, pageToken });
-        events.push(...page.events);
-        pageToken = page.nextPageToken;
-      } while (values.all && pageToken !== "");
+        return { items: page.events, nextPageToken: page.nextPageToken };
+      }),
+    );
+    printListing(values.json, {
+      schema: ListAuditEventsResponseSchema,
+      response: { events, nextPageToken },
+      table: auditTable(events),
+      noun: "events",
+      nextPageToken,
     });
-    const output = outputFor(values.json);
-    if (output.json) {
-      printMessage(
-        output,
-        ListAuditEventsResponseSchema,
-        create(ListAuditEventsResponseSchema, { events, nextPageToken: pageToken }),
-      );
-    } else {
-      output.out(auditTable(events));
-      if (pageToken) output.err(`more events: --page-token ${pageToken} (or --all)`);
-    }
     return EXIT_OK;
   },
 };

@@ -1,4 +1,3 @@
-import { create } from "@bufbuild/protobuf";
 import {
   ListSessionsResponseSchema,
   RevokeResponseSchema,
@@ -8,6 +7,7 @@ import type { Session } from "../gen/proto/gatehouse/v1/types_pb.ts";
 import { outputFor, printMessage, table, when } from "./cli-output.ts";
 import { EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { commandGroup, positionalArgs, type Subcommand } from "./command-group.ts";
+import { collectPages, PAGING_FLAGS, pageSize, pagingUsage, printListing } from "./paged-listing.ts";
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withConnection } from "./rpc-connection.ts";
 
 const COMMON = { ...CONNECTION_FLAGS, json: { type: "boolean" } } as const;
@@ -34,49 +34,33 @@ const list: Subcommand = {
   usage: `Usage: gatehouse sessions list --subject SUBJECT [--limit N] [--all] [--json]
 
   --subject SUBJECT     the end user whose sessions to list (required)
-  --limit N             sessions per page (default 50, at most 500)
-  --page-token TOKEN    continue a listing (printed on stderr when there is more)
-  --all                 follow every page
+${pagingUsage("sessions")}
   --json                print the response as JSON
 
 ${CONNECTION_USAGE}`,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, {
       ...COMMON,
+      ...PAGING_FLAGS,
       subject: { type: "string" },
-      limit: { type: "string" },
-      "page-token": { type: "string" },
-      all: { type: "boolean" },
     });
     positionalArgs(positionals, []);
     if (!values.subject) throw new UsageError("--subject is required");
-    if (values.limit !== undefined && !/^\d{1,4}$/.test(values.limit)) {
-      throw new UsageError("--limit must be a number");
-    }
-    const sessions: Session[] = [];
-    let pageToken = values["page-token"] ?? "";
-    await withConnection(TokenService, values, async (c) => {
-      do {
-        const page = await c.call("listSessions", {
-          subject: values.subject!,
-          pageSize: Number(values.limit ?? 0),
-          pageToken,
-        });
-        sessions.push(...page.sessions);
-        pageToken = page.nextPageToken;
-      } while (values.all && pageToken !== "");
+    const subject = values.subject;
+    const size = pageSize(values);
+    const { items: sessions, nextPageToken } = await withConnection(TokenService, values, (c) =>
+      collectPages(values, async (pageToken) => {
+        const page = await c.call("listSessions", { subject, pageSize: size, pageToken });
+        return { items: page.sessions, nextPageToken: page.nextPageToken };
+      }),
+    );
+    printListing(values.json, {
+      schema: ListSessionsResponseSchema,
+      response: { sessions, nextPageToken },
+      table: sessionsTable(sessions),
+      noun: "sessions",
+      nextPageToken,
     });
-    const output = outputFor(values.json);
-    if (output.json) {
-      printMessage(
-        output,
-        ListSessionsResponseSchema,
-        create(ListSessionsResponseSchema, { sessions, nextPageToken: pageToken }),
-      );
-    } else {
-      output.out(sessionsTable(sessions));
-      if (pageToken) output.err(`more sessions: --page-token ${pageToken} (or --all)`);
-    }
     return EXIT_OK;
   },
 };

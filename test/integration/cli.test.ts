@@ -133,6 +133,8 @@ describe("help and usage errors", () => {
       [["clients", "update", "web"], /nothing to update/],
       [["sessions", "revoke", "--subject", "a", "--session-id", "b"], /exactly one of/],
       [["sessions", "list"], /--subject is required/],
+      [["sessions", "list", "--subject", "a", "--limit", "ten"], /--limit must be a number/],
+      [["audit", "list", "--limit", "lots"], /--limit must be a number/],
       [["keys", "list"], /credentials required/, { GATEHOUSE_CLIENT_ID: undefined }],
       [["keys", "rewrap", "--old-master-key", "short", "--new-master-key", "short"], /--old-master-key/],
     ];
@@ -340,6 +342,47 @@ describe("sessions, audit and tokens", () => {
     expect(listed.events[0]).toMatchObject({ actor: "client:root", outcome: "AUDIT_OUTCOME_SUCCESS" });
     expect(listed.events[0].details.reason).toBe("decommissioned");
     expect(bad.code).toBe(2);
+  });
+
+  it("pages sessions and audit events alike: --limit, --page-token, --all", {
+    timeout: 180_000,
+  }, async () => {
+    const c = grpcTokenClient(service.grpcPort, web);
+    for (let i = 0; i < 3; i++) await c.issue({ subject: "pat", audience: ["orders"] });
+    c.close();
+    const sessions = ["sessions", "list", "--subject", "pat", "--limit", "2"];
+    const audit = ["audit", "list", "--action", "client.", "--limit", "2"];
+    const [sFirst, sFirstJson, sAll, aFirst, aAll] = await Promise.all([
+      gatehouse(sessions),
+      gatehouse([...sessions, "--json"]).then(json),
+      gatehouse([...sessions, "--all", "--json"]).then(json),
+      gatehouse(audit),
+      gatehouse([...audit, "--all", "--json"]).then(json),
+    ]);
+    const more = (noun: string, r: Run) => {
+      expect(r.code).toBe(0);
+      expect(r.stdout.trimEnd().split("\n")).toHaveLength(3); // header and one page
+      return new RegExp(`^more ${noun}: --page-token (\\S+) \\(or --all\\)\n$`).exec(r.stderr)?.[1];
+    };
+    const sToken = more("sessions", sFirst);
+    expect(sToken).toBe(sFirstJson.nextPageToken);
+    expect(sFirstJson.sessions).toHaveLength(2);
+    expect(sAll.sessions).toHaveLength(3);
+    expect(sAll.nextPageToken).toBe("");
+    const aToken = more("events", aFirst);
+    expect(aToken).toBeTruthy();
+    expect(aAll.events.length).toBeGreaterThan(2);
+    expect(aAll.nextPageToken).toBe("");
+    const [sRest, aNext] = await Promise.all([
+      gatehouse([...sessions, "--page-token", sToken!, "--json"]).then(json),
+      gatehouse([...audit, "--page-token", aToken!, "--json"]).then(json),
+    ]);
+    const ids = (xs: { sessionId: string }[]) => xs.map((x) => x.sessionId);
+    expect([...ids(sFirstJson.sessions), ...ids(sRest.sessions)]).toEqual(ids(sAll.sessions));
+    expect(sRest.nextPageToken).toBe("");
+    expect(aNext.events.map((e: { id: string }) => e.id)).toEqual(
+      aAll.events.slice(2, 4).map((e: { id: string }) => e.id),
+    );
   });
 
   it("inspects a token, and says which key signed it and whether it verifies", {
