@@ -77,11 +77,35 @@ async function instantiate(): Promise<WasmGlue> {
   const glue: WasmGlue = await import("@prisma/schema-engine-wasm/schema_engine_bg");
   const bytes = await readFile(join(dirname(gluePath), "schema_engine_bg.wasm"));
   const { instance } = await wasmApi().instantiate(bytes, {
-    "./schema_engine_bg.js": glue as unknown as Record<string, unknown>,
+    "./schema_engine_bg.js": withTrackedTimers(glue as unknown as Record<string, unknown>),
   });
   glue.__wbg_set_wasm(instance.exports);
   (instance.exports["__wbindgen_start"] as () => void)();
   return glue;
+}
+
+/**
+ * Timers the engine started and never cleared. It leaves a 10 s one pending after its last call,
+ * which held every process that migrated (`gatehouse dev`'s first start, `gatehouse migrate`) for
+ * up to 10 s after it was done; they are cleared once no engine is running.
+ */
+const engineTimers = new Set<NodeJS.Timeout>();
+let runningEngines = 0;
+
+function withTrackedTimers(glue: Record<string, unknown>): Record<string, unknown> {
+  const imports = { ...glue };
+  for (const [name, fn] of Object.entries(glue)) {
+    if (!name.startsWith("__wbg_setTimeout_") || typeof fn !== "function") continue;
+    imports[name] = (callback: () => void, ms: number) => {
+      const timer: NodeJS.Timeout = fn((...args: unknown[]) => {
+        engineTimers.delete(timer);
+        (callback as (...a: unknown[]) => void)(...args);
+      }, ms);
+      engineTimers.add(timer);
+      return timer;
+    };
+  }
+  return imports;
 }
 
 /** Compiles and starts the wasm module once per process. */
@@ -115,6 +139,7 @@ export async function withSchemaEngine<T>(
   const datamodels = options.datamodels && options.datamodels.length > 0 ? options.datamodels : undefined;
   const log = options.log ?? (() => {});
   let engine: SchemaEngine | undefined;
+  runningEngines++;
   try {
     engine = await glue.SchemaEngine.new({ datamodels }, log, bound);
     return await fn(engine);
@@ -122,6 +147,10 @@ export async function withSchemaEngine<T>(
     throw unwrapEngineError(err, bound.errorRegistry);
   } finally {
     engine?.free();
+    if (--runningEngines === 0) {
+      for (const timer of engineTimers) clearTimeout(timer);
+      engineTimers.clear();
+    }
   }
 }
 
