@@ -1,3 +1,9 @@
+export {
+  type BusFollower,
+  type BusFollowerOptions,
+  type BusFollowerSidecarOptions,
+  createBusFollower,
+} from "./bus-follower.ts";
 export { createFollowerMetrics, type FollowerMetrics } from "./follower-metrics.ts";
 export {
   createStreamFollower,
