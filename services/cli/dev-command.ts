@@ -1,126 +1,99 @@
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { loadSettings } from "../shared/config/index.ts";
-import { type Database, migrate } from "../shared/database/index.ts";
+import { loadSettings, loggingSettings } from "../shared/config/index.ts";
 import { createLogger } from "../shared/logging/index.ts";
-import { createInProcessBus } from "../shared/revocation/in-process-bus.ts";
-import { basicAuthorization } from "../token/clients/basic-credentials.ts";
-import { generateClientSecret, hashClientSecret } from "../token/clients/client-secret.ts";
-import { startTokenService } from "../token/token-service.ts";
-import { tokenServiceSettings } from "../token/token-service-settings.ts";
-import { type Command, EXIT_OK, parseFlags } from "./command.ts";
+import { type Command, EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { untilSignal } from "./signals.ts";
 
-const usage = `Usage: gatehouse dev [--data DIR]
+const usage = `Usage: gatehouse dev [--data DIR | --memory] [--any-ports] [--grpc-port N] [--http-port N]
+                     [--proxy-port N] [--control-port N] [--app-port N]
 
-Runs Gatehouse on embedded defaults for local development: the token service on an embedded
-PGlite database under DIR (default .gatehouse/), with a generated master key and demo clients kept
-there too, so a second start reuses everything. DATABASE_URL, if set, is used instead of PGlite.
+Runs Gatehouse for local development in this one process: the token service, a demo app, and a
+sidecar guarding it that follows revocations, on embedded PGlite and the in-process revocation
+bus. Migrations are applied; a dev master key and two clients (demo-app, dev-admin) are created
+and kept under DIR, so a second start reuses everything. Prints the URLs, the credentials and a
+curl walk-through when ready; Ctrl-C stops everything.
 
-  --data DIR   where the embedded database, dev master key and demo credentials live`;
+DATABASE_URL, if set, is used instead of PGlite; REDIS_URL, if set, carries revocations instead of
+the in-process bus. Other GATEHOUSE_* settings apply as for serve and sidecar (docs/configuration.md).
+Every listener binds 127.0.0.1.
 
-interface DevState {
-  masterKey: string;
-  clients: Record<"admin" | "demo", { id: string; secret: string }>;
-}
+  --data DIR          embedded database, dev master key and demo credentials (default .gatehouse)
+  --memory            keep everything in memory and write nothing; gone on exit
+  --grpc-port N       token service native gRPC (default 7400)
+  --http-port N       token service Connect/JSON, gRPC-Web, JWKS, health (default 7480)
+  --proxy-port N      sidecar reverse proxy in front of the demo app (default 7401)
+  --control-port N    sidecar ext_authz, /authz, health, metrics (default 7402)
+  --app-port N        the demo app itself (default 7410)
+  --any-ports         every listener on a free port the OS picks (0); the banner shows which`;
 
-const DEMO_CLIENTS = {
-  admin: { id: "dev-admin", roles: ["admin"] },
-  demo: { id: "demo-app", roles: ["issuer", "revoker", "introspector"] },
+const PORT_FLAGS = {
+  grpc: "grpc-port",
+  http: "http-port",
+  proxy: "proxy-port",
+  control: "control-port",
+  app: "app-port",
 } as const;
 
-/** Dev-only state, kept in plain files: never the way to run in production. */
-function loadOrCreateState(dataDir: string): DevState {
-  const file = resolve(dataDir, "dev-state.json");
-  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as DevState;
-  const state: DevState = {
-    masterKey: randomBytes(32).toString("base64"),
-    clients: {
-      admin: { id: DEMO_CLIENTS.admin.id, secret: generateClientSecret() },
-      demo: { id: DEMO_CLIENTS.demo.id, secret: generateClientSecret() },
-    },
-  };
-  writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 });
-  return state;
-}
-
-async function ensureDemoClients(db: Database, state: DevState): Promise<void> {
-  for (const which of ["admin", "demo"] as const) {
-    const { id, secret } = state.clients[which];
-    if (await db.prisma.client.findUnique({ where: { id }, select: { id: true } })) continue;
-    await db.prisma.client.create({
-      data: {
-        id,
-        name: which === "admin" ? "Dev admin" : "Demo app",
-        secretHash: await hashClientSecret(secret),
-        roles: [...DEMO_CLIENTS[which].roles],
-        allowedAudiences: ["demo-api"],
-        allowedScopes: ["profile", "orders:read", "orders:write"],
-        allowedClaims: ["name"],
-      },
-    });
-  }
-}
-
-function banner(http: string, grpcPort: number, state: DevState, dataDir: string): string {
-  const demo = state.clients.demo;
-  const auth = basicAuthorization(demo.id, demo.secret);
-  const call = (method: string, body: string) =>
-    `curl -s ${http}/gatehouse.v1.TokenService/${method} -H 'content-type: application/json' -H '${`authorization: ${auth}`}' -d '${body}'`;
-  return [
-    "",
-    "  Gatehouse dev is running",
-    "",
-    `  token service   gRPC 127.0.0.1:${grpcPort}   Connect/JSON + gRPC-Web ${http}`,
-    `  JWKS            ${http}/.well-known/jwks.json`,
-    `  health          ${http}/healthz  ${http}/readyz  ${http}/metrics`,
-    `  data            ${dataDir} (PGlite, dev master key, demo credentials)`,
-    "",
-    `  demo client     ${demo.id} / ${demo.secret}   (issuer, revoker, introspector)`,
-    `  admin client    ${state.clients.admin.id} / ${state.clients.admin.secret}`,
-    "",
-    "  Try it:",
-    `    ${call("Issue", '{"subject":"alice","audience":["demo-api"],"scopes":["profile"]}')}`,
-    `    ${call("Refresh", '{"refreshToken":"<refreshToken from above>"}')}`,
-    `    ${call("Revoke", '{"sessionId":"<sessionId from above>"}')}`,
-    "",
-    "  Ctrl-C stops it.",
-    "",
-  ].join("\n");
+function parsePort(flag: string, value: string): number {
+  const port = Number(value);
+  if (!/^\d{1,5}$/.test(value) || port > 65535) throw new UsageError(`--${flag}: expected a port 0-65535`);
+  return port;
 }
 
 export const devCommand: Command = {
   name: "dev",
-  summary: "Run Gatehouse on embedded defaults for local development (npm start)",
+  summary: "Run token service, demo app and sidecar on embedded defaults (npm start)",
   usage,
   async run(argv) {
-    const { values } = parseFlags(argv, { data: { type: "string" } });
-    const dataDir = resolve(values.data ?? ".gatehouse");
-    mkdirSync(dataDir, { recursive: true });
-    const state = loadOrCreateState(dataDir);
-    const settings = loadSettings(tokenServiceSettings, {
-      env: {
-        GATEHOUSE_ISSUER: "http://127.0.0.1:7480",
-        DATABASE_URL: "postgres://embedded/unused",
-        ...process.env,
-        GATEHOUSE_MASTER_KEY: process.env.GATEHOUSE_MASTER_KEY ?? state.masterKey,
-      },
+    const { values } = parseFlags(argv, {
+      data: { type: "string" },
+      memory: { type: "boolean" },
+      "any-ports": { type: "boolean" },
+      "grpc-port": { type: "string" },
+      "http-port": { type: "string" },
+      "proxy-port": { type: "string" },
+      "control-port": { type: "string" },
+      "app-port": { type: "string" },
     });
-    const logger = createLogger({ level: settings.logLevel, pretty: settings.logPretty, component: "dev" });
-    const database = process.env.DATABASE_URL
-      ? ({ kind: "postgres", url: settings.databaseUrl } as const)
-      : ({ kind: "pglite", dataDir: resolve(dataDir, "pglite") } as const);
-    const { applied } = await migrate(database);
-    if (applied.length > 0) logger.info({ applied }, "migrations applied");
-    // Without REDIS_URL, revocations go to an in-process bus (a dev sidecar in this process can follow it).
-    const bus = settings.redisUrl ? undefined : createInProcessBus();
-    const service = await startTokenService({ config: settings, database, logger, bus });
-    await ensureDemoClients(service.db, state);
-    const http = `http://127.0.0.1:${service.httpPort}`;
-    process.stdout.write(banner(http, service.grpcPort, state, dataDir));
-    await untilSignal();
-    await service.shutdown();
+    if (values.memory && values.data !== undefined)
+      throw new UsageError("--memory and --data exclude each other");
+    if (values.memory && process.env.DATABASE_URL) {
+      throw new UsageError(
+        "--memory keeps the dev master key in memory, but DATABASE_URL keeps the keys it encrypts: use --data",
+      );
+    }
+    // Loaded after the flags are checked: a usage error should not wait for PGlite and Prisma.
+    const [{ DEFAULT_DEV_PORTS, startDevStack }, { renderBanner }] = await Promise.all([
+      import("../dev/dev-stack.ts"),
+      import("../dev/banner.ts"),
+    ]);
+    const ports = { ...DEFAULT_DEV_PORTS };
+    for (const [key, flag] of Object.entries(PORT_FLAGS) as [keyof typeof PORT_FLAGS, string][]) {
+      const given = values[flag as keyof typeof values];
+      if (typeof given === "string") ports[key] = parsePort(flag, given);
+      else if (values["any-ports"]) ports[key] = 0;
+    }
+    const logging = loadSettings(loggingSettings);
+    const logger = createLogger({ level: logging.logLevel, pretty: logging.logPretty, component: "dev" });
+    // Listening from the start: Ctrl-C during start-up must not kill PGlite in the middle of a write.
+    let stopRequested: NodeJS.Signals | undefined;
+    const signalled = untilSignal().then((signal) => {
+      stopRequested = signal;
+      return signal;
+    });
+    const stack = await startDevStack({
+      dataDir: values.memory ? undefined : resolve(values.data ?? ".gatehouse"),
+      ports,
+      logger,
+    });
+    // Log lines still in the pretty-printer's worker would land in the middle of the banner.
+    await new Promise<void>((done) => logger.flush(() => done()));
+    if (stopRequested === undefined) process.stdout.write(renderBanner(stack.banner));
+    const signal = await signalled;
+    logger.info({ signal }, "stopping");
+    await stack.shutdown();
+    logger.info("stopped");
+    await new Promise<void>((done) => logger.flush(() => done()));
     return EXIT_OK;
   },
 };
