@@ -95,7 +95,10 @@ function startHttpUpstream() {
     );
     const subject = String(req.headers["x-gatehouse-subject"]);
     socket.on("data", (frame: Buffer) => {
-      socket.write(wsFrame(`echo:${wsRead(frame)}|${subject}`, false));
+      const text = wsRead(frame);
+      // The app ends the connection on request (a real app would send a close frame first).
+      if (text === "goodbye") socket.end();
+      else socket.write(wsFrame(`echo:${text}|${subject}`, false));
     });
   });
   return { server, connections: () => connections };
@@ -798,6 +801,97 @@ describe("gRPC through the proxy (grpc-js client and server)", () => {
 });
 
 // ---- policy reload and shutdown ----
+
+// ---- WebSocket over HTTP/2 (RFC 8441) ----
+
+/** Opens an extended CONNECT stream for a WebSocket at `path`; resolves with the answer's head. */
+async function h2WebSocket(port: number, headers: http2.OutgoingHttpHeaders, path = "/ws") {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {});
+  const settings = await new Promise<http2.Settings>((r) => session.once("remoteSettings", r));
+  const stream = session.request({
+    ":method": "CONNECT",
+    ":protocol": "websocket",
+    ":scheme": "http",
+    ":path": path,
+    ":authority": "app.test",
+    "sec-websocket-version": "13",
+    ...headers,
+  });
+  stream.on("error", () => {});
+  const head = await new Promise<http2.IncomingHttpHeaders>((r) => stream.once("response", r));
+  let buffered = Buffer.alloc(0);
+  stream.on("data", (d: Buffer) => {
+    buffered = Buffer.concat([buffered, d]);
+  });
+  /** The first whole (short, text) frame received. */
+  const frame = () =>
+    until(() => buffered.length >= 2 && buffered.length >= 2 + (buffered[1]! & 0x7f)).then(() =>
+      wsRead(buffered),
+    );
+  const body = () =>
+    new Promise<string>((r) =>
+      stream.readableEnded ? r(buffered.toString()) : stream.once("end", () => r(buffered.toString())),
+    );
+  return { session, stream, settings, status: Number(head[":status"]), head, frame, body };
+}
+
+describe("WebSocket over HTTP/2 (extended CONNECT)", () => {
+  it("advertises SETTINGS_ENABLE_CONNECT_PROTOCOL and bridges frames both ways to an HTTP/1.1 WebSocket app", async () => {
+    const ws = await h2WebSocket(viaHttp.proxyPort, { ...bearer(reader), "x-gatehouse-subject": "mallory" });
+    try {
+      expect(ws.settings.enableConnectProtocol).toBe(true);
+      expect(ws.status).toBe(200);
+      // RFC 8441 §5: no Upgrade/Sec-WebSocket-Accept on HTTP/2; the sidecar checked the app's accept.
+      expect(ws.head["sec-websocket-accept"]).toBeUndefined();
+      ws.stream.write(wsFrame("hello", true));
+      // The app saw the verified subject, not the caller's spoofed header.
+      expect(await ws.frame()).toBe("echo:hello|alice");
+    } finally {
+      ws.session.destroy();
+    }
+  });
+
+  it("ends the caller's stream cleanly when the app ends the connection", async () => {
+    const ws = await h2WebSocket(viaHttp.proxyPort, bearer(reader));
+    try {
+      expect(ws.status).toBe(200);
+      ws.stream.write(wsFrame("goodbye", true));
+      await ws.body();
+      await new Promise((r) => (ws.stream.closed ? r(null) : ws.stream.once("close", r)));
+      expect(ws.stream.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    } finally {
+      ws.session.destroy();
+    }
+  });
+
+  it("refuses an extended CONNECT without a valid token, like any request", async () => {
+    const none = await h2WebSocket(viaHttp.proxyPort, {});
+    expect(none.status).toBe(401);
+    expect(none.head["www-authenticate"]).toBe('Bearer realm="gatehouse"');
+    none.session.destroy();
+    const wrongAudience = await h2WebSocket(viaHttp.proxyPort, bearer(billing));
+    expect(wrongAudience.status).toBe(401);
+    expect(wrongAudience.head["www-authenticate"]).toContain('error="invalid_token"');
+    wrongAudience.session.destroy();
+  });
+
+  it("is no general tunnel: a plain CONNECT is 405", async () => {
+    const session = http2.connect(`http://127.0.0.1:${viaHttp.proxyPort}`);
+    const stream = session.request({ ":method": "CONNECT", ":authority": "example.test:443" });
+    const head = await new Promise<http2.IncomingHttpHeaders>((r) => stream.once("response", r));
+    expect(head[":status"]).toBe(405);
+    session.destroy();
+  });
+
+  it("answers 502 when the app cannot be reached", async () => {
+    const down = await sidecarFor(`http://127.0.0.1:${downPort}`);
+    const ws = await h2WebSocket(down.proxyPort, bearer(reader));
+    expect(ws.status).toBe(502);
+    expect(JSON.parse(await ws.body())).toMatchObject({ error: "unavailable" });
+    ws.session.destroy();
+  });
+});
 
 // ---- request trailers ----
 

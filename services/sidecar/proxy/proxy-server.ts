@@ -15,6 +15,7 @@ import {
 } from "./forward-headers.ts";
 import { type Upstream, UpstreamError, type UpstreamExchange, type UpstreamResponse } from "./upstream.ts";
 import { createWebSocketProxy } from "./websocket.ts";
+import { createH2WebSocketProxy } from "./websocket-h2.ts";
 
 export interface ProxyServerOptions {
   guard: Guard;
@@ -39,6 +40,7 @@ const GRPC_UNAVAILABLE = grpcStatusHeaders(GrpcCode.UNAVAILABLE, UNAVAILABLE.mes
  * caller's headers minus hop-by-hop and `x-gatehouse-*` ones, and the identity headers. Refusals
  * follow RFC 6750 for HTTP callers and are trailers-only `UNAUTHENTICATED`/`PERMISSION_DENIED` with
  * ErrorInfo details for gRPC callers; an app that cannot be reached is 502 or `UNAVAILABLE`.
+ * WebSockets come as HTTP/1.1 upgrades (websocket.ts) or HTTP/2 extended CONNECT (websocket-h2.ts).
  */
 export function createProxyServer(options: ProxyServerOptions): CleartextListener {
   const { guard, upstream, metrics, logger } = options;
@@ -164,7 +166,9 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     const authority = headers[":authority"] ?? headers.host;
     const grpc = isGrpcContentType(headers["content-type"]);
     if (method === "CONNECT") {
-      stream.respond({ ":status": 405 }, { endStream: true });
+      // Only RFC 8441's extended CONNECT, and only for WebSocket: the proxy is no tunnel.
+      if (headers[":protocol"] === "websocket") webSocketOverH2(stream, headers);
+      else stream.respond({ ":status": 405 }, { endStream: true });
       return;
     }
     const hasBody = !stream.endAfterHeaders;
@@ -272,20 +276,25 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     answer.body.pipe(stream);
   }
 
+  const webSocketOptions = {
+    guard,
+    target: upstream.target,
+    forwardToken: options.forwardToken,
+    stripAuthorization: options.stripAuthorization,
+    connectTimeoutMs: options.connectTimeoutMs,
+    onUpstreamError: (reason: UpstreamError["reason"]) => metrics.upstreamError(reason),
+  };
+  const webSocketOverH2 = createH2WebSocketProxy(webSocketOptions);
+
   return createCleartextListener({
     // Streams (gRPC, downloads, long polls) may take as long as they take; only idle connections
     // and slow request heads are cut.
     http1: { requestTimeout: 0, headersTimeout: 20_000, keepAliveTimeout: 65_000 },
+    // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3): HTTP/2 callers may open WebSockets.
+    http2: { settings: { enableConnectProtocol: true } },
     onRequest,
     onStream,
-    onUpgrade: createWebSocketProxy({
-      guard,
-      target: upstream.target,
-      forwardToken: options.forwardToken,
-      stripAuthorization: options.stripAuthorization,
-      connectTimeoutMs: options.connectTimeoutMs,
-      onUpstreamError: (reason) => metrics.upstreamError(reason),
-    }),
+    onUpgrade: createWebSocketProxy(webSocketOptions),
     onClientError: (err) => logger.debug({ err: err.message }, "proxy connection error"),
   });
 }
