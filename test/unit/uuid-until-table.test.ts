@@ -43,6 +43,15 @@ describe("uuid until table", () => {
     expect(t.get(randomUUID())).toBeUndefined();
   });
 
+  it("keeps every entry when room is reserved after filling", () => {
+    const t = createUuidUntilTable();
+    const ids = Array.from({ length: 2000 }, () => randomUUID());
+    for (const id of ids) t.set(id, 7);
+    t.reserve(100_000);
+    expect(t.size).toBe(2000);
+    for (const id of ids) expect(t.get(id)).toBe(7);
+  });
+
   it("prunes exactly the expired entries and keeps the rest findable (same as a Map)", () => {
     fc.assert(
       fc.property(

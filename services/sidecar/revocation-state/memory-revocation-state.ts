@@ -20,6 +20,11 @@ export interface MemoryRevocationState extends RevocationState {
   markFresh(nowMs: number): void;
   /** Drops entries that no longer matter; returns how many. O(size): call it on a timer, not per request. */
   prune(nowSeconds: number): number;
+  /**
+   * A hint before a bootstrap of about `entries` events: sizes the jti index once instead of
+   * growing it step by step (each step rehashes everything held so far).
+   */
+  reserve(entries: number): void;
   /** Forgets everything (before a re-bootstrap). Also makes the state stale until the next markFresh. */
   clear(): void;
   /** Number of entries over all kinds. */
@@ -45,6 +50,7 @@ interface MinVersion {
  */
 interface UntilIndex {
   set(id: string, until: number): void;
+  reserve(entries: number): void;
   has(id: string): boolean;
   prune(limit: number): number;
   clear(): void;
@@ -61,6 +67,7 @@ function createUntilIndex(): UntilIndex {
       if (old === undefined || old < until) others.set(id, until);
     },
     has: (id) => uuids.get(id) !== undefined || (others.size > 0 && others.has(id)),
+    reserve: (entries) => uuids.reserve(entries),
     prune(limit) {
       let removed = uuids.prune(limit);
       for (const [id, until] of others) {
@@ -178,6 +185,11 @@ export function createMemoryRevocationState(
 
     isStale(nowMs) {
       return freshAt === undefined || nowMs - freshAt > stalenessBoundMs;
+    },
+
+    reserve(entries) {
+      // Most events are token revocations; a stream of sessions costs only an oversized empty table.
+      tokens.reserve(entries);
     },
 
     markFresh(nowMs) {

@@ -21,6 +21,8 @@ export interface UuidUntilTable {
   set(id: string, until: number): boolean;
   /** The entry's until, or undefined (also for a non-UUID `id`). */
   get(id: string): number | undefined;
+  /** Makes room for `entries` entries in all, so filling up to that many never rehashes. */
+  reserve(entries: number): void;
   /** Drops entries whose until is below `limit`; returns how many. */
   prune(limit: number): number;
   clear(): void;
@@ -113,6 +115,11 @@ export function createUuidUntilTable(): UuidUntilTable {
       if (!parseUuid(id, k)) return undefined;
       const i = find(k[0]!, k[1]!, k[2]!, k[3]!);
       return i >= 0 ? untils[i] : undefined;
+    },
+    reserve(entries) {
+      let c = capacity;
+      while (entries > c * MAX_LOAD) c *= 2;
+      if (c > capacity) resize(c);
     },
     prune(limit) {
       let removed = 0;

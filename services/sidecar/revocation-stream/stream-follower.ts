@@ -17,7 +17,8 @@ export interface StreamFollowerOptions {
   bus: RevocationBus;
   /** Stream key, e.g. `gatehouse:revocations`. */
   stream: string;
-  state: Pick<MemoryRevocationState, "apply" | "markFresh" | "prune" | "size" | "freshAt">;
+  state: Pick<MemoryRevocationState, "apply" | "markFresh" | "prune" | "size" | "freshAt"> &
+    Partial<Pick<MemoryRevocationState, "reserve">>;
   logger: FollowerLogger;
   metrics?: Registry | undefined;
   /** Entries per bootstrap page and per read. Default 10,000. */
@@ -95,6 +96,7 @@ export function createStreamFollower(options: StreamFollowerOptions): StreamFoll
   const bootstrap = async () => {
     const t0 = performance.now();
     const info = await bus.info(stream);
+    if (info) state.reserve?.(state.size + info.length);
     let read = 0;
     // Ask for the next page before applying this one, so Redis assembles it while we decode.
     let next = bus.range(stream, STREAM_START, pageSize);
