@@ -85,6 +85,9 @@ export const devCommand: Command = {
       dataDir: values.memory ? undefined : resolve(values.data ?? ".gatehouse"),
       ports,
       logger,
+    }).catch((err: NodeJS.ErrnoException) => {
+      if (err?.code !== "EADDRINUSE") throw err;
+      throw new Error(`${err.message} (another gatehouse dev? choose ports with --*-port, or --any-ports)`);
     });
     // Log lines still in the pretty-printer's worker would land in the middle of the banner.
     await new Promise<void>((done) => logger.flush(() => done()));

@@ -98,9 +98,12 @@ function groupAlive(pid: number): boolean {
   }
 }
 
-/** Ctrl-C: SIGINT to the whole process group. Resolves with the exit once every process in it is gone. */
-async function interrupt(dev: DevProcess) {
-  process.kill(-dev.child.pid!, "SIGINT");
+/**
+ * Ctrl-C (SIGINT to the whole process group), or a service manager's SIGTERM. Resolves with the
+ * exit once every process in the group is gone.
+ */
+async function interrupt(dev: DevProcess, signal: NodeJS.Signals = "SIGINT") {
+  process.kill(-dev.child.pid!, signal);
   const exit = await dev.exited;
   const deadline = Date.now() + 10_000;
   while (groupAlive(dev.child.pid!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -258,7 +261,7 @@ describe("npm start (gatehouse dev)", () => {
   );
 
   it(
-    "keeps nothing with --memory",
+    "keeps nothing with --memory, and stops cleanly on SIGTERM too",
     async () => {
       // Run from an empty folder, where the default data directory (.gatehouse) would appear.
       const cwd = tempDir();
@@ -266,7 +269,7 @@ describe("npm start (gatehouse dev)", () => {
       const banner = await dev.banner;
       expect(banner).toContain("in memory");
       await walkThrough(banner, tempDir());
-      expect(await interrupt(dev)).toEqual({ code: 0, signal: null, groupGone: true });
+      expect(await interrupt(dev, "SIGTERM")).toEqual({ code: 0, signal: null, groupGone: true });
       expect(readdirSync(cwd)).toEqual([]);
     },
     START_TIMEOUT_MS + 60_000,
