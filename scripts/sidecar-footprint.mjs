@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Measures what issue #5 sets as the sidecar's footprint target (idle RSS under 80 MB, ready within
 // a second): spawns `node bin/gatehouse.mjs sidecar` against a running token service, times spawn →
-// first 200 from /readyz, waits idle, reads VmRSS from /proc/<pid>/status, stops it; per runtime
-// (the bundle, and tsx via GATEHOUSE_RUNTIME=tsx) and with and without REDIS_URL.
+// first 200 from /readyz (and the CPU time the child used by then, which other load on the machine
+// does not inflate the way it does wall time), waits idle, reads VmRSS from /proc/<pid>/status and
+// stops it; per runtime (the bundle, and tsx via GATEHOUSE_RUNTIME=tsx), with and without REDIS_URL.
 //
 //   node scripts/sidecar-footprint.mjs --token-service http://127.0.0.1:7480 [--issuer URL]
 //     [--redis redis://127.0.0.1:6379] [--runs 3] [--idle 3]
@@ -48,6 +49,11 @@ const status = (port, path) =>
     });
     req.on("error", () => resolve(0));
   });
+/** CPU time (user + system) the process has used, in ms: start-up cost that other load does not inflate. */
+const cpuMs = (pid) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
 const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024;
 
 const upstream = http.createServer((_req, res) => res.end("ok"));
@@ -81,8 +87,9 @@ async function once(runtime, redis) {
       await new Promise((r) => setTimeout(r, 2));
     }
     const readyMs = performance.now() - started;
+    const readyCpuMs = cpuMs(child.pid);
     await new Promise((r) => setTimeout(r, Number(values.idle) * 1000));
-    return { readyMs, rss: rssMb(child.pid) };
+    return { readyMs, readyCpuMs, rss: rssMb(child.pid) };
   } finally {
     const exited = new Promise((r) => child.once("exit", r));
     child.kill("SIGTERM");
@@ -97,9 +104,10 @@ for (const runtime of ["bundle", "tsx"]) {
     for (let i = 0; i < Number(values.runs); i++) results.push(await once(runtime, redis));
     const ready = results.map((r) => r.readyMs);
     const rss = results.map((r) => r.rss);
+    const cpu = results.map((r) => r.readyCpuMs);
     console.log(
       `${runtime.padEnd(6)} ${redis ? "REDIS_URL   " : "no REDIS_URL"}  ready ms median ${median(ready).toFixed(0)} ` +
-        `(${ready.map((x) => x.toFixed(0)).join(", ")})  idle RSS MB median ${median(rss).toFixed(1)} ` +
+        `(${ready.map((x) => x.toFixed(0)).join(", ")})  CPU ms to ready median ${median(cpu)}  idle RSS MB median ${median(rss).toFixed(1)} ` +
         `(${rss.map((x) => x.toFixed(1)).join(", ")})`,
     );
     if (values.redis === undefined) break;
