@@ -44,7 +44,10 @@ export async function buildSidecarBundle({
     format: "esm",
     platform: "node",
     target: "node20.19",
-    external: ["pino", "pino-pretty"],
+    // Dev-only packages a bundled one merely probes for (debug tries supports-color) stay
+    // external: bundled, they would make the bundle differ from, and look stale in, an image
+    // installed without them.
+    external: ["pino", "pino-pretty", ...devOnlyPackages(root)],
     // Bundled CommonJS packages (ioredis, prom-client) call require() for Node built-ins.
     banner: {
       js: 'import { createRequire as __gatehouseRequire } from "node:module"; const require = __gatehouseRequire(import.meta.url);',
@@ -71,6 +74,20 @@ export async function buildSidecarBundle({
   rmSync(outdir, { recursive: true, force: true });
   renameSync(staging, outdir);
   return "built";
+}
+
+/** Names of the packages package-lock.json installs for development only (no production copy). */
+export function devOnlyPackages(root) {
+  const lock = JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8"));
+  const dev = new Set();
+  const prod = new Set();
+  for (const [path, entry] of Object.entries(lock.packages ?? {})) {
+    const at = path.lastIndexOf("node_modules/");
+    if (at === -1) continue;
+    const name = path.slice(at + "node_modules/".length);
+    (entry.dev === true ? dev : prod).add(name);
+  }
+  return [...dev].filter((name) => !prod.has(name)).sort();
 }
 
 /** `node_modules/@scope/name/package.json` for a file inside that package (the innermost one). */

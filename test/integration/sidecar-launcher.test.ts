@@ -227,4 +227,21 @@ describe("bin/gatehouse.mjs sidecar", () => {
     expect(inputs).toContain("services/cli/sidecar-entry.ts");
     expect(inputs.filter((f) => /services\/(token|gen\/prisma|shared\/database)\//.test(f))).toEqual([]);
   });
+
+  it("bundles production packages only, so the image (installed without dev ones) finds it current", () => {
+    const manifest = JSON.parse(readFileSync(join(bundleDir, "manifest.json"), "utf8")) as {
+      inputs: Record<string, string>;
+    };
+    const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as {
+      packages: Record<string, { dev?: boolean }>;
+    };
+    const packages = Object.keys(manifest.inputs)
+      .filter((f) => f.startsWith("node_modules/"))
+      .map((f) => f.replace(/\/package\.json$/, ""));
+    expect(packages).toContain("node_modules/jose");
+    for (const pkg of packages) {
+      expect(lock.packages[pkg], pkg).toBeDefined();
+      expect(lock.packages[pkg]!.dev, `${pkg} is installed for development only`).not.toBe(true);
+    }
+  });
 });
