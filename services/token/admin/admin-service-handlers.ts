@@ -24,6 +24,9 @@ import {
   rotateSigningKeys,
 } from "./signing-key-admin.ts";
 
+/** Client ids and key ids as they can exist: short printable ASCII. */
+const SANE_TARGET = /^[\x21-\x7e]{1,128}$/;
+
 interface ActionSpec {
   action: AuditAction;
   targetType: "client" | "signing_key" | "audit";
@@ -55,7 +58,10 @@ export function adminServiceHandlers(deps: AdminDeps): ServiceRegistration {
     outcome: AuditOutcomeWord,
     err: unknown,
   ): Promise<void> {
-    const target = (req as { clientId?: string; kid?: string }).clientId || (req as { kid?: string }).kid;
+    const named = (req as { clientId?: string; kid?: string }).clientId || (req as { kid?: string }).kid;
+    // The target comes from a request that was refused, maybe for being garbage: one Postgres cannot
+    // store (a NUL) or that is huge would lose the audit row, so only a sane one is recorded.
+    const target = named !== undefined && SANE_TARGET.test(named) ? named : undefined;
     try {
       await recordAudit(deps.prisma, {
         ...caller.by,
@@ -65,7 +71,10 @@ export function adminServiceHandlers(deps: AdminDeps): ServiceRegistration {
         targetId: target || undefined,
         clientId: spec.targetType === "client" ? target || undefined : undefined,
         outcome,
-        details: { reason: GatehouseError.from(err).code },
+        details: {
+          reason: GatehouseError.from(err).code,
+          ...(named && target === undefined ? { target: "not recorded: not a valid id" } : {}),
+        },
       });
     } catch (auditErr) {
       deps.log.error(

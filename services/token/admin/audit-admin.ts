@@ -1,5 +1,5 @@
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Prisma } from "../../gen/prisma/client.ts";
 import type {
   ListAuditEventsRequest,
@@ -13,6 +13,21 @@ import { decodePageToken, encodePageToken, pageSize } from "./page-cursor.ts";
 
 type Reply<S extends DescMessage> = Promise<MessageInitShape<S>>;
 
+/** Timestamp's own valid range (0001-01-01 to 9999-12-31, nanos 0-999,999,999); else invalid_request. */
+function checkTimestamp(field: string, ts: Timestamp): Date {
+  const date = timestampDate(ts);
+  if (
+    ts.seconds < -62_135_596_800n ||
+    ts.seconds > 253_402_300_799n ||
+    ts.nanos < 0 ||
+    ts.nanos > 999_999_999 ||
+    Number.isNaN(date.getTime())
+  ) {
+    throw new GatehouseError("invalid_request", `${field} is not a valid timestamp`, { metadata: { field } });
+  }
+  return date;
+}
+
 /** The audit log, newest first, every filter ANDed; `action` ending in "." matches a group. */
 export async function listAuditEvents(
   deps: AdminDeps,
@@ -22,8 +37,8 @@ export async function listAuditEvents(
   const clientId = checkText("client_id", req.clientId, 64);
   const action = checkText("action", req.action, 128);
   const actor = checkText("actor", req.actor, 128);
-  const since = req.since ? timestampDate(req.since) : null;
-  const until = req.until ? timestampDate(req.until) : null;
+  const since = req.since ? checkTimestamp("since", req.since) : null;
+  const until = req.until ? checkTimestamp("until", req.until) : null;
   if (since && until && since > until) {
     throw new GatehouseError("invalid_request", "since is after until", { metadata: { field: "since" } });
   }
