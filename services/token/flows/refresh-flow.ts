@@ -88,10 +88,15 @@ export async function refresh(
   const successorHash = hashRefreshToken(successor);
   const client = caller.client;
   const idleExpiry = (now: number) => new Date(now + client.refreshIdleTtlSeconds * 1000);
+  // One instant per request, taken before any database wait: a rotation records it as `used_at`, and a
+  // concurrent duplicate compares its own against that. Reading the clock after queueing for the pool
+  // instead would push duplicates that arrived together with the rotation out of the grace window when
+  // the service is busy, and log their users out.
+  const arrivedAt = deps.now();
 
   // Narrowing needs the session's scopes before anything changes, so it always reads first.
   if (requestedScopes.length === 0) {
-    const now = deps.now();
+    const now = arrivedAt;
     const key = deps.keys.active();
     const rotated = await retryConflicts(() =>
       deps.store.rotateIfLive({
@@ -115,7 +120,7 @@ export async function refresh(
 
   for (let attempt = 0; attempt < 4; attempt++) {
     const row = await deps.store.readRefreshState(hash);
-    const now = deps.now();
+    const now = arrivedAt;
     const decision = decideRefresh(row === null ? null : storedRefreshState(row), {
       callerClientId: client.id,
       now: new Date(now),
