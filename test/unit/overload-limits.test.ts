@@ -1,6 +1,7 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { GatehouseError } from "../../services/shared/errors/gatehouse-error.ts";
+import { overloadGuardFromConfig } from "../../services/token/overload/guard-from-config.ts";
 import {
   CONCURRENCY_RETRY_MS,
   createOverloadGuard,
@@ -10,6 +11,7 @@ import {
   rateLimitSetting,
   takeToken,
 } from "../../services/token/overload/index.ts";
+import { tokenServiceSettings } from "../../services/token/token-service-settings.ts";
 
 describe("token bucket on a fake clock", () => {
   const limit = { ratePerSecond: 10, burst: 3 };
@@ -163,5 +165,46 @@ describe("overload guard", () => {
     const again = guard.admit("a", "Issue");
     expect(() => guard.admit("a", "Issue")).toThrow(GatehouseError);
     again();
+  });
+});
+
+describe("the token service's guard from its settings", () => {
+  it("applies the documented defaults to settings left out of a hand-made config", () => {
+    const issue = tokenServiceSettings.rateLimitIssue.schema.parse(
+      tokenServiceSettings.rateLimitIssue.default,
+    );
+    expect(issue).not.toBe("off");
+    const burst = (issue as { burst: number }).burst;
+    const guard = overloadGuardFromConfig({}, new Registry());
+    // Wall clock: the bucket refills while the loop runs, so count up to the first refusal.
+    let admitted = 0;
+    let refused: GatehouseError | undefined;
+    while (refused === undefined && admitted < 2 * burst) {
+      try {
+        guard.admit("a", "Issue")();
+        admitted++;
+      } catch (err) {
+        refused = err as GatehouseError;
+      }
+    }
+    expect(refused?.metadata.limit).toBe("rate");
+    expect(admitted).toBeGreaterThanOrEqual(burst);
+    expect(admitted).toBeLessThan(1.5 * burst);
+  });
+
+  it("honours off for each limit", () => {
+    const guard = overloadGuardFromConfig(
+      {
+        rateLimitIssue: "off",
+        rateLimitRefresh: "off",
+        rateLimitIntrospect: "off",
+        maxInFlightPerClient: "off",
+      },
+      new Registry(),
+    );
+    for (let i = 0; i < 20_000; i++) {
+      guard.admit("a", "Issue");
+      guard.admit("a", "Refresh");
+    }
   });
 });
