@@ -65,7 +65,11 @@ describe("Redis loss", () => {
     const sessions = await issueSessions(calls, "redis-user", KEPT + 60);
     const pick = (() => {
       let next = 0;
-      return (n: number) => sessions.slice(next, (next += n));
+      return (n: number) => {
+        const group = sessions.slice(next, next + n);
+        next += n;
+        return group;
+      };
     })();
     const kept = pick(KEPT).map((s) => ({ label: `kept ${s.subject}`, token: s.accessToken }));
     const revoked: { label: string; token: string }[] = [];
