@@ -8,8 +8,11 @@ import { createKeyRing } from "../../services/token/keys/key-ring.ts";
 import type { SqlExecutor } from "../../services/token/store/sql-executor.ts";
 import { createSqlTokenStore } from "../../services/token/store/sql-token-store.ts";
 
-/** A controllable clock for flows: starts at a fixed instant, moves only when told. */
-export function testClock(start = Date.parse("2026-11-23T12:00:00Z")) {
+/**
+ * A settable clock for the flows. The default start is fixed and in the past, so anything that
+ * reads the real time instead of the injected clock fails every run, not only after a date.
+ */
+export function testClock(start = Date.parse("2026-01-05T12:00:00Z")) {
   let t = start;
   return {
     now: () => t,

@@ -72,7 +72,7 @@ async function introspectRefreshToken(deps: FlowDeps, token: string): Promise<In
 }
 
 async function introspectAccessToken(deps: FlowDeps, token: string): Promise<IntrospectResult> {
-  const parsed = await readOwnAccessToken(deps.keys, deps.issuer, token);
+  const parsed = await readOwnAccessToken(deps.keys, deps.issuer, token, deps.now());
   if (!parsed.ok) return INACTIVE;
   const t = parsed.token;
   const status = await deps.store.accessTokenStatus(t.jti, t.sid, t.sub, t.clientId);

@@ -17,12 +17,14 @@ export type OwnTokenResult = { ok: true; token: OwnAccessToken } | { ok: false; 
 
 /**
  * Checks that an access token is one we issued — signed by a published key of ours, our issuer, typ
- * at+jwt — for Revoke and Introspect. Cold path, so jose does the work.
+ * at+jwt — for Revoke and Introspect. Cold path, so jose does the work. `now` (epoch ms) is the
+ * service's clock, so expiry is judged on the same clock that issued the token.
  */
 export async function readOwnAccessToken(
   keys: KeyRing,
   issuer: string,
   token: string,
+  now: number,
 ): Promise<OwnTokenResult> {
   let payload: JWTPayload;
   try {
@@ -33,7 +35,7 @@ export async function readOwnAccessToken(
         if (!k || k.algorithm !== header.alg) throw new errors.JWKSNoMatchingKey();
         return k.key;
       },
-      { issuer, typ: "at+jwt", algorithms: ["EdDSA", "ES256", "RS256"] },
+      { issuer, typ: "at+jwt", algorithms: ["EdDSA", "ES256", "RS256"], currentDate: new Date(now) },
     ));
   } catch (err) {
     return { ok: false, expired: err instanceof errors.JWTExpired };

@@ -85,6 +85,7 @@ export async function revoke(
         deps.keys,
         deps.issuer,
         checkToken("access_token", target.value),
+        now,
       );
       if (!parsed.ok) {
         if (parsed.expired) break; // nothing left to revoke
