@@ -319,6 +319,32 @@ describe("Revoke", () => {
         decodeJwt(b.accessToken!).jti,
       ),
     ).toBe(1);
+    expect(
+      await introspect(deps, as(revoker), create(IntrospectRequestSchema, { token: b.refreshToken! })),
+    ).toEqual({
+      active: false,
+    });
+
+    // access_only: that token dies, its session and refresh token live on.
+    const e = await login("erin");
+    const onlyToken = await revoke(
+      deps,
+      as(web),
+      create(RevokeRequestSchema, {
+        target: { case: "accessToken", value: e.accessToken! },
+        accessOnly: true,
+      }),
+    );
+    expect(onlyToken.sessionsRevoked).toBe(0);
+    expect(onlyToken.eventIds).toHaveLength(1);
+    expect(
+      await introspect(deps, as(revoker), create(IntrospectRequestSchema, { token: e.accessToken! })),
+    ).toEqual({
+      active: false,
+    });
+    expect(
+      await introspect(deps, as(revoker), create(IntrospectRequestSchema, { token: e.refreshToken! })),
+    ).toMatchObject({ active: true, sessionId: e.sessionId });
 
     const c = await login("dave");
     const d = await login("dave", other);

@@ -113,7 +113,9 @@ export async function revoke(
         }),
       );
       if (jti) eventIds.push(jti.eventId);
-      if (t.sid !== null) {
+      // RFC 7009 lets revoking an access token end its grant too; a leaked access token usually
+      // means the session is compromised, so that is the default and access_only narrows it.
+      if (t.sid !== null && !req.accessOnly) {
         const rows = await sessions({ selector: "session_id", value: t.sid });
         sessionsRevoked = counted(rows);
         eventIds.push(...rows.map((r) => r.event_id));
