@@ -11,7 +11,7 @@ import {
 
 const FAST = { N: 1024, r: 8, p: 1 };
 
-async function fixture() {
+async function fixture(extra: { maxPendingChecks?: number } = {}) {
   const secret = generateClientSecret();
   const oldSecret = generateClientSecret();
   let clock = Date.parse("2026-11-23T12:00:00Z");
@@ -41,6 +41,8 @@ async function fixture() {
       },
     },
     cacheTtlMs: 30_000,
+    failureTtlMs: 10_000,
+    ...extra,
     now: () => clock,
   });
   return {
@@ -126,7 +128,41 @@ describe("caller authenticator", () => {
     expect(disabled.message).toBe(wrong.message);
   });
 
-  it("never caches a failure, and forget() drops a client's cached pairs", async () => {
+  it("answers a repeated wrong secret from the failure cache until it expires or the client changes", async () => {
+    const f = await fixture();
+    const wrong = basicAuthorization("orders", "gths_wrong");
+    await expect(f.auth.authenticate(wrong)).rejects.toMatchObject({ code: "invalid_client" });
+    await expect(f.auth.authenticate(wrong)).rejects.toMatchObject({ code: "invalid_client" });
+    expect(f.lookups()).toBe(1);
+    f.advance(10_001);
+    await expect(f.auth.authenticate(wrong)).rejects.toMatchObject({ code: "invalid_client" });
+    expect(f.lookups()).toBe(2);
+    // The client is rotated to exactly that secret: forget() makes it work at once.
+    f.rows.set("orders", { ...f.base, secretHash: await hashClientSecret("gths_wrong", FAST) });
+    f.auth.forget("orders");
+    await expect(f.auth.authenticate(wrong)).resolves.toMatchObject({ id: "orders" });
+  });
+
+  it("refuses checks beyond the pending bound with rate_limited, while cached callers go on", async () => {
+    const f = await fixture({ maxPendingChecks: 4 });
+    const good = basicAuthorization("orders", f.secret);
+    await f.auth.authenticate(good);
+    const flood = Array.from({ length: 12 }, (_, i) =>
+      f.auth.authenticate(basicAuthorization("orders", `gths_guess${i}`)).catch((e) => e),
+    );
+    await expect(f.auth.authenticate(good)).resolves.toMatchObject({ id: "orders" });
+    const answers = await Promise.all(flood);
+    expect(answers.filter((e) => e.code === "invalid_client")).toHaveLength(4);
+    const limited = answers.filter((e) => e.code === "rate_limited");
+    expect(limited).toHaveLength(8);
+    expect(limited[0].retryAfterMs).toBeGreaterThan(0);
+    // Once drained, checks are admitted again.
+    await expect(f.auth.authenticate(basicAuthorization("orders", "gths_later"))).rejects.toMatchObject({
+      code: "invalid_client",
+    });
+  });
+
+  it("never caches a success past a change, and forget() drops a client's cached pairs", async () => {
     const f = await fixture();
     const header = basicAuthorization("orders", f.secret);
     await f.auth.authenticate(header);
