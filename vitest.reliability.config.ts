@@ -8,7 +8,14 @@ import { NameOrderSequencer } from "./test/reliability/support/name-order-sequen
  */
 export default defineConfig({
   test: {
-    include: ["test/reliability/**/*.test.ts"],
+    include: [
+      "test/reliability/**/*.test.ts",
+      // Hostile input and overload also run in `npm test`; listed here so this command covers every
+      // reliability scenario in one run.
+      "test/unit/hostile-*.property.test.ts",
+      "test/integration/hostile-rpcs.test.ts",
+      "test/integration/overload.test.ts",
+    ],
     // The shared Postgres and Redis must be up (private ones are started by the scenarios themselves);
     // the second setup makes the run directory every scenario writes its logs and secrets to.
     globalSetup: ["test/support/global-setup.ts", "test/reliability/support/run-directory-setup.ts"],
