@@ -7,6 +7,7 @@ import { type RunningTokenService, startTokenService } from "../../services/toke
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
+import { testServiceConfig } from "../support/token-service-config.ts";
 
 /**
  * The `gatehouse` CLI as operators run it: `node bin/gatehouse.mjs ...` subprocesses against a token
@@ -75,24 +76,12 @@ beforeAll(async () => {
     secret: (await createTestClient(tdb.db.prisma, { id: "web", roles: ["issuer"] })).secret,
   };
   service = await startTokenService({
-    config: {
+    config: testServiceConfig({
       databasePoolSize: 6,
-      redisUrl: undefined,
-      grpcListen: { host: "127.0.0.1", port: 0 },
-      httpListen: { host: "127.0.0.1", port: 0 },
-      issuer: "https://auth.test",
       masterKey,
-      maxAccessTokenTtl: 3_600_000,
-      jwksMaxAge: 300_000,
-      keyRotation: false,
-      keyRotationInterval: 30 * 86_400_000,
-      keyPublishDelay: 3_600_000,
-      credentialCacheTtl: 30_000,
-      revocationStream: "gatehouse:revocations",
-      publishTimeout: 500,
       auditRetention: 400 * 86_400_000,
       shutdownGrace: 1000,
-    },
+    }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "silent", component: "token", pretty: false }),
   });

@@ -23,6 +23,7 @@ import { type RunningTokenService, startTokenService } from "../../services/toke
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
+import { testServiceConfig } from "../support/token-service-config.ts";
 
 /**
  * Every TokenService and AdminService RPC, over the real gRPC port and over Connect/JSON, fed
@@ -62,28 +63,15 @@ beforeAll(async () => {
   });
   root = { id: "root", secret: created.secret };
   service = await startTokenService({
-    config: {
+    config: testServiceConfig({
       databasePoolSize: 4,
-      redisUrl: undefined,
-      grpcListen: { host: "127.0.0.1", port: 0 },
-      httpListen: { host: "127.0.0.1", port: 0 },
-      issuer: "https://auth.test",
-      masterKey: randomBytes(32),
-      maxAccessTokenTtl: 3_600_000,
-      jwksMaxAge: 300_000,
-      keyRotation: false,
-      keyRotationInterval: 30 * 86_400_000,
-      keyPublishDelay: 3_600_000,
       credentialCacheTtl: 60_000,
-      revocationStream: "gatehouse:revocations",
-      publishTimeout: 500,
-      shutdownGrace: 2000,
       // Hostile input, not load: the limits are tested elsewhere.
       rateLimitIssue: "off",
       rateLimitRefresh: "off",
       rateLimitIntrospect: "off",
       maxInFlightPerClient: "off",
-    },
+    }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({
       level: "warn",

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -14,6 +13,7 @@ import { type RunningTokenService, startTokenService } from "../../services/toke
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
+import { testServiceConfig } from "../support/token-service-config.ts";
 
 /**
  * One client floods Issue far beyond its limits from its own thread (its own event loop, as another
@@ -42,26 +42,12 @@ beforeAll(async () => {
   const burst = await createTestClient(tdb.db.prisma, { id: "burst", roles: ["introspector"] });
   creds.burst = { id: "burst", secret: burst.secret };
   service = await startTokenService({
-    config: {
-      databasePoolSize: 8,
-      redisUrl: undefined,
-      grpcListen: { host: "127.0.0.1", port: 0 },
-      httpListen: { host: "127.0.0.1", port: 0 },
-      issuer: "https://auth.test",
-      masterKey: randomBytes(32),
-      maxAccessTokenTtl: 3_600_000,
-      jwksMaxAge: 300_000,
-      keyRotation: false,
-      keyRotationInterval: 30 * 86_400_000,
-      keyPublishDelay: 3_600_000,
+    config: testServiceConfig({
       credentialCacheTtl: 60_000,
-      revocationStream: "gatehouse:revocations",
-      publishTimeout: 500,
-      shutdownGrace: 2000,
       rateLimitIssue: ISSUE_LIMIT,
       rateLimitIntrospect: INTROSPECT_LIMIT,
       maxInFlightPerClient: MAX_IN_FLIGHT,
-    },
+    }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "silent", component: "token", pretty: false }),
   });

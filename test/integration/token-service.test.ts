@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/shared/logging/index.ts";
@@ -11,6 +10,7 @@ import {
   grpcTokenClient,
 } from "../support/token-clients.ts";
 import { createTestClient, testClock } from "../support/token-fixtures.ts";
+import { testServiceConfig } from "../support/token-service-config.ts";
 
 let tdb: TestDatabase;
 let service: RunningTokenService;
@@ -36,23 +36,7 @@ beforeAll(async () => {
     secret: (await createTestClient(prisma, { id: "gone", disabledAt: new Date() })).secret,
   };
   service = await startTokenService({
-    config: {
-      databasePoolSize: 8,
-      redisUrl: undefined,
-      grpcListen: { host: "127.0.0.1", port: 0 },
-      httpListen: { host: "127.0.0.1", port: 0 },
-      issuer: ISSUER,
-      masterKey: randomBytes(32),
-      maxAccessTokenTtl: 3_600_000,
-      jwksMaxAge: 300_000,
-      keyRotation: true,
-      keyRotationInterval: 30 * 86_400_000,
-      keyPublishDelay: 3_600_000,
-      credentialCacheTtl: 30_000,
-      revocationStream: "gatehouse:revocations",
-      publishTimeout: 500,
-      shutdownGrace: 2000,
-    },
+    config: testServiceConfig({ issuer: ISSUER, keyRotation: true }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "silent", component: "token", pretty: false }),
     now: clock.now,

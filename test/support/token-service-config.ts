@@ -1,0 +1,27 @@
+import { randomBytes } from "node:crypto";
+import type { TokenServiceConfig } from "../../services/token/token-service.ts";
+
+/**
+ * A token service configuration for tests: ephemeral loopback ports, a fresh master key, no Redis,
+ * no scheduled rotation, the documented defaults elsewhere. Tests pass only what they are about.
+ */
+export function testServiceConfig(overrides: Partial<TokenServiceConfig> = {}): TokenServiceConfig {
+  return {
+    databasePoolSize: 8,
+    redisUrl: undefined,
+    grpcListen: { host: "127.0.0.1", port: 0 },
+    httpListen: { host: "127.0.0.1", port: 0 },
+    issuer: "https://auth.test",
+    masterKey: randomBytes(32),
+    maxAccessTokenTtl: 3_600_000,
+    jwksMaxAge: 300_000,
+    keyRotation: false,
+    keyRotationInterval: 30 * 86_400_000,
+    keyPublishDelay: 3_600_000,
+    credentialCacheTtl: 30_000,
+    revocationStream: "gatehouse:revocations",
+    publishTimeout: 500,
+    shutdownGrace: 2000,
+    ...overrides,
+  };
+}
