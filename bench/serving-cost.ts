@@ -10,12 +10,10 @@
 // is split over --rounds rounds that interleave the servers, so a burst of other work on the
 // machine does not land on one server only. The cheapest round counts (see report()).
 import { type ChildProcess, fork } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { availableParallelism, loadavg } from "node:os";
-import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
@@ -39,6 +37,7 @@ import {
   grpcServiceDefinition,
   listenGrpc,
 } from "../services/shared/rpc/index.ts";
+import { row, report as writeReport } from "./lib/bench-results.ts";
 
 const KINDS = ["grpcjs", "grpcjs_bare", "connect_grpc", "connect_json", "connect_json_bare"] as const;
 type Kind = (typeof KINDS)[number];
@@ -366,22 +365,23 @@ function report(rounds: Map<Kind, Round[]>): void {
     };
   });
   const anchor = best.find((b) => b.kind === "grpcjs")!;
-  const rows = best.flatMap((b) => [
-    {
-      metric: `${b.kind}_cpu_ms_per_call`,
-      value: round(b.cpuMsPerCall, 4),
-      unit: "ms",
-      limit: null,
-      ratio: round(b.cpuMsPerCall / anchor.cpuMsPerCall, 2),
-    },
-    {
-      metric: `${b.kind}_calls_per_s`,
-      value: Math.round(b.callsPerSecond),
-      unit: "calls/s",
-      limit: null,
-      ratio: round(b.callsPerSecond / anchor.callsPerSecond, 2),
-    },
-  ]);
+  // Each server against the bare server of its protocol (the floor it adds to); bare ones alone.
+  const floorOf = (kind: Kind) =>
+    kind.endsWith("_bare")
+      ? undefined
+      : best.find((b) => b.kind === (kind === "connect_json" ? "connect_json_bare" : "grpcjs_bare"));
+  const rows = best.flatMap((b) => {
+    const floor = floorOf(b.kind);
+    return [
+      row(
+        `${b.kind}_cpu_us_per_call`,
+        b.cpuMsPerCall * 1000,
+        "µs CPU",
+        floor ? floor.cpuMsPerCall * 1000 : null,
+      ),
+      row(`${b.kind}_calls_per_s`, b.callsPerSecond, "calls/s", floor ? floor.callsPerSecond : null),
+    ];
+  });
   console.table(
     best.map((b) => ({
       server: LABELS[b.kind],
@@ -391,10 +391,11 @@ function report(rounds: Map<Kind, Round[]>): void {
       "rounds (ms/call)": b.allRounds,
     })),
   );
-  const out = join(dirname(self), "results", "serving-cost.json");
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(rows, null, 2)}\n`);
-  console.log(`wrote ${out}`);
+  writeReport("serving-cost", rows, {
+    how: "server CPU per call from process.cpuUsage of the server process; cheapest of the rounds; limit = the bare server of the same protocol",
+    rounds: Object.fromEntries(best.map((b) => [b.kind, b.allRounds])),
+    loadAverage: loadavg()[0],
+  });
 }
 
 function round(value: number, digits: number): number {

@@ -4,6 +4,8 @@
  *
  *   npx tsx bench/sidecar-verify.ts [--duration 3] [--tokens 20000]
  *
+ * `--concurrency` is accepted and ignored: P3 is a one-core figure, measured in this one thread.
+ *
  * Rates are per second of this process's CPU time (process.cpuUsage), so other processes on the
  * machine do not count against us; contenders run in short alternating slices (crypto, jose, ours,
  * ours uncached, cached), each figure is the median over slices and each ratio the median of per-slice

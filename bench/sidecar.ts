@@ -1,7 +1,7 @@
 /**
  * P4 and P6 (and P3 again, briefly): the sidecar as a process, against peers measured in the same run.
  *
- *   npx tsx bench/sidecar.ts [--duration 5] [--connections 64] [--tokens 25000]
+ *   npx tsx bench/sidecar.ts [--duration 5] [--connections|--concurrency 64] [--tokens 25000]
  *
  * - verify_per_s: distinct EdDSA tokens through the verifier in this process vs raw crypto.verify
  *   (short alternating slices, per CPU-second; bench/sidecar-verify.ts does this at length).
@@ -46,7 +46,8 @@ import { createAccessTokenSigner } from "../services/token/tokens/access-token-s
 import { type BenchRow, flag, percentile, report, row } from "./lib/bench-results.ts";
 
 const durationS = flag("duration", 5);
-const connections = flag("connections", 64);
+// --concurrency is what run-all passes to every bench; here it means autocannon connections.
+const connections = flag("connections", flag("concurrency", 64));
 const tokenCount = flag("tokens", 25_000);
 const ISSUER = "https://auth.bench";
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -4,8 +4,11 @@
  * statement the service runs) driven straight through `pg` at the same concurrency, and raw
  * Ed25519 signing on one core.
  *
- *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 1]
+ *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 1] [--peer 0]
  *
+ * The peer for Refresh, measured in the same run at the same concurrency: oidc-provider's refresh
+ * grant with rotation on Postgres (bench/lib/oidc-provider-peer.ts says how it is configured);
+ * `--peer 0` skips it.
  * The service runs as its own process (`gatehouse serve`); load comes from separate driver processes
  * (a grpc-js client in one process tops out near 3k calls/s), all on loopback.
  */
@@ -33,6 +36,7 @@ import {
   hashRefreshToken,
 } from "../services/token/tokens/refresh-token-format.ts";
 import { flag, percentile, report, row } from "./lib/bench-results.ts";
+import { measureOidcProviderRefresh, OIDC_PROVIDER_CONFIG } from "./lib/oidc-provider-peer.ts";
 
 const BASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const here = fileURLToPath(import.meta.url);
@@ -248,6 +252,7 @@ async function main() {
   const durationMs = flag("duration", 10) * 1000;
   const concurrency = flag("concurrency", 32);
   const drivers = flag("drivers", 1);
+  const withPeer = !process.argv.includes("--peer") || flag("peer", 0) > 0;
   const schema = `bench_${randomBytes(4).toString("hex")}`;
   const url = new URL(BASE_URL);
   url.searchParams.set("schema", schema);
@@ -307,6 +312,14 @@ async function main() {
     server.kill("SIGTERM");
     await new Promise((r) => server.once("exit", r));
     const limit = await bareRotation(BASE_URL, schema, "bench", concurrency, durationMs);
+    const peer = withPeer
+      ? await measureOidcProviderRefresh({
+          databaseUrl: BASE_URL,
+          concurrency,
+          durationMs,
+          storage: "postgres",
+        })
+      : undefined;
     const signLimit = rawSignPerSecond(Math.min(durationMs, 3000));
     report(
       "token-service",
@@ -318,6 +331,13 @@ async function main() {
         row("refresh_p50_ms", refresh.p50, "ms"),
         row("refresh_p99_ms", refresh.p99, "ms", limit.p99),
         row("refresh_limit_per_s", limit.perSecond, "rotations/s"),
+        ...(peer
+          ? [
+              row("refresh_per_s_vs_oidc_provider", refresh.perSecond, "calls/s", peer.perSecond),
+              row("refresh_p99_ms_vs_oidc_provider", refresh.p99, "ms", peer.p99),
+              row("oidc_provider_refresh_per_s", peer.perSecond, "grants/s"),
+            ]
+          : []),
         row("ed25519_sign_per_s", signLimit, "signs/s"),
         row("refresh_target_ratio", refresh.perSecond / 2500, "of 2,500/s target"),
         row("issue_target_ratio", issue.perSecond / 3000, "of 3,000/s target"),
@@ -326,7 +346,8 @@ async function main() {
         concurrency,
         drivers,
         durationS: durationMs / 1000,
-        errors: { issue: issue.errors, refresh: refresh.errors },
+        errors: { issue: issue.errors, refresh: refresh.errors, oidcProvider: peer?.errors },
+        oidcProvider: peer ? OIDC_PROVIDER_CONFIG : "skipped (--peer 0)",
         how: "gatehouse serve in its own process on real Postgres; grpc-js drivers in separate processes; all on this machine's 2 cores",
         keycloakSizingAnchor: "Keycloak sizing guide budgets 120 refreshes/s per vCPU",
       },

@@ -6,6 +6,7 @@
  *   --role subscribers --mode gatehouse|raw --key K --n N   follow K with N followers (or raw readers)
  *   --role bootstrap --key K                                bootstrap one state from K, report, exit
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../../services/shared/revocation/revocation-bus.ts";
@@ -23,8 +24,14 @@ const arg = (name: string) => {
 export type ToParent =
   | { ready: true }
   | { id: string; at: number }
-  | { cpuMs: number }
+  | { cpuMs: number; loopDelay: LoopDelay }
   | { bootstrap: BootstrapResult };
+/** Event-loop delay of a subscriber process while following (ms): how late it could notice a reply. */
+export interface LoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+}
 export interface BootstrapResult {
   seconds: number;
   size: number;
@@ -78,7 +85,7 @@ async function subscribers(mode: "gatehouse" | "raw", key: string, n: number): P
     const loops = conns.map(async (c) => {
       let last = "0-0";
       while (!stopped) {
-        const reply = (await c.xread("BLOCK", 1000, "STREAMS", key, last).catch(() => null)) as
+        const reply = (await c.xread("BLOCK", 5000, "STREAMS", key, last).catch(() => null)) as
           | [string, [string, string[]][]][]
           | null;
         for (const [id, fields] of reply?.[0]?.[1] ?? []) {
@@ -94,11 +101,18 @@ async function subscribers(mode: "gatehouse" | "raw", key: string, n: number): P
     });
   }
   const cpu0 = process.cpuUsage();
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   send({ ready: true });
   process.on("message", async (m) => {
     if (m === "stop") {
+      loop.disable();
       const cpu = process.cpuUsage(cpu0);
-      send({ cpuMs: (cpu.user + cpu.system) / 1000 });
+      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+      send({
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        loopDelay: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) },
+      });
       for (const s of stops) await s();
       process.exit(0);
     }
