@@ -3,7 +3,7 @@
  * the same run.
  *
  *   npx tsx bench/revocation.ts [--events 1000 | --duration 20] [--rate 50] [--subscribers 100]
- *                               [--procs 4] [--small 100000] [--big 1000000]
+ *                               [--procs 2] [--warmup 50] [--small 100000] [--big 1000000]
  *
  * `--concurrency` is accepted and ignored: load here is a steady rate, not closed-loop callers;
  * `--subscribers` is the knob for fan-out.
@@ -18,9 +18,23 @@
  * Limit: bare `XADD` → `XREAD` between the same number of raw ioredis readers in the same process
  * layout, from the XADD reply to the last reader's receipt. Both subscriber sets run throughout and
  * one-second blocks alternate between limit and ours (each drained before the next), so both see the
- * same background load. Default rate 50/s: at 100 subscribers an event costs this 2-core VM about 4 ms
+ * same background load. Before the measured events, one warm-up block of each set (`--warmup`, one
+ * second's worth) is run and left out; its worst latency is reported as `warmupNotCounted`.
+ *
+ * What decides the tail here (traced with BENCH_REVOCATION_TRACE, subscriber event-loop delay and the
+ * per-process arrival spread in the notes): (1) cold processes — in a cold run the slowest 1% of
+ * events were all in each set's first block (JIT and lazy set-up in every subscriber at once), which
+ * is why the warm-up is not counted; (2) CPU: an event costs the subscribers 6–11 ms of CPU in all
+ * (each of the 100 reads its reply and writes its next XREAD: the write syscall alone is ~15% of a
+ * subscriber's CPU), so on 2 cores the last process to be scheduled sets the tail. Two subscriber
+ * processes (one per core) spread less than four (p99 ~8 ms against ~21 ms, same run conditions).
+ *
+ * Default rate 50/s: at 100 subscribers an event costs this 2-core VM about 4 ms
  * of CPU for the bare limit (mostly the 100 loopback XREAD writes) and about 10 ms for ours, so 200/s
  * saturates both and measures queueing rather than propagation (`--rate 200` shows it).
+ *
+ * BENCH_REVOCATION_TRACE=<file> writes every event's per-process arrival times, to see where a tail
+ * comes from.
  *
  * Bootstrap: a stream of `--small` and `--big` token_revoked events (pipelined XADD under a bench-only
  * key, deleted afterwards); a fresh child process holding just a revocation state and one follower
@@ -28,6 +42,7 @@
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import pg from "pg";
@@ -178,7 +193,14 @@ function tail(
   };
 }
 
-async function propagation(events: number, rate: number, subs: number, procs: number, redis: Redis) {
+async function propagation(
+  events: number,
+  warmup: number,
+  rate: number,
+  subs: number,
+  procs: number,
+  redis: Redis,
+) {
   const key = `bench:revocation:${randomBytes(4).toString("hex")}`;
   const schema = `bench_rv_${randomBytes(4).toString("hex")}`;
   await migrate({ kind: "postgres", url: DATABASE_URL, schema });
@@ -231,31 +253,68 @@ async function propagation(events: number, rate: number, subs: number, procs: nu
       return t;
     };
     const block = Math.max(1, Math.round(rate));
-    for (let done = 0; done < events; done += block) {
-      const n = Math.min(block, events - done);
-      for (const [run, op, set] of [
-        [runs.limit, bare, raw],
-        [runs.ours, revoke, ours],
-      ] as const) {
-        const cpu = process.cpuUsage();
-        run.t0s.push(...(await steady(n, rate, op)));
-        run.cpuMs += cpuMs(process.cpuUsage(cpu));
-        // Let the block drain before the other set's block starts, so neither inherits a backlog.
-        const settleBy = Date.now() + 2000;
-        while (run.ids.slice(-n).some((id) => set.lastApplied(id) === undefined) && Date.now() < settleBy) {
-          await new Promise((r) => setTimeout(r, 10));
+    const runBlocks = async (count: number) => {
+      for (let done = 0; done < count; done += block) {
+        const n = Math.min(block, count - done);
+        for (const [run, op, set] of [
+          [runs.limit, bare, raw],
+          [runs.ours, revoke, ours],
+        ] as const) {
+          const cpu = process.cpuUsage();
+          run.t0s.push(...(await steady(n, rate, op)));
+          run.cpuMs += cpuMs(process.cpuUsage(cpu));
+          // Let the block drain before the other set's block starts, so neither inherits a backlog.
+          const settleBy = Date.now() + 2000;
+          while (run.ids.slice(-n).some((id) => set.lastApplied(id) === undefined) && Date.now() < settleBy) {
+            await new Promise((r) => setTimeout(r, 10));
+          }
         }
       }
+    };
+    // Warm-up, not counted: the first events through freshly started processes pay for JIT
+    // compilation and lazy set-up in every subscriber at once (tens of ms: in a trace, the slowest
+    // 1% of a cold run were all in each set's first block). Their worst case is reported apart.
+    await runBlocks(warmup);
+    const cold = {
+      limitMaxMs: round(
+        (await latencies(runs.limit.ids, runs.limit.t0s, raw.lastApplied)).sorted.at(-1) ?? 0,
+      ),
+      oursMaxMs: round((await latencies(runs.ours.ids, runs.ours.t0s, ours.lastApplied)).sorted.at(-1) ?? 0),
+      events: warmup,
+    };
+    for (const run of [runs.limit, runs.ours]) {
+      run.ids.length = 0;
+      run.t0s.length = 0;
+      run.cpuMs = 0;
     }
+    await runBlocks(events);
     const limit = await latencies(runs.limit.ids, runs.limit.t0s, raw.lastApplied);
     const result = await latencies(runs.ours.ids, runs.ours.t0s, ours.lastApplied);
+    const tracePath = process.env.BENCH_REVOCATION_TRACE;
+    if (tracePath) {
+      // One line per event: set, publish time (ms since the first), per-process arrival after publish.
+      const first = Math.min(runs.limit.t0s[0] ?? Infinity, runs.ours.t0s[0] ?? Infinity);
+      const lines: string[] = [];
+      for (const [name, run, set] of [
+        ["limit", runs.limit, raw],
+        ["ours", runs.ours, ours],
+      ] as const) {
+        run.ids.forEach((id, i) => {
+          const t0 = run.t0s[i]!;
+          const per = set.arrivals(id).map(([p, at]) => `${p}:${(at - t0).toFixed(2)}`);
+          lines.push(`${name} ${(t0 - first).toFixed(1)} ${per.join(" ")}`);
+        });
+      }
+      writeFileSync(tracePath, `${lines.join("\n")}\n`);
+    }
     const tails = {
       limit: tail(runs.limit.ids, runs.limit.t0s, raw.arrivals),
       ours: tail(runs.ours.ids, runs.ours.t0s, ours.arrivals),
     };
+    // The children ran through the warm-up too: their CPU is spread over every event they saw.
     const perEvent = (publisherMs: number, subscribersMs: number) => ({
       publisherMs: round(publisherMs / events),
-      subscribersMs: round(subscribersMs / events),
+      subscribersMs: round(subscribersMs / (events + warmup)),
     });
     const cpuPerEvent = {
       ours: perEvent(runs.ours.cpuMs, await ours.stop()),
@@ -267,6 +326,7 @@ async function propagation(events: number, rate: number, subs: number, procs: nu
       notPropagated,
       cpuPerEvent,
       tails,
+      cold,
       loopDelayMs: { ours: ours.loopDelays, limit: raw.loopDelays },
     };
   } finally {
@@ -322,12 +382,14 @@ async function main() {
   // --duration (seconds of steady revocations, as run-all passes it) sets the count unless --events does.
   const events = flag("events", Math.round(flag("duration", 20) * rate));
   const subs = flag("subscribers", 100);
+  // One block (a second at the rate) of each set before measuring; --warmup 0 is not accepted by flag().
+  const warmup = flag("warmup", Math.round(rate));
   const procs = Math.min(flag("procs", 2), subs);
   const small = flag("small", 100_000);
   const big = flag("big", 1_000_000);
   const redis = new Redis(REDIS_URL);
   try {
-    const p = await propagation(events, rate, subs, procs, redis);
+    const p = await propagation(events, warmup, rate, subs, procs, redis);
     const s = await bootstrap(small, redis);
     const b = await bootstrap(big, redis);
     const o = p.ours.sorted;
@@ -362,6 +424,7 @@ async function main() {
         missing: { ours: p.ours.missing, limit: p.limit.missing },
         notPropagated: p.notPropagated,
         cpuPerEvent: p.cpuPerEvent,
+        warmupNotCounted: p.cold,
         tailOfSlowest1Percent: p.tails,
         tailNote:
           "median over the slowest 1% of events: firstMs = publish -> first subscriber process had it; spreadMs = first -> last process; lastProcess = which child was last",

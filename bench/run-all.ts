@@ -49,7 +49,7 @@ const BENCHES: Bench[] = [
   {
     name: "sidecar-verify",
     file: "bench/sidecar-verify.ts",
-    quickArgs: ["--duration", "1", "--tokens", "2000"],
+    quickArgs: ["--duration", "1"],
     budget: [60, 30],
     lane: 0,
   },
