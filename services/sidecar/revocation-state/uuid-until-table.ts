@@ -15,6 +15,8 @@
 const MIN_CAPACITY = 1024;
 /** Grow past this load; linear probing stays short below it. */
 const MAX_LOAD = 0.7;
+/** Words per slot: until, then the key's four words. */
+const W = 5;
 
 export interface UuidUntilTable {
   /** Raises the entry's until to `until` (merge by maximum); false if `id` is not a canonical UUID. */
@@ -32,8 +34,8 @@ export interface UuidUntilTable {
 export function createUuidUntilTable(): UuidUntilTable {
   let capacity = MIN_CAPACITY;
   let mask = capacity - 1;
-  let keys = new Uint32Array(capacity * 4);
-  let untils = new Uint32Array(capacity);
+  // One slot = [until, key word 0..3]: probing reads one place in memory, not two arrays.
+  let slots = new Uint32Array(capacity * W);
   let size = 0;
   /** The parsed key of the last `parse` call (one shared buffer: no allocation per lookup). */
   const k = new Uint32Array(4);
@@ -47,31 +49,28 @@ export function createUuidUntilTable(): UuidUntilTable {
   const find = (a: number, b: number, c: number, d: number) => {
     let i = slotOf(a, b, c, d);
     for (;;) {
-      if (untils[i] === 0) return -1 - i;
-      const o = i * 4;
-      if (keys[o] === a && keys[o + 1] === b && keys[o + 2] === c && keys[o + 3] === d) return i;
+      const o = i * W;
+      if (slots[o] === 0) return -1 - i;
+      if (slots[o + 1] === a && slots[o + 2] === b && slots[o + 3] === c && slots[o + 4] === d) return i;
       i = (i + 1) & mask;
     }
   };
   const place = (a: number, b: number, c: number, d: number, until: number) => {
-    const slot = -1 - find(a, b, c, d);
-    const o = slot * 4;
-    keys[o] = a;
-    keys[o + 1] = b;
-    keys[o + 2] = c;
-    keys[o + 3] = d;
-    untils[slot] = until;
+    const o = (-1 - find(a, b, c, d)) * W;
+    slots[o] = until;
+    slots[o + 1] = a;
+    slots[o + 2] = b;
+    slots[o + 3] = c;
+    slots[o + 4] = d;
   };
   const resize = (newCapacity: number) => {
-    const oldKeys = keys;
-    const oldUntils = untils;
+    const old = slots;
     capacity = newCapacity;
     mask = capacity - 1;
-    keys = new Uint32Array(capacity * 4);
-    untils = new Uint32Array(capacity);
-    for (let i = 0; i < oldUntils.length; i++) {
-      const u = oldUntils[i]!;
-      if (u !== 0) place(oldKeys[i * 4]!, oldKeys[i * 4 + 1]!, oldKeys[i * 4 + 2]!, oldKeys[i * 4 + 3]!, u);
+    slots = new Uint32Array(capacity * W);
+    for (let o = 0; o < old.length; o += W) {
+      const u = old[o]!;
+      if (u !== 0) place(old[o + 1]!, old[o + 2]!, old[o + 3]!, old[o + 4]!, u);
     }
   };
   /** Empties slot `i` and shifts later members of its cluster back, so no probe chain breaks. */
@@ -80,20 +79,15 @@ export function createUuidUntilTable(): UuidUntilTable {
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
-      if (untils[j] === 0) break;
-      const o = j * 4;
-      const home = slotOf(keys[o]!, keys[o + 1]!, keys[o + 2]!, keys[o + 3]!);
+      const o = j * W;
+      if (slots[o] === 0) break;
+      const home = slotOf(slots[o + 1]!, slots[o + 2]!, slots[o + 3]!, slots[o + 4]!);
       // Move j into the hole unless its home lies cyclically in (hole, j].
       if (hole <= j ? home > hole && home <= j : home > hole || home <= j) continue;
-      const h = hole * 4;
-      keys[h] = keys[o]!;
-      keys[h + 1] = keys[o + 1]!;
-      keys[h + 2] = keys[o + 2]!;
-      keys[h + 3] = keys[o + 3]!;
-      untils[hole] = untils[j]!;
+      slots.copyWithin(hole * W, o, o + W);
       hole = j;
     }
-    untils[hole] = 0;
+    slots[hole * W] = 0;
     size--;
   };
 
@@ -103,7 +97,7 @@ export function createUuidUntilTable(): UuidUntilTable {
       const stored = Math.min(0xffffffff, Math.max(1, Math.floor(until)));
       const i = find(k[0]!, k[1]!, k[2]!, k[3]!);
       if (i >= 0) {
-        if (untils[i]! < stored) untils[i] = stored;
+        if (slots[i * W]! < stored) slots[i * W] = stored;
         return true;
       }
       if (size + 1 > capacity * MAX_LOAD) resize(capacity * 2);
@@ -114,7 +108,7 @@ export function createUuidUntilTable(): UuidUntilTable {
     get(id) {
       if (!parseUuid(id, k)) return undefined;
       const i = find(k[0]!, k[1]!, k[2]!, k[3]!);
-      return i >= 0 ? untils[i] : undefined;
+      return i >= 0 ? slots[i * W] : undefined;
     },
     reserve(entries) {
       let c = capacity;
@@ -126,7 +120,7 @@ export function createUuidUntilTable(): UuidUntilTable {
       // A removal can shift a later entry into slot i, so slot i is looked at again before moving on;
       // entries only ever move backwards, so none is skipped.
       for (let i = 0; i < capacity; ) {
-        const u = untils[i]!;
+        const u = slots[i * W]!;
         if (u !== 0 && u < limit) {
           removeAt(i);
           removed++;
@@ -142,8 +136,7 @@ export function createUuidUntilTable(): UuidUntilTable {
     clear() {
       capacity = MIN_CAPACITY;
       mask = capacity - 1;
-      keys = new Uint32Array(capacity * 4);
-      untils = new Uint32Array(capacity);
+      slots = new Uint32Array(capacity * W);
       size = 0;
     },
     get size() {
