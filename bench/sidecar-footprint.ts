@@ -12,6 +12,10 @@
  *   ready includes the bootstrap), RSS one second after ready. No GC is forced: this is what the
  *   kernel charges the process, not the heap's floor (bench/revocation.ts reports the state alone).
  *
+ * Measures the shipped runtime: the bundle is rebuilt first if sources changed since install (in a
+ * working tree the launcher would otherwise fall back to tsx), and GATEHOUSE_RUNTIME=bundle makes a
+ * missing bundle fail the run instead of quietly measuring tsx.
+ *
  * `--duration` and `--concurrency` are accepted and ignored (nothing here is timed load).
  * Writes bench/results/sidecar-footprint.json.
  */
@@ -19,6 +23,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
 import { Redis } from "ioredis";
+import { buildSidecarBundle } from "../scripts/sidecar-bundle.mjs";
 import {
   freePort,
   REDIS_URL,
@@ -52,6 +57,7 @@ async function startSidecar(jwksBase: string, stream: string) {
       GATEHOUSE_REVOCATION_STREAM: stream,
       GATEHOUSE_LOG_LEVEL: "warn",
       GATEHOUSE_LOG_PRETTY: "false",
+      GATEHOUSE_RUNTIME: "bundle",
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -68,6 +74,7 @@ async function startSidecar(jwksBase: string, stream: string) {
   return { readyMs, rssMb: mb };
 }
 
+const bundle = await buildSidecarBundle();
 const redis = new Redis(REDIS_URL);
 const stream = `bench:footprint:${randomBytes(4).toString("hex")}`;
 const service = await startTokenService();
@@ -96,6 +103,7 @@ try {
       limits:
         "targets: ready <= 1 s, RSS <= 80 MB idle, <= 250 MB with 1M entries (bootstrap <= 5 s, so ready <= 1 s + 5 s)",
       starts: empty.map((s) => ({ readyMs: Math.round(s.readyMs), rssMb: Math.round(s.rssMb) })),
+      runtime: `bundle (${bundle} before the run)`,
       entries,
       fillS: Math.round(fillS * 100) / 100,
       loadAverage1m: load.map((l) => Math.round(l! * 100) / 100),

@@ -14,8 +14,9 @@
  * - proxy_overhead_p50_ms / _p99_ms: latency through the proxy minus latency straight to the
  *   upstream, from a closed-loop client alternating between the two.
  * - rss_idle_mb / rss_load_mb / ready_ms: the sidecar child's VmRSS after start and at its peak
- *   under load, and the time from spawn to the first 200 from /readyz. Also for the sidecar
- *   bundled into one file by esbuild and run by plain node (no tsx loader, no CLI of other commands).
+ *   under load, and the time from spawn to the first 200 from /readyz. The sidecar runs as shipped:
+ *   `node bin/gatehouse.mjs sidecar` from its bundle (rebuilt first if sources changed since
+ *   install; GATEHOUSE_RUNTIME=bundle, so a missing bundle fails the run instead of measuring tsx).
  * - ext_authz_cpu_us_per_call: server CPU per ext_authz Check on the sidecar's control port (our
  *   gRPC-over-node:http2 unary), vs the same Check handler served by grpc-js.
  *
@@ -23,14 +24,13 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID, verify } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import autocannon from "autocannon";
+import { buildSidecarBundle } from "../scripts/sidecar-bundle.mjs";
 import { CheckRequestSchema } from "../services/gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
 import { CHECK_PATH } from "../services/sidecar/ext-authz/check.ts";
 import { createMemoryRevocationState } from "../services/sidecar/revocation-state/index.ts";
@@ -231,6 +231,7 @@ async function startSidecar(command: string[], upstreamPort: number): Promise<Si
       GATEHOUSE_CONTROL_LISTEN: `127.0.0.1:${controlPort}`,
       GATEHOUSE_LOG_LEVEL: "warn",
       GATEHOUSE_LOG_PRETTY: "false",
+      GATEHOUSE_RUNTIME: "bundle",
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -250,35 +251,6 @@ async function stop(child: ChildProcess): Promise<void> {
   child.kill("SIGTERM");
   await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
   child.kill("SIGKILL");
-}
-
-/** The sidecar bundled into one ES module by esbuild (a dependency of tsx), run without tsx. */
-async function bundleSidecar(): Promise<string | undefined> {
-  try {
-    const esbuild = await import("esbuild");
-    const dir = mkdtempSync(join(tmpdir(), "gatehouse-sidecar-"));
-    const entry = join(dir, "entry.ts");
-    writeFileSync(
-      entry,
-      `import { sidecarCommand } from ${JSON.stringify(join(ROOT, "services/cli/sidecar-command.ts"))};\nprocess.exitCode = await sidecarCommand.run(process.argv.slice(2));\n`,
-    );
-    const outfile = join(dir, "sidecar.mjs");
-    await esbuild.build({
-      entryPoints: [entry],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      minify: true,
-      outfile,
-      logLevel: "warning",
-      banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
-    });
-    return outfile;
-  } catch (err) {
-    console.warn(`bundled sidecar skipped: ${(err as Error).message}`);
-    return undefined;
-  }
 }
 
 // ---- load ----
@@ -322,20 +294,13 @@ async function peakRss<T>(pid: number, work: () => Promise<T>): Promise<{ result
 const forwardHeaders = { "x-forwarded-method": "GET", "x-forwarded-uri": "/orders/42" };
 const upstream = await startPeer(["upstream"]);
 
-// Start-up and footprint: the CLI as shipped, then the bundle.
+// Start-up and footprint: the CLI as shipped.
+await buildSidecarBundle();
 const viaBin = await startSidecar(["bin/gatehouse.mjs", "sidecar"], upstream.port);
 await new Promise((r) => setTimeout(r, 1000));
 const idleMb = rssMb(viaBin.pid);
 rows.push(row("ready_ms", viaBin.readyMs, "ms", 1000));
 rows.push(row("rss_idle_mb", idleMb, "MB", 80));
-const bundle = await bundleSidecar();
-if (bundle !== undefined) {
-  const viaBundle = await startSidecar([bundle, "sidecar"], upstream.port);
-  await new Promise((r) => setTimeout(r, 1000));
-  rows.push(row("ready_ms_bundled", viaBundle.readyMs, "ms", 1000));
-  rows.push(row("rss_idle_mb_bundled", rssMb(viaBundle.pid), "MB", 80));
-  await stop(viaBundle.child);
-}
 
 const sidecar = viaBin;
 const warm = Math.min(1, durationS);
@@ -552,7 +517,7 @@ upstream.child.kill("SIGKILL");
 jwksServer.close();
 
 notes.how =
-  "sidecar = node bin/gatehouse.mjs sidecar (tsx) unless *_bundled; load = autocannon in the bench process, " +
+  "sidecar = node bin/gatehouse.mjs sidecar (its bundle); load = autocannon in the bench process, " +
   "distinct tokens rotated per request; peers = express 5 + express-jwt + jwks-rsa (ES256) in their own processes";
 report("sidecar", rows, notes);
 const ratio = rows.find((r) => r.metric === "http_ratio_to_express_jwt")!.value;

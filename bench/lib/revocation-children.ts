@@ -38,6 +38,23 @@ export interface BootstrapResult {
   rssMb: number;
   rssBeforeMb: number;
   heapMb: number;
+  /** The floor: the same stream read by bare paged XRANGE (raw ioredis, same page size, nothing decoded). */
+  bareReadSeconds: number;
+}
+
+/** Reads the whole stream in pages of 10,000 (the follower's page size) and throws the replies away. */
+async function bareRead(key: string): Promise<number> {
+  const redis = new Redis(REDIS_URL);
+  const t0 = performance.now();
+  let start = "-";
+  for (;;) {
+    const page = (await redis.xrange(key, start, "+", "COUNT", 10_000)) as [string, string[]][];
+    if (page.length < 10_000) break;
+    start = `(${page.at(-1)![0]}`;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  redis.disconnect();
+  return seconds;
 }
 
 async function subscribers(mode: "gatehouse" | "raw", key: string, n: number): Promise<void> {
@@ -134,6 +151,7 @@ async function bootstrapChild(key: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   const mem = process.memoryUsage();
+  const bareReadSeconds = await bareRead(key);
   process.send!({
     bootstrap: {
       seconds,
@@ -141,6 +159,7 @@ async function bootstrapChild(key: string): Promise<void> {
       rssMb: mem.rss / 2 ** 20,
       rssBeforeMb: rssBefore / 2 ** 20,
       heapMb: mem.heapUsed / 2 ** 20,
+      bareReadSeconds,
     },
   } satisfies ToParent);
   await follower.stop();

@@ -1,0 +1,6 @@
+/** Types of scripts/sidecar-bundle.mjs for the TypeScript callers (benchmarks). */
+export function buildSidecarBundle(options?: {
+  root?: string;
+  outdir?: string;
+  force?: boolean;
+}): Promise<"built" | "current">;
