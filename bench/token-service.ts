@@ -4,7 +4,7 @@
  * statement the service runs) driven straight through `pg` at the same concurrency, and raw
  * Ed25519 signing on one core.
  *
- *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 1] [--peer 0]
+ *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 1] [--peer 0] [--pool N]
  *
  * The peer for Refresh, measured in the same run at the same concurrency: oidc-provider's refresh
  * grant with rotation on Postgres (bench/lib/oidc-provider-peer.ts says how it is configured);
@@ -252,6 +252,7 @@ async function main() {
   const durationMs = flag("duration", 10) * 1000;
   const concurrency = flag("concurrency", 32);
   const drivers = flag("drivers", 1);
+  const pool = flag("pool", Math.min(concurrency, 32));
   const withPeer = !process.argv.includes("--peer") || flag("peer", 0) > 0;
   const schema = `bench_${randomBytes(4).toString("hex")}`;
   const url = new URL(BASE_URL);
@@ -286,7 +287,7 @@ async function main() {
       GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
       GATEHOUSE_LOG_LEVEL: "warn",
       GATEHOUSE_LOG_PRETTY: "false",
-      GATEHOUSE_DATABASE_POOL_SIZE: String(Math.min(concurrency, 32)),
+      GATEHOUSE_DATABASE_POOL_SIZE: String(pool),
       // One client is the whole load here: measure capacity, not the per-client limits.
       GATEHOUSE_RATE_LIMIT_ISSUE: "off",
       GATEHOUSE_RATE_LIMIT_REFRESH: "off",
