@@ -60,9 +60,11 @@ export function createConnectNodeHandler(options: ConnectNodeHandlerOptions): No
     requireConnectProtocolHeader: false,
     // connect decodes JSON text with a lenient TextDecoder (bad UTF-8 becomes U+FFFD, silently).
     // A fatal one makes it INVALID_ARGUMENT like bad UTF-8 in binary messages. (Read by connect's
-    // JSON serialization, though its type does not list it.)
+    // JSON serialization, though its type does not list it.) Unknown fields are refused too: a
+    // misspelt field in an admin call must fail, not run the call as if it were absent.
     jsonOptions: {
       textDecoder: new TextDecoder("utf-8", { fatal: true }),
+      ignoreUnknownFields: false,
     } as ConnectRouterOptions["jsonOptions"],
     ...options.routerOptions,
   });
