@@ -39,41 +39,32 @@ export const sidecarCommand: Command = {
     const redisUrl = settings.redisUrl;
     const follow = redisUrl
       ? await (async () => {
-          const [{ createRedisBus }, { createMemoryRevocationState }, { createStreamFollower }] =
-            await Promise.all([
-              import("../shared/revocation/redis-bus.ts"),
-              import("../sidecar/revocation-state/memory-revocation-state.ts"),
-              import("../sidecar/revocation-stream/stream-follower.ts"),
-            ]);
+          const [{ createRedisBus }, { createBusFollower }] = await Promise.all([
+            import("../shared/revocation/redis-bus.ts"),
+            import("../sidecar/revocation-stream/bus-follower.ts"),
+          ]);
           const bus = createRedisBus({ url: redisUrl, name: "gatehouse-sidecar", logger });
-          const state = createMemoryRevocationState({ stalenessBoundMs: settings.stalenessBound });
-          const follower = createStreamFollower({
+          const revocations = createBusFollower({
             bus,
             stream: settings.revocationStream,
-            state,
+            stalenessBoundMs: settings.stalenessBound,
             logger: logger.child({ part: "revocations" }),
             metrics,
           });
-          return { bus, state, follower };
+          return { bus, revocations };
         })()
       : undefined;
     const sidecar = await startSidecar({
       settings,
       logger,
       metrics,
-      ...(follow
-        ? {
-            revocation: follow.state,
-            onReady: follow.follower.start(),
-            readiness: () => (follow.follower.ready() ? [] : ["revocation stream not bootstrapped yet"]),
-          }
-        : {}),
+      ...(follow ? follow.revocations.sidecarOptions() : {}),
     });
     const signal = await untilSignal();
     logger.info({ signal }, "shutting down");
     await sidecar.shutdown();
     if (follow) {
-      await follow.follower.stop();
+      await follow.revocations.stop();
       await follow.bus.close();
     }
     return EXIT_OK;
