@@ -38,8 +38,6 @@ let service: RunningTokenService;
 let root: { id: string; secret: string };
 const logLines: string[] = [];
 
-
-
 const READ_ONLY = new Set([
   "GetJwks",
   "IssueServiceToken",
