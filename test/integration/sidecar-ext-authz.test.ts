@@ -12,6 +12,7 @@ import { grpcServiceDefinition } from "../../services/shared/rpc/grpc-server.ts"
 import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import {
+  removePolicies,
   startTestSidecar,
   startTestTokenService,
   type TestTokenService,
@@ -61,6 +62,7 @@ afterAll(async () => {
   await stripping?.shutdown(100);
   await ts?.service.shutdown();
   await tdb?.drop();
+  removePolicies();
 });
 
 function check(port: number, http: HttpInit): Promise<CheckResponse> {

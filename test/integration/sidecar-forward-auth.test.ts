@@ -6,6 +6,7 @@ import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import {
   ISSUER,
+  removePolicies,
   startTestSidecar,
   startTestTokenService,
   type TestTokenService,
@@ -51,6 +52,7 @@ afterAll(async () => {
   await sidecar?.shutdown(100);
   await ts?.service.shutdown();
   await tdb?.drop();
+  removePolicies();
 });
 
 const authz = (headers: Record<string, string>, method = "GET") =>

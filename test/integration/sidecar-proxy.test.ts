@@ -9,6 +9,7 @@ import { createMemoryRevocationState } from "../../services/sidecar/revocation-s
 import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import {
+  removePolicies,
   startTestSidecar,
   startTestTokenService,
   type TestTokenService,
@@ -290,6 +291,7 @@ afterAll(async () => {
   h2Up.close();
   await ts?.service.shutdown();
   await tdb?.drop();
+  removePolicies();
 });
 
 interface Answer {

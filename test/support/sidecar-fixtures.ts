@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSettings } from "../../services/shared/config/index.ts";
@@ -127,12 +127,20 @@ export async function startTestSidecar(
   return sidecar;
 }
 
-/** Writes a policy file into a fresh temporary directory and returns its path. */
+const policyDirs: string[] = [];
+
+/** Writes a policy file into a fresh temporary directory and returns its path; see {@link removePolicies}. */
 export function writePolicy(text: string, name = "policy.yaml"): string {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-policy-"));
+  policyDirs.push(dir);
   const file = join(dir, name);
   writeFileSync(file, text);
   return file;
+}
+
+/** Removes every directory {@link writePolicy} made in this process: call it in `afterAll`, after the sidecars stopped. */
+export function removePolicies(): void {
+  for (const dir of policyDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 export async function until(condition: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
