@@ -54,6 +54,7 @@ import { poolExecutor } from "../services/token/store/sql-executor.ts";
 import { createSqlTokenStore } from "../services/token/store/sql-token-store.ts";
 import { flag, percentile, report, row } from "./lib/bench-results.ts";
 import type { BootstrapResult, LoopDelay, ToParent } from "./lib/revocation-children.ts";
+import { fillRevocationStream } from "./lib/revocation-fill.ts";
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -344,24 +345,7 @@ async function propagation(
 async function bootstrap(size: number, redis: Redis): Promise<BootstrapResult & { buildS: number }> {
   const key = `bench:revocation:boot:${randomBytes(4).toString("hex")}`;
   try {
-    const t0 = performance.now();
-    const at = Date.now();
-    const until = Math.floor(at / 1000) + 3600;
-    for (let done = 0; done < size; ) {
-      const chunk = Math.min(10_000, size - done);
-      const p = redis.pipeline();
-      for (let i = 0; i < chunk; i++) {
-        p.xadd(
-          key,
-          "*",
-          "e",
-          JSON.stringify({ id: randomUUID(), type: "token_revoked", at, until, jti: randomUUID() }),
-        );
-      }
-      await p.exec();
-      done += chunk;
-    }
-    const buildS = (performance.now() - t0) / 1000;
+    const buildS = await fillRevocationStream(redis, key, size);
     const child = spawnChild(["--role", "bootstrap", "--key", key], true);
     const result = await new Promise<BootstrapResult>((resolve, reject) => {
       child.once("exit", (code) => reject(new Error(`bootstrap process exited (${code})`)));
