@@ -1,18 +1,15 @@
 import { createHash, randomBytes } from "node:crypto";
-import * as http from "node:http";
 import * as http2 from "node:http2";
-import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { httpDenialHeaders } from "../control/denial.ts";
 import { queryOf } from "../control/guard.ts";
 import { identityHeaders } from "../control/identity-headers.ts";
 import { requestHeadersForUpstream } from "./forward-headers.ts";
-import type { WebSocketProxyOptions } from "./websocket.ts";
+import { requestUpgrade, UNAVAILABLE_BODY, type WebSocketProxyOptions } from "./websocket.ts";
 
 const { NGHTTP2_CANCEL, NGHTTP2_CONNECT_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 /** RFC 6455 §1.3: the GUID the server's `Sec-WebSocket-Accept` hashes with the client's key. */
 const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-const UNAVAILABLE_BODY = JSON.stringify({ error: "unavailable", message: "the app is not answering" });
 /** Answer headers of the app's 101 that mean something to an RFC 8441 client. */
 const PASSED_BACK = ["sec-websocket-protocol", "sec-websocket-extensions"];
 
@@ -30,7 +27,7 @@ const PASSED_BACK = ["sec-websocket-protocol", "sec-websocket-extensions"];
 export function createH2WebSocketProxy(
   options: WebSocketProxyOptions,
 ): (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void {
-  const { guard, target } = options;
+  const { guard } = options;
   return (stream, headers) => {
     const path = headers[":path"] ?? "/";
     const authority = headers[":authority"];
@@ -65,49 +62,34 @@ export function createH2WebSocketProxy(
         out["sec-websocket-key"] = key;
         out["sec-websocket-version"] = headers["sec-websocket-version"] ?? "13";
         if (authority !== undefined) out.host = authority;
-        const upstreamReq = http.request({
-          host: target.host,
-          port: target.port,
-          method: "GET",
-          path: result.path + queryOf(path),
-          headers: out,
-          agent: false,
-          setHost: authority === undefined,
-        });
-        let connectTimer: NodeJS.Timeout | undefined;
-        let timedOut = false;
-        let answered = false;
         const giveUp = () => {
           if (!stream.closed) stream.close(NGHTTP2_CANCEL);
         };
+        const upstream = requestUpgrade(
+          options,
+          {
+            method: "GET",
+            path: result.path + queryOf(path),
+            headers: out,
+            setHost: authority === undefined,
+          },
+          (reason) => {
+            if (reason === null) {
+              giveUp();
+              return;
+            }
+            options.onUpstreamError(reason);
+            if (stream.closed) return;
+            stream.respond({ ":status": 502, "content-type": "application/json" });
+            stream.end(UNAVAILABLE_BODY);
+          },
+        );
+        const upstreamReq = upstream.req;
         stream.once("close", () => {
-          if (!answered) upstreamReq.destroy();
-        });
-        upstreamReq.once("socket", (s: Socket) => {
-          if (!s.connecting) return;
-          connectTimer = setTimeout(() => {
-            timedOut = true;
-            upstreamReq.destroy();
-          }, options.connectTimeoutMs);
-          s.once("connect", () => clearTimeout(connectTimer));
-        });
-        upstreamReq.on("error", (err: NodeJS.ErrnoException) => {
-          clearTimeout(connectTimer);
-          if (answered) {
-            giveUp();
-            return;
-          }
-          answered = true;
-          options.onUpstreamError(
-            timedOut ? "connect_timeout" : err.code === "ECONNREFUSED" ? "connect_failed" : "other",
-          );
-          if (stream.closed) return;
-          stream.respond({ ":status": 502, "content-type": "application/json" });
-          stream.end(UNAVAILABLE_BODY);
+          if (!upstream.answered) upstreamReq.destroy();
         });
         upstreamReq.once("upgrade", (res, upstreamSocket: Duplex, upstreamHead: Buffer) => {
-          clearTimeout(connectTimer);
-          answered = true;
+          upstream.answer();
           const accept = createHash("sha1")
             .update(key + WEBSOCKET_GUID)
             .digest("base64");
@@ -143,8 +125,7 @@ export function createH2WebSocketProxy(
         });
         upstreamReq.once("response", (res) => {
           // The app declined to switch: relay its answer.
-          clearTimeout(connectTimer);
-          answered = true;
+          upstream.answer();
           if (stream.closed) {
             res.destroy();
             return;

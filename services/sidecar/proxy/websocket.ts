@@ -6,7 +6,7 @@ import type { Guard } from "../control/guard.ts";
 import { queryOf } from "../control/guard.ts";
 import { identityHeaders } from "../control/identity-headers.ts";
 import { requestHeadersForUpstream } from "./forward-headers.ts";
-import type { UpstreamTarget } from "./upstream.ts";
+import type { UpstreamFailure, UpstreamTarget } from "./upstream.ts";
 
 export interface WebSocketProxyOptions {
   guard: Guard;
@@ -14,7 +14,70 @@ export interface WebSocketProxyOptions {
   forwardToken: boolean;
   stripAuthorization: boolean;
   connectTimeoutMs: number;
-  onUpstreamError(reason: "connect_timeout" | "connect_failed" | "reset" | "other"): void;
+  onUpstreamError(reason: UpstreamFailure): void;
+}
+
+export const UNAVAILABLE_BODY = JSON.stringify({ error: "unavailable", message: "the app is not answering" });
+
+export interface UpgradeRequest {
+  readonly req: http.ClientRequest;
+  /** Whether the app has answered (`upgrade` or `response`). */
+  readonly answered: boolean;
+  /** Call from the `upgrade` and `response` handlers: stops the connect timer. */
+  answer(): void;
+}
+
+/**
+ * Sends an Upgrade handshake to the app on a connection of its own (never pooled: it becomes the
+ * tunnel), with the connect timeout armed. `onError` gets why the request failed before the app
+ * answered (for the upstream-error metric and the 502), or `null` when it failed afterwards, when
+ * all that is left is to tear the tunnel down. Both WebSocket front ends (HTTP/1.1 and RFC 8441)
+ * use it, so they time out and classify failures alike.
+ */
+export function requestUpgrade(
+  options: Pick<WebSocketProxyOptions, "target" | "connectTimeoutMs">,
+  init: { method: string; path: string; headers: http.OutgoingHttpHeaders; setHost: boolean },
+  onError: (reason: UpstreamFailure | null) => void,
+): UpgradeRequest {
+  const req = http.request({
+    host: options.target.host,
+    port: options.target.port,
+    method: init.method,
+    path: init.path,
+    headers: init.headers,
+    agent: false,
+    setHost: init.setHost,
+  });
+  let connectTimer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  let answered = false;
+  req.once("socket", (s: Socket) => {
+    if (!s.connecting) return;
+    connectTimer = setTimeout(() => {
+      timedOut = true;
+      req.destroy();
+    }, options.connectTimeoutMs);
+    s.once("connect", () => clearTimeout(connectTimer));
+  });
+  req.on("error", (err: NodeJS.ErrnoException) => {
+    clearTimeout(connectTimer);
+    if (answered) {
+      onError(null);
+      return;
+    }
+    answered = true;
+    onError(timedOut ? "connect_timeout" : err.code === "ECONNREFUSED" ? "connect_failed" : "other");
+  });
+  return {
+    req,
+    get answered() {
+      return answered;
+    },
+    answer() {
+      clearTimeout(connectTimer);
+      answered = true;
+    },
+  };
 }
 
 /**
@@ -27,7 +90,7 @@ export interface WebSocketProxyOptions {
 export function createWebSocketProxy(
   options: WebSocketProxyOptions,
 ): (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void {
-  const { guard, target } = options;
+  const { guard } = options;
   return (req, socket, head) => {
     socket.on("error", () => socket.destroy());
     // Other upgrades (`Upgrade: h2c` from `curl --http2`) are declined the usual way: the request is
@@ -63,41 +126,26 @@ export function createWebSocketProxy(
             headers[name] = value;
         }
         if (req.headers.host !== undefined) headers.host = req.headers.host;
-        const upstreamReq = http.request({
-          host: target.host,
-          port: target.port,
-          method: req.method,
-          path: result.path + queryOf(url),
-          headers,
-          agent: false,
-          setHost: req.headers.host === undefined,
-        });
-        let connectTimer: NodeJS.Timeout | undefined;
-        let timedOut = false;
-        let answered = false;
-        upstreamReq.once("socket", (s: Socket) => {
-          if (!s.connecting) return;
-          connectTimer = setTimeout(() => {
-            timedOut = true;
-            upstreamReq.destroy();
-          }, options.connectTimeoutMs);
-          s.once("connect", () => clearTimeout(connectTimer));
-        });
-        upstreamReq.on("error", (err: NodeJS.ErrnoException) => {
-          clearTimeout(connectTimer);
-          if (answered) {
-            socket.destroy();
-            return;
-          }
-          answered = true;
-          options.onUpstreamError(
-            timedOut ? "connect_timeout" : err.code === "ECONNREFUSED" ? "connect_failed" : "other",
-          );
-          writeRaw(socket, 502, { "content-type": "application/json" }, UNAVAILABLE_BODY);
-        });
+        const upstream = requestUpgrade(
+          options,
+          {
+            method: req.method ?? "GET",
+            path: result.path + queryOf(url),
+            headers,
+            setHost: req.headers.host === undefined,
+          },
+          (reason) => {
+            if (reason === null) {
+              socket.destroy();
+              return;
+            }
+            options.onUpstreamError(reason);
+            writeRaw(socket, 502, { "content-type": "application/json" }, UNAVAILABLE_BODY);
+          },
+        );
+        const upstreamReq = upstream.req;
         upstreamReq.once("upgrade", (res, upstreamSocket, upstreamHead) => {
-          clearTimeout(connectTimer);
-          answered = true;
+          upstream.answer();
           socket.write(responseHead(res.statusCode ?? 101, res.statusMessage, res.rawHeaders));
           if (upstreamHead.length > 0) socket.write(upstreamHead);
           if (head.length > 0) upstreamSocket.write(head);
@@ -109,8 +157,7 @@ export function createWebSocketProxy(
         });
         upstreamReq.once("response", (res) => {
           // The app declined to switch: relay its answer, delimited by closing the connection.
-          clearTimeout(connectTimer);
-          answered = true;
+          upstream.answer();
           const raw: string[] = [];
           for (let i = 0; i < res.rawHeaders.length; i += 2) {
             const name = res.rawHeaders[i]!.toLowerCase();
@@ -127,8 +174,6 @@ export function createWebSocketProxy(
       .catch(() => socket.destroy());
   };
 }
-
-const UNAVAILABLE_BODY = JSON.stringify({ error: "unavailable", message: "the app is not answering" });
 
 function deny(socket: Duplex, denial: Denial): void {
   writeRaw(socket, denial.httpStatus, httpDenialHeaders(denial), denial.body);
