@@ -1,4 +1,4 @@
-import { createHash, type KeyObject, randomUUID, sign } from "node:crypto";
+import { createHash, randomUUID, sign } from "node:crypto";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES, type GatehouseErrorCode } from "../../services/shared/errors/codes.ts";
@@ -7,14 +7,7 @@ import { createMemoryRevocationState } from "../../services/sidecar/revocation-s
 import { bearerToken } from "../../services/sidecar/verifier/bearer-token.ts";
 import { createVerifier, type KeyResolver, type Verifier } from "../../services/sidecar/verifier/index.ts";
 import { parseBasicCredentials } from "../../services/token/clients/basic-credentials.ts";
-import {
-  type GeneratedKey,
-  generateSigningKey,
-  privateKeyFromPkcs8,
-  publicKeyFromJwk,
-  SIGNING_ALGORITHMS,
-  type SigningAlgorithm,
-} from "../../services/token/keys/signing-key-material.ts";
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from "../../services/token/keys/signing-key-material.ts";
 import { buildAccessTokenClaims } from "../../services/token/tokens/access-token-claims.ts";
 import { createAccessTokenSigner } from "../../services/token/tokens/access-token-signer.ts";
 import {
@@ -25,6 +18,7 @@ import {
   REFRESH_TOKEN_PREFIX,
   refreshTokenShapeProblem,
 } from "../../services/token/tokens/refresh-token-format.ts";
+import { generateTestKeys, type TestKey } from "../support/signing-test-keys.ts";
 
 /**
  * Hostile input to the sidecar's token parsing and verification, the bearer-header parser, client
@@ -52,18 +46,11 @@ const VERIFY_REASONS = new Set<GatehouseErrorCode>([
   "insufficient_scope",
 ]);
 
-interface TestKey extends GeneratedKey {
-  privateKey: KeyObject;
-  publicKey: KeyObject;
-}
-const keys = {} as Record<SigningAlgorithm, TestKey>;
+let keys: Record<SigningAlgorithm, TestKey>;
 let verifier: Verifier;
 
 beforeAll(async () => {
-  for (const alg of SIGNING_ALGORITHMS) {
-    const k = await generateSigningKey(alg);
-    keys[alg] = { ...k, privateKey: privateKeyFromPkcs8(k.pkcs8), publicKey: publicKeyFromJwk(k.publicJwk) };
-  }
+  keys = await generateTestKeys();
   const resolveKey: KeyResolver = ({ kid }) => {
     const key = Object.values(keys).find((k) => k.kid === kid);
     if (!key) throw new GatehouseError("unknown_key", "no key with this kid");

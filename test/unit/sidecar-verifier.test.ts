@@ -1,38 +1,24 @@
-import { createHmac, type KeyObject, randomUUID, sign } from "node:crypto";
+import { createHmac, randomUUID, sign } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GatehouseError } from "../../services/shared/errors/gatehouse-error.ts";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
 import type { KeyResolver, Requirement } from "../../services/sidecar/verifier/index.ts";
 import { createVerifier } from "../../services/sidecar/verifier/index.ts";
-import {
-  type GeneratedKey,
-  generateSigningKey,
-  privateKeyFromPkcs8,
-  publicKeyFromJwk,
-  SIGNING_ALGORITHMS,
-  type SigningAlgorithm,
-} from "../../services/token/keys/signing-key-material.ts";
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from "../../services/token/keys/signing-key-material.ts";
 import { buildAccessTokenClaims } from "../../services/token/tokens/access-token-claims.ts";
 import { createAccessTokenSigner } from "../../services/token/tokens/access-token-signer.ts";
+import { generateTestKeys, type TestKey } from "../support/signing-test-keys.ts";
 
 const ISSUER = "https://auth.example.com";
 const NOW_S = 1_800_000_000;
 const NOW = NOW_S * 1000;
 const SID = "5d0c5f5e-4e0b-4b55-9d1e-8d2c0e7f0a11";
 
-interface TestKey extends GeneratedKey {
-  privateKey: KeyObject;
-  publicKey: KeyObject;
-}
-
-const keys = {} as Record<SigningAlgorithm, TestKey>;
+let keys: Record<SigningAlgorithm, TestKey>;
 let ed: TestKey;
 
 beforeAll(async () => {
-  for (const alg of SIGNING_ALGORITHMS) {
-    const k = await generateSigningKey(alg);
-    keys[alg] = { ...k, privateKey: privateKeyFromPkcs8(k.pkcs8), publicKey: publicKeyFromJwk(k.publicJwk) };
-  }
+  keys = await generateTestKeys();
   ed = keys.EdDSA;
 });
 
