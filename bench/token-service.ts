@@ -12,9 +12,8 @@
  * The service runs as its own process (`gatehouse serve`); load comes from separate driver processes
  * (a grpc-js client in one process tops out near 3k calls/s), all on loopback.
  */
-import { type ChildProcess, fork, spawn } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { generateKeyPairSync, randomBytes, randomUUID, sign } from "node:crypto";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -35,6 +34,7 @@ import {
   generateRefreshToken,
   hashRefreshToken,
 } from "../services/token/tokens/refresh-token-format.ts";
+import { startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
 import { flag, percentile, report, row } from "./lib/bench-results.ts";
 import { measureOidcProviderRefresh, OIDC_PROVIDER_CONFIG } from "./lib/oidc-provider-peer.ts";
 
@@ -138,15 +138,6 @@ if (process.argv[2] === "--driver") {
 }
 
 // ---------------------------------------------------------------- coordinator
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function drive(task: Omit<DriverTask, "slots">, concurrency: number, drivers: number) {
   const children: ChildProcess[] = [];
   const results = await Promise.all(
@@ -255,8 +246,6 @@ async function main() {
   const pool = flag("pool", Math.min(concurrency, 32));
   const withPeer = !process.argv.includes("--peer") || flag("peer", 0) > 0;
   const schema = `bench_${randomBytes(4).toString("hex")}`;
-  const url = new URL(BASE_URL);
-  url.searchParams.set("schema", schema);
   await migrate({ kind: "postgres", url: BASE_URL, schema });
   const setup = await createDatabase({ kind: "postgres", url: BASE_URL, schema });
   const secret = generateClientSecret();
@@ -272,46 +261,26 @@ async function main() {
   });
   await setup.close();
 
-  const grpcPort = await freePort();
-  const httpPort = await freePort();
   // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service.
   const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
-  const server = spawn(process.execPath, [...nodeArgs, "bin/gatehouse.mjs", "serve"], {
-    cwd: fileURLToPath(new URL("..", import.meta.url)),
-    env: {
-      ...process.env,
-      DATABASE_URL: url.toString(),
-      GATEHOUSE_ISSUER: "https://bench.local",
-      GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64"),
-      GATEHOUSE_LISTEN: `127.0.0.1:${grpcPort}`,
-      GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
-      GATEHOUSE_LOG_LEVEL: "warn",
-      GATEHOUSE_LOG_PRETTY: "false",
-      GATEHOUSE_DATABASE_POOL_SIZE: String(pool),
-      // One client is the whole load here: measure capacity, not the per-client limits.
-      GATEHOUSE_RATE_LIMIT_ISSUE: "off",
-      GATEHOUSE_RATE_LIMIT_REFRESH: "off",
-      GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
-    },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  let server: TokenServiceProcess | undefined;
   try {
-    const readyBy = Date.now() + 20_000;
-    while (
-      !(await fetch(`http://127.0.0.1:${httpPort}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      ))
-    ) {
-      if (Date.now() > readyBy) throw new Error("token service did not become ready");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const task = { port: grpcPort, clientId: "bench", secret };
+    server = await startTokenService(
+      {
+        GATEHOUSE_LOG_LEVEL: "warn",
+        GATEHOUSE_DATABASE_POOL_SIZE: String(pool),
+        // One client is the whole load here: measure capacity, not the per-client limits.
+        GATEHOUSE_RATE_LIMIT_ISSUE: "off",
+        GATEHOUSE_RATE_LIMIT_REFRESH: "off",
+        GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
+      },
+      { schema, nodeArgs, showLogs: true },
+    );
+    const task = { port: server.grpcPort, clientId: "bench", secret };
     await drive({ ...task, mode: "issue", durationMs: 1000 }, concurrency, drivers); // warm-up
     const issue = await drive({ ...task, mode: "issue", durationMs }, concurrency, drivers);
     const refresh = await drive({ ...task, mode: "refresh", durationMs }, concurrency, drivers);
-    server.kill("SIGTERM");
-    await new Promise((r) => server.once("exit", r));
+    await server.stop();
     const limit = await bareRotation(BASE_URL, schema, "bench", concurrency, durationMs);
     const peer = withPeer
       ? await measureOidcProviderRefresh({
@@ -354,7 +323,7 @@ async function main() {
       },
     );
   } finally {
-    if (server.exitCode === null) server.kill("SIGKILL");
+    await server?.stop();
     const c = new pg.Client({ connectionString: BASE_URL });
     await c.connect();
     await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

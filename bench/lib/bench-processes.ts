@@ -61,18 +61,34 @@ export interface TokenServiceProcess {
   child: ChildProcess;
   grpcPort: number;
   httpPort: number;
-  /** Stops the process and drops its schema. */
+  /** Stops the process and drops its schema (unless the caller passed its own). */
   stop(): Promise<void>;
 }
 
+export interface StartTokenServiceOptions {
+  /**
+   * A migrated schema the caller owns (and drops): for a bench that prepares rows first and reads
+   * them after the service stopped. Default: a fresh bench-only schema, dropped by `stop()`.
+   */
+  schema?: string;
+  /** Node flags for the service process, e.g. `--cpu-prof`. */
+  nodeArgs?: string[];
+  /** Show the service's stdout (its logs) instead of discarding it. */
+  showLogs?: boolean;
+}
+
 /** `node bin/gatehouse.mjs serve` on a migrated bench-only schema; resolves once /readyz is 200. */
-export async function startTokenService(env: Record<string, string> = {}): Promise<TokenServiceProcess> {
-  const schema = `bench_ts_${randomBytes(4).toString("hex")}`;
-  await migrate({ kind: "postgres", url: DATABASE_URL, schema });
+export async function startTokenService(
+  env: Record<string, string> = {},
+  options: StartTokenServiceOptions = {},
+): Promise<TokenServiceProcess> {
+  const ownSchema = options.schema === undefined;
+  const schema = options.schema ?? `bench_ts_${randomBytes(4).toString("hex")}`;
+  if (ownSchema) await migrate({ kind: "postgres", url: DATABASE_URL, schema });
   const url = new URL(DATABASE_URL);
   url.searchParams.set("schema", schema);
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ["bin/gatehouse.mjs", "serve"], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "bin/gatehouse.mjs", "serve"], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -85,9 +101,10 @@ export async function startTokenService(env: Record<string, string> = {}): Promi
       GATEHOUSE_LOG_PRETTY: "false",
       ...env,
     },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", options.showLogs ? "inherit" : "ignore", "inherit"],
   });
   const dropSchema = async () => {
+    if (!ownSchema) return;
     const c = new pg.Client({ connectionString: DATABASE_URL });
     await c.connect();
     await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
