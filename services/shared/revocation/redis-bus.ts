@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { backoffDelay } from "./backoff.ts";
+import { createRangeReader, type RangeReader } from "./redis-range-reader.ts";
 import { abortError, type BusEntry, type RevocationBus, type StreamInfo } from "./revocation-bus.ts";
 
 /** The part of a pino logger the bus uses. */
@@ -77,7 +78,9 @@ const toEntry = ([id, fields]: RawEntry): BusEntry => ({ id, fields });
  * A {@link RevocationBus} on Redis streams through ioredis. Commands fail at once while Redis is
  * unreachable (no offline queue, no retries per request) and the connection reconnects in the
  * background with backoff and jitter. Blocking reads run on a second connection of their own, opened
- * on first use, so one bus serves one reader at a time.
+ * on first use, so one bus serves one reader at a time. Ranges (the bootstrap) run on a third,
+ * opened for them and closed when idle, with a reader of their own (see redis-range-reader.ts),
+ * except behind Sentinel or a custom connector, where they stay on ioredis.
  */
 export function createRedisBus(options: RedisBusOptions): RevocationBus {
   const minMs = options.reconnect?.minMs ?? 50;
@@ -107,7 +110,9 @@ export function createRedisBus(options: RedisBusOptions): RevocationBus {
     });
     return conn;
   };
-  const commands = open("commands", { commandTimeout: options.commandTimeoutMs ?? 2000 });
+  const commandTimeoutMs = options.commandTimeoutMs ?? 2000;
+  const commands = open("commands", { commandTimeout: commandTimeoutMs });
+  const rangeReader = directRangeReader(commands.options, connectTimeout, commandTimeoutMs);
   let reader: Redis | undefined;
   let closed = false;
 
@@ -152,6 +157,8 @@ export function createRedisBus(options: RedisBusOptions): RevocationBus {
     },
 
     async range(stream, afterId, count) {
+      if (closed) throw new Error("bus closed");
+      if (rangeReader) return rangeReader.range(stream, afterId, count);
       const conn = await ready(commands);
       const raw = (await conn.xrange(stream, `(${afterId}`, "+", "COUNT", count)) as RawEntry[];
       return raw.map(toEntry);
@@ -219,9 +226,36 @@ export function createRedisBus(options: RedisBusOptions): RevocationBus {
       closed = true;
       if (watchdog) clearInterval(watchdog);
       dropReader();
+      rangeReader?.close();
       commands.disconnect();
     },
   };
+}
+
+/** A {@link RangeReader} on the connection ioredis would open, or undefined where ioredis must find the server itself. */
+function directRangeReader(
+  o: RedisOptions,
+  connectTimeoutMs: number,
+  commandTimeoutMs: number,
+): RangeReader | undefined {
+  if (o.Connector || (o.sentinels && o.sentinels.length > 0)) return undefined;
+  return createRangeReader({
+    // ioredis leaves unset fields null, not undefined.
+    connection: {
+      host: o.host ?? undefined,
+      port: o.port ?? undefined,
+      path: o.path ?? undefined,
+      family: o.family || undefined,
+      tls: o.tls ?? undefined,
+      username: o.username ?? undefined,
+      password: o.password ?? undefined,
+      db: o.db ?? undefined,
+      keyPrefix: o.keyPrefix ?? undefined,
+    },
+    name: `${o.connectionName ?? "gatehouse"}:range`,
+    connectTimeoutMs,
+    commandTimeoutMs,
+  });
 }
 
 /** Resolves when the connection is ready; rejects at once when it is known down. */
