@@ -11,7 +11,11 @@ import { Redis } from "ioredis";
 import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../../services/shared/revocation/revocation-bus.ts";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
-import { createStreamFollower, type StreamFollower } from "../../services/sidecar/revocation-stream/index.ts";
+import {
+  createStreamFollower,
+  DEFAULT_PAGE_SIZE,
+  type StreamFollower,
+} from "../../services/sidecar/revocation-stream/index.ts";
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const clock = () => performance.timeOrigin + performance.now();
@@ -38,23 +42,45 @@ export interface BootstrapResult {
   rssMb: number;
   rssBeforeMb: number;
   heapMb: number;
-  /** The floor: the same stream read by bare paged XRANGE (raw ioredis, same page size, nothing decoded). */
-  bareReadSeconds: number;
+  /**
+   * Floors, the same stream read again in the same process, nothing decoded or stored: through the
+   * bus's range reader (what the bootstrap reads with), and through plain ioredis XRANGE.
+   */
+  rangeReadSeconds: number;
+  ioredisReadSeconds: number;
 }
 
-/** Reads the whole stream in pages of 10,000 (the follower's page size) and throws the replies away. */
-async function bareRead(key: string): Promise<number> {
-  const redis = new Redis(REDIS_URL);
+/**
+ * Reads the whole stream in the follower's pages, asking for the next page before looking at this
+ * one (as the follower does), and throws the entries away.
+ */
+async function readWhole(range: (afterId: string) => Promise<{ id: string }[]>): Promise<number> {
   const t0 = performance.now();
-  let start = "-";
+  let next = range("0-0");
   for (;;) {
-    const page = (await redis.xrange(key, start, "+", "COUNT", 10_000)) as [string, string[]][];
-    if (page.length < 10_000) break;
-    start = `(${page.at(-1)![0]}`;
+    const page = await next;
+    if (page.length < DEFAULT_PAGE_SIZE) break;
+    next = range(page.at(-1)!.id);
   }
-  const seconds = (performance.now() - t0) / 1000;
+  return (performance.now() - t0) / 1000;
+}
+
+async function readFloors(
+  key: string,
+): Promise<Pick<BootstrapResult, "rangeReadSeconds" | "ioredisReadSeconds">> {
+  const bus = createRedisBus({ url: REDIS_URL, commandTimeoutMs: 30_000 });
+  const rangeReadSeconds = await readWhole((after) => bus.range(key, after, DEFAULT_PAGE_SIZE));
+  await bus.close();
+  const redis = new Redis(REDIS_URL);
+  const ioredisReadSeconds = await readWhole(async (after) => {
+    const raw = (await redis.xrange(key, `(${after}`, "+", "COUNT", DEFAULT_PAGE_SIZE)) as [
+      string,
+      string[],
+    ][];
+    return raw.map(([id]) => ({ id }));
+  });
   redis.disconnect();
-  return seconds;
+  return { rangeReadSeconds, ioredisReadSeconds };
 }
 
 async function subscribers(mode: "gatehouse" | "raw", key: string, n: number): Promise<void> {
@@ -151,7 +177,7 @@ async function bootstrapChild(key: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   const mem = process.memoryUsage();
-  const bareReadSeconds = await bareRead(key);
+  const floors = await readFloors(key);
   process.send!({
     bootstrap: {
       seconds,
@@ -159,7 +185,7 @@ async function bootstrapChild(key: string): Promise<void> {
       rssMb: mem.rss / 2 ** 20,
       rssBeforeMb: rssBefore / 2 ** 20,
       heapMb: mem.heapUsed / 2 ** 20,
-      bareReadSeconds,
+      ...floors,
     },
   } satisfies ToParent);
   await follower.stop();

@@ -7,6 +7,7 @@ export {
 export { createFollowerMetrics, type FollowerMetrics } from "./follower-metrics.ts";
 export {
   createStreamFollower,
+  DEFAULT_PAGE_SIZE,
   type FollowerLogger,
   type StreamFollower,
   type StreamFollowerOptions,

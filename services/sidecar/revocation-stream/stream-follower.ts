@@ -13,6 +13,13 @@ export interface FollowerLogger {
   warn(obj: object, msg: string): void;
 }
 
+/**
+ * Entries per bootstrap page and per read, unless set. At 10,000 a page lived through several
+ * young-generation collections while it arrived and was applied, and a 1M-entry bootstrap took
+ * 3.2 s instead of 1.9 s. Smaller pages also hold Redis for less time per XRANGE (~0.7 ms).
+ */
+export const DEFAULT_PAGE_SIZE = 2000;
+
 export interface StreamFollowerOptions {
   bus: RevocationBus;
   /** Stream key, e.g. `gatehouse:revocations`. */
@@ -21,7 +28,7 @@ export interface StreamFollowerOptions {
     Partial<Pick<MemoryRevocationState, "reserve">>;
   logger: FollowerLogger;
   metrics?: Registry | undefined;
-  /** Entries per bootstrap page and per read. Default 10,000. */
+  /** Entries per bootstrap page and per read. Default {@link DEFAULT_PAGE_SIZE}. */
   pageSize?: number;
   /** Longest blocking read; each answer, empty or not, confirms the state current. Default 5 s. */
   blockMs?: number;
@@ -57,7 +64,7 @@ export interface StreamFollower {
  */
 export function createStreamFollower(options: StreamFollowerOptions): StreamFollower {
   const { bus, stream, state, logger } = options;
-  const pageSize = options.pageSize ?? 10_000;
+  const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
   const blockMs = options.blockMs ?? 5000;
   const retryMinMs = options.retryMinMs ?? 100;
   const retryMaxMs = options.retryMaxMs ?? 5000;
