@@ -125,7 +125,7 @@ export function createRangeReader(options: RangeReaderOptions): RangeReader {
     });
     // The handshake is pipelined ahead of the first request; an error in it fails the connection.
     for (const args of handshake) {
-      queue.push({ kind: "status", command: args[0]! });
+      queue.push({ kind: "status", command: args[0]!, required: args[0] !== "CLIENT" });
       s.write(encodeCommand(args));
     }
     return s;
@@ -139,8 +139,10 @@ export function createRangeReader(options: RangeReaderOptions): RangeReader {
       if (outcome === INCOMPLETE) break;
       queue.shift();
       if (head.kind === "status") {
-        // Everything pipelined behind a refused AUTH would only answer NOAUTH: fail them all with the reason.
-        if (outcome instanceof Error) throw new Error(`redis refused ${head.command}: ${outcome.message}`);
+        // Everything pipelined behind a refused AUTH would only answer NOAUTH: fail them all with the
+        // reason. The name is only a courtesy: an ACL user may lack CLIENT SETNAME and still read.
+        if (outcome instanceof Error && head.required)
+          throw new Error(`redis refused ${head.command}: ${outcome.message}`);
       } else if (outcome instanceof Error) head.reject(outcome);
       else head.resolve(head.entries);
     }
@@ -165,7 +167,7 @@ export function createRangeReader(options: RangeReaderOptions): RangeReader {
 }
 
 type Pending =
-  | { kind: "status"; command: string }
+  | { kind: "status"; command: string; required: boolean }
   | {
       kind: "range";
       resolve: (entries: BusEntry[]) => void;
