@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -80,6 +81,30 @@ describe("redis range reader", () => {
     for (const count of [1, 2, 7, 100, 1000]) {
       const got = await readAll((after) => r.range(key, after, count), count);
       expect(got, `pages of ${count}`).toEqual(expected);
+    }
+  });
+
+  it("reads the same entries when Redis's replies arrive a few bytes at a time, cut anywhere", async () => {
+    const key = `${tredis.prefix}trickle`;
+    const shapes: string[][] = [
+      ["e", '{"id":"a"}'],
+      ["a", "", "bb", "ünï ✓ 🚀"],
+      ["e", "x".repeat(300)],
+      ["multi", "line\r\n$3\r\n*1\r\n"],
+    ];
+    for (let i = 0; i < 40; i++) for (const fields of shapes) await tredis.redis.xadd(key, "*", ...fields);
+    const expected = await viaIoredis(key, "0-0", 1000);
+
+    const trickle = await startTrickleProxy(redisPort());
+    try {
+      const r = reader(trickle.port);
+      // Two ranges in flight, so one reply's tail and the next one's head share a read.
+      const [all, some] = await Promise.all([r.range(key, "0-0", 1000), r.range(key, expected[9]!.id, 25)]);
+      expect(all).toEqual(expected);
+      expect(some).toEqual(expected.slice(10, 35));
+      expect(trickle.chunks()).toBeGreaterThan(2000);
+    } finally {
+      await trickle.close();
     }
   });
 
@@ -287,4 +312,51 @@ describe("redis range reader", () => {
 async function connectionsNamed(name: string): Promise<number> {
   const list = (await tredis.redis.client("LIST")) as string;
   return list.split("\n").filter((line) => line.includes(` name=${name} `)).length;
+}
+
+/**
+ * A proxy in front of Redis that forwards its replies in slices of 1 to 7 bytes, each written on its
+ * own turn of the event loop with Nagle off, so the reader sees a reply cut at every kind of place:
+ * inside a length, between `\r` and `\n`, inside a multi-byte character.
+ */
+async function startTrickleProxy(redisPortNumber: number) {
+  let chunks = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: "127.0.0.1", port: redisPortNumber });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.setNoDelay(true);
+    client.pipe(upstream);
+    let pending = Buffer.alloc(0);
+    let writing = false;
+    upstream.on("data", async (data: Buffer) => {
+      pending = Buffer.concat([pending, data]);
+      if (writing) return;
+      writing = true;
+      while (pending.length > 0 && !client.destroyed) {
+        const n = 1 + (chunks % 7);
+        client.write(pending.subarray(0, n));
+        pending = pending.subarray(n);
+        chunks++;
+        await new Promise((r) => setImmediate(r));
+      }
+      writing = false;
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    chunks: () => chunks,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }
