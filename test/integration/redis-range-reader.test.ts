@@ -5,8 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createRedisBus } from "../../services/shared/revocation/index.ts";
+import {
+  createRedisBus,
+  encodeRevocationEntry,
+  type RevocationEvent,
+} from "../../services/shared/revocation/index.ts";
 import { createRangeReader, type RangeReader } from "../../services/shared/revocation/redis-range-reader.ts";
+import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
+import { createStreamFollower } from "../../services/sidecar/revocation-stream/index.ts";
 import { freePort } from "../reliability/support/ports.ts";
 import { type TestRedis, useTestRedis } from "../support/redis.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -16,6 +22,10 @@ import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
  * Redis: it must return exactly what ioredis returns, for every shape of entry and however the
  * reply is cut into TCP chunks, and fail cleanly when Redis errs, goes away or goes silent.
  */
+
+/** The Redis commands a sidecar's user needs (docs/operations.md, "Redis connections and permissions"). */
+const SIDECAR_ACL = ["+xinfo|stream", "+xread", "+xrange"];
+const quietLogger = { info() {}, warn() {} };
 
 let tredis: TestRedis;
 const readers: RangeReader[] = [];
@@ -304,6 +314,40 @@ describe("redis range reader", () => {
 
     it("connects over a unix socket path", async () => {
       await expectPrivateEntry(createRedisBus({ url: url(":s3cret"), redis: { path: socketPath } }));
+    });
+
+    it("bootstraps and follows a stream as an ACL user with only the commands docs/operations.md lists", async () => {
+      const admin = new Redis(url(":s3cret"));
+      await admin.acl("SETUSER", "sidecar", "on", ">s1decar", "~s", ...SIDECAR_ACL);
+      const bus = createRedisBus({ url: url("sidecar:s1decar"), readGraceMs: 500 });
+      const state = createMemoryRevocationState();
+      const follower = createStreamFollower({ bus, stream: "s", state, logger: quietLogger, blockMs: 200 });
+      try {
+        await follower.start(); // bootstrap: XINFO, then XRANGE on the range connection
+        // It read the entry written in beforeAll (not a revocation, so skipped).
+        expect(follower.lastId).toBe(((await admin.xrange("s", "-", "+")) as [string, string[]][])[0]![0]);
+        expect(state.size).toBe(0);
+        const token = { jti: "jti-after-bootstrap", subject: "s", clientId: "c", kid: "k", issuedAt: 1 };
+        expect(state.check(token)).toBeNull();
+        const at = Date.now();
+        const revoked: RevocationEvent = { id: "e1", type: "token_revoked", at, until: 4e9, jti: token.jti };
+        await admin.xadd("s", "*", ...encodeRevocationEntry(revoked)); // followed by XREAD
+        const deadline = Date.now() + 5000;
+        while (state.check(token) === null && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 20));
+        expect(state.check(token)).toBe("token_revoked");
+        // The user cannot write to the stream.
+        const asSidecar = new Redis(url("sidecar:s1decar"));
+        try {
+          await expect(asSidecar.xadd("s", "*", "e", "{}")).rejects.toThrow(/NOPERM/);
+        } finally {
+          asSidecar.disconnect();
+        }
+      } finally {
+        await follower.stop();
+        await bus.close();
+        admin.disconnect();
+      }
     });
   });
 });
