@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { backoffDelay } from "./backoff.ts";
+import { GuardedConnector } from "./redis-connector.ts";
 import { createRangeReader, type RangeReader } from "./redis-range-reader.ts";
 import { abortError, type BusEntry, type RevocationBus, type StreamInfo } from "./revocation-bus.ts";
 
@@ -96,6 +97,8 @@ export function createRedisBus(options: RedisBusOptions): RevocationBus {
     retryStrategy: (times) => backoffDelay(times, minMs, maxMs),
     ...options.redis,
   };
+  // Behind Sentinel (or a connector of the caller's) ioredis must find the server itself.
+  if (!base.Connector && !(base.sentinels && base.sentinels.length > 0)) base.Connector = GuardedConnector;
   const open = (role: string, extra: RedisOptions) => {
     const conn = new Redis(options.url, { ...base, ...extra });
     let down = false;
@@ -238,7 +241,7 @@ function directRangeReader(
   connectTimeoutMs: number,
   commandTimeoutMs: number,
 ): RangeReader | undefined {
-  if (o.Connector || (o.sentinels && o.sentinels.length > 0)) return undefined;
+  if (o.Connector !== GuardedConnector) return undefined;
   return createRangeReader({
     // ioredis leaves unset fields null, not undefined.
     connection: {

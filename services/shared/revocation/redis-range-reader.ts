@@ -1,16 +1,9 @@
-import { type NetConnectOpts, connect as netConnect, type Socket } from "node:net";
-import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
+import type { Socket } from "node:net";
+import { openRedisSocket, type RedisSocketOptions } from "./redis-connector.ts";
 import type { BusEntry } from "./revocation-bus.ts";
 
 /** Where and how to connect: the fields of ioredis's own parsed options that a plain connection needs. */
-export interface RangeConnection {
-  host?: string | undefined;
-  port?: number | undefined;
-  /** Unix socket path; wins over host and port. */
-  path?: string | undefined;
-  family?: number | undefined;
-  /** Present for `rediss://`: passed to `tls.connect`, as ioredis does. */
-  tls?: ConnectionOptions | undefined;
+export interface RangeConnection extends RedisSocketOptions {
   username?: string | undefined;
   password?: string | undefined;
   db?: number | undefined;
@@ -80,16 +73,7 @@ export function createRangeReader(options: RangeReaderOptions): RangeReader {
   };
 
   const open = (): Socket => {
-    const target: NetConnectOpts = connection.path
-      ? { path: connection.path }
-      : {
-          host: connection.host ?? "127.0.0.1",
-          port: connection.port ?? 6379,
-          ...(connection.family !== undefined && { family: connection.family }),
-        };
-    const s = connection.tls
-      ? tlsConnect({ ...(target as ConnectionOptions), ...connection.tls })
-      : netConnect(target);
+    const s = openRedisSocket(connection);
     const connected = connection.tls ? "secureConnect" : "connect";
     const connectTimer = setTimeout(() => {
       if (socket === s) fail(new Error(`redis not connected within ${connectTimeoutMs} ms`));
