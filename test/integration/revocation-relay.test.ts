@@ -301,6 +301,11 @@ describe("outbox relay on Redis streams", () => {
       const marked = await outbox("relevant_until > $1", [new Date(clock.now())]);
       return marked.map((r) => r.stream_id).join() === rebuilt.map((e) => e.id).join();
     });
+    // The pass counts the reset once it has returned, a moment after its transaction marked the rows.
+    await until(
+      "the reset counted",
+      async () => (await metric("gatehouse_revocation_relay_resets_total")) === 1,
+    );
     expect(await metric("gatehouse_revocation_relay_resets_total")).toBe(1);
     expect(await metric("gatehouse_revocation_events_published_total", { path: "republish" })).toBe(
       relevant.length,
