@@ -1,5 +1,5 @@
+import { createSessionInsertBatcher } from "./session-insert-batcher.ts";
 import { accessTokenStatus } from "./sql/access-token-status.ts";
-import { createSession } from "./sql/create-session.ts";
 import { readRefreshState } from "./sql/read-refresh-state.ts";
 import { revokeForReuse } from "./sql/revoke-for-reuse.ts";
 import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
@@ -8,28 +8,14 @@ import { rotateRefreshToken } from "./sql/rotate-refresh-token.ts";
 import type { SqlExecutor } from "./sql-executor.ts";
 import type { TokenStore } from "./token-store.ts";
 
-/** {@link TokenStore} over one SQL executor: each method is exactly one statement, one round trip. */
+/**
+ * {@link TokenStore} over one SQL executor: each method is exactly one statement, one round trip;
+ * createSession's statements also carry the sessions of concurrent Issue calls (see
+ * session-insert-batcher.ts).
+ */
 export function createSqlTokenStore(db: SqlExecutor): TokenStore {
   return {
-    async createSession(s) {
-      await db.query(createSession, [
-        s.sessionId,
-        s.subject,
-        s.clientId,
-        s.tenant,
-        s.scopes,
-        s.audience,
-        s.claims === null ? null : JSON.stringify(s.claims),
-        s.signingKid,
-        s.now,
-        s.idleExpiresAt,
-        s.expiresAt,
-        s.device.userAgent,
-        s.device.ipAddress,
-        s.device.name,
-        s.refreshTokenHash,
-      ]);
-    },
+    createSession: createSessionInsertBatcher(db),
 
     async rotateIfLive(r) {
       const rows = await db.query(rotateIfLive, [
