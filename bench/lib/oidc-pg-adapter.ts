@@ -40,12 +40,17 @@ export async function createPgAdapter(url: string, schema: string, poolSize: num
     return name;
   };
 
-  const found = (r: pg.QueryResult) => {
+  const live = "(expires_at IS NULL OR expires_at > now())";
+  /** The live row whose `column` (a fixed column name, never input) equals `value`, as oidc-provider wants it. */
+  const findWhere = async (model: string, column: "id" | "user_code" | "uid", value: string) => {
+    const r = await pool.query(
+      `SELECT payload, consumed_at IS NOT NULL AS consumed FROM ${await table(model)} WHERE ${column} = $1 AND ${live}`,
+      [value],
+    );
     const row = r.rows[0] as { payload: Record<string, unknown>; consumed: boolean } | undefined;
     if (!row) return undefined;
     return row.consumed ? { ...row.payload, consumed: true } : row.payload;
   };
-  const live = "(expires_at IS NULL OR expires_at > now())";
 
   class PgAdapter implements OidcAdapter {
     constructor(private readonly model: string) {}
@@ -65,29 +70,14 @@ export async function createPgAdapter(url: string, schema: string, poolSize: num
         ],
       );
     }
-    async find(id: string) {
-      return found(
-        await pool.query(
-          `SELECT payload, consumed_at IS NOT NULL AS consumed FROM ${await table(this.model)} WHERE id = $1 AND ${live}`,
-          [id],
-        ),
-      );
+    find(id: string) {
+      return findWhere(this.model, "id", id);
     }
-    async findByUserCode(userCode: string) {
-      return found(
-        await pool.query(
-          `SELECT payload, consumed_at IS NOT NULL AS consumed FROM ${await table(this.model)} WHERE user_code = $1 AND ${live}`,
-          [userCode],
-        ),
-      );
+    findByUserCode(userCode: string) {
+      return findWhere(this.model, "user_code", userCode);
     }
-    async findByUid(uid: string) {
-      return found(
-        await pool.query(
-          `SELECT payload, consumed_at IS NOT NULL AS consumed FROM ${await table(this.model)} WHERE uid = $1 AND ${live}`,
-          [uid],
-        ),
-      );
+    findByUid(uid: string) {
+      return findWhere(this.model, "uid", uid);
     }
     async consume(id: string) {
       await pool.query(`UPDATE ${await table(this.model)} SET consumed_at = now() WHERE id = $1`, [id]);
