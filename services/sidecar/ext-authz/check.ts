@@ -60,7 +60,6 @@ export function createCheckHandler(
       {
         method: http.method || headers[":method"] || "GET",
         target: http.path || headers[":path"] || "/",
-        grpc: (headers["content-type"] ?? "").startsWith("application/grpc"),
         authorization: headers.authorization,
         requireNormalPath: true,
       },

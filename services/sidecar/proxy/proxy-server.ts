@@ -77,7 +77,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     const target = req.url ?? "/";
     const grpc = isGrpcContentType(headers["content-type"]);
     guard
-      .check({ method: req.method ?? "GET", target, grpc, authorization: headers.authorization }, "proxy")
+      .check({ method: req.method ?? "GET", target, authorization: headers.authorization }, "proxy")
       .then((result) => {
         if (!result.allowed) {
           denyHttp1(res, result.denial, grpc);
@@ -173,7 +173,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     }
     const hasBody = !stream.endAfterHeaders;
     guard
-      .check({ method, target, grpc, authorization: headers.authorization }, "proxy")
+      .check({ method, target, authorization: headers.authorization }, "proxy")
       .then((result) => {
         if (stream.closed) return;
         if (!result.allowed) {
