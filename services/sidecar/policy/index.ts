@@ -1,5 +1,5 @@
 export type { CanonicalPath, CanonicalPathOptions, PathRefusalCode } from "./canonical-path.ts";
-export { canonicalPath, isCanonical } from "./canonical-path.ts";
+export { canonicalPath, isCanonical, rawPathOf } from "./canonical-path.ts";
 export type { Policy, PolicyRequest, Rule } from "./compile-policy.ts";
 export { AUTHENTICATED_DEFAULT, compilePolicy, defaultPolicy } from "./compile-policy.ts";
 export type { PolicyProblem } from "./policy-document.ts";
