@@ -36,7 +36,8 @@ const GRPC_UNAVAILABLE = grpcStatusHeaders(GrpcCode.UNAVAILABLE, UNAVAILABLE.mes
  * The reverse proxy in front of the app (`:7401`). HTTP/1.1 and HTTP/2 share the port (see
  * cleartext-listener.ts); each request is authorized by the guard before a byte goes upstream, then
  * streamed both ways without buffering, trailers included (gRPC status travels in them), to an
- * HTTP/1.1 or h2c upstream. The app receives the normalized path the rule was matched on, the
+ * HTTP/1.1 or h2c upstream. The app receives the canonical path the rule judged (and the original
+ * query; ambiguous paths are refused with 400, over-long ones with 414), the
  * caller's headers minus hop-by-hop and `x-gatehouse-*` ones, and the identity headers. Refusals
  * follow RFC 6750 for HTTP callers and are trailers-only `UNAUTHENTICATED`/`PERMISSION_DENIED` with
  * ErrorInfo details for gRPC callers; an app that cannot be reached is 502 or `UNAVAILABLE`.
