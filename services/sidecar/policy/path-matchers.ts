@@ -12,8 +12,6 @@
 /** One canonical request path and its loose view, computed on first use. */
 export class RequestPath {
   #loose: string | undefined;
-  #exactSegments: string[] | undefined;
-  #looseSegments: string[] | undefined;
 
   constructor(readonly exact: string) {}
 
@@ -22,23 +20,19 @@ export class RequestPath {
     if (this.#loose === undefined) this.#loose = loosePath(this.exact);
     return this.#loose;
   }
-
-  /** `split("/")` of the exact path: index 0 is the empty string before the leading slash. */
-  get exactSegments(): string[] {
-    if (this.#exactSegments === undefined) this.#exactSegments = this.exact.split("/");
-    return this.#exactSegments;
-  }
-
-  get looseSegments(): string[] {
-    if (this.#looseSegments === undefined) this.#looseSegments = this.loose.split("/");
-    return this.#looseSegments;
-  }
 }
 
-/** The loose view of a canonical path (ASCII only, so `toLowerCase` folds ASCII letters alone). */
+/** The loose view of a canonical path (ASCII only, so only ASCII letters need folding). */
 export function loosePath(path: string): string {
-  let p = path.toLowerCase();
-  if (p.includes(";")) p = p.replace(/;[^/]*/g, "").replace(/\/{2,}/g, "/");
+  let fold = false;
+  let params = false;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) fold = true;
+    else if (c === 0x3b) params = true;
+  }
+  let p = fold ? path.toLowerCase() : path;
+  if (params) p = p.replace(/;[^/]*/g, "").replace(/\/{2,}/g, "/");
   return p.length > 1 && p.endsWith("/") ? p.slice(0, -1) : p;
 }
 
@@ -85,17 +79,16 @@ export function pathGlob(pattern: string, guarded: boolean): PathTest {
   }
   if (!guarded) {
     const segments = globSegments(pattern);
-    return (p) => !p.exact.includes(";") && matchSegments(segments, p.exactSegments, p.exactSegments.length);
+    return (p) => !p.exact.includes(";") && matchSegments(segments, p.exact, false);
   }
   const segments = globSegments(loosePath(pattern));
-  return (p) => {
-    const path = p.looseSegments;
-    // The loose path has no trailing slash: try it with one too.
-    return (
-      matchSegments(segments, path, path.length) ||
-      (p.loose !== "/" && matchSegments(segments, path, path.length + 1))
-    );
-  };
+  // The loose path has no trailing slash: when the pattern's last segment can match an empty one
+  // (`*`, or a trailing slash), try the path with one too.
+  const last = segments[segments.length - 1] ?? "";
+  const tryTrailingSlash = last !== GLOBSTAR && /^\**$/.test(last);
+  return (p) =>
+    matchSegments(segments, p.loose, false) ||
+    (tryTrailingSlash && p.loose !== "/" && matchSegments(segments, p.loose, true));
 }
 
 /** The pattern's segments after the leading slash, runs of `**` merged into one. */
@@ -108,43 +101,55 @@ function globSegments(pattern: string): string[] {
 }
 
 /**
- * Pattern segments against path segments 1..count-1 (`path[0]` is the empty string before the
- * leading slash; a `count` one past the end adds an empty last segment, i.e. a trailing slash).
- * `**` is a star over segments: on a mismatch only the latest `**` takes one segment more.
+ * Pattern segments against the segments of `path` (after its leading slash), read in place;
+ * `trailingSlash` adds an empty last segment. `**` is a star over segments: on a mismatch only the
+ * latest `**` takes one segment more.
  */
-function matchSegments(pattern: readonly string[], path: readonly string[], count: number): boolean {
+function matchSegments(pattern: readonly string[], path: string, trailingSlash: boolean): boolean {
+  const last = trailingSlash ? path.length + 1 : path.length; // where the last segment may start
   let p = 0;
   let s = 1;
   let starP = -1;
   let starS = 0;
-  while (s < count) {
+  while (s <= last) {
     if (p < pattern.length && pattern[p] === GLOBSTAR) {
       starP = p++;
       starS = s;
-    } else if (p < pattern.length && matchSegment(pattern[p]!, path[s] ?? "")) {
+      continue;
+    }
+    const end = segmentEnd(path, s);
+    if (p < pattern.length && matchSegment(pattern[p]!, path, s, end)) {
       p++;
-      s++;
+      s = end + 1;
     } else if (starP !== -1) {
       p = starP + 1;
-      s = ++starS;
+      starS = segmentEnd(path, starS) + 1;
+      s = starS;
     } else return false;
   }
   while (p < pattern.length && pattern[p] === GLOBSTAR) p++;
   return p === pattern.length;
 }
 
-/** One segment against `*`/`?` wildcards, greedy last-star: O(pattern × segment) at worst. */
-function matchSegment(pattern: string, segment: string): boolean {
+/** Where the segment starting at `start` ends (the virtual one past the end is empty). */
+function segmentEnd(path: string, start: number): number {
+  const slash = path.indexOf("/", start);
+  if (slash !== -1) return slash;
+  return start > path.length ? start : path.length;
+}
+
+/** One segment (`path[from..to)`) against `*`/`?` wildcards, greedy last-star: O(pattern × segment). */
+function matchSegment(pattern: string, path: string, from: number, to: number): boolean {
   let p = 0;
-  let s = 0;
+  let s = from;
   let starP = -1;
   let starS = 0;
-  while (s < segment.length) {
+  while (s < to) {
     const c = p < pattern.length ? pattern.charCodeAt(p) : -1;
     if (c === STAR) {
       starP = p++;
       starS = s;
-    } else if (c === QUESTION || (c !== -1 && c === segment.charCodeAt(s))) {
+    } else if (c === QUESTION || (c !== -1 && c === path.charCodeAt(s))) {
       p++;
       s++;
     } else if (starP !== -1) {
