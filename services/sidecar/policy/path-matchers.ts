@@ -135,7 +135,7 @@ function matchSegments(pattern: readonly string[], path: string, trailingSlash: 
 function segmentEnd(path: string, start: number): number {
   const slash = path.indexOf("/", start);
   if (slash !== -1) return slash;
-  return start > path.length ? start : path.length;
+  return Math.max(start, path.length);
 }
 
 /** One segment (`path[from..to)`) against `*`/`?` wildcards, greedy last-star: O(pattern × segment). */
