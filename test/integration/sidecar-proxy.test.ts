@@ -1214,6 +1214,22 @@ describe("one canonical request: the path the policy judges is the path the app 
     expect(upgradeTargets.length).toBe(before);
   });
 
+  it("with GATEHOUSE_ALLOW_ENCODED_SLASHES, forwards %2F as it came and judges it as /", async () => {
+    const lenient = await sidecarFor(`http://127.0.0.1:${portOf(httpUp.server)}`, {
+      GATEHOUSE_POLICY_FILE: writePolicy(CANON_POLICY),
+      GATEHOUSE_ALLOW_ENCODED_SLASHES: "true",
+    });
+    const open = await request(lenient.proxyPort, "/public/a%2fb");
+    expect(open.status).toBe(200);
+    expect(JSON.parse(open.body).url).toBe("/public/a%2Fb");
+    expect((await request(lenient.proxyPort, "/Admin%2Fx", { headers: bearer(reader) })).status).toBe(403);
+    // Public only when the path the app receives is public too: /public%2Fx may route elsewhere.
+    expect((await request(lenient.proxyPort, "/public%2Fx")).status).toBe(401);
+    const climb = await rawHttp1(lenient.proxyPort, "/public%2F..%2Fadmin");
+    expect(climb.status).toBe(400);
+    expect(JSON.parse(climb.body)).toMatchObject({ error: "ambiguous_path" });
+  });
+
   it("serves public routes on their exact path only", async () => {
     expect((await request(h1.proxyPort, "/public/x")).status).toBe(200);
     expect((await request(h1.proxyPort, "/PUBLIC/x")).status).toBe(401);

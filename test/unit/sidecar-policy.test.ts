@@ -202,6 +202,15 @@ default: { scopes: { allOf: [fallback] } }
     expect(rule.id === "default" ? rule.requirement.scopes?.allOf?.[0] : rule.id).toBe(expected);
   });
 
+  it("opens a public rule to allowed encoded slashes only when the forwarded path meets it too", () => {
+    const lenient = (judged: string, forwarded: string) =>
+      policy.match({ method: "GET", path: judged, forwardedPath: forwarded }).id;
+    expect(lenient("/public/a/b", "/public/a%2Fb")).toBe("public");
+    expect(lenient("/public/x", "/public%2Fx")).toBe("open");
+    expect(lenient("/status", "/stat%2F..%2Fus")).toBe("open");
+    expect(lenient("/admin/x", "/admin%2Fx")).toBe("admin");
+  });
+
   it("tries gRPC rules before path rules for every method", () => {
     for (const method of ["POST", "GET", "PUT"]) {
       expect(ruleOf(policy, method, "/demo.v1.DemoService/DeleteItem").id).toBe("delete");

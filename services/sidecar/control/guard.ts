@@ -109,7 +109,11 @@ export function createGuard(options: GuardOptions): Guard {
       let rule: Rule | undefined;
       let token: string | undefined;
       try {
-        rule = options.policy().match({ method: request.method, path: canonical.judgedPath });
+        rule = options.policy().match({
+          method: request.method,
+          path: canonical.judgedPath,
+          forwardedPath: canonical.path,
+        });
         if (rule.public) {
           let identity: Identity | null = null;
           if (request.authorization !== undefined) {

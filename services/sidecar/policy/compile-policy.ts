@@ -22,6 +22,11 @@ export interface PolicyRequest {
   readonly method: string;
   /** The canonical path the policy judges (`judgedPath` of canonical-path.ts), without query. */
   readonly path: string;
+  /**
+   * The canonical path the app receives, when it differs (allowed encoded slashes kept encoded): a
+   * public rule must match it too, as the app may route `/public%2Fx` elsewhere than `/public/x`.
+   */
+  readonly forwardedPath?: string;
 }
 
 export interface Policy {
@@ -108,7 +113,8 @@ export function compilePolicy(text: string, filename = "policy.yaml"): Policy {
           const id = typeof raw.name === "string" && raw.name !== "" ? raw.name : `rules[${i}]`;
           const rule = freezeRule(id, requirement, doc.locate(path)?.line);
           rules.push(rule);
-          (matcher.grpc ? grpc : http).push({ rule, methods: matcher.methods, test: matcher.test });
+          const test = rule.public ? bothReadings(matcher.test) : matcher.test;
+          (matcher.grpc ? grpc : http).push({ rule, methods: matcher.methods, test });
         });
       }
     }
@@ -137,7 +143,7 @@ function buildPolicy(
     rules: Object.freeze(rules),
     defaultRule,
     match(request: PolicyRequest): Rule {
-      const path = new RequestPath(request.path);
+      const path = new RequestPath(request.path, request.forwardedPath);
       for (const r of grpc) if (r.test(path)) return r.rule;
       const method = request.method.toUpperCase();
       for (const r of http) {
@@ -146,6 +152,11 @@ function buildPolicy(
       return defaultRule;
     },
   });
+}
+
+/** A public rule's test, met only when the judged and the forwarded path both meet it. */
+function bothReadings(test: PathTest): PathTest {
+  return (p) => test(p) && (p.forwarded === p.exact || test(new RequestPath(p.forwarded)));
 }
 
 interface Access {

@@ -13,7 +13,11 @@
 export class RequestPath {
   #loose: string | undefined;
 
-  constructor(readonly exact: string) {}
+  /** `forwarded`: the path the app receives, when it differs from the judged `exact` one. */
+  constructor(
+    readonly exact: string,
+    readonly forwarded: string = exact,
+  ) {}
 
   /** Case-folded, `;`-parameters cut, repeated slashes merged, no trailing slash (but `/`). */
   get loose(): string {
