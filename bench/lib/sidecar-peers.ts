@@ -21,6 +21,7 @@ import { createDecisionMetrics } from "../../services/sidecar/control/decision-m
 import { createGuard } from "../../services/sidecar/control/guard.ts";
 import { CHECK_PATH, createCheckHandler } from "../../services/sidecar/ext-authz/check.ts";
 import { createJwksCache } from "../../services/sidecar/jwks/index.ts";
+import { DEFAULT_MAX_PATH_LENGTH } from "../../services/sidecar/policy/canonical-path.ts";
 import { defaultPolicy } from "../../services/sidecar/policy/index.ts";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
 import { createVerifier } from "../../services/sidecar/verifier/index.ts";
@@ -124,7 +125,8 @@ async function grpcjsCheck(): Promise<void> {
     now: Date.now,
   });
   const policy = defaultPolicy();
-  const guard = createGuard({ verifier, policy: () => policy, metrics, logger });
+  const paths = { maxLength: DEFAULT_MAX_PATH_LENGTH, allowEncodedSlashes: false };
+  const guard = createGuard({ verifier, policy: () => policy, metrics, logger, paths });
   const check = createCheckHandler({ guard, forwardToken: false, stripAuthorization: false });
   const raw = (b: Buffer) => b;
   const definition: grpc.ServiceDefinition = {

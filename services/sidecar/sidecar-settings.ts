@@ -1,4 +1,5 @@
 import { loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
+import { DEFAULT_MAX_PATH_LENGTH } from "./policy/canonical-path.ts";
 
 /** Everything `gatehouse sidecar` reads at start-up, parsed once into one options object. */
 export const sidecarSettings = {
@@ -111,5 +112,18 @@ export const sidecarSettings = {
     description: "How long a stopping sidecar lets requests in flight finish before cutting them",
     default: "10s",
     schema: types.duration({ maxMs: 600_000 }),
+  }),
+  maxPathLength: setting({
+    env: "GATEHOUSE_MAX_PATH_LENGTH",
+    description: "Longest request path (bytes, query excluded) the sidecar accepts; longer ones get 414",
+    default: String(DEFAULT_MAX_PATH_LENGTH),
+    schema: types.integer(256, 65_536),
+  }),
+  allowEncodedSlashes: setting({
+    env: "GATEHOUSE_ALLOW_ENCODED_SLASHES",
+    description:
+      "Accept %2F and %5C in paths (forwarded as they are, judged by the policy as /) instead of refusing them with 400",
+    default: "false",
+    schema: types.boolean(),
   }),
 };

@@ -149,7 +149,13 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     cacheSize: () => verifier.cacheSize,
     now,
   });
-  const guard = createGuard({ verifier, policy, metrics: decisionMetrics, logger });
+  const guard = createGuard({
+    verifier,
+    policy,
+    metrics: decisionMetrics,
+    logger,
+    paths: { maxLength: settings.maxPathLength, allowEncodedSlashes: settings.allowEncodedSlashes },
+  });
   const upstream = createUpstream(target, { connectTimeoutMs: settings.upstreamConnectTimeout });
 
   let gateProblem: string | undefined = options.onReady === undefined ? undefined : "waiting for onReady";

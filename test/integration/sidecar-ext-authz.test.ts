@@ -204,6 +204,31 @@ describe("Envoy ext_authz Check over gRPC", () => {
     expect(sneaky.httpResponse.value.status?.code).toBe(400);
   });
 
+  it.each([
+    ["/public/..;/admin", "ambiguous_path"],
+    ["/public/..\\admin", "ambiguous_path"],
+    ["/public/..%2fadmin", "ambiguous_path"],
+    ["/public/%00", "invalid_path"],
+  ])("refuses the ambiguous path %s with no token: 400 %s", async (path, code) => {
+    const res = await check(sidecar.controlPort, { method: "GET", path, headers: {} });
+    expect(res.status?.code).toBe(3);
+    if (res.httpResponse.case !== "deniedResponse") throw new Error("expected denied");
+    expect(res.httpResponse.value.status?.code).toBe(400);
+    expect(JSON.parse(res.httpResponse.value.body)).toMatchObject({ error: code });
+  });
+
+  it.each(["/ADMIN", "/Admin/panel", "/admin/", "/admin;jsessionid=x/panel"])(
+    "judges %s by the guarded /admin rule",
+    async (path) => {
+      const res = await check(sidecar.controlPort, {
+        method: "GET",
+        path,
+        headers: { authorization: `Bearer ${reader.token}` },
+      });
+      expect(res.status?.code).toBe(7);
+    },
+  );
+
   it("reads raw header_map when Envoy sends encode_raw_headers", async () => {
     const res = await check(sidecar.controlPort, {
       method: "GET",

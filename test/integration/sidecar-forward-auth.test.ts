@@ -55,6 +55,9 @@ afterAll(async () => {
   removePolicies();
 });
 
+/** `/public/a…(N bytes)` in a test table stands for a path that long (titles stay readable). */
+const longPath = (label: string) => label.replace(/a…\((\d+) bytes\)$/, (_, n) => "a".repeat(Number(n)));
+
 const authz = (headers: Record<string, string>, method = "GET") =>
   fetch(`http://127.0.0.1:${sidecar.controlPort}/authz`, { method, headers });
 
@@ -154,13 +157,56 @@ describe("forward-auth /authz", () => {
     const escaped = await authz({
       authorization: `Bearer ${reader.token}`,
       "x-forwarded-method": "GET",
-      "x-forwarded-uri": "/orders/a%2fb",
+      "x-forwarded-uri": "/orders/a%3fb",
     });
     expect(escaped.status).toBe(200);
     const noUri = await authz({ authorization: `Bearer ${reader.token}` });
     expect(noUri.status).toBe(400);
     const put = await authz({ "x-forwarded-uri": "/orders" }, "PUT");
     expect(put.status).toBe(405);
+  });
+
+  it.each([
+    ["/public/..;/admin", 400, "ambiguous_path"],
+    ["/public/..\\admin", 400, "ambiguous_path"],
+    ["/public/..%2fadmin", 400, "ambiguous_path"],
+    ["/orders/a%2Fb", 400, "ambiguous_path"],
+    ["/public/%00", 400, "invalid_path"],
+    ["/public/a…(5000 bytes)", 414, "path_too_long"],
+  ])("refuses the ambiguous path %s with no token: %i %s", async (label, status, code) => {
+    const uri = longPath(label);
+    const res = await authz({ "x-forwarded-method": "GET", "x-forwarded-uri": uri });
+    expect(res.status).toBe(status);
+    expect(await res.json()).toMatchObject({ error: code });
+  });
+
+  it.each(["/ORDERS", "/Orders/42", "/orders/", "/orders;jsessionid=x/42"])(
+    "judges %s by the guarded /orders rule",
+    async (uri) => {
+      const headers = { "x-forwarded-method": "POST", "x-forwarded-uri": uri };
+      expect((await authz({ ...headers, authorization: `Bearer ${reader.token}` })).status).toBe(403);
+      expect((await authz({ ...headers, authorization: `Bearer ${writer.token}` })).status).toBe(200);
+    },
+  );
+
+  it("applies grpc rules to a gRPC method path whatever the content type", async () => {
+    const billing = await ts.issue("gina", ["billing:read"]);
+    for (const type of [
+      "application/json",
+      "application/proto",
+      "application/grpc-web+proto",
+      "text/plain",
+    ]) {
+      const call = (token: string) =>
+        authz({
+          "content-type": type,
+          "x-forwarded-method": "POST",
+          "x-forwarded-uri": "/shop.v1.Orders/Get",
+          authorization: `Bearer ${token}`,
+        });
+      expect((await call(billing.token)).status).toBe(403);
+      expect((await call(reader.token)).status).toBe(200);
+    }
   });
 
   it("matches gRPC requests against grpc rules and adds grpc-status to refusals", async () => {

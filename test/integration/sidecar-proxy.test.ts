@@ -33,6 +33,8 @@ rules:
 
 /** Resolvers the HTTP upstream's slow endpoints wait on, so tests can prove nothing is buffered. */
 const gates = { release: () => {}, firstChunk: () => {} };
+/** The request targets of the WebSocket handshakes the HTTP upstream received. */
+const upgradeTargets: string[] = [];
 
 function startHttpUpstream() {
   let connections = 0;
@@ -88,6 +90,7 @@ function startHttpUpstream() {
   });
   server.on("connection", () => connections++);
   server.on("upgrade", (req: http.IncomingMessage, socket: Socket) => {
+    upgradeTargets.push(req.url ?? "");
     const accept = createHash("sha1")
       .update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
       .digest("base64");
@@ -1062,5 +1065,203 @@ describe("operations", () => {
     gates.release();
     expect(await inFlight).toBe("first\nsecond\n");
     await stopped;
+  });
+});
+
+// ---- one canonical request (issue 14, items 1 and 2) ----
+
+const CANON_POLICY = `
+default: { audiences: [orders] }
+rules:
+  - match: { prefix: /public }
+    public: true
+  - match: { prefix: /admin }
+    scopes: { allOf: [orders:write] }
+  - match: { path: /internal }
+    scopes: { allOf: [orders:write] }
+  - match: { grpc: /demo.v1.DemoService/DeleteItem }
+    scopes: { allOf: [orders:write] }
+`;
+
+/** Sends exact request bytes over HTTP/1.1 and reads the whole answer (the sidecar closes or we do). */
+async function rawHttp1(port: number, target: string, headers: Record<string, string> = {}) {
+  const socket = connect(port, "127.0.0.1");
+  await new Promise((r) => socket.once("connect", r));
+  const lines = [`GET ${target} HTTP/1.1`, "Host: app.test", "Connection: close"];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  socket.write(`${lines.join("\r\n")}\r\n\r\n`);
+  let text = "";
+  socket.setEncoding("latin1");
+  socket.on("data", (d: string) => {
+    text += d;
+  });
+  await new Promise((r) => socket.once("close", r));
+  const status = Number(text.slice(9, 12));
+  return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
+}
+
+describe("one canonical request: the path the policy judges is the path the app receives", () => {
+  let h1: RunningSidecar;
+  let h2: RunningSidecar;
+  const DELETE = "/demo.v1.DemoService/DeleteItem";
+  const DELETE_SPELLINGS = [
+    DELETE,
+    "/demo.v1.DemoService//DeleteItem",
+    "/demo.v1.DemoService/%44eleteItem",
+    "/demo.v1.DemoService/x/../DeleteItem",
+    "/demo.v1.demoservice/deleteitem",
+  ];
+
+  beforeAll(async () => {
+    const file = writePolicy(CANON_POLICY);
+    h1 = await sidecarFor(`http://127.0.0.1:${portOf(httpUp.server)}`, { GATEHOUSE_POLICY_FILE: file });
+    h2 = await sidecarFor(`h2c://127.0.0.1:${portOf(h2Up)}`, { GATEHOUSE_POLICY_FILE: file });
+  });
+
+  it.each(DELETE_SPELLINGS)(
+    "judges gRPC %s by the grpc rule, and forwards the canonical path",
+    async (path) => {
+      const call = (t: { token: string }) =>
+        h2request(
+          h2.proxyPort,
+          { ":method": "POST", ":path": path, "content-type": "application/grpc", ...bearer(t) },
+          "",
+        );
+      const refused = await call(reader);
+      expect(refused.headers["grpc-status"]).toBe(String(grpc.status.PERMISSION_DENIED));
+      const allowed = await call(writer);
+      expect(allowed.headers[":status"]).toBe(200);
+      // The lower-case spelling is another method to the app: forwarded as it is, but still guarded.
+      const canonical = path === "/demo.v1.demoservice/deleteitem" ? path : DELETE;
+      expect(JSON.parse(allowed.body).path).toBe(canonical);
+    },
+  );
+
+  it.each([
+    ["Connect JSON", "application/json"],
+    ["Connect proto", "application/proto"],
+    ["Connect streaming", "application/connect+proto"],
+    ["gRPC-Web", "application/grpc-web+proto"],
+    ["gRPC-Web text", "application/grpc-web-text"],
+    ["no content type", undefined],
+  ])("applies the grpc rule to %s over HTTP/1.1 and HTTP/2", async (_name, contentType) => {
+    const type: Record<string, string> = contentType === undefined ? {} : { "content-type": contentType };
+    for (const path of DELETE_SPELLINGS) {
+      const h1Refused = await request(h1.proxyPort, path, {
+        method: "POST",
+        headers: { ...bearer(reader), ...type },
+        body: "{}",
+      });
+      const grpcLike = contentType?.startsWith("application/grpc") === true;
+      if (grpcLike) expect(h1Refused.headers["grpc-status"]).toBe(String(grpc.status.PERMISSION_DENIED));
+      else expect(h1Refused.status).toBe(403);
+      const h2Refused = await h2request(
+        h2.proxyPort,
+        { ":method": "POST", ":path": path, ...type, ...bearer(reader) },
+        "{}",
+      );
+      if (grpcLike) expect(h2Refused.headers["grpc-status"]).toBe(String(grpc.status.PERMISSION_DENIED));
+      else expect(h2Refused.headers[":status"]).toBe(403);
+    }
+    const allowed = await request(h1.proxyPort, "/demo.v1.DemoService/x/../%44eleteItem?a=%2e", {
+      method: "POST",
+      headers: { ...bearer(writer), ...type },
+      body: "{}",
+    });
+    expect(allowed.status).toBe(200);
+    expect(JSON.parse(allowed.body).url).toBe(`${DELETE}?a=%2e`);
+  });
+
+  it.each([
+    "/ADMIN",
+    "/Admin/panel",
+    "/admin;jsessionid=x/panel",
+    "/INTERNAL",
+    "/internal/",
+    "/Internal;v=1",
+  ])("guards %s like the rule written in lower case without a trailing slash", async (path) => {
+    expect((await request(h1.proxyPort, path)).status).toBe(401);
+    expect((await request(h1.proxyPort, path, { headers: bearer(reader) })).status).toBe(403);
+    const h2Refused = await h2request(h2.proxyPort, { ":path": path, ...bearer(reader) });
+    expect(h2Refused.headers[":status"]).toBe(403);
+    const allowed = await request(h1.proxyPort, path, { headers: bearer(writer) });
+    expect(allowed.status).toBe(200);
+    expect(JSON.parse(allowed.body).url).toBe(path);
+  });
+
+  it.each([
+    ["/public/..;/admin", 400, "ambiguous_path"],
+    ["/public/..;foo/admin", 400, "ambiguous_path"],
+    ["/public/..\\admin", 400, "ambiguous_path"],
+    ["/public/..%2fadmin", 400, "ambiguous_path"],
+    ["/public/..%5Cadmin", 400, "ambiguous_path"],
+    ["/public/../../admin", 400, "ambiguous_path"],
+    ["/public/%00", 400, "invalid_path"],
+    ["/public/caf%C3", 400, "invalid_path"],
+    ["/public/caf\u00e9", 400, "invalid_path"],
+    ["/public/a…(5000 bytes)", 414, "path_too_long"],
+  ])("refuses %s with no token: %i %s", async (label, status, code) => {
+    // `a…(N bytes)` stands for a path that long, so the test title stays readable.
+    const path = label.replace(/a…\((\d+) bytes\)$/, (_, n) => "a".repeat(Number(n)));
+    const before = upgradeTargets.length;
+    const answer = await rawHttp1(h1.proxyPort, path);
+    expect(answer.status).toBe(status);
+    // Node's HTTP/1.1 parser already refuses raw non-ASCII bytes, before the sidecar sees them.
+    if (!path.includes("\u00e9")) expect(JSON.parse(answer.body)).toMatchObject({ error: code });
+    const h2Answer = await h2request(h2.proxyPort, { ":path": path });
+    expect(h2Answer.headers[":status"]).toBe(status);
+    expect(JSON.parse(h2Answer.body)).toMatchObject({ error: code });
+    expect(upgradeTargets.length).toBe(before);
+  });
+
+  it("with GATEHOUSE_ALLOW_ENCODED_SLASHES, forwards %2F as it came and judges it as /", async () => {
+    const lenient = await sidecarFor(`http://127.0.0.1:${portOf(httpUp.server)}`, {
+      GATEHOUSE_POLICY_FILE: writePolicy(CANON_POLICY),
+      GATEHOUSE_ALLOW_ENCODED_SLASHES: "true",
+    });
+    const open = await request(lenient.proxyPort, "/public/a%2fb");
+    expect(open.status).toBe(200);
+    expect(JSON.parse(open.body).url).toBe("/public/a%2Fb");
+    expect((await request(lenient.proxyPort, "/Admin%2Fx", { headers: bearer(reader) })).status).toBe(403);
+    // Public only when the path the app receives is public too: /public%2Fx may route elsewhere.
+    expect((await request(lenient.proxyPort, "/public%2Fx")).status).toBe(401);
+    const climb = await rawHttp1(lenient.proxyPort, "/public%2F..%2Fadmin");
+    expect(climb.status).toBe(400);
+    expect(JSON.parse(climb.body)).toMatchObject({ error: "ambiguous_path" });
+  });
+
+  it("serves public routes on their exact path only", async () => {
+    expect((await request(h1.proxyPort, "/public/x")).status).toBe(200);
+    expect((await request(h1.proxyPort, "/PUBLIC/x")).status).toBe(401);
+    expect((await request(h1.proxyPort, "/public/x;a=b")).status).toBe(401);
+  });
+
+  it("judges and forwards the canonical path of WebSocket handshakes (HTTP/1.1 and RFC 8441)", async () => {
+    const handshake = (path: string, token?: { token: string }) =>
+      rawHttp1(h1.proxyPort, path, {
+        Upgrade: "websocket",
+        Connection: "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+        ...(token ? { Authorization: `Bearer ${token.token}` } : {}),
+      });
+    expect((await handshake("/ADMIN/ws", reader)).status).toBe(403);
+    expect((await handshake("/public/..;/admin/ws")).status).toBe(400);
+    const ws = await h2WebSocket(h1.proxyPort, bearer(reader), "/Admin/ws");
+    expect(ws.status).toBe(403);
+    ws.session.destroy();
+
+    const before = upgradeTargets.length;
+    const allowed = connect(h1.proxyPort, "127.0.0.1");
+    await new Promise((r) => allowed.once("connect", r));
+    allowed.write(
+      `GET /ws/%61//./chat?x=1 HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${reader.token}\r\n\r\n`,
+    );
+    await new Promise((r) => allowed.once("data", r));
+    allowed.destroy();
+    const h2ws = await h2WebSocket(h1.proxyPort, bearer(reader), "/ws/b/../%63hat");
+    expect(h2ws.status).toBe(200);
+    h2ws.session.destroy();
+    expect(upgradeTargets.slice(before)).toEqual(["/ws/a/chat?x=1", "/ws/chat"]);
   });
 });

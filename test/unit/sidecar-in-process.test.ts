@@ -151,6 +151,22 @@ describe("in-process request authenticator", () => {
     ).resolves.toMatchObject({ subject: "user-1" });
   });
 
+  it("judges the canonical path: ambiguous and non-canonical paths are refused, guarded rules ignore case", async () => {
+    const authenticate = createRequestAuthenticator({ verifier, policy });
+    const read = mint(["orders:read"]);
+    const as = (url: string, headers: Record<string, string> = {}) =>
+      codeOf(authenticate({ method: "GET", url, headers }));
+    expect(await as("/ADMIN/x", { authorization: `Bearer ${read}` })).toBe("insufficient_scope");
+    expect(await as("/public/..;/admin")).toBe("ambiguous_path");
+    expect(await as("/public/..%2fadmin")).toBe("ambiguous_path");
+    expect(await as("/public/%00")).toBe("invalid_path");
+    expect(await as("/public/../admin")).toBe("invalid_request");
+    // A fetch Request's URL is absolute: its path is what counts.
+    await expect(
+      authenticate({ method: "GET", url: "http://app.test/public/x?y=1", headers: {} }),
+    ).resolves.toBeNull();
+  });
+
   it("without a policy, every route needs a valid token", async () => {
     const authenticate = createRequestAuthenticator({ verifier });
     expect(await codeOf(authenticate({ method: "GET", url: "/public/x", headers: {} }))).toBe(

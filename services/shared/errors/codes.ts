@@ -6,6 +6,9 @@
 export const ERROR_CODES = [
   // Request shape
   "invalid_request",
+  "invalid_path",
+  "ambiguous_path",
+  "path_too_long",
   // Caller (client) authentication and authorization
   "invalid_client",
   "unauthorized_client",

@@ -38,6 +38,9 @@ const DENIED = { grpc: GrpcCode.PERMISSION_DENIED, http: 403 } as const;
  */
 export const STATUS_BY_CODE: Readonly<Record<GatehouseErrorCode, Mapping>> = {
   invalid_request: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
+  invalid_path: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
+  ambiguous_path: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
+  path_too_long: { grpc: GrpcCode.INVALID_ARGUMENT, http: 414 },
   invalid_client: U,
   unauthorized_client: DENIED,
   audience_not_allowed: DENIED,

@@ -1,7 +1,7 @@
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { fingerprint } from "../../shared/logging/fingerprint.ts";
+import { type CanonicalPathOptions, canonicalPath, isCanonical } from "../policy/canonical-path.ts";
 import type { Policy, Rule } from "../policy/compile-policy.ts";
-import { normalizePath } from "../policy/path-matchers.ts";
 import { bearerToken } from "../verifier/bearer-token.ts";
 import type { Verifier } from "../verifier/create-verifier.ts";
 import type { Identity } from "../verifier/identity.ts";
@@ -15,13 +15,12 @@ export interface GuardRequest {
   readonly method: string;
   /** Request target as received: origin-form path with optional query (or absolute-form). */
   readonly target: string;
-  /** `content-type: application/grpc*`: try `grpc:` rules first. */
-  readonly grpc: boolean;
   readonly authorization: HeaderValue;
   /**
-   * Refuse (400 `invalid_request`) a path that normalization would change. For ext_authz and
-   * forward-auth, where the sidecar cannot rewrite what reaches the app: the rule it matched must be
-   * the rule for the path the app will see. The proxy instead forwards the normalized path.
+   * Refuse (400 `invalid_request`) a path that is not already canonical (but for the letter case of
+   * its escapes). For ext_authz and forward-auth, where the sidecar cannot rewrite what reaches the
+   * app: the path the rule judged must be the path the app will see. The proxy instead forwards the
+   * canonical path.
    */
   readonly requireNormalPath?: boolean;
 }
@@ -31,7 +30,7 @@ export type GuardResult =
       readonly allowed: true;
       /** Null on a public route without a valid token. */
       readonly identity: Identity | null;
-      /** The normalized path (no query) the rule was matched against. */
+      /** The canonical path (no query) to forward; the rule judged it (allowed `%2F` read as `/`). */
       readonly path: string;
       readonly rule: Rule;
     }
@@ -53,27 +52,22 @@ export interface GuardOptions {
   policy: () => Policy;
   metrics: DecisionMetrics;
   logger: GuardLogger;
+  /** Path length cap and encoded-slash handling (sidecar settings). */
+  paths: CanonicalPathOptions;
 }
 
 /**
- * The one decision the proxy, ext_authz and forward-auth share: find the route's rule, take the
- * bearer token, verify it against the rule, count the outcome by reason and entry point. Refusals
- * are logged at debug level with the token's fingerprint, never the token.
+ * The one decision the proxy, ext_authz and forward-auth share: compute the request's canonical path
+ * (or refuse an ambiguous one), find the route's rule for it, take the bearer token, verify it
+ * against the rule, count the outcome by reason and entry point. Refusals are logged at debug level
+ * with the token's fingerprint, never the token.
  *
- * Which rules apply is not left to the caller: a request that says it is gRPC is matched against
- * `grpc:` rules, and when none matches, against the HTTP rules of its method and path as any other
- * request — so `content-type: application/grpc` on `/admin` cannot dodge a rule guarding `/admin`.
+ * Which rules apply is not left to the caller: every request, whatever its content type, is judged
+ * by `grpc:` rules first and then by path rules, on the same canonical path the app receives — so
+ * neither a content type nor a spelling of the path picks a weaker rule.
  */
 export function createGuard(options: GuardOptions): Guard {
-  const { verifier, metrics, logger } = options;
-
-  function ruleFor(policy: Policy, request: GuardRequest, rawPath: string, path: string): Rule {
-    if (request.grpc) {
-      const rule = policy.match({ grpcMethod: rawPath });
-      if (rule !== policy.defaultRule) return rule;
-    }
-    return policy.match({ method: request.method, path });
-  }
+  const { verifier, metrics, logger, paths } = options;
 
   function refuse(
     mode: GuardMode,
@@ -102,21 +96,24 @@ export function createGuard(options: GuardOptions): Guard {
   return {
     async check(request, mode) {
       const started = performance.now();
-      const rawPath = pathOf(request.target);
-      const path = normalizePath(rawPath);
-      if (request.requireNormalPath === true && !isNormal(rawPath, path)) {
-        return refuse(
-          mode,
-          started,
-          new GatehouseError("invalid_request", "the request path is not in normal form"),
-          undefined,
-          undefined,
-        );
+      const canonical = canonicalPath(request.target, paths);
+      if (!canonical.ok) {
+        const error = new GatehouseError(canonical.code, canonical.message);
+        return refuse(mode, started, error, undefined, undefined);
+      }
+      const { path } = canonical;
+      if (request.requireNormalPath === true && !isCanonical(pathOf(request.target), path)) {
+        const error = new GatehouseError("invalid_request", "the request path is not in canonical form");
+        return refuse(mode, started, error, undefined, undefined);
       }
       let rule: Rule | undefined;
       let token: string | undefined;
       try {
-        rule = ruleFor(options.policy(), request, rawPath, path);
+        rule = options.policy().match({
+          method: request.method,
+          path: canonical.judgedPath,
+          forwardedPath: canonical.path,
+        });
         if (rule.public) {
           let identity: Identity | null = null;
           if (request.authorization !== undefined) {
@@ -151,12 +148,6 @@ export function queryOf(target: string): string {
   if (q === -1) return "";
   const hash = target.indexOf("#", q);
   return hash === -1 ? target.slice(q) : target.slice(q, hash);
-}
-
-/** Normalization changes nothing but the letter case of percent-escapes (`%2f` and `%2F` mean the same). */
-function isNormal(rawPath: string, normalized: string): boolean {
-  if (rawPath === normalized) return true;
-  return rawPath.includes("%") && rawPath.replace(/%[0-9a-f]{2}/gi, (e) => e.toUpperCase()) === normalized;
 }
 
 export { bearerToken } from "../verifier/bearer-token.ts";

@@ -34,10 +34,10 @@ const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_AD
  * (whose query is ignored for matching) and headers from `attributes.request.http`, runs the guard,
  * and answers either `OkHttpResponse` — identity headers set with OVERWRITE_IF_EXISTS_OR_ADD, and in
  * `headers_to_remove` every other `x-gatehouse-*` header the caller sent (plus `authorization` when
- * configured) — or `DeniedHttpResponse` with 401/403 (400 for a path that is not in normal form), the
- * `WWW-Authenticate` challenge and the JSON body; `status.code` is 0, 16 or 7. Envoy cannot rewrite
- * the path on our say-so, so a path that normalization would change is refused rather than matched
- * as something the app may not see.
+ * configured) — or `DeniedHttpResponse` with 401/403 (400 for an ambiguous path or one that is not
+ * canonical, 414 for an over-long one), the `WWW-Authenticate` challenge and the JSON body;
+ * `status.code` is 0, 16, 7 or 3. Envoy cannot rewrite the path on our say-so, so a path that is not
+ * already canonical is refused rather than judged as something the app may not see.
  */
 export function createCheckHandler(
   options: CheckHandlerOptions,
@@ -60,7 +60,6 @@ export function createCheckHandler(
       {
         method: http.method || headers[":method"] || "GET",
         target: http.path || headers[":path"] || "/",
-        grpc: (headers["content-type"] ?? "").startsWith("application/grpc"),
         authorization: headers.authorization,
         requireNormalPath: true,
       },

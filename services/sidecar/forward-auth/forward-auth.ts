@@ -51,7 +51,6 @@ export function createForwardAuth(options: ForwardAuthOptions): (exchange: Excha
       {
         method: method.toUpperCase(),
         target,
-        grpc,
         authorization: exchange.header("authorization"),
         requireNormalPath: true,
       },

@@ -1,12 +1,6 @@
 import type { Requirement } from "../verifier/identity.ts";
-import {
-  exactPath,
-  grpcMethod,
-  normalizePath,
-  type PathTest,
-  pathGlob,
-  pathPrefix,
-} from "./path-matchers.ts";
+import { canonicalPath } from "./canonical-path.ts";
+import { exactPath, grpcMethod, type PathTest, pathGlob, pathPrefix, RequestPath } from "./path-matchers.ts";
 import {
   type DocumentPath,
   PolicyError,
@@ -24,15 +18,22 @@ export interface Rule {
   readonly line: number | undefined;
 }
 
-export type PolicyRequest =
-  | { readonly method: string; readonly path: string }
-  | { readonly grpcMethod: string };
+export interface PolicyRequest {
+  readonly method: string;
+  /** The canonical path the policy judges (`judgedPath` of canonical-path.ts), without query. */
+  readonly path: string;
+  /**
+   * The canonical path the app receives, when it differs (allowed encoded slashes kept encoded): a
+   * public rule must match it too, as the app may route `/public%2Fx` elsewhere than `/public/x`.
+   */
+  readonly forwardedPath?: string;
+}
 
 export interface Policy {
   readonly source: string;
   readonly rules: readonly Rule[];
   readonly defaultRule: Rule;
-  /** The first rule that matches, else the default rule. Pure and allocation-free apart from path normalization. */
+  /** The first gRPC rule that matches, else the first path rule, else the default rule. Pure. */
   match(request: PolicyRequest): Rule;
 }
 
@@ -57,9 +58,13 @@ export const AUTHENTICATED_DEFAULT: Rule = Object.freeze({
 });
 
 /**
- * Compiles a route policy (YAML or JSON; see `policy.example.yaml` below) into a matcher. Rules are
- * tried in order and the first match wins; gRPC rules (`grpc:`) match only gRPC calls, path rules
- * only HTTP requests. Every problem in the file is reported at once, each with its line.
+ * Compiles a route policy (YAML or JSON; see `policy.example.yaml` below) into a matcher of canonical
+ * paths (canonical-path.ts; docs/policy.md has the full semantics). gRPC rules (`grpc:`) are tried
+ * first, for every request whatever its content type (gRPC, gRPC-Web and Connect reach the same
+ * handler over plain HTTP), then the path rules; in each group the first match wins, and the default
+ * rule applies when none matches. Guarded rules match regardless of letter case, one trailing slash
+ * and `;`-parameters; public rules only the exact canonical path (path-matchers.ts). Every problem in
+ * the file is reported at once, each with its line.
  *
  * @example
  * // default: { audiences: [orders] }          # optional; default is: authenticated, no scopes
@@ -71,7 +76,7 @@ export const AUTHENTICATED_DEFAULT: Rule = Object.freeze({
  * //   - match: { grpc: /orders.v1.OrderService/* }
  * //     scopes: { allOf: [orders:read] }
  * const policy = compilePolicy(await readFile(file, "utf8"), file);
- * const rule = policy.match({ method: "GET", path: "/api/v1/items/42" });
+ * const rule = policy.match({ method: "GET", path: canonical.judgedPath });
  */
 export function compilePolicy(text: string, filename = "policy.yaml"): Policy {
   const doc = parsePolicyDocument(text, filename);
@@ -102,13 +107,14 @@ export function compilePolicy(text: string, filename = "policy.yaml"): Policy {
           if (raw.name !== undefined && !(typeof raw.name === "string" && raw.name !== "")) {
             report([...path, "name"], "must be a non-empty string");
           }
-          const matcher = v.match(raw.match, [...path, "match"]);
           const requirement = v.access(raw, path);
+          const matcher = v.match(raw.match, [...path, "match"], requirement?.public !== true);
           if (!matcher || !requirement) return;
           const id = typeof raw.name === "string" && raw.name !== "" ? raw.name : `rules[${i}]`;
           const rule = freezeRule(id, requirement, doc.locate(path)?.line);
           rules.push(rule);
-          (matcher.grpc ? grpc : http).push({ rule, methods: matcher.methods, test: matcher.test });
+          const test = rule.public ? bothReadings(matcher.test) : matcher.test;
+          (matcher.grpc ? grpc : http).push({ rule, methods: matcher.methods, test });
         });
       }
     }
@@ -137,11 +143,8 @@ function buildPolicy(
     rules: Object.freeze(rules),
     defaultRule,
     match(request: PolicyRequest): Rule {
-      if ("grpcMethod" in request) {
-        for (const r of grpc) if (r.test(request.grpcMethod)) return r.rule;
-        return defaultRule;
-      }
-      const path = normalizePath(request.path);
+      const path = new RequestPath(request.path, request.forwardedPath);
+      for (const r of grpc) if (r.test(path)) return r.rule;
       const method = request.method.toUpperCase();
       for (const r of http) {
         if ((r.methods === undefined || r.methods.has(method)) && r.test(path)) return r.rule;
@@ -149,6 +152,11 @@ function buildPolicy(
       return defaultRule;
     },
   });
+}
+
+/** A public rule's test, met only when the judged and the forwarded path both meet it. */
+function bothReadings(test: PathTest): PathTest {
+  return (p) => test(p) && (p.forwarded === p.exact || test(new RequestPath(p.forwarded)));
 }
 
 interface Access {
@@ -244,9 +252,11 @@ class Validator {
     return ok ? (value as string[]) : null;
   }
 
+  /** `guarded`: the rule is not public, so its pattern is matched loosely (see path-matchers.ts). */
   match(
     value: unknown,
     path: DocumentPath,
+    guarded: boolean,
   ): { grpc: boolean; methods: ReadonlySet<string> | undefined; test: PathTest } | undefined {
     if (value === undefined) {
       this.report(path.slice(0, -1), 'needs a "match"');
@@ -266,7 +276,7 @@ class Validator {
       return this.compile([...path, "grpc"], () => ({
         grpc: true,
         methods: undefined,
-        test: grpcMethod(value.grpc as string),
+        test: grpcMethod(value.grpc as string, guarded),
       }));
     }
     if (kinds.length > 1) {
@@ -297,12 +307,26 @@ class Validator {
       this.report([...path, kind], 'must be a string starting with "/"');
       return undefined;
     }
-    if (kind !== "glob" && normalizePath(pattern) !== pattern) {
-      this.report([...path, kind], `is not a normalized path (would be "${normalizePath(pattern)}")`);
+    if (pattern.includes(";")) {
+      this.report([...path, kind], 'must not hold ";" (rules ignore or refuse ;-parameters)');
+      return undefined;
+    }
+    // A glob's wildcards stand in for path characters: the rest must be canonical like any path.
+    const literal = kind === "glob" ? pattern.replace(/[*?]/g, "x") : pattern;
+    const canonical = canonicalPath(literal, {
+      maxLength: Number.MAX_SAFE_INTEGER,
+      allowEncodedSlashes: false,
+    });
+    if (!canonical.ok) {
+      this.report([...path, kind], `is not a valid path: ${canonical.message}`);
+      return undefined;
+    }
+    if (canonical.path !== literal) {
+      this.report([...path, kind], `is not a normalized path (would be "${canonical.path}")`);
       return undefined;
     }
     const make = { path: exactPath, prefix: pathPrefix, glob: pathGlob }[kind];
-    return this.compile([...path, kind], () => ({ grpc: false, methods, test: make(pattern) }));
+    return this.compile([...path, kind], () => ({ grpc: false, methods, test: make(pattern, guarded) }));
   }
 
   private compile<T>(path: DocumentPath, build: () => T): T | undefined {

@@ -36,7 +36,8 @@ const GRPC_UNAVAILABLE = grpcStatusHeaders(GrpcCode.UNAVAILABLE, UNAVAILABLE.mes
  * The reverse proxy in front of the app (`:7401`). HTTP/1.1 and HTTP/2 share the port (see
  * cleartext-listener.ts); each request is authorized by the guard before a byte goes upstream, then
  * streamed both ways without buffering, trailers included (gRPC status travels in them), to an
- * HTTP/1.1 or h2c upstream. The app receives the normalized path the rule was matched on, the
+ * HTTP/1.1 or h2c upstream. The app receives the canonical path the rule judged (and the original
+ * query; ambiguous paths are refused with 400, over-long ones with 414), the
  * caller's headers minus hop-by-hop and `x-gatehouse-*` ones, and the identity headers. Refusals
  * follow RFC 6750 for HTTP callers and are trailers-only `UNAUTHENTICATED`/`PERMISSION_DENIED` with
  * ErrorInfo details for gRPC callers; an app that cannot be reached is 502 or `UNAVAILABLE`.
@@ -77,7 +78,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     const target = req.url ?? "/";
     const grpc = isGrpcContentType(headers["content-type"]);
     guard
-      .check({ method: req.method ?? "GET", target, grpc, authorization: headers.authorization }, "proxy")
+      .check({ method: req.method ?? "GET", target, authorization: headers.authorization }, "proxy")
       .then((result) => {
         if (!result.allowed) {
           denyHttp1(res, result.denial, grpc);
@@ -173,7 +174,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     }
     const hasBody = !stream.endAfterHeaders;
     guard
-      .check({ method, target, grpc, authorization: headers.authorization }, "proxy")
+      .check({ method, target, authorization: headers.authorization }, "proxy")
       .then((result) => {
         if (stream.closed) return;
         if (!result.allowed) {

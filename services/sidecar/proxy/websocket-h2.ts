@@ -33,7 +33,7 @@ export function createH2WebSocketProxy(
     const authority = headers[":authority"];
     stream.on("error", () => {});
     guard
-      .check({ method: "GET", target: path, grpc: false, authorization: headers.authorization }, "proxy")
+      .check({ method: "GET", target: path, authorization: headers.authorization }, "proxy")
       .then((result) => {
         if (stream.closed) return;
         if (!result.allowed) {

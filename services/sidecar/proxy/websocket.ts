@@ -105,10 +105,7 @@ export function createWebSocketProxy(
     }
     const url = req.url ?? "/";
     guard
-      .check(
-        { method: req.method ?? "GET", target: url, grpc: false, authorization: req.headers.authorization },
-        "proxy",
-      )
+      .check({ method: req.method ?? "GET", target: url, authorization: req.headers.authorization }, "proxy")
       .then((result) => {
         if (socket.destroyed) return;
         if (!result.allowed) {

@@ -2,6 +2,7 @@ import { type Code, ConnectError, createContextKey, type Interceptor } from "@co
 import { ErrorInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.ts";
 import { ERROR_DOMAIN, GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { grpcCodeOf } from "../../shared/errors/status-map.ts";
+import { canonicalPath, DEFAULT_MAX_PATH_LENGTH, isCanonical, rawPathOf } from "../policy/canonical-path.ts";
 import { defaultPolicy, type Policy, type PolicyRequest } from "../policy/compile-policy.ts";
 import { bearerToken } from "./bearer-token.ts";
 import type { Verifier } from "./create-verifier.ts";
@@ -28,8 +29,10 @@ export interface RequestLike {
 
 /**
  * Authenticates a request the way the sidecar would, for apps that verify in process: finds the
- * route's rule, then verifies the bearer token against it. Resolves with the Identity; on a public
- * route with no valid token, with null. Rejects with a GatehouseError otherwise.
+ * route's rule for the canonical path, then verifies the bearer token against it. Resolves with the
+ * Identity; on a public route with no valid token, with null. Rejects with a GatehouseError
+ * otherwise, among them the sidecar's path refusals, and `invalid_request` for a path that is not
+ * canonical: the app routes the path as it came, so that must be the path the rule judged.
  *
  * @example
  * const authenticate = createRequestAuthenticator({ verifier, policy: watcher.current });
@@ -40,9 +43,20 @@ export function createRequestAuthenticator(
 ): (req: RequestLike) => Promise<Identity | null> {
   const policyOf = policyGetter(options.policy);
   return (req) => {
-    const path = req.path ?? req.url ?? "/";
+    const target = req.path ?? req.url ?? "/";
+    const canonical = canonicalPath(target, {
+      maxLength: DEFAULT_MAX_PATH_LENGTH,
+      allowEncodedSlashes: false,
+    });
+    if (!canonical.ok) return Promise.reject(new GatehouseError(canonical.code, canonical.message));
+    if (!isCanonical(rawPathOf(target), canonical.path)) {
+      return Promise.reject(
+        new GatehouseError("invalid_request", "the request path is not in canonical form"),
+      );
+    }
     const authorization = readHeader(req.headers, "authorization");
-    return authenticate(options.verifier, policyOf(), { method: req.method ?? "GET", path }, authorization);
+    const request = { method: req.method ?? "GET", path: canonical.judgedPath };
+    return authenticate(options.verifier, policyOf(), request, authorization);
   };
 }
 
@@ -52,21 +66,21 @@ export const identityKey = createContextKey<Identity | undefined>(undefined, {
 });
 
 /**
- * A Connect server interceptor with the same rules: gRPC method `/pkg.Service/Method` against the
- * policy's `grpc:` rules, the verified Identity in `context.values.get(identityKey)`, failures as
+ * A Connect server interceptor with the same rules: gRPC method `/pkg.Service/Method` judged as a
+ * POST of that path (so `grpc:` rules first), the verified Identity in `context.values.get(identityKey)`, failures as
  * ConnectError (UNAUTHENTICATED, or PERMISSION_DENIED for `insufficient_scope`) carrying a
  * `google.rpc.ErrorInfo` whose reason is the Gatehouse error code.
  */
 export function createAuthInterceptor(options: AuthenticatorOptions): Interceptor {
   const policyOf = policyGetter(options.policy);
   return (next) => async (req) => {
-    const grpcMethod = `/${req.service.typeName}/${req.method.name}`;
+    const path = `/${req.service.typeName}/${req.method.name}`;
     let identity: Identity | null;
     try {
       identity = await authenticate(
         options.verifier,
         policyOf(),
-        { grpcMethod },
+        { method: "POST", path },
         req.header.get("authorization"),
       );
     } catch (err) {
