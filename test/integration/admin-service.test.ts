@@ -520,6 +520,8 @@ describe("client allow-lists at Issue and Refresh", () => {
       reason: "audience_not_allowed",
     });
     await setLists("narrowed", { allowedAudiences: ["orders"] });
+    // Past the grace window: only a token the refusal left unused can still rotate.
+    clock.advance(11_000);
     const r4 = await t.refresh({ refreshToken: r3.refreshToken });
     expect(claimsOf(r4.accessToken)).toMatchObject({ aud: "orders", scope: "orders:read" });
     t.close();
@@ -571,6 +573,7 @@ describe("client allow-lists at Issue and Refresh", () => {
       reason: "subject_not_allowed",
     });
     await setLists("tenanted", { allowedSubjectPrefixes: [] });
+    clock.advance(11_000);
     const r = await t.refresh({ refreshToken: s.refreshToken });
     expect(claimsOf(r.accessToken)).toMatchObject({ sub: "cust:1", tenant: "acme" });
     t.close();
