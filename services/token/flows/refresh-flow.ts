@@ -128,6 +128,7 @@ export async function refresh(
         },
       }),
     );
+    // The statement rotates only a session `currentGrant` admits, so this never refuses a used token.
     if (rotated) {
       return refreshResponse(deps, client, key, now, rotated, {
         successor,
