@@ -213,6 +213,8 @@ async function bareRotation(
           idleExpiresAt: new Date(Date.now() + 86_400_000),
           signingKid: "k",
           callerClientId: clientId,
+          successorKid: "rk",
+          allowed: { audiences: ["orders"], tenants: null, subjectPrefixes: [] },
         });
         if (!r) throw new Error("bare rotation did not rotate");
         tokens[s] = successor;

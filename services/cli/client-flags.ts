@@ -11,6 +11,8 @@ export const SETTINGS_FLAGS = {
   audience: { type: "string", multiple: true },
   scope: { type: "string", multiple: true },
   claim: { type: "string", multiple: true },
+  tenant: { type: "string", multiple: true },
+  "subject-prefix": { type: "string", multiple: true },
   "access-ttl": { type: "string" },
   "idle-ttl": { type: "string" },
   "absolute-ttl": { type: "string" },
@@ -23,6 +25,9 @@ export const SETTINGS_USAGE = `  --name TEXT           human-readable name (1-12
   --audience AUD        an audience the client may request tokens for; repeat for several
   --scope SCOPE         a scope the client may request; repeat for several
   --claim NAME          a custom claim the client may set; repeat for several
+  --tenant TENANT       a tenant the client may set; repeat for several; '*' alone: any tenant
+                        (default: none, the client cannot set a tenant)
+  --subject-prefix P    subjects must start with P; repeat for several (default: any subject)
   --access-ttl DUR      access-token lifetime, 1m-60m (default 10m)
   --idle-ttl DUR        session idle timeout, 1h up to --absolute-ttl (default 14d)
   --absolute-ttl DUR    session absolute lifetime, 1h-365d (default 90d)
@@ -83,6 +88,9 @@ export function settingsFrom(values: SettingsValues) {
   if (values.audience) set("allowed_audiences", "allowedAudiences", list(values.audience));
   if (values.scope) set("allowed_scopes", "allowedScopes", list(values.scope));
   if (values.claim) set("allowed_claims", "allowedClaims", list(values.claim));
+  if (values.tenant) set("allowed_tenants", "allowedTenants", list(values.tenant));
+  if (values["subject-prefix"])
+    set("allowed_subject_prefixes", "allowedSubjectPrefixes", list(values["subject-prefix"]));
   if (values["access-ttl"] !== undefined)
     set("access_token_ttl", "accessTokenTtl", durationFlag("access-ttl", values["access-ttl"]));
   if (values["idle-ttl"] !== undefined)
@@ -120,6 +128,8 @@ export function clientDetails(c: Client): string {
     ["audiences", c.allowedAudiences.join(" ") || "-"],
     ["scopes", c.allowedScopes.join(" ") || "-"],
     ["custom claims", c.allowedClaims.join(" ") || "-"],
+    ["tenants", c.allowedTenants.join(" ") || "- (cannot set a tenant)"],
+    ["subject prefixes", c.allowedSubjectPrefixes.join(" ") || "- (any subject)"],
     ["access token ttl", secs(c.accessTokenTtl)],
     ["refresh idle ttl", secs(c.refreshIdleTtl)],
     ["refresh absolute", secs(c.refreshAbsoluteTtl)],

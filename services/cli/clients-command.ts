@@ -220,7 +220,9 @@ const updateCommand: Subcommand = {
   usage: `Usage: gatehouse clients update CLIENT_ID [flags] [--json]
 
 Changes only the settings given; lists replace the current list (--scope "" empties it) and a
-duration of "default" restores the default. Applies to tokens issued from now on.
+duration of "default" restores the default. Applies to every token minted from now on, Refresh
+included: a session's next refresh drops the scopes, audiences and claims removed here, and a session
+whose tenant or subject the client no longer serves cannot refresh.
 
 ${SETTINGS_USAGE}
   --json                print the response as JSON

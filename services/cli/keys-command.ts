@@ -12,6 +12,8 @@ import {
 } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { databaseSettings, loadSettings, setting, types } from "../shared/config/index.ts";
 import { rewrapKeys } from "../token/keys/key-rewrap.ts";
+import { rotateSuccessorKey } from "../token/keys/refresh-keys.ts";
+import { tokenServiceSettings } from "../token/token-service-settings.ts";
 import { outputFor, printJson, printMessage, table, when } from "./cli-output.ts";
 import { EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { commandGroup, positionalArgs, type Subcommand } from "./command-group.ts";
@@ -263,7 +265,8 @@ const rewrap: Subcommand = {
   summary: "Re-encrypt every private key under a new master key (works on the database)",
   usage: `Usage: gatehouse keys rewrap --old-master-key B64 --new-master-key B64 [--database-url URL] [--json]
 
-Re-encrypts every signing key's private part from the old master key to the new one, in one
+Re-encrypts every signing key's private part and every refresh key from the old master key to the
+new one (refresh keys keep their value, so grace-window replays keep working), in one
 transaction, directly in the database. Running replicas keep signing with the key they hold in
 memory; then restart them one by one with GATEHOUSE_MASTER_KEY set to the new key. Running it
 again is harmless (keys already under the new key are left alone).
@@ -313,8 +316,52 @@ again is harmless (keys already under the new key are left alone).
   },
 };
 
+const rotateSuccessorSettings = {
+  databaseUrl: databaseSettings.databaseUrl,
+  masterKey: tokenServiceSettings.masterKey,
+};
+
+const rotateSuccessor: Subcommand = {
+  name: "rotate-successor",
+  summary: "Replace the refresh-successor key (works on the database)",
+  usage: `Usage: gatehouse keys rotate-successor [--database-url URL] [--json]
+
+Creates a new random refresh-successor key (the HMAC key that derives a rotated refresh token's
+successor, so a repeated Refresh inside the grace window gets the same one) and makes it the one
+new rotations use. The key it replaces is kept: grace replays of tokens it already rotated still
+derive the successor they handed out. Replicas switch within seconds. Audited as refresh_key.rotate.
+Reads GATEHOUSE_MASTER_KEY to encrypt the new key.
+
+  --database-url URL   Postgres (default DATABASE_URL)
+  --json               print {"kid": NEW, "replaced": OLD}`,
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, {
+      json: { type: "boolean" },
+      "database-url": { type: "string" },
+    });
+    positionalArgs(positionals, []);
+    const settings = loadSettings(rotateSuccessorSettings, {
+      flags: { "database-url": values["database-url"] },
+    });
+    const { createDatabase } = await import("../shared/database/index.ts");
+    const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
+    try {
+      const result = await rotateSuccessorKey(db.prisma, settings.masterKey, { actor: "system:cli" });
+      const output = outputFor(values.json);
+      if (output.json) printJson(output, result);
+      else
+        output.out(
+          `refresh successors now derive with ${result.kid} (replaced ${result.replaced ?? "none"})`,
+        );
+      return EXIT_OK;
+    } finally {
+      await db.close();
+    }
+  },
+};
+
 export const keysCommand = commandGroup(
   "keys",
-  "Manage signing keys: list, create, activate, retire, revoke, rotate, rewrap",
-  [list, create, activate, retire, revoke, rotate, rewrap],
+  "Manage signing keys and the refresh-successor key: list, create, activate, retire, revoke, rotate, rewrap, rotate-successor",
+  [list, create, activate, retire, revoke, rotate, rewrap, rotateSuccessor],
 );

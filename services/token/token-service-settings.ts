@@ -41,8 +41,7 @@ export const tokenServiceSettings = {
   }),
   masterKey: setting({
     env: "GATEHOUSE_MASTER_KEY",
-    description:
-      "32 random bytes in base64: encrypts signing keys at rest, derives the refresh-successor key",
+    description: "32 random bytes in base64: encrypts signing keys and refresh keys at rest",
     secret: true,
     schema: types.key32(),
   }),

@@ -1,4 +1,3 @@
-import { hkdfSync } from "node:crypto";
 import type http from "node:http";
 import type { SettingsOf } from "../shared/config/index.ts";
 import { createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
@@ -16,6 +15,7 @@ import type { FlowDeps } from "./flows/flow-deps.ts";
 import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
 import { createKeyRing, KEY_RING_POLL_MS, type KeyRing } from "./keys/key-ring.ts";
 import { createKeyRotation, type KeyRotation } from "./keys/key-rotation.ts";
+import { createSuccessorKeys } from "./keys/refresh-keys.ts";
 import { createSigningKeys } from "./keys/signing-keys.ts";
 import {
   type OverloadConfig,
@@ -63,13 +63,6 @@ export interface RunningTokenService {
   shutdown(): Promise<void>;
 }
 
-/** The refresh-successor HMAC key, derived so that operators manage one secret, not two. */
-export function successorKeyFrom(masterKey: Buffer): Buffer {
-  return Buffer.from(
-    hkdfSync("sha256", masterKey, Buffer.alloc(0), "gatehouse refresh-token successor v1", 32),
-  );
-}
-
 /** Starts the token service: database, keys, caller authentication, and every protocol's listener. */
 export async function startTokenService(options: StartTokenServiceOptions): Promise<RunningTokenService> {
   const { config, logger } = options;
@@ -78,6 +71,13 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const db = await createDatabase(options.database, { poolSize: config.databasePoolSize });
   let servers: RpcServers | undefined;
   const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });
+  const successorKeys = createSuccessorKeys({
+    prisma: db.prisma,
+    masterKey: config.masterKey,
+    log: logger,
+    pollMs: KEY_RING_POLL_MS,
+    now,
+  });
   let rotation: KeyRotation | undefined;
   let retention: AuditRetention | undefined;
   const ownBus =
@@ -97,13 +97,14 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     : undefined;
   try {
     await keys.start();
+    await successorKeys.start();
     relay?.start();
     const deps = {
       prisma: db.prisma,
       store: createSqlTokenStore(db.pool ? poolExecutor(db.pool) : pgliteExecutor(db.pglite!)),
       keys,
       issuer: config.issuer,
-      successorKey: successorKeyFrom(config.masterKey),
+      successorKeys,
       maxAccessTokenTtlSeconds: Math.floor(config.maxAccessTokenTtl / 1000),
       now,
       publish: options.publish ?? relay?.publish ?? (async () => false),
@@ -155,6 +156,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     });
   } catch (err) {
     keys.stop();
+    successorKeys.stop();
     await relay?.stop();
     await ownBus?.close();
     await db.close();
@@ -183,6 +185,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await relay?.stop();
         await ownBus?.close();
         keys.stop();
+        successorKeys.stop();
         await db.close();
         logger.info("token service stopped");
       })();

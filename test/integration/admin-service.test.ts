@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from "jose";
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AuditOutcome,
@@ -450,6 +450,136 @@ describe("clients", () => {
   });
 });
 
+describe("client allow-lists at Issue and Refresh", () => {
+  const PERMISSION_DENIED = 7;
+  const claimsOf = (token: string) => decodeJwt(token);
+
+  async function setLists(clientId: string, lists: Record<string, string[]>) {
+    const c = admin();
+    await c.updateClient({
+      clientId,
+      ...lists,
+      updateMask: {
+        paths: Object.keys(lists).map((k) => k.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`)),
+      },
+    });
+    c.close();
+  }
+
+  it("refreshes with no more than the client may grant now: a removed scope, audience and claim are gone", async () => {
+    const c = admin();
+    const created = await c.createClient({
+      clientId: "narrowed",
+      name: "n",
+      roles: [ClientRole.ISSUER],
+      allowedAudiences: ["orders", "billing"],
+      allowedScopes: ["orders:read", "orders:write"],
+      allowedClaims: ["plan"],
+      allowedTenants: ["acme"],
+    });
+    c.close();
+    creds.narrowed = { id: "narrowed", secret: created.clientSecret };
+    const t = tokens("narrowed");
+    const first = await t.issue({
+      subject: "fay",
+      audience: ["orders", "billing"],
+      scopes: ["orders:read", "orders:write"],
+      claims: { plan: "gold" },
+      tenant: "acme",
+    });
+    expect(claimsOf(first.accessToken)).toMatchObject({ scope: "orders:read orders:write", plan: "gold" });
+
+    await setLists("narrowed", { allowedScopes: ["orders:read"] });
+    const r1 = await t.refresh({ refreshToken: first.refreshToken });
+    expect(claimsOf(r1.accessToken)).toMatchObject({ scope: "orders:read", aud: ["orders", "billing"] });
+    expect(r1.scopes).toEqual(["orders:read"]);
+    expect(
+      await failure(t.refresh({ refreshToken: r1.refreshToken, scopes: ["orders:write"] })),
+    ).toMatchObject({
+      code: PERMISSION_DENIED,
+      reason: "scope_not_allowed",
+    });
+
+    await setLists("narrowed", { allowedAudiences: ["orders"] });
+    const r2 = await t.refresh({ refreshToken: r1.refreshToken });
+    expect(claimsOf(r2.accessToken)).toMatchObject({ aud: "orders", plan: "gold" });
+    expect(r2.audience).toEqual(["orders"]);
+
+    await setLists("narrowed", { allowedClaims: [] });
+    const r3 = await t.refresh({ refreshToken: r2.refreshToken });
+    expect(claimsOf(r3.accessToken)).not.toHaveProperty("plan");
+    // A grace replay of that rotation mints the narrowed grant too.
+    const replay = await t.refresh({ refreshToken: r2.refreshToken });
+    expect(replay.refreshToken).toBe(r3.refreshToken);
+    expect(claimsOf(replay.accessToken)).not.toHaveProperty("plan");
+
+    // No audience left: refused before anything changes, so the token still works once restored.
+    await setLists("narrowed", { allowedAudiences: ["inventory"] });
+    expect(await failure(t.refresh({ refreshToken: r3.refreshToken }))).toMatchObject({
+      code: PERMISSION_DENIED,
+      reason: "audience_not_allowed",
+    });
+    await setLists("narrowed", { allowedAudiences: ["orders"] });
+    // Past the grace window: only a token the refusal left unused can still rotate.
+    clock.advance(11_000);
+    const r4 = await t.refresh({ refreshToken: r3.refreshToken });
+    expect(claimsOf(r4.accessToken)).toMatchObject({ aud: "orders", scope: "orders:read" });
+    t.close();
+  });
+
+  it("holds each client to its tenants and subject prefixes on Issue and Refresh", async () => {
+    const c = admin();
+    const created = await c.createClient({
+      clientId: "tenanted",
+      name: "t",
+      roles: [ClientRole.ISSUER],
+      allowedAudiences: ["orders"],
+    });
+    c.close();
+    expect(created.client).toMatchObject({ allowedTenants: [], allowedSubjectPrefixes: [] });
+    creds.tenanted = { id: "tenanted", secret: created.clientSecret };
+    const t = tokens("tenanted");
+    // No allowed tenants: no tenant at all; any subject.
+    expect(await failure(t.issue({ subject: "gus", audience: ["orders"], tenant: "acme" }))).toMatchObject({
+      code: PERMISSION_DENIED,
+      reason: "tenant_not_allowed",
+    });
+    expect(
+      claimsOf((await t.issue({ subject: "gus", audience: ["orders"] })).accessToken),
+    ).not.toHaveProperty("tenant");
+
+    await setLists("tenanted", { allowedTenants: ["acme"], allowedSubjectPrefixes: ["cust:"] });
+    expect(await failure(t.issue({ subject: "emp:1", audience: ["orders"], tenant: "acme" }))).toMatchObject({
+      code: PERMISSION_DENIED,
+      reason: "subject_not_allowed",
+    });
+    expect(
+      await failure(t.issue({ subject: "cust:1", audience: ["orders"], tenant: "globex" })),
+    ).toMatchObject({
+      code: PERMISSION_DENIED,
+      reason: "tenant_not_allowed",
+    });
+    const s = await t.issue({ subject: "cust:1", audience: ["orders"], tenant: "acme" });
+    expect(claimsOf(s.accessToken)).toMatchObject({ sub: "cust:1", tenant: "acme" });
+
+    await setLists("tenanted", { allowedTenants: ["globex"] });
+    expect(await failure(t.refresh({ refreshToken: s.refreshToken }))).toMatchObject({
+      code: PERMISSION_DENIED,
+      reason: "tenant_not_allowed",
+    });
+    await setLists("tenanted", { allowedTenants: ["*"], allowedSubjectPrefixes: ["vip:"] });
+    expect(await failure(t.refresh({ refreshToken: s.refreshToken }))).toMatchObject({
+      code: PERMISSION_DENIED,
+      reason: "subject_not_allowed",
+    });
+    await setLists("tenanted", { allowedSubjectPrefixes: [] });
+    clock.advance(11_000);
+    const r = await t.refresh({ refreshToken: s.refreshToken });
+    expect(claimsOf(r.accessToken)).toMatchObject({ sub: "cust:1", tenant: "acme" });
+    t.close();
+  });
+});
+
 describe("signing keys", () => {
   let firstKid: string;
   let stagedKid: string;
@@ -747,14 +877,19 @@ describe("master key", () => {
     const { prisma } = tdb.db;
     const result = await rewrapKeys(prisma, masterKey, newKey);
     const rows = await prisma.signingKey.findMany({ select: { kid: true, privateKeyEnc: true } });
-    expect(result).toEqual({ rewrapped: rows.length, alreadyNew: 0 });
+    const refreshKeys = await prisma.refreshKey.count();
+    expect(refreshKeys).toBe(1);
+    expect(result).toEqual({ rewrapped: rows.length + refreshKeys, alreadyNew: 0 });
     const raw = await tdb.db.pool!.query("SELECT kid, private_key_enc FROM signing_keys");
     for (const r of raw.rows as { kid: string; private_key_enc: Buffer }[]) {
       const pkcs8 = decryptPrivateKey(r.private_key_enc, newKey, r.kid);
       expect(r.private_key_enc.includes(pkcs8)).toBe(false);
       expect(r.private_key_enc.includes(pkcs8.subarray(0, 16))).toBe(false);
     }
-    expect(await rewrapKeys(prisma, masterKey, newKey)).toEqual({ rewrapped: 0, alreadyNew: rows.length });
+    expect(await rewrapKeys(prisma, masterKey, newKey)).toEqual({
+      rewrapped: 0,
+      alreadyNew: rows.length + refreshKeys,
+    });
     await expect(rewrapKeys(prisma, randomBytes(32), randomBytes(32))).rejects.toThrow(/neither/);
 
     const wrong = await start(masterKey).then(

@@ -225,12 +225,20 @@ describe("clients", () => {
       "orders",
       "--access-ttl",
       "5m",
+      "--tenant",
+      "acme",
+      "--tenant",
+      "globex",
+      "--subject-prefix",
+      "cust:",
       "--json",
     ]).then(json);
     expect(created.client).toMatchObject({
       clientId: "billing",
       roles: ["CLIENT_ROLE_ISSUER"],
       accessTokenTtl: "300s",
+      allowedTenants: ["acme", "globex"],
+      allowedSubjectPrefixes: ["cust:"],
     });
     expect(created.clientSecret).toMatch(/^gths_/);
     const plain = await gatehouse(["clients", "create", "--name", "Reports", "--role", "service"]);
@@ -242,15 +250,31 @@ describe("clients", () => {
       gatehouse(["clients", "list"]),
       gatehouse(["clients", "list", "--role", "issuer", "--json"]).then(json),
       gatehouse(["clients", "get", "billing"]),
-      gatehouse(["clients", "update", "billing", "--scope", "orders:read", "--grace", "0s", "--json"]).then(
-        json,
-      ),
+      gatehouse([
+        "clients",
+        "update",
+        "billing",
+        "--scope",
+        "orders:read",
+        "--grace",
+        "0s",
+        "--tenant",
+        "*",
+        "--subject-prefix",
+        "",
+        "--json",
+      ]).then(json),
     ]);
     expect(table.stdout.split("\n")[0]).toMatch(/^CLIENT ID\s+NAME\s+ROLES/);
     expect(table.stdout).toMatch(/billing\s+Billing\s+issuer\s+5m\s+enabled/);
     expect(list.clients.map((c: { clientId: string }) => c.clientId)).toEqual(["billing", "web"]);
     expect(got.stdout).toMatch(/access token ttl:\s+5m/);
-    expect(updated.client).toMatchObject({ allowedScopes: ["orders:read"], refreshGracePeriod: "0s" });
+    expect(updated.client).toMatchObject({
+      allowedScopes: ["orders:read"],
+      refreshGracePeriod: "0s",
+      allowedTenants: ["*"],
+    });
+    expect(updated.client.allowedSubjectPrefixes).toEqual([]);
 
     const rotated = await gatehouse([
       "clients",
@@ -410,7 +434,31 @@ describe("sessions, audit and tokens", () => {
   });
 });
 
-describe("keys rewrap", () => {
+describe("keys rotate-successor and rewrap", () => {
+  it("replaces the refresh successor key on the database, keeping the old one", {
+    timeout: 180_000,
+  }, async () => {
+    const r = await gatehouse(["keys", "rotate-successor", "--json"], {
+      env: { GATEHOUSE_MASTER_KEY: masterKey.toString("base64") },
+    }).then(json);
+    expect(r).toEqual({
+      kid: expect.stringMatching(/^rk-successor-[0-9a-f]{16}$/),
+      replaced: "rk-successor-legacy",
+    });
+    const rows = await tdb.db.pool!.query("SELECT kid, status FROM refresh_keys ORDER BY created_at, kid");
+    expect(rows.rows).toEqual(
+      expect.arrayContaining([
+        { kid: "rk-successor-legacy", status: "previous" },
+        { kid: r.kid, status: "active" },
+      ]),
+    );
+    const audit = await tdb.db.pool!.query(
+      "SELECT actor FROM audit_events WHERE action = 'refresh_key.rotate' AND target_id = $1",
+      [r.kid],
+    );
+    expect(audit.rows).toEqual([{ actor: "system:cli" }]);
+  });
+
   it("re-encrypts every key under a new master key, and refuses keys that open with neither", {
     timeout: 180_000,
   }, async () => {
@@ -418,8 +466,10 @@ describe("keys rewrap", () => {
     const r = await gatehouse(["keys", "rewrap", "--new-master-key", newKey, "--json"], {
       env: { GATEHOUSE_OLD_MASTER_KEY: masterKey.toString("base64") },
     }).then(json);
-    const count = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM signing_keys");
-    expect(r).toEqual({ rewrapped: count.rows[0].n, alreadyNew: 0 });
+    const count = await tdb.db.pool!.query(
+      "SELECT (SELECT count(*) FROM signing_keys) + (SELECT count(*) FROM refresh_keys) AS n",
+    );
+    expect(r).toEqual({ rewrapped: Number(count.rows[0].n), alreadyNew: 0 });
     const wrong = await gatehouse([
       "keys",
       "rewrap",

@@ -30,6 +30,7 @@ const committed = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
 const TABLES = [
   "audit_events",
   "clients",
+  "refresh_keys",
   "refresh_tokens",
   "revocation_outbox",
   "revoked_access_tokens",

@@ -5,6 +5,7 @@ import type { ClientRecord } from "../../services/token/clients/client-record.ts
 import { generateClientSecret, hashClientSecret } from "../../services/token/clients/client-secret.ts";
 import type { FlowDeps } from "../../services/token/flows/flow-deps.ts";
 import { createKeyRing } from "../../services/token/keys/key-ring.ts";
+import { createSuccessorKeys } from "../../services/token/keys/refresh-keys.ts";
 import type { SqlExecutor } from "../../services/token/store/sql-executor.ts";
 import { createSqlTokenStore } from "../../services/token/store/sql-token-store.ts";
 
@@ -44,6 +45,8 @@ export async function createTestClient(
       allowedAudiences: spec.allowedAudiences ?? ["orders", "billing"],
       allowedScopes: spec.allowedScopes ?? ["orders:read", "orders:write", "billing:read"],
       allowedClaims: spec.allowedClaims ?? ["plan"],
+      allowedTenants: spec.allowedTenants ?? ["*"],
+      allowedSubjectPrefixes: spec.allowedSubjectPrefixes ?? [],
       accessTokenTtlSeconds: spec.accessTokenTtlSeconds ?? 600,
       refreshIdleTtlSeconds: spec.refreshIdleTtlSeconds ?? 14 * 86400,
       refreshAbsoluteTtlSeconds: spec.refreshAbsoluteTtlSeconds ?? 90 * 86400,
@@ -61,15 +64,18 @@ export async function flowDeps(
   now: () => number,
 ): Promise<FlowDeps & { prisma: PrismaClient; published: string[][]; stop(): void }> {
   const log = createLogger({ level: "silent", component: "test", pretty: false });
-  const keys = createKeyRing({ prisma, masterKey: randomBytes(32), log, pollMs: 60_000 });
+  const masterKey = randomBytes(32);
+  const keys = createKeyRing({ prisma, masterKey, log, pollMs: 60_000 });
   await keys.start();
+  const successorKeys = createSuccessorKeys({ prisma, masterKey, log, pollMs: 60_000 });
+  await successorKeys.start();
   const published: string[][] = [];
   return {
     prisma,
     store: createSqlTokenStore(executor),
     keys,
     issuer: "https://auth.test",
-    successorKey: randomBytes(32),
+    successorKeys,
     maxAccessTokenTtlSeconds: 3600,
     now,
     async publish(ids) {
@@ -78,6 +84,9 @@ export async function flowDeps(
     },
     log,
     published,
-    stop: () => keys.stop(),
+    stop: () => {
+      keys.stop();
+      successorKeys.stop();
+    },
   };
 }

@@ -25,6 +25,8 @@ async function fixture(extra: { maxPendingChecks?: number } = {}) {
     allowedAudiences: [],
     allowedScopes: [],
     allowedClaims: [],
+    allowedTenants: [],
+    allowedSubjectPrefixes: [],
     accessTokenTtlSeconds: 600,
     refreshIdleTtlSeconds: 1209600,
     refreshAbsoluteTtlSeconds: 7776000,

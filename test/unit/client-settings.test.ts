@@ -49,6 +49,8 @@ describe("settingsForCreate", () => {
       allowedAudiences: [],
       allowedScopes: [],
       allowedClaims: [],
+      allowedTenants: [],
+      allowedSubjectPrefixes: [],
       ...CLIENT_DEFAULTS,
       rateLimitPerSecond: null,
     });
@@ -62,6 +64,24 @@ describe("settingsForCreate", () => {
     expect(s).toMatchObject({ roles: ["admin"], refreshGraceSeconds: 0 });
   });
 
+  it('keeps allowed tenants ("*" alone for any) and subject prefixes', () => {
+    expect(
+      settingsForCreate(
+        createReq({ allowedTenants: ["acme", "acme", "globex"], allowedSubjectPrefixes: ["u:"] }),
+        3600,
+      ),
+    ).toMatchObject({ allowedTenants: ["acme", "globex"], allowedSubjectPrefixes: ["u:"] });
+    expect(settingsForCreate(createReq({ allowedTenants: ["*"] }), 3600).allowedTenants).toEqual(["*"]);
+    const { settings } = settingsForUpdate(
+      settingsForCreate(createReq({ allowedTenants: ["acme"] }), 3600),
+      create(UpdateClientRequestSchema, {
+        updateMask: { paths: ["allowed_tenants", "allowed_subject_prefixes"] },
+      }),
+      3600,
+    );
+    expect(settings).toMatchObject({ allowedTenants: [], allowedSubjectPrefixes: [] });
+  });
+
   it("caps the default access-token lifetime at the service maximum", () => {
     expect(settingsForCreate(createReq({}), 300).accessTokenTtlSeconds).toBe(300);
   });
@@ -73,6 +93,9 @@ describe("settingsForCreate", () => {
     ["roles", { roles: [99 as ClientRole] }],
     ["allowed_claims", { allowedClaims: ["exp"] }],
     ["allowed_audiences", { allowedAudiences: ["a b"] }],
+    ["allowed_tenants", { allowedTenants: ["*", "acme"] }],
+    ["allowed_tenants", { allowedTenants: ["t".repeat(129)] }],
+    ["allowed_subject_prefixes", { allowedSubjectPrefixes: ["a b"] }],
     ["access_token_ttl", { accessTokenTtl: durationFromMs(59_000) }],
     ["access_token_ttl", { accessTokenTtl: durationFromMs(3_601_000) }],
     ["refresh_grace_period", { refreshGracePeriod: durationFromMs(60_001) }],

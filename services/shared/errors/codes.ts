@@ -16,6 +16,8 @@ export const ERROR_CODES = [
   "scope_not_allowed",
   "claim_not_allowed",
   "lifetime_not_allowed",
+  "tenant_not_allowed",
+  "subject_not_allowed",
   // Grants and sessions (token service)
   "invalid_grant",
   "refresh_token_reused",

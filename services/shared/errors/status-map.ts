@@ -47,6 +47,8 @@ export const STATUS_BY_CODE: Readonly<Record<GatehouseErrorCode, Mapping>> = {
   scope_not_allowed: DENIED,
   claim_not_allowed: DENIED,
   lifetime_not_allowed: DENIED,
+  tenant_not_allowed: DENIED,
+  subject_not_allowed: DENIED,
   invalid_grant: { grpc: GrpcCode.UNAUTHENTICATED, http: 400 },
   refresh_token_reused: { grpc: GrpcCode.UNAUTHENTICATED, http: 400 },
   session_revoked: U,

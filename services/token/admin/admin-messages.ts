@@ -56,6 +56,8 @@ export function clientMessage(row: ClientRow): MessageInitShape<typeof ClientSch
     allowedAudiences: row.allowedAudiences,
     allowedScopes: row.allowedScopes,
     allowedClaims: row.allowedClaims,
+    allowedTenants: row.allowedTenants,
+    allowedSubjectPrefixes: row.allowedSubjectPrefixes,
     accessTokenTtl: durationFromMs(row.accessTokenTtlSeconds * 1000),
     refreshIdleTtl: durationFromMs(row.refreshIdleTtlSeconds * 1000),
     refreshAbsoluteTtl: durationFromMs(row.refreshAbsoluteTtlSeconds * 1000),

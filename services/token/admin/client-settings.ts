@@ -7,7 +7,8 @@ import type {
   UpdateClientRequest,
 } from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
-import { checkList, checkText } from "../flows/request-limits.ts";
+import { ANY_TENANT } from "../flows/client-allow-lists.ts";
+import { checkList, checkText, LIMITS } from "../flows/request-limits.ts";
 import { RESERVED_CLAIMS } from "../tokens/access-token-claims.ts";
 import { ROLE_BY_ENUM } from "./admin-messages.ts";
 
@@ -21,6 +22,8 @@ export interface ClientSettings {
   allowedAudiences: string[];
   allowedScopes: string[];
   allowedClaims: string[];
+  allowedTenants: string[];
+  allowedSubjectPrefixes: string[];
   accessTokenTtlSeconds: number;
   refreshIdleTtlSeconds: number;
   refreshAbsoluteTtlSeconds: number;
@@ -71,6 +74,8 @@ type Fields = Pick<
   | "allowedAudiences"
   | "allowedScopes"
   | "allowedClaims"
+  | "allowedTenants"
+  | "allowedSubjectPrefixes"
   | "accessTokenTtl"
   | "refreshIdleTtl"
   | "refreshAbsoluteTtl"
@@ -109,6 +114,14 @@ function claims(values: readonly string[]): string[] {
   return names;
 }
 
+function tenants(values: readonly string[]): string[] {
+  const names = checkList("allowed_tenants", values, 64, LIMITS.tenant);
+  if (names.includes(ANY_TENANT) && names.length > 1) {
+    throw invalid("allowed_tenants", `"${ANY_TENANT}" allows every tenant and must stand alone`);
+  }
+  return names;
+}
+
 type Setter = (f: Fields, maxAccessTtlSeconds: number) => Partial<ClientSettings>;
 
 /** One setter per field an update_mask may name, keyed by the proto field name. */
@@ -120,6 +133,10 @@ const SETTERS: Record<string, Setter> = {
   }),
   allowed_scopes: (f) => ({ allowedScopes: checkList("allowed_scopes", f.allowedScopes, 256, 128) }),
   allowed_claims: (f) => ({ allowedClaims: claims(f.allowedClaims) }),
+  allowed_tenants: (f) => ({ allowedTenants: tenants(f.allowedTenants) }),
+  allowed_subject_prefixes: (f) => ({
+    allowedSubjectPrefixes: checkList("allowed_subject_prefixes", f.allowedSubjectPrefixes, 16, 128),
+  }),
   access_token_ttl: (f, max) => {
     const upper = Math.min(HOUR, max);
     return {
@@ -211,6 +228,8 @@ export function settingsOf(row: ClientSettings): ClientSettings {
     allowedAudiences: row.allowedAudiences,
     allowedScopes: row.allowedScopes,
     allowedClaims: row.allowedClaims,
+    allowedTenants: row.allowedTenants,
+    allowedSubjectPrefixes: row.allowedSubjectPrefixes,
     accessTokenTtlSeconds: row.accessTokenTtlSeconds,
     refreshIdleTtlSeconds: row.refreshIdleTtlSeconds,
     refreshAbsoluteTtlSeconds: row.refreshAbsoluteTtlSeconds,

@@ -29,6 +29,8 @@ export type AuditAction =
   | "signing_key.rotate"
   | "signing_key.rewrap"
   | "signing_key.list"
+  // The refresh successor key replaced by `gatehouse keys rotate-successor`.
+  | "refresh_key.rotate"
   // TokenService.Revoke, one row per request.
   | "session.revoke"
   | "session.revoke_access"

@@ -10,6 +10,10 @@ export interface ClientRecord {
   allowedAudiences: string[];
   allowedScopes: string[];
   allowedClaims: string[];
+  /** Empty: no tenant may be set; `*`: any (flows/client-allow-lists.ts). */
+  allowedTenants: string[];
+  /** Empty: any subject. */
+  allowedSubjectPrefixes: string[];
   accessTokenTtlSeconds: number;
   refreshIdleTtlSeconds: number;
   refreshAbsoluteTtlSeconds: number;

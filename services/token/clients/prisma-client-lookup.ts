@@ -17,6 +17,8 @@ export function prismaClientLookup(prisma: PrismaClient): ClientLookup {
           allowedAudiences: true,
           allowedScopes: true,
           allowedClaims: true,
+          allowedTenants: true,
+          allowedSubjectPrefixes: true,
           accessTokenTtlSeconds: true,
           refreshIdleTtlSeconds: true,
           refreshAbsoluteTtlSeconds: true,

@@ -1,5 +1,6 @@
 import type { Logger } from "../../shared/logging/index.ts";
 import type { KeyRing } from "../keys/key-ring.ts";
+import type { SuccessorKeys } from "../keys/refresh-keys.ts";
 import type { TokenStore } from "../store/token-store.ts";
 
 /** What every token-service flow works with; built once at start-up. */
@@ -7,8 +8,8 @@ export interface FlowDeps {
   store: TokenStore;
   keys: KeyRing;
   issuer: string;
-  /** HMAC key deriving a refresh token's successor; derived from the master key. */
-  successorKey: Buffer;
+  /** HMAC keys deriving a refresh token's successor, by kid (keys/refresh-keys.ts). */
+  successorKeys: Pick<SuccessorKeys, "active" | "byKid">;
   /** Longest access-token lifetime of any client: how long a revocation event matters. */
   maxAccessTokenTtlSeconds: number;
   /** Epoch milliseconds; injectable so tests control time. */

@@ -12,6 +12,7 @@ import type { ClientRecord } from "../clients/client-record.ts";
 import { buildAccessTokenClaims, checkCustomClaims } from "../tokens/access-token-claims.ts";
 import { generateRefreshToken, hashRefreshToken } from "../tokens/refresh-token-format.ts";
 import { accessTokenTtlSeconds } from "./access-token-lifetime.ts";
+import { checkSubjectAndTenant } from "./client-allow-lists.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { checkList, checkText, LIMITS } from "./request-limits.ts";
 
@@ -61,6 +62,7 @@ export async function issue(
   const client = caller.client;
   const subject = checkText("subject", req.subject, LIMITS.subject, { required: true });
   const tenant = checkText("tenant", req.tenant, LIMITS.tenant);
+  checkSubjectAndTenant(client, subject, tenant || null);
   const { audience, scopes } = grantedAudienceAndScopes(client, req.audience, req.scopes);
   const custom =
     req.claims && Object.keys(req.claims).length > 0 ? (req.claims as Record<string, unknown>) : null;

@@ -18,6 +18,7 @@ import {
   refreshTokenShapeProblem,
 } from "../tokens/refresh-token-format.ts";
 import { accessTokenTtlSeconds } from "./access-token-lifetime.ts";
+import { ANY_TENANT, currentGrant } from "./client-allow-lists.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { decideRefresh, narrowScopes } from "./refresh-decision.ts";
 import { checkList, LIMITS } from "./request-limits.ts";
@@ -25,16 +26,27 @@ import { retryConflicts } from "./retry-conflicts.ts";
 import { storedRefreshState } from "./stored-refresh-state.ts";
 
 type RefreshResult = MessageInitShape<typeof RefreshResponseSchema>;
-type SessionClaims = Pick<RefreshStateRow, "session_id" | "subject" | "audience" | "tenant" | "claims">;
+type SessionIdentity = Pick<RefreshStateRow, "session_id" | "subject" | "tenant">;
+interface Grant {
+  successor: string;
+  scopes: string[];
+  audience: string[];
+  claims: Record<string, unknown> | null;
+  version: number;
+  refreshExpiresAt: number;
+}
 
-/** The answer to a successful refresh: the successor and a new access token at the session's version. */
+/**
+ * The answer to a successful refresh: the successor and a new access token at the session's version,
+ * carrying what the client may still grant (client-allow-lists.ts), not what the session once held.
+ */
 function refreshResponse(
   deps: FlowDeps,
   client: ClientRecord,
   key: ActiveKey,
   now: number,
-  session: SessionClaims,
-  grant: { successor: string; scopes: string[]; version: number; refreshExpiresAt: number },
+  session: SessionIdentity,
+  grant: Grant,
 ): RefreshResult {
   const nowSeconds = Math.floor(now / 1000);
   const ttl = accessTokenTtlSeconds(client.accessTokenTtlSeconds, deps.maxAccessTokenTtlSeconds);
@@ -42,13 +54,13 @@ function refreshResponse(
     buildAccessTokenClaims({
       issuer: deps.issuer,
       subject: session.subject,
-      audience: session.audience,
+      audience: grant.audience,
       clientId: client.id,
       scopes: grant.scopes,
       sessionId: session.session_id,
       sessionVersion: grant.version,
       tenant: session.tenant,
-      custom: session.claims,
+      custom: grant.claims,
       jti: randomUUID(),
       nowSeconds,
       ttlSeconds: ttl,
@@ -62,7 +74,7 @@ function refreshResponse(
     sessionId: session.session_id,
     tokenType: "Bearer",
     scopes: grant.scopes,
-    audience: session.audience,
+    audience: grant.audience,
   };
 }
 
@@ -84,7 +96,9 @@ export async function refresh(
   const requestedScopes = checkList("scopes", req.scopes, LIMITS.scopeItems, LIMITS.scope);
   const token = req.refreshToken;
   const hash = hashRefreshToken(token);
-  const successor = deriveSuccessor(token, deps.successorKey);
+  // A rotation derives with the active key and records its kid; a replay re-derives with that kid.
+  const successorKey = deps.successorKeys.active();
+  const successor = deriveSuccessor(token, successorKey.key);
   const successorHash = hashRefreshToken(successor);
   const client = caller.client;
   const idleExpiry = (now: number) => new Date(now + client.refreshIdleTtlSeconds * 1000);
@@ -106,12 +120,19 @@ export async function refresh(
         idleExpiresAt: idleExpiry(now),
         signingKid: key.kid,
         callerClientId: client.id,
+        successorKid: successorKey.kid,
+        allowed: {
+          audiences: client.allowedAudiences,
+          tenants: client.allowedTenants.includes(ANY_TENANT) ? null : client.allowedTenants,
+          subjectPrefixes: client.allowedSubjectPrefixes,
+        },
       }),
     );
+    // The statement rotates only a session `currentGrant` admits, so this never refuses a used token.
     if (rotated) {
       return refreshResponse(deps, client, key, now, rotated, {
         successor,
-        scopes: rotated.scopes,
+        ...currentGrant(client, rotated),
         version: rotated.version,
         refreshExpiresAt: rotated.refresh_expires_at.getTime(),
       });
@@ -158,7 +179,9 @@ export async function refresh(
       );
     }
 
-    const narrowed = narrowScopes(state.scopes, requestedScopes);
+    // Refused here, before anything changes: the token stays usable if the admin restores the lists.
+    const grant = currentGrant(client, state);
+    const narrowed = narrowScopes(grant.scopes, requestedScopes);
     if ("error" in narrowed) {
       throw new GatehouseError("scope_not_allowed", narrowed.error, { metadata: { field: "scopes" } });
     }
@@ -176,14 +199,21 @@ export async function refresh(
           now: new Date(now),
           idleExpiresAt: idleExpiry(now),
           signingKid: key.kid,
+          successorKid: successorKey.kid,
         }),
       );
       if (result.kind !== "rotated") continue; // rotated or revoked meanwhile: decide again
       version = result.version;
       refreshExpiresAt = result.refreshExpiresAt.getTime();
     }
+    const replayed =
+      decision.kind === "rotate"
+        ? successor
+        : deriveSuccessor(token, (await deps.successorKeys.byKid(state.successor_kid)).key);
     return refreshResponse(deps, client, key, now, state, {
-      successor,
+      successor: replayed,
+      audience: grant.audience,
+      claims: grant.claims,
       scopes: narrowed.scopes,
       version,
       refreshExpiresAt,

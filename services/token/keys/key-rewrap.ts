@@ -3,17 +3,20 @@ import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { type AuditActor, recordAudit } from "../audit/audit-record.ts";
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.ts";
 import { withKeyLock } from "./key-lock.ts";
+import { rewrapRefreshKeys } from "./refresh-keys.ts";
 
 export interface RewrapResult {
-  /** Keys re-encrypted from the old master key to the new one. */
+  /** Keys (signing and refresh keys) re-encrypted from the old master key to the new one. */
   rewrapped: number;
   /** Keys already under the new master key (an earlier, interrupted or repeated rewrap). */
   alreadyNew: number;
 }
 
 /**
- * Re-encrypts every signing key row (all states: a retired key's row is still a private key) from
- * `oldKey` to `newKey` in one transaction: all rows move or none does. Running it again is harmless.
+ * Re-encrypts every signing key row (all states: a retired key's row is still a private key) and every
+ * refresh key (keys/refresh-keys.ts; re-encrypted, never changed, so grace replays still derive the
+ * successors they handed out) from `oldKey` to `newKey` in one transaction: all rows move or none
+ * does. Running it again is harmless.
  * Replicas keep signing with the key they hold in memory; restart them with the new master key.
  */
 export async function rewrapKeys(
@@ -50,6 +53,9 @@ export async function rewrapKeys(
       });
       result.rewrapped++;
     }
+    const refreshKeys = await rewrapRefreshKeys(tx, oldKey, newKey);
+    result.rewrapped += refreshKeys.rewrapped;
+    result.alreadyNew += refreshKeys.alreadyNew;
     await recordAudit(tx, {
       ...by,
       at: new Date(now()),

@@ -25,6 +25,10 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
         r.idleExpiresAt,
         r.signingKid,
         r.callerClientId,
+        r.successorKid,
+        r.allowed.audiences,
+        r.allowed.tenants,
+        r.allowed.subjectPrefixes,
       ]);
       const row = rows[0];
       return row?.rotated ? row : null;
@@ -43,6 +47,7 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
         r.now,
         r.idleExpiresAt,
         r.signingKid,
+        r.successorKid,
       ]);
       const row = rows[0];
       if (!row) return { kind: "session_gone" };

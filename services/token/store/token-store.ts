@@ -30,6 +30,8 @@ export interface Rotation {
   now: Date;
   idleExpiresAt: Date;
   signingKid: string;
+  /** Refresh key that derived `successorHash`'s token, recorded so a grace replay derives the same. */
+  successorKid: string;
 }
 
 export type RotationResult =
@@ -80,6 +82,15 @@ export interface FastRotation {
   idleExpiresAt: Date;
   signingKid: string;
   callerClientId: string;
+  successorKid: string;
+  /** The caller's allow-lists now: the fast path rotates only a session they still admit. */
+  allowed: {
+    audiences: readonly string[];
+    /** null: any tenant. */
+    tenants: readonly string[] | null;
+    /** Empty: any subject. */
+    subjectPrefixes: readonly string[];
+  };
 }
 
 export interface TokenStore {

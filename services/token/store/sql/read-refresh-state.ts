@@ -14,6 +14,8 @@ export interface RefreshStateRow {
   idle_expires_at: Date;
   expires_at: Date;
   used_at: Date | null;
+  /** Refresh key that derived the successor; null before refresh keys existed (the legacy key). */
+  successor_kid: string | null;
   token_created_at: Date;
   successor_used_at: Date | null;
   subject_not_before: Date | null;
@@ -25,7 +27,7 @@ export const readRefreshState = sql<RefreshStateRow>(
   `SELECT s.id::text AS session_id, s.client_id, s.subject, s.tenant, s.scopes, s.audience, s.claims, s.version,
           s.created_at AS session_created_at, s.revoked_at AS session_revoked_at,
           s.idle_expires_at, s.expires_at,
-          t.used_at, t.created_at AS token_created_at,
+          t.used_at, t.successor_kid, t.created_at AS token_created_at,
           succ.used_at AS successor_used_at,
           sr.not_before AS subject_not_before
      FROM refresh_tokens t

@@ -2,7 +2,8 @@ import { sql } from "../sql-executor.ts";
 
 /**
  * Refresh: mark the presented token used, insert its successor, touch the session — or nothing.
- * Params: $1 session id, $2 presented hash, $3 successor hash, $4 now, $5 new idle expiry, $6 kid.
+ * Params: $1 session id, $2 presented hash, $3 successor hash, $4 now, $5 new idle expiry, $6 kid,
+ * $7 successor key id.
  *
  * The session row is updated first, so its row lock orders this statement against a concurrent
  * Revoke (which updates the same row): once a revoke has committed, `revoked_at IS NULL` fails on
@@ -21,7 +22,7 @@ export const rotateRefreshToken = sql<{ version: number; rotated: boolean; expir
       RETURNING version, expires_at
    ), tok AS (
      UPDATE refresh_tokens
-        SET used_at = $4::timestamptz, successor_hash = $3::bytea
+        SET used_at = $4::timestamptz, successor_hash = $3::bytea, successor_kid = $7::text
       WHERE token_hash = $2::bytea AND used_at IS NULL AND EXISTS (SELECT 1 FROM sess)
       RETURNING session_id
    ), ins AS (
