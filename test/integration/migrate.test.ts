@@ -184,6 +184,51 @@ describe("migrate() on Postgres", () => {
   });
 });
 
+describe("upgrading to per-client tenants", () => {
+  const TENANTS = "20261206002749_refresh_keys_and_client_tenants";
+
+  it("allows each existing client exactly the tenants its live sessions carry", async () => {
+    const schema = freshSchema("tenants");
+    const target: MigrationTarget = { kind: "postgres", url, schema };
+    const before = await mkdtemp(join(tmpdir(), "gatehouse-migrations-"));
+    try {
+      for (const name of committed.filter((m) => m < TENANTS)) {
+        await cp(join(MIGRATIONS_DIR, name), join(before, name), { recursive: true });
+      }
+      await migrate(target, { migrationsDir: before });
+      await admin.query(
+        `INSERT INTO "${schema}".clients (id, name, secret_hash)
+         VALUES ('multi', 'multi', 'x'), ('plain', 'plain', 'x'), ('gone', 'gone', 'x')`,
+      );
+      const session = (client: string, tenant: string | null, revoked: boolean, expiresIn: string) =>
+        admin.query(
+          `INSERT INTO "${schema}".sessions (subject, client_id, tenant, idle_expires_at, expires_at, revoked_at)
+           VALUES ('alice', $1, $2, now() + interval '1 day', now() + $3::interval, $4)`,
+          [client, tenant, expiresIn, revoked ? new Date() : null],
+        );
+      await session("multi", "globex", false, "1 day");
+      await session("multi", "acme", false, "1 day");
+      await session("multi", "acme", false, "1 day");
+      await session("multi", "initech", true, "1 day"); // revoked: not carried over
+      await session("multi", "umbrella", false, "-1 day"); // expired: not carried over
+      await session("plain", null, false, "1 day");
+      await session("gone", "hooli", true, "1 day");
+
+      await migrate(target);
+      const { rows } = await admin.query<{ id: string; allowed_tenants: string[] }>(
+        `SELECT id, allowed_tenants FROM "${schema}".clients ORDER BY id`,
+      );
+      expect(rows).toEqual([
+        { id: "gone", allowed_tenants: [] },
+        { id: "multi", allowed_tenants: ["acme", "globex"] },
+        { id: "plain", allowed_tenants: [] },
+      ]);
+    } finally {
+      await rm(before, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("the generated client on a migrated Postgres schema", () => {
   let tdb: TestDatabase;
   beforeAll(async () => {
