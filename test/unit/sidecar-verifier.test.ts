@@ -50,12 +50,12 @@ function mint(alg: SigningAlgorithm = "EdDSA", overrides: Record<string, unknown
   );
 }
 
-const b64 = (text: string) => Buffer.from(text).toString("base64url");
+const b64 = (text: string | Buffer) => Buffer.from(text).toString("base64url");
 
 /** Signs arbitrary header and payload text, for tokens the token service would never produce. */
 function signRaw(
-  headerText: string,
-  payloadText: string,
+  headerText: string | Buffer,
+  payloadText: string | Buffer,
   key: TestKey = ed,
   alg: string = key.algorithm,
 ): string {
@@ -335,6 +335,17 @@ describe("verifier: the adversarial corpus, each with its own reason", () => {
         () => signRaw(header().replace("{", '{"alg":"none",'), JSON.stringify(claims())),
         "malformed_token",
       ],
+      [
+        // jose (a strict UTF-8 decoder) refuses these; a replacing decoder would read a U+FFFD.
+        "payload with a byte that is not UTF-8",
+        () => signRaw(header(), invalidUtf8(JSON.stringify(claims()))),
+        "malformed_token",
+      ],
+      [
+        "header with a byte that is not UTF-8",
+        () => signRaw(invalidUtf8(header()), JSON.stringify(claims())),
+        "malformed_token",
+      ],
       ["exp as a string", () => withClaims({ exp: String(NOW_S + 600) }), "malformed_token"],
       ["iat missing", () => withClaims({ iat: undefined }), "malformed_token"],
       ["nbf as a string", () => withClaims({ nbf: "soon" }), "malformed_token"],
@@ -551,6 +562,11 @@ describe("verifier: the verified-token cache", () => {
     expect(verifier.cacheSize).toBe(0);
   });
 });
+
+/** JSON text with an extra string member holding a lone 0xFF byte, which UTF-8 never contains. */
+function invalidUtf8(json: string): Buffer {
+  return Buffer.concat([Buffer.from('{"note":"'), Buffer.from([0xff]), Buffer.from(`",${json.slice(1)}`)]);
+}
 
 function flip(token: string): string {
   const i = token.length - 2;
