@@ -11,6 +11,7 @@ export default defineConfig({
   test: {
     include: [
       "test/unit/sidecar-verifier.test.ts",
+      "test/unit/verifier-rules.test.ts",
       "test/unit/sidecar-in-process.test.ts",
       "test/unit/hostile-token-parsing.property.test.ts",
       "test/unit/sidecar-policy.test.ts",
