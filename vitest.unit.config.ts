@@ -12,6 +12,7 @@ export default defineConfig({
     include: [
       "test/unit/sidecar-verifier.test.ts",
       "test/unit/verifier-rules.test.ts",
+      "test/unit/verifier-parsing.test.ts",
       "test/unit/sidecar-in-process.test.ts",
       "test/unit/hostile-token-parsing.property.test.ts",
       "test/unit/sidecar-policy.test.ts",
