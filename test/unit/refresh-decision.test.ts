@@ -72,6 +72,12 @@ describe("decideRefresh", () => {
     ["a repeat just after the window", { ...live, usedAt: at(-10 * S - 1) }, {}, "reuse"],
     ["a repeat when the grace window is disabled", { ...live, usedAt: at(-1) }, { graceMs: 0 }, "reuse"],
     [
+      "a repeat at the same instant, grace window disabled",
+      { ...live, usedAt: NOW },
+      { graceMs: 0 },
+      "reuse",
+    ],
+    [
       "a repeat after the successor was used",
       { ...live, usedAt: at(-S), successorUsedAt: at(-1) },
       {},
@@ -118,6 +124,9 @@ describe("narrowScopes", () => {
   it("refuses to widen, naming the extra scopes", () => {
     expect(narrowScopes(["a"], ["a", "admin"])).toEqual({
       error: "scopes not granted to this session: admin",
+    });
+    expect(narrowScopes(["a"], ["root", "a", "admin"])).toEqual({
+      error: "scopes not granted to this session: root admin",
     });
   });
 });

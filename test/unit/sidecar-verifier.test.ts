@@ -611,6 +611,11 @@ describe("verifier: options and the key resolver", () => {
     expect(await reasonOf(verifier.verify(mint("RS256")))).toBe("unsupported_algorithm");
   });
 
+  it("takes a route's empty audience list as its own audiences", async () => {
+    const { verifier } = setup();
+    expect(await reasonOf(verifier.verify(mint(), { audiences: [] }))).toBe("ok");
+  });
+
   it("applies its own skew", async () => {
     const verifier = createVerifier({ ...base(), clockSkewMs: 0 });
     expect(await reasonOf(verifier.verify(withClaims({ exp: NOW_S + 1 })))).toBe("ok");

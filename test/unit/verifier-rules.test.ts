@@ -87,6 +87,9 @@ describe("readClaims: each claim's type, with the claim named in the error", () 
       code: "malformed_token",
       metadata: { claim },
     });
+    expect(() => readClaims(payload(overrides), "kid-1")).toThrow(
+      `claim ${claim} is missing or has the wrong type`,
+    );
   });
 
   it.each<[string, Record<string, unknown>]>([
@@ -177,6 +180,7 @@ describe("checkTimes: the boundaries, with and without skew", () => {
       }
       return "";
     };
+    expect(err({ exp: NOW_S })).toBe("token has expired");
     expect(err({ nbf: NOW_S + 5 })).toMatch(/nbf/);
     expect(err({ iat: NOW_S + 5 })).toMatch(/iat/);
   });
@@ -190,10 +194,14 @@ describe("checkAudience", () => {
     [["orders"], ["billing"], "wrong_audience"],
     [["orders"], [], "wrong_audience"],
     [["Orders"], ["orders"], "wrong_audience"],
+    [["orders"], ["billing", "shipping"], "wrong_audience"],
   ])("token %j, accepted %j → %s", (audience, accepted, expected) => {
     const result = failure(() => checkAudience(audience, accepted));
     expect(result === "ok" ? "ok" : result.code).toBe(expected);
     if (result !== "ok") expect(result.metadata).toEqual({ audience: accepted.join(" ") });
+    if (result !== "ok") {
+      expect(() => checkAudience(audience, accepted)).toThrow("token is not meant for this audience");
+    }
   });
 });
 
@@ -207,6 +215,11 @@ describe("checkScopes: allOf needs every scope, anyOf one of them", () => {
       "allOf partly held",
       { allOf: ["orders:read", "orders:admin"] },
       { scope: "orders:read orders:admin", missing: "orders:admin", requirement: "allOf" },
+    ],
+    [
+      "allOf with two missing",
+      { allOf: ["a", "orders:read", "b"] },
+      { scope: "a orders:read b", missing: "a b", requirement: "allOf" },
     ],
     ["anyOf with one held", { anyOf: ["orders:admin", "orders:read"] }, "ok"],
     [
