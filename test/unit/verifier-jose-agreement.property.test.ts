@@ -579,9 +579,9 @@ function buildToken(c: TokenCase): string {
       ? [name, keys[c.alg === "RS256" ? "EdDSA" : "RS256"].kid]
       : [name, value],
   );
-  let headerBytes = Buffer.from(stringify(applyEdits(header, headerEdits)));
+  let headerBytes: Buffer = Buffer.from(stringify(applyEdits(header, headerEdits)));
   for (const e of c.headerJsonEdits) headerBytes = editJson(headerBytes, e);
-  let payloadBytes = Buffer.from(stringify(applyEdits(base, c.claimEdits)));
+  let payloadBytes: Buffer = Buffer.from(stringify(applyEdits(base, c.claimEdits)));
   for (const e of c.payloadJsonEdits) payloadBytes = editJson(payloadBytes, e);
   const segments = [headerBytes.toString("base64url"), payloadBytes.toString("base64url")];
   for (const e of c.segmentEdits) segments[e.part] = editSegment(segments[e.part]!, e);
