@@ -70,6 +70,13 @@ describe("access token signing", () => {
     expect(c.exp - c.iat).toBe(600);
   });
 
+  it("writes one audience as a string and leaves out an empty scope", () => {
+    const c = claims({ audience: ["orders"], scopes: [] });
+    expect(c.aud).toBe("orders");
+    expect(c).not.toHaveProperty("scope");
+    expect(claims({ scopes: ["a"] }).scope).toBe("a");
+  });
+
   it("cannot be overridden by custom claims", () => {
     const c = claims({ custom: { sub: "admin" } });
     expect(c.sub).toBe("user-1");
@@ -86,8 +93,27 @@ describe("custom claims", () => {
     expect(() => checkCustomClaims(custom, allowed)).toThrow(message);
   });
 
-  it("accepts allowed names within the size limit", () => {
+  it("accepts allowed names within the size limit, up to exactly 4096 bytes", () => {
     expect(() => checkCustomClaims({ plan: "gold" }, ["plan"])).not.toThrow();
+    // {"plan":"…"} is 11 bytes of JSON around the value.
+    expect(() => checkCustomClaims({ plan: "x".repeat(4096 - 11) }, ["plan"])).not.toThrow();
+    expect(() => checkCustomClaims({ plan: "x".repeat(4096 - 10) }, ["plan"])).toThrow(
+      expect.objectContaining({ code: "invalid_request", message: "custom claims exceed 4096 bytes" }),
+    );
+  });
+
+  it.each([
+    [{ sub: "root", scope: "x" }, ["plan"], "reserved claim names cannot be set: sub, scope", "sub,scope"],
+    [
+      { plan: "gold", role: "x", team: "y" },
+      ["plan"],
+      "this client may not set claims: role, team",
+      "role,team",
+    ],
+  ])("names every refused claim: %o", (custom, allowed, message, listed) => {
+    expect(() => checkCustomClaims(custom, allowed)).toThrow(
+      expect.objectContaining({ code: "claim_not_allowed", message, metadata: { claims: listed } }),
+    );
   });
 });
 

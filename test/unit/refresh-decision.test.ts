@@ -44,6 +44,19 @@ describe("decideRefresh", () => {
       "session_revoked",
     ],
     [
+      "a subject revoked at the very instant the session began",
+      { ...live, subjectNotBefore: live.sessionCreatedAt },
+      {},
+      "reject",
+      "session_revoked",
+    ],
+    [
+      "a subject revoked 1 ms before the session began",
+      { ...live, subjectNotBefore: at(-3600 * S - 1) },
+      {},
+      "rotate",
+    ],
+    [
       "a subject revoked before the session began",
       { ...live, subjectNotBefore: at(-7200 * S) },
       {},
@@ -51,10 +64,19 @@ describe("decideRefresh", () => {
     ],
     ["absolute expiry reached", { ...live, expiresAt: NOW }, {}, "reject", "token_expired"],
     ["idle expiry reached", { ...live, idleExpiresAt: at(-1) }, {}, "reject", "token_expired"],
+    ["idle expiry exactly now", { ...live, idleExpiresAt: NOW }, {}, "reject", "token_expired"],
+    ["absolute expiry 1 ms ahead", { ...live, expiresAt: at(1) }, {}, "rotate"],
+    ["idle expiry 1 ms ahead", { ...live, idleExpiresAt: at(1) }, {}, "rotate"],
     ["a repeat inside the grace window", { ...live, usedAt: at(-2 * S) }, {}, "replay"],
     ["a repeat at the very edge of the window", { ...live, usedAt: at(-10 * S) }, {}, "replay"],
     ["a repeat just after the window", { ...live, usedAt: at(-10 * S - 1) }, {}, "reuse"],
     ["a repeat when the grace window is disabled", { ...live, usedAt: at(-1) }, { graceMs: 0 }, "reuse"],
+    [
+      "a repeat at the same instant, grace window disabled",
+      { ...live, usedAt: NOW },
+      { graceMs: 0 },
+      "reuse",
+    ],
     [
       "a repeat after the successor was used",
       { ...live, usedAt: at(-S), successorUsedAt: at(-1) },
@@ -72,6 +94,17 @@ describe("decideRefresh", () => {
     const decision = decideRefresh(state, { ...ctx, ...overrides });
     expect(decision.kind).toBe(kind);
     if (code) expect(decision).toMatchObject({ code });
+    else expect(decision).toEqual({ kind });
+  });
+
+  it("tells why it refused", () => {
+    const message = (state: StoredRefreshState | null) =>
+      (decideRefresh(state, ctx) as { message?: string }).message;
+    expect(message(null)).toBe("refresh token is not valid");
+    expect(message({ ...live, sessionRevokedAt: at(-S) })).toBe("the session has been revoked");
+    expect(message({ ...live, subjectNotBefore: at(-S) })).toBe("the subject's sessions have been revoked");
+    expect(message({ ...live, expiresAt: NOW })).toBe("the session has reached its absolute lifetime");
+    expect(message({ ...live, idleExpiresAt: NOW })).toBe("the session expired after being idle");
   });
 });
 
@@ -82,9 +115,18 @@ describe("narrowScopes", () => {
   it("narrows to a subset, without duplicates", () => {
     expect(narrowScopes(["a", "b", "c"], ["c", "a", "c"])).toEqual({ scopes: ["c", "a"] });
   });
+  it("keeps a copy, not the session's own array", () => {
+    const session = ["a", "b"];
+    const result = narrowScopes(session, []) as { scopes: string[] };
+    result.scopes.push("c");
+    expect(session).toEqual(["a", "b"]);
+  });
   it("refuses to widen, naming the extra scopes", () => {
     expect(narrowScopes(["a"], ["a", "admin"])).toEqual({
       error: "scopes not granted to this session: admin",
+    });
+    expect(narrowScopes(["a"], ["root", "a", "admin"])).toEqual({
+      error: "scopes not granted to this session: root admin",
     });
   });
 });

@@ -13,6 +13,7 @@ import {
   createVerifier,
   type Identity,
   identityKey,
+  toConnectError,
   type Verifier,
 } from "../../services/sidecar/verifier/index.ts";
 import {
@@ -167,6 +168,33 @@ describe("in-process request authenticator", () => {
     ).resolves.toBeNull();
   });
 
+  it("takes a missing method as GET and finds the header in any spelling", async () => {
+    const getOnly = compilePolicy(
+      `rules:
+  - match: { prefix: /reports, methods: [GET] }
+    public: true
+`,
+      "policy.yaml",
+    );
+    const authenticate = createRequestAuthenticator({ verifier, policy: () => getOnly });
+    await expect(authenticate({ url: "/reports/1", headers: {} })).resolves.toBeNull();
+    expect(await codeOf(authenticate({ method: "POST", url: "/reports/1", headers: {} }))).toBe(
+      "missing_token",
+    );
+    await expect(authenticate({ headers: {} })).rejects.toMatchObject({ code: "missing_token" });
+    const token = mint([]);
+    for (const name of ["authorization", "Authorization", "AUTHORIZATION"]) {
+      await expect(
+        authenticate({ method: "POST", url: "/x", headers: { [name]: `Bearer ${token}` } }),
+      ).resolves.toMatchObject({ subject: "user-1" });
+    }
+    expect(
+      await codeOf(
+        authenticate({ method: "POST", url: "/x", headers: { other: "1", authorization: undefined } }),
+      ),
+    ).toBe("missing_token");
+  });
+
   it("without a policy, every route needs a valid token", async () => {
     const authenticate = createRequestAuthenticator({ verifier });
     expect(await codeOf(authenticate({ method: "GET", url: "/public/x", headers: {} }))).toBe(
@@ -226,5 +254,28 @@ describe("Connect interceptor", () => {
       domain: "gatehouse",
     });
     expect(seen).toEqual([]);
+  });
+});
+
+describe("toConnectError", () => {
+  it("passes a ConnectError through unchanged", () => {
+    const original = new ConnectError("x", Code.Aborted);
+    expect(toConnectError(original)).toBe(original);
+  });
+
+  it("carries the code, the message and the metadata; hides an internal error's message", () => {
+    const err = toConnectError(
+      new GatehouseError("insufficient_scope", "token lacks scope a", { metadata: { scope: "a" } }),
+    );
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.rawMessage).toBe("token lacks scope a");
+    expect(err.findDetails(ErrorInfoSchema)[0]).toMatchObject({
+      reason: "insufficient_scope",
+      domain: "gatehouse",
+      metadata: { scope: "a" },
+    });
+    const internal = toConnectError(new Error("db password is hunter2"));
+    expect(internal.code).toBe(Code.Internal);
+    expect(internal.rawMessage).toBe("internal error");
   });
 });

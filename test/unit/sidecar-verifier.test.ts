@@ -50,12 +50,12 @@ function mint(alg: SigningAlgorithm = "EdDSA", overrides: Record<string, unknown
   );
 }
 
-const b64 = (text: string) => Buffer.from(text).toString("base64url");
+const b64 = (text: string | Buffer) => Buffer.from(text).toString("base64url");
 
 /** Signs arbitrary header and payload text, for tokens the token service would never produce. */
 function signRaw(
-  headerText: string,
-  payloadText: string,
+  headerText: string | Buffer,
+  payloadText: string | Buffer,
   key: TestKey = ed,
   alg: string = key.algorithm,
 ): string {
@@ -335,6 +335,17 @@ describe("verifier: the adversarial corpus, each with its own reason", () => {
         () => signRaw(header().replace("{", '{"alg":"none",'), JSON.stringify(claims())),
         "malformed_token",
       ],
+      [
+        // jose (a strict UTF-8 decoder) refuses these; a replacing decoder would read a U+FFFD.
+        "payload with a byte that is not UTF-8",
+        () => signRaw(header(), invalidUtf8(JSON.stringify(claims()))),
+        "malformed_token",
+      ],
+      [
+        "header with a byte that is not UTF-8",
+        () => signRaw(invalidUtf8(header()), JSON.stringify(claims())),
+        "malformed_token",
+      ],
       ["exp as a string", () => withClaims({ exp: String(NOW_S + 600) }), "malformed_token"],
       ["iat missing", () => withClaims({ iat: undefined }), "malformed_token"],
       ["nbf as a string", () => withClaims({ nbf: "soon" }), "malformed_token"],
@@ -552,7 +563,124 @@ describe("verifier: the verified-token cache", () => {
   });
 });
 
+/** JSON text with an extra string member holding a lone 0xFF byte, which UTF-8 never contains. */
+function invalidUtf8(json: string): Buffer {
+  return Buffer.concat([Buffer.from('{"note":"'), Buffer.from([0xff]), Buffer.from(`",${json.slice(1)}`)]);
+}
+
 function flip(token: string): string {
   const i = token.length - 2;
   return token.slice(0, i) + (token[i] === "A" ? "B" : "A") + token.slice(i + 1);
 }
+
+describe("verifier: options and the key resolver", () => {
+  const revocation = () => {
+    const r = createMemoryRevocationState();
+    r.markFresh(NOW);
+    return r;
+  };
+  const base = () => ({
+    issuer: ISSUER,
+    audiences: ["orders"],
+    resolveKey,
+    revocation: revocation(),
+    now: () => NOW,
+  });
+
+  it.each<[string, Record<string, unknown>, boolean]>([
+    ["clockSkewMs 0", { clockSkewMs: 0 }, true],
+    ["clockSkewMs 300000", { clockSkewMs: 300_000 }, true],
+    ["clockSkewMs -1", { clockSkewMs: -1 }, false],
+    ["clockSkewMs 300001", { clockSkewMs: 300_001 }, false],
+    ["clockSkewMs NaN", { clockSkewMs: Number.NaN }, false],
+    ["cacheMaxEntries 0", { cacheMaxEntries: 0 }, true],
+    ["cacheMaxEntries -1", { cacheMaxEntries: -1 }, false],
+    ["cacheMaxEntries 1.5", { cacheMaxEntries: 1.5 }, false],
+    ["algorithms with one unknown", { algorithms: ["EdDSA", "HS256"] }, false],
+    ["issuer not a string", { issuer: 5 }, false],
+  ])("%s: accepted %s", (_name, options, ok) => {
+    const create = () => createVerifier({ ...base(), ...options } as never);
+    if (ok) expect(create).not.toThrow();
+    else expect(create).toThrow(TypeError);
+  });
+
+  it("accepts only the algorithms it was given", async () => {
+    const verifier = createVerifier({ ...base(), algorithms: ["ES256"] });
+    expect(await reasonOf(verifier.verify(mint("ES256")))).toBe("ok");
+    expect(await reasonOf(verifier.verify(mint("EdDSA")))).toBe("unsupported_algorithm");
+    expect(await reasonOf(verifier.verify(mint("RS256")))).toBe("unsupported_algorithm");
+  });
+
+  it("takes a route's empty audience list as its own audiences", async () => {
+    const { verifier } = setup();
+    expect(await reasonOf(verifier.verify(mint(), { audiences: [] }))).toBe("ok");
+  });
+
+  it("applies its own skew", async () => {
+    const verifier = createVerifier({ ...base(), clockSkewMs: 0 });
+    expect(await reasonOf(verifier.verify(withClaims({ exp: NOW_S + 1 })))).toBe("ok");
+    expect(await reasonOf(verifier.verify(withClaims({ exp: NOW_S })))).toBe("token_expired");
+  });
+
+  it("reads the real clock when given none", async () => {
+    const nowS = Math.floor(Date.now() / 1000);
+    const verifier = createVerifier({ ...base(), now: undefined });
+    const fresh = signRaw(header(), JSON.stringify(claims({ iat: nowS, exp: nowS + 60 })));
+    expect(await reasonOf(verifier.verify(fresh))).toBe("ok");
+    const old = signRaw(header(), JSON.stringify(claims({ iat: nowS - 600, exp: nowS - 120 })));
+    expect(await reasonOf(verifier.verify(old))).toBe("token_expired");
+  });
+
+  it("waits for a resolver that answers with a promise, and keeps its reason when it refuses", async () => {
+    const later = createVerifier({ ...base(), resolveKey: async (h) => resolveKey(h) });
+    expect(await reasonOf(later.verify(mint()))).toBe("ok");
+    const unknown = createVerifier({
+      ...base(),
+      resolveKey: async () => {
+        throw new GatehouseError("unknown_key", "no key with this kid");
+      },
+    });
+    expect(await reasonOf(unknown.verify(mint()))).toBe("unknown_key");
+    const broken = createVerifier({
+      ...base(),
+      resolveKey: () => {
+        throw new Error("boom");
+      },
+    });
+    expect(await reasonOf(broken.verify(mint()))).toBe("internal");
+  });
+
+  it("refuses a non-string or oversized token before any work", async () => {
+    const { verifier, decisions } = setup();
+    expect(await reasonOf(verifier.verify(undefined as never))).toBe("missing_token");
+    expect(await reasonOf(verifier.verify("a".repeat(8193)))).toBe("malformed_token");
+    expect(decisions).toEqual(["missing_token", "malformed_token"]);
+  });
+
+  it("does not cache a token that is expired at the skew's edge", async () => {
+    const { verifier } = setup();
+    expect(await reasonOf(verifier.verify(withClaims({ exp: NOW_S - 30 })))).toBe("token_expired");
+    expect(verifier.cacheSize).toBe(0);
+  });
+
+  it("reports each decision with a duration and whether the cache answered", async () => {
+    const seen: [string, number, boolean][] = [];
+    const verifier = createVerifier({ ...base(), onDecision: (d, ms, cached) => seen.push([d, ms, cached]) });
+    const token = mint();
+    await verifier.verify(token);
+    await verifier.verify(token, { scopes: { allOf: ["root"] } }).catch(() => {});
+    expect(seen.map(([d, , c]) => [d, c])).toEqual([
+      ["ok", false],
+      ["insufficient_scope", true],
+    ]);
+    for (const [, ms] of seen) expect(ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it("says revocation_state_stale with a retry hint", async () => {
+    const r = createMemoryRevocationState({ stalenessBoundMs: 30_000 });
+    r.markFresh(NOW - 31_000);
+    const verifier = createVerifier({ ...base(), revocation: r });
+    const err = await verifier.verify(mint()).catch((e) => e);
+    expect(err).toMatchObject({ code: "revocation_state_stale", retryAfterMs: 1000 });
+  });
+});

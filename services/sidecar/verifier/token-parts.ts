@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { hasDuplicateKeys } from "./json-duplicates.ts";
 
@@ -16,7 +17,7 @@ export interface TokenParts {
 }
 
 /**
- * Splits a compact JWS strictly: three non-empty base64url segments and nothing else, the payload a
+ * Splits a compact JWS strictly: three non-empty base64url segments and nothing else, the payload a UTF-8
  * JSON object without repeated member names, the signature in canonical base64url (so one signature
  * has one spelling). The header is left encoded: few distinct headers exist, so the verifier decodes
  * each once. Every failure is `malformed_token`.
@@ -45,7 +46,11 @@ export function splitToken(token: string): TokenParts {
 export function decodeSegment(segment: string, part: "header" | "payload"): Record<string, unknown> {
   // A length of 1 mod 4 cannot come out of base64url encoding: Buffer would drop the odd character.
   if (segment.length % 4 === 1) throw malformed(`${part} is not valid base64url`);
-  const text = Buffer.from(segment, "base64url").toString("utf8");
+  const bytes = Buffer.from(segment, "base64url");
+  // Decoding would turn a stray byte into U+FFFD, a value other parsers read differently (jose
+  // refuses such a token): one signed text must have one reading.
+  if (!isUtf8(bytes)) throw malformed(`${part} is not UTF-8`);
+  const text = bytes.toString("utf8");
   let value: unknown;
   try {
     value = JSON.parse(text);
