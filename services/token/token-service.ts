@@ -11,6 +11,7 @@ import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
+import { createClientChangeWatch } from "./clients/client-change-watch.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
 import type { FlowDeps } from "./flows/flow-deps.ts";
 import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
@@ -95,12 +96,27 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         now,
       })
     : undefined;
+  const executor = db.pool ? poolExecutor(db.pool) : pgliteExecutor(db.pglite!);
+  const clientWatch = createClientChangeWatch({
+    db: executor,
+    onChange: (ids) => {
+      for (const id of ids) authenticator.forget(id);
+    },
+    log: logger,
+  });
+  const authenticator = createCallerAuthenticator({
+    clients: prismaClientLookup(db.prisma),
+    cacheTtlMs: config.credentialCacheTtl,
+    isListed: clientWatch.isListed,
+    now,
+  });
   try {
     await keys.start();
+    await clientWatch.start();
     relay?.start();
     const deps = {
       prisma: db.prisma,
-      store: createSqlTokenStore(db.pool ? poolExecutor(db.pool) : pgliteExecutor(db.pglite!)),
+      store: createSqlTokenStore(executor),
       keys,
       issuer: config.issuer,
       successorKey: successorKeyFrom(config.masterKey),
@@ -109,11 +125,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       publish: options.publish ?? relay?.publish ?? (async () => false),
       log: logger,
       overload: overloadGuardFromConfig(config, metrics),
-      authenticator: createCallerAuthenticator({
-        clients: prismaClientLookup(db.prisma),
-        cacheTtlMs: config.credentialCacheTtl,
-        now,
-      }),
+      authenticator,
     };
     const signingKeys = createSigningKeys({
       prisma: db.prisma,
@@ -134,7 +146,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       http: config.httpListen,
       services: [
         tokenServiceHandlers(deps),
-        adminServiceHandlers({ ...deps, signingKeys, credentialCacheTtlMs: config.credentialCacheTtl }),
+        adminServiceHandlers({ ...deps, signingKeys }),
       ],
       logger,
       metrics,
@@ -155,6 +167,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     });
   } catch (err) {
     keys.stop();
+    await clientWatch.stop();
     await relay?.stop();
     await ownBus?.close();
     await db.close();
@@ -183,6 +196,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await relay?.stop();
         await ownBus?.close();
         keys.stop();
+        await clientWatch.stop();
         await db.close();
         logger.info("token service stopped");
       })();
