@@ -80,7 +80,8 @@ export const tokenServiceSettings = {
   }),
   credentialCacheTtl: setting({
     env: "GATEHOUSE_CREDENTIAL_CACHE_TTL",
-    description: "How long a verified client secret is remembered, so hashing stays off the hot path",
+    description:
+      "How long a verified client secret, a refused one, or an unknown client id is remembered, so hashing stays off the hot path; client changes end it on every replica within a second",
     default: "30s",
     schema: types.duration({ maxMs: 600_000 }),
   }),

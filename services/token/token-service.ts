@@ -144,10 +144,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     servers = await startRpcServers({
       grpc: config.grpcListen,
       http: config.httpListen,
-      services: [
-        tokenServiceHandlers(deps),
-        adminServiceHandlers({ ...deps, signingKeys }),
-      ],
+      services: [tokenServiceHandlers(deps), adminServiceHandlers({ ...deps, signingKeys })],
       logger,
       metrics,
       extraRoutes: {

@@ -4,7 +4,6 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IssueRequestSchema } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
-import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
 import { DEFAULT_SCRYPT, hashClientSecret } from "../../services/token/clients/client-secret.ts";
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
@@ -160,11 +159,13 @@ describe("credential flood: made-up Basic credentials cannot make known clients 
     const flooding = flood(FLOOD_MS, ["alpha", "beta"]);
     await flooding.underWay;
     const during = (id: string) =>
-      Promise.all(Array.from({ length: REAL_CONCURRENCY }, () => realCalls(id, FLOOD_MS - 500))).then((r) => ({
-        ok: r.reduce((n, x) => n + x.ok, 0),
-        slowestMs: Math.max(...r.map((x) => x.slowestMs)),
-        failures: r.flatMap((x) => x.failures),
-      }));
+      Promise.all(Array.from({ length: REAL_CONCURRENCY }, () => realCalls(id, FLOOD_MS - 500))).then(
+        (r) => ({
+          ok: r.reduce((n, x) => n + x.ok, 0),
+          slowestMs: Math.max(...r.map((x) => x.slowestMs)),
+          failures: r.flatMap((x) => x.failures),
+        }),
+      );
     const [alpha, beta, gamma, flooded] = await Promise.all([
       during("alpha"),
       during("beta"),
