@@ -129,6 +129,13 @@ export const tokenServiceSettings = {
     default: "2000/4000",
     schema: rateLimitSetting(),
   }),
+  rateLimitRevoke: setting({
+    env: "GATEHOUSE_RATE_LIMIT_REVOKE",
+    description:
+      "Revoke calls per second per client / largest burst (RATE/BURST, or off); Revoke has no in-flight cap",
+    default: "100/1000",
+    schema: rateLimitSetting(),
+  }),
   maxInFlightPerClient: setting({
     env: "GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT",
     description:

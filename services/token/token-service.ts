@@ -22,6 +22,7 @@ import {
   type OverloadConfig,
   type OverloadSettingKey,
   overloadGuardFromConfig,
+  revokeGuardFromConfig,
 } from "./overload/guard-from-config.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
@@ -125,6 +126,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       publish: options.publish ?? relay?.publish ?? (async () => false),
       log: logger,
       overload: overloadGuardFromConfig(config, metrics),
+      revokeLimit: revokeGuardFromConfig(config, metrics),
       authenticator,
     };
     const signingKeys = createSigningKeys({
