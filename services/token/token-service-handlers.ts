@@ -18,6 +18,11 @@ export interface TokenServiceHandlerDeps extends FlowDeps {
   authenticator: CallerAuthenticator;
   /** Per-client rate limits and in-flight cap; none when absent. */
   overload?: OverloadGuard;
+  /**
+   * Revoke's per-client rate limit, apart from `overload` because Revoke has no in-flight cap: a
+   * revocation is never refused for load, only a client revoking faster than its limit.
+   */
+  revokeLimit?: OverloadGuard;
 }
 
 /**
@@ -37,7 +42,7 @@ export function tokenServiceHandlers(deps: TokenServiceHandlerDeps): ServiceRegi
 
   /**
    * Runs a flow inside the caller's overload budget, admitted only once the caller is known (limits
-   * are per client). Revoke is never guarded: a revocation must not be refused for load.
+   * are per client). Revoke is not guarded here: a revocation must not be refused for load.
    */
   async function guarded<T>(
     ctx: CallContext,
@@ -59,7 +64,11 @@ export function tokenServiceHandlers(deps: TokenServiceHandlerDeps): ServiceRegi
     issueServiceToken: (req, ctx) =>
       guarded(ctx, "IssueServiceToken", (c) => issueServiceToken(deps, c, req)),
     refresh: (req, ctx) => guarded(ctx, "Refresh", (c) => refresh(deps, c, req)),
-    revoke: async (req, ctx) => revoke(deps, await caller(ctx, "Revoke"), req),
+    revoke: async (req, ctx) => {
+      const who = await caller(ctx, "Revoke");
+      deps.revokeLimit?.admit(who.client.id, "Revoke");
+      return revoke(deps, who, req);
+    },
     introspect: (req, ctx) => guarded(ctx, "Introspect", (c) => introspect(deps, c, req)),
     listSessions: (req, ctx) => guarded(ctx, "ListSessions", (c) => listSessions(deps, c, req)),
     getJwks: async () => ({ keys: deps.keys.jwks().keys.map((k) => ({ ...k })) }),

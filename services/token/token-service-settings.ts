@@ -79,7 +79,8 @@ export const tokenServiceSettings = {
   }),
   credentialCacheTtl: setting({
     env: "GATEHOUSE_CREDENTIAL_CACHE_TTL",
-    description: "How long a verified client secret is remembered, so hashing stays off the hot path",
+    description:
+      "How long a verified client secret, a refused one, or an unknown client id is remembered, so hashing stays off the hot path; client changes end it on every replica within a second",
     default: "30s",
     schema: types.duration({ maxMs: 600_000 }),
   }),
@@ -125,6 +126,13 @@ export const tokenServiceSettings = {
     env: "GATEHOUSE_RATE_LIMIT_INTROSPECT",
     description: "Introspect calls per second per client / largest burst (RATE/BURST, or off)",
     default: "2000/4000",
+    schema: rateLimitSetting(),
+  }),
+  rateLimitRevoke: setting({
+    env: "GATEHOUSE_RATE_LIMIT_REVOKE",
+    description:
+      "Revoke calls per second per client / largest burst (RATE/BURST, or off); Revoke has no in-flight cap",
+    default: "100/1000",
     schema: rateLimitSetting(),
   }),
   maxInFlightPerClient: setting({

@@ -10,6 +10,7 @@ import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
+import { createClientChangeWatch } from "./clients/client-change-watch.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
 import type { FlowDeps } from "./flows/flow-deps.ts";
 import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
@@ -21,6 +22,7 @@ import {
   type OverloadConfig,
   type OverloadSettingKey,
   overloadGuardFromConfig,
+  revokeGuardFromConfig,
 } from "./overload/guard-from-config.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
@@ -95,13 +97,28 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         now,
       })
     : undefined;
+  const executor = db.pool ? poolExecutor(db.pool) : pgliteExecutor(db.pglite!);
+  const clientWatch = createClientChangeWatch({
+    db: executor,
+    onChange: (ids) => {
+      for (const id of ids) authenticator.forget(id);
+    },
+    log: logger,
+  });
+  const authenticator = createCallerAuthenticator({
+    clients: prismaClientLookup(db.prisma),
+    cacheTtlMs: config.credentialCacheTtl,
+    isListed: clientWatch.isListed,
+    now,
+  });
   try {
     await keys.start();
     await successorKeys.start();
+    await clientWatch.start();
     relay?.start();
     const deps = {
       prisma: db.prisma,
-      store: createSqlTokenStore(db.pool ? poolExecutor(db.pool) : pgliteExecutor(db.pglite!)),
+      store: createSqlTokenStore(executor),
       keys,
       issuer: config.issuer,
       successorKeys,
@@ -110,11 +127,8 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       publish: options.publish ?? relay?.publish ?? (async () => false),
       log: logger,
       overload: overloadGuardFromConfig(config, metrics),
-      authenticator: createCallerAuthenticator({
-        clients: prismaClientLookup(db.prisma),
-        cacheTtlMs: config.credentialCacheTtl,
-        now,
-      }),
+      revokeLimit: revokeGuardFromConfig(config, metrics),
+      authenticator,
     };
     const signingKeys = createSigningKeys({
       prisma: db.prisma,
@@ -133,10 +147,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     servers = await startRpcServers({
       grpc: config.grpcListen,
       http: config.httpListen,
-      services: [
-        tokenServiceHandlers(deps),
-        adminServiceHandlers({ ...deps, signingKeys, credentialCacheTtlMs: config.credentialCacheTtl }),
-      ],
+      services: [tokenServiceHandlers(deps), adminServiceHandlers({ ...deps, signingKeys })],
       logger,
       metrics,
       extraRoutes: {
@@ -157,6 +168,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   } catch (err) {
     keys.stop();
     successorKeys.stop();
+    await clientWatch.stop();
     await relay?.stop();
     await ownBus?.close();
     await db.close();
@@ -186,6 +198,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await ownBus?.close();
         keys.stop();
         successorKeys.stop();
+        await clientWatch.stop();
         await db.close();
         logger.info("token service stopped");
       })();

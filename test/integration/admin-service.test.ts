@@ -9,6 +9,7 @@ import {
   SigningKeyStatus,
 } from "../../services/gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
+import { CLIENT_CHANGE_BOUND_MS } from "../../services/token/clients/client-change-watch.ts";
 import { decryptPrivateKey } from "../../services/token/keys/key-encryption.ts";
 import { rewrapKeys } from "../../services/token/keys/key-rewrap.ts";
 import {
@@ -422,7 +423,10 @@ describe("clients", () => {
     expect(outbox.rows).toHaveLength(1);
     expect(published).toEqual([outbox.rows[0].event_id]);
     // The cut-off covers what other replicas may issue on cached credentials meanwhile.
-    expect(Number(outbox.rows[0].payload.notBefore)).toBeGreaterThanOrEqual(clock.now() + 30_000);
+    // Other replicas drop the client's cached credentials within the change watch's bound.
+    expect(Number(outbox.rows[0].payload.notBefore)).toBeGreaterThanOrEqual(
+      clock.now() + CLIENT_CHANGE_BOUND_MS,
+    );
     const live = await tdb.db.pool!.query(
       "SELECT count(*)::int AS n FROM sessions WHERE client_id = 'shop' AND revoked_at IS NULL",
     );

@@ -11,7 +11,7 @@ import {
 
 const FAST = { N: 1024, r: 8, p: 1 };
 
-async function fixture(extra: { maxPendingChecks?: number } = {}) {
+async function fixture(extra: { maxPendingChecks?: number; maxPendingChecksPerClient?: number } = {}) {
   const secret = generateClientSecret();
   const oldSecret = generateClientSecret();
   let clock = Date.parse("2026-11-23T12:00:00Z");
@@ -43,7 +43,6 @@ async function fixture(extra: { maxPendingChecks?: number } = {}) {
       },
     },
     cacheTtlMs: 30_000,
-    failureTtlMs: 10_000,
     ...extra,
     now: () => clock,
   });
@@ -130,13 +129,14 @@ describe("caller authenticator", () => {
     expect(disabled.message).toBe(wrong.message);
   });
 
-  it("answers a repeated wrong secret from the failure cache until it expires or the client changes", async () => {
+  it("answers a repeated wrong secret from the failure cache for the cache TTL or until the client changes", async () => {
     const f = await fixture();
     const wrong = basicAuthorization("orders", "gths_wrong");
     await expect(f.auth.authenticate(wrong)).rejects.toMatchObject({ code: "invalid_client" });
+    f.advance(29_000);
     await expect(f.auth.authenticate(wrong)).rejects.toMatchObject({ code: "invalid_client" });
     expect(f.lookups()).toBe(1);
-    f.advance(10_001);
+    f.advance(1_001);
     await expect(f.auth.authenticate(wrong)).rejects.toMatchObject({ code: "invalid_client" });
     expect(f.lookups()).toBe(2);
     // The client is rotated to exactly that secret: forget() makes it work at once.
@@ -162,6 +162,49 @@ describe("caller authenticator", () => {
     await expect(f.auth.authenticate(basicAuthorization("orders", "gths_later"))).rejects.toMatchObject({
       code: "invalid_client",
     });
+  });
+
+  it("refuses unknown client ids without a secret check, and remembers them until forget()", async () => {
+    const f = await fixture({ maxPendingChecks: 1, maxPendingChecksPerClient: 1 });
+    const made = Array.from({ length: 50 }, (_, i) =>
+      f.auth.authenticate(basicAuthorization(`made-up-${i}`, "gths_guess")).catch((e) => e),
+    );
+    expect((await Promise.all(made)).map((e) => e.code)).toEqual(Array(50).fill("invalid_client"));
+    const before = f.lookups();
+    await expect(f.auth.authenticate(basicAuthorization("made-up-1", "gths_other"))).rejects.toMatchObject({
+      code: "invalid_client",
+    });
+    expect(f.lookups()).toBe(before);
+    f.rows.set("made-up-1", { ...f.base, id: "made-up-1" });
+    f.auth.forget("made-up-1");
+    await expect(f.auth.authenticate(basicAuthorization("made-up-1", f.secret))).resolves.toMatchObject({
+      id: "made-up-1",
+    });
+  });
+
+  it("keeps a flood of wrong secrets for one client id from refusing another client's first login", async () => {
+    const f = await fixture({ maxPendingChecks: 2, maxPendingChecksPerClient: 2 });
+    f.rows.set("billing", { ...f.base, id: "billing" });
+    const flood = Array.from({ length: 30 }, (_, i) =>
+      f.auth.authenticate(basicAuthorization("orders", `gths_guess${i}`)).catch((e) => e),
+    );
+    await expect(f.auth.authenticate(basicAuthorization("billing", f.secret))).resolves.toMatchObject({
+      id: "billing",
+    });
+    const codes = (await Promise.all(flood)).map((e) => e.code);
+    expect(codes.filter((c) => c === "rate_limited").length).toBeGreaterThan(0);
+  });
+
+  it("re-checks a pair verified before past every bound once its cache entry is stale", async () => {
+    const f = await fixture({ maxPendingChecks: 1, maxPendingChecksPerClient: 1 });
+    const good = basicAuthorization("orders", f.secret);
+    await f.auth.authenticate(good);
+    f.advance(30_001);
+    const flood = Array.from({ length: 20 }, (_, i) =>
+      f.auth.authenticate(basicAuthorization("orders", `gths_guess${i}`)).catch((e) => e),
+    );
+    await expect(f.auth.authenticate(good)).resolves.toMatchObject({ id: "orders" });
+    expect((await Promise.all(flood)).some((e) => e.code === "rate_limited")).toBe(true);
   });
 
   it("never caches a success past a change, and forget() drops a client's cached pairs", async () => {

@@ -19,8 +19,6 @@ export interface AdminDeps {
   log: Logger;
   /** GATEHOUSE_MAX_ACCESS_TOKEN_TTL in seconds: the upper bound of a client's access_token_ttl. */
   maxAccessTokenTtlSeconds: number;
-  /** GATEHOUSE_CREDENTIAL_CACHE_TTL: how long other replicas may still accept a disabled client. */
-  credentialCacheTtlMs: number;
 }
 
 /** The admin calling an RPC, as handlers need it. */

@@ -20,6 +20,7 @@ import type {
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { AuditAction } from "../audit/audit-actions.ts";
 import { recordAudit } from "../audit/audit-record.ts";
+import { CLIENT_CHANGE_BOUND_MS } from "../clients/client-change-watch.ts";
 import { generateClientSecret, hashClientSecret } from "../clients/client-secret.ts";
 import { checkText, LIMITS } from "../flows/request-limits.ts";
 import type { AdminCaller, AdminDeps } from "./admin-deps.ts";
@@ -257,9 +258,10 @@ export async function disableClient(
   }
   await findOrThrow(deps.prisma, clientId);
   const t = deps.now();
-  // Other replicas may accept the client's cached credentials for up to the cache TTL: the cut-off
-  // covers tokens they issue meanwhile too.
-  const notBefore = Math.ceil((t + deps.credentialCacheTtlMs) / 1000) * 1000;
+  // Other replicas may accept the client's cached credentials until their change watch sees the
+  // disable: the cut-off covers tokens they issue meanwhile too, and no more, so a client enabled
+  // again after that gets tokens the sidecars accept.
+  const notBefore = Math.ceil((t + CLIENT_CHANGE_BOUND_MS) / 1000) * 1000;
   const [result] = await deps.prisma.$queryRawUnsafe<{ sessions_revoked: number; event_id: string | null }[]>(
     DISABLE_CLIENT,
     clientId,
@@ -302,5 +304,7 @@ export async function enableClient(
     await recordAudit(tx, audit(caller, at, "client.enable", current.id, { changed }));
     return updated;
   });
+  // Refusals of its secret while it was disabled are cached: they must not outlive the enable.
+  deps.authenticator.forget(row.id);
   return { client: clientMessage(row) };
 }

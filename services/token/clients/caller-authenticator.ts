@@ -3,72 +3,124 @@ import { LRUCache } from "lru-cache";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { parseBasicCredentials } from "./basic-credentials.ts";
 import type { ClientLookup, ClientRecord } from "./client-record.ts";
-import { DECOY_SECRET_HASH, verifyClientSecret } from "./client-secret.ts";
+import { verifyClientSecret } from "./client-secret.ts";
 
 export interface CallerAuthenticatorOptions {
   clients: ClientLookup;
-  /** How long a verified (client, secret) pair is trusted without hashing again. */
+  /**
+   * How long a verified (client, secret) pair, a refused pair, or an unknown client id is answered
+   * without asking the database or hashing again. `forget` ends it early after a change.
+   */
   cacheTtlMs: number;
   cacheMax?: number;
   /**
-   * How long a refused (client, secret) pair is answered `invalid_client` without hashing again.
-   * Default 60 s. Cleared with `forget`, so a client created or rotated to that secret works at once.
-   */
-  failureTtlMs?: number;
-  /**
-   * Most secret checks (scrypt) queued or running at once. Beyond it a call is refused with
-   * `rate_limited` instead of queueing behind the others: a flood of made-up credentials then costs
-   * bounded CPU and cannot delay the clients whose credentials are cached. Default 64.
+   * Most secret checks (scrypt) queued or running at once over all clients, beyond each client id's
+   * first. A call over it, or over `maxPendingChecksPerClient`, is refused with `rate_limited`
+   * instead of queueing. Default 64.
    */
   maxPendingChecks?: number;
+  /** Most secret checks pending for one client id at once. Default 4. */
+  maxPendingChecksPerClient?: number;
+  /**
+   * Whether a client id is known to exist (from the client change watch). Ids it denies share one
+   * lane of `maxPendingChecksPerClient` lookups, so made-up ids cost no more than one client's share.
+   */
+  isListed?: (clientId: string) => boolean;
   now?: () => number;
 }
 
 export interface CallerAuthenticator {
   /** The calling client from its `authorization` header, or `invalid_client`. */
   authenticate(authorization: string | undefined): Promise<ClientRecord>;
-  /** Forgets cached credentials of one client (after a change to it) or of all. */
+  /** Forgets cached credentials and answers of one client (after a change to it) or of all. */
   forget(clientId?: string): void;
 }
 
 const INVALID = () => new GatehouseError("invalid_client", "client authentication failed");
+/** The lane of client ids the change watch does not list; not a valid client id (it has a NUL). */
+const UNLISTED = "\0unlisted";
 /** scrypt takes ~50 ms a check here; a refused caller retries once a few have drained. */
 const CHECKS_RETRY_MS = 200;
 
 /**
- * Authenticates callers by client id and secret. scrypt costs milliseconds by design, so a verified
- * pair is cached briefly under a hash of both parts (never the secret itself), and so is a refused
- * pair, so repeating a wrong secret costs nothing; an unknown client still pays for one scrypt so
- * its first answer takes as long as a wrong secret's.
+ * Authenticates callers by client id and secret, so that a flood of made-up credentials cannot make
+ * a client with the right secret fail:
+ * - An unknown client id is refused after one primary-key lookup (then from a cache), with no scrypt,
+ *   and ids not listed by the client change watch all share one client's share of checks.
+ *   Client ids are not secrets (they are in every token's `client_id` and in audit rows), so a
+ *   uniform answer time would hide nothing, while a decoy scrypt per made-up id is what let a flood
+ *   of them exhaust the checks.
+ * - Secret checks are shared fairly: each client id may always have one check running, at most
+ *   `maxPendingChecksPerClient`, and only those beyond the first count against the global bound. A
+ *   flood of wrong secrets for one id is refused on that id alone.
+ * - A pair verified before (kept under a hash of both parts, never the secret) is answered from the
+ *   cache, and once that entry is stale its re-check skips both bounds: only a caller who knows the
+ *   secret can present it.
  */
 export function createCallerAuthenticator(options: CallerAuthenticatorOptions): CallerAuthenticator {
   const now = options.now ?? Date.now;
-  const cache = new LRUCache<string, { client: ClientRecord; until: number }>({
-    max: options.cacheMax ?? 10_000,
-  });
-  // Concurrent first calls with the same credentials share one scrypt instead of queueing dozens.
+  const max = options.cacheMax ?? 10_000;
+  const ttlMs = options.cacheTtlMs;
+  /** Verified pairs; `until` ends trust, the entry itself stays as proof the caller knew the secret. */
+  const verified = new LRUCache<string, { client: ClientRecord; until: number }>({ max });
+  const failures = new LRUCache<string, { clientId: string; until: number }>({ max });
+  const unknownIds = new LRUCache<string, { until: number }>({ max });
+  // Concurrent first calls with the same credentials share one check instead of queueing dozens.
   const inFlight = new Map<string, Promise<ClientRecord>>();
-  const failures = new LRUCache<string, { clientId: string; until: number }>({
-    max: options.cacheMax ?? 10_000,
-  });
-  const failureTtlMs = options.failureTtlMs ?? 60_000;
-  const maxPendingChecks = options.maxPendingChecks ?? 64;
+  const pendingPerClient = new Map<string, number>();
+  let pendingBeyondFirst = 0;
+  const maxPending = options.maxPendingChecks ?? 64;
+  const maxPerClient = options.maxPendingChecksPerClient ?? 4;
 
-  async function verify(clientId: string, secret: string): Promise<ClientRecord> {
-    const client = await options.clients.findClient(clientId);
-    if (client === null) {
-      await verifyClientSecret(secret, DECOY_SECRET_HASH);
-      throw INVALID();
+  function secretMatches(client: ClientRecord, secret: string): Promise<boolean> {
+    return verifyClientSecret(secret, client.secretHash).then(
+      async (ok) =>
+        ok ||
+        (client.previousSecretHash !== null &&
+          client.previousSecretExpiresAt !== null &&
+          client.previousSecretExpiresAt.getTime() > now() &&
+          verifyClientSecret(secret, client.previousSecretHash)),
+    );
+  }
+
+  /** Takes a check slot for `clientId`, or throws `rate_limited`; returns its release. */
+  function admitCheck(clientId: string, trusted: boolean): () => void {
+    if (trusted) return () => {};
+    const pending = pendingPerClient.get(clientId) ?? 0;
+    const beyondFirst = pending > 0;
+    if (beyondFirst && (pending >= maxPerClient || pendingBeyondFirst >= maxPending)) {
+      throw new GatehouseError(
+        "rate_limited",
+        `too many client authentications in progress; retry after ${CHECKS_RETRY_MS} ms`,
+        { retryAfterMs: CHECKS_RETRY_MS, metadata: { limit: "authentication" } },
+      );
     }
-    let ok = await verifyClientSecret(secret, client.secretHash);
-    if (!ok && client.previousSecretHash !== null && client.previousSecretExpiresAt !== null) {
-      ok =
-        client.previousSecretExpiresAt.getTime() > now() &&
-        (await verifyClientSecret(secret, client.previousSecretHash));
+    pendingPerClient.set(clientId, pending + 1);
+    if (beyondFirst) pendingBeyondFirst += 1;
+    return () => {
+      const left = (pendingPerClient.get(clientId) ?? 1) - 1;
+      if (left === 0) pendingPerClient.delete(clientId);
+      else pendingPerClient.set(clientId, left);
+      if (beyondFirst) pendingBeyondFirst -= 1;
+    };
+  }
+
+  async function verify(clientId: string, secret: string, trusted: boolean): Promise<ClientRecord> {
+    const lane = options.isListed?.(clientId) === false ? UNLISTED : clientId;
+    // Admitted before the lookup too, so refused calls cost neither a hash nor a database query.
+    const release = admitCheck(lane, trusted);
+    try {
+      const client = await options.clients.findClient(clientId);
+      if (client === null) {
+        unknownIds.set(clientId, { until: now() + ttlMs });
+        throw INVALID();
+      }
+      // A disabled client is refused only after the secret check, so its answer matches a wrong secret.
+      if (!(await secretMatches(client, secret)) || client.disabledAt !== null) throw INVALID();
+      return client;
+    } finally {
+      release();
     }
-    // A disabled client is refused only after the secret check, so its answer matches a wrong secret.
-    if (!ok || client.disabledAt !== null) throw INVALID();
-    return client;
   }
 
   return {
@@ -80,26 +132,18 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
           "client authentication required: authorization: Basic base64(client_id:secret)",
         );
       }
-      const key = createHash("sha256")
-        .update(credentials.clientId)
-        .update("\0")
-        .update(credentials.secret)
-        .digest("base64");
-      const hit = cache.get(key);
+      const { clientId, secret } = credentials;
+      const key = createHash("sha256").update(clientId).update("\0").update(secret).digest("base64");
       const t = now();
+      const hit = verified.get(key);
       if (hit && hit.until > t) return hit.client;
+      const unknown = unknownIds.get(clientId);
+      if (unknown && unknown.until > t) throw INVALID();
       const failed = failures.get(key);
       if (failed && failed.until > t) throw INVALID();
       let pending = inFlight.get(key);
       if (!pending) {
-        if (inFlight.size >= maxPendingChecks) {
-          throw new GatehouseError(
-            "rate_limited",
-            `too many client authentications in progress; retry after ${CHECKS_RETRY_MS} ms`,
-            { retryAfterMs: CHECKS_RETRY_MS, metadata: { limit: "authentication" } },
-          );
-        }
-        pending = verify(credentials.clientId, credentials.secret).finally(() => inFlight.delete(key));
+        pending = verify(clientId, secret, hit !== undefined).finally(() => inFlight.delete(key));
         inFlight.set(key, pending);
       }
       let client: ClientRecord;
@@ -107,21 +151,24 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
         client = await pending;
       } catch (err) {
         if (err instanceof GatehouseError && err.code === "invalid_client") {
-          failures.set(key, { clientId: credentials.clientId, until: t + failureTtlMs });
+          verified.delete(key);
+          failures.set(key, { clientId, until: t + ttlMs });
         }
         throw err;
       }
-      cache.set(key, { client, until: t + options.cacheTtlMs });
+      verified.set(key, { client, until: t + ttlMs });
       return client;
     },
     forget(clientId) {
       if (clientId === undefined) {
-        cache.clear();
+        verified.clear();
         failures.clear();
+        unknownIds.clear();
         return;
       }
-      for (const [key, entry] of cache.entries()) if (entry.client.id === clientId) cache.delete(key);
+      for (const [key, entry] of verified.entries()) if (entry.client.id === clientId) verified.delete(key);
       for (const [key, entry] of failures.entries()) if (entry.clientId === clientId) failures.delete(key);
+      unknownIds.delete(clientId);
     },
   };
 }

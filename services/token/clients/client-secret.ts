@@ -44,9 +44,3 @@ export async function verifyClientSecret(secret: string, stored: string): Promis
   const actual = await scryptAsync(secret, Buffer.from(m[4]!, "base64url"), params);
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
-
-/**
- * A hash of nothing in particular, verified against when the client id is unknown, so that an
- * unknown client costs the same time as a wrong secret and the answer leaks nothing.
- */
-export const DECOY_SECRET_HASH = `scrypt$N=${DEFAULT_SCRYPT.N},r=${DEFAULT_SCRYPT.r},p=${DEFAULT_SCRYPT.p}$${Buffer.alloc(16).toString("base64url")}$${Buffer.alloc(32).toString("base64url")}`;

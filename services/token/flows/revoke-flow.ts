@@ -34,6 +34,7 @@ export async function revoke(
     reason,
     now: new Date(now),
     relevantUntil: new Date(now + deps.maxAccessTokenTtlSeconds * 1000),
+    oldestLiveMint: new Date(now - deps.maxAccessTokenTtlSeconds * 1000),
     actor: clientActorName(caller.client.id),
     requestId: caller.requestId,
   };
@@ -76,7 +77,7 @@ export async function revoke(
             reason,
           }),
         );
-        eventIds.push(cut.eventId);
+        if (cut) eventIds.push(cut.eventId);
       }
       break;
     }

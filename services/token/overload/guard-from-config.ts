@@ -4,7 +4,13 @@ import { tokenServiceSettings } from "../token-service-settings.ts";
 import { createOverloadGuard, type OverloadGuard } from "./overload-guard.ts";
 import { createOverloadMetrics } from "./overload-metrics.ts";
 
-const KEYS = ["rateLimitIssue", "rateLimitRefresh", "rateLimitIntrospect", "maxInFlightPerClient"] as const;
+const KEYS = [
+  "rateLimitIssue",
+  "rateLimitRefresh",
+  "rateLimitIntrospect",
+  "rateLimitRevoke",
+  "maxInFlightPerClient",
+] as const;
 
 /** The token-service settings this module reads; any left out take their documented default. */
 export type OverloadConfig = Partial<Pick<SettingsOf<typeof tokenServiceSettings>, (typeof KEYS)[number]>>;
@@ -25,6 +31,15 @@ export function overloadGuardFromConfig(config: OverloadConfig, registry: Regist
     },
     maxInFlightPerClient: config.maxInFlightPerClient ?? defaultOf("maxInFlightPerClient"),
     // Wall time, never the service's injectable token clock: tests freeze that one.
+    metrics: createOverloadMetrics(registry),
+  });
+}
+
+/** Revoke's rate limit alone: no in-flight cap, so a revocation is refused only for its rate. */
+export function revokeGuardFromConfig(config: OverloadConfig, registry: Registry): OverloadGuard {
+  return createOverloadGuard({
+    rateLimits: { Revoke: config.rateLimitRevoke ?? defaultOf("rateLimitRevoke") },
+    maxInFlightPerClient: "off",
     metrics: createOverloadMetrics(registry),
   });
 }

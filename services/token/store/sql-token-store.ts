@@ -76,6 +76,7 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
         r.actor,
         r.requestId,
         r.value,
+        ...(r.accessOnly ? [r.oldestLiveMint] : []),
       ]);
     },
 
@@ -88,7 +89,7 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
         audit.requestId,
         audit.reason,
       ]);
-      return { eventId: rows[0]!.event_id };
+      return rows[0] ? { eventId: rows[0].event_id } : null;
     },
 
     async revokeAccessToken(r) {

@@ -55,6 +55,8 @@ export interface SessionRevocation extends AuditContext {
   reason: string;
   now: Date;
   relevantUntil: Date;
+  /** Now minus the longest access-token lifetime: a token minted before it has expired. */
+  oldestLiveMint: Date;
 }
 
 export interface AccessTokenRevocation extends AuditContext {
@@ -111,7 +113,7 @@ export interface TokenStore {
     notBefore: Date,
     relevantUntil: Date,
     audit: AuditContext & { reason: string },
-  ): Promise<{ eventId: string }>;
+  ): Promise<{ eventId: string } | null>;
   revokeAccessToken(r: AccessTokenRevocation): Promise<{ eventId: string } | null>;
   accessTokenStatus(
     jti: string,

@@ -7,7 +7,16 @@ import { type SqlStatement, sql } from "../sql-executor.ts";
  *
  * Common params: $1 now, $2 event relevant-until, $3 owner client id or NULL when the caller may act
  * for every client, $4 reason, $5 actor, $6 request id, $7 the selector value (session id, refresh
- * token hash, or subject). Rows: one per affected session with its event id.
+ * token hash, or subject); with access_only, $8 the oldest instant a live access token can have been
+ * minted (now minus GATEHOUSE_MAX_ACCESS_TOKEN_TTL). Rows: one per affected session with its event id.
+ *
+ * An access-only bump that would change nothing is skipped: no version bump, no event, no audit row.
+ * It changes something only if an access token carrying the session's current version may be live.
+ * Such tokens are minted at Issue and at each rotation (both set `last_used_at`) and by grace
+ * replays, which come at most a grace period after a rotation (at most 60 s, the settings' bound, or
+ * the client's own value if a row says more). So `last_used_at` plus that grace bounds the latest
+ * mint at the current version: the bump is needed when that is after the previous bump (or there
+ * was none) and after $8 (a token minted then may not have expired yet).
  */
 export type SessionSelector = "session_id" | "refresh_token" | "subject";
 
@@ -17,13 +26,23 @@ export interface RevokedSessionRow {
 }
 
 const WHERE: Record<SessionSelector, string> = {
-  session_id: "id = $7::uuid",
-  refresh_token: "id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $7::bytea)",
-  subject: "subject = $7::text",
+  session_id: "sessions.id = $7::uuid",
+  refresh_token: "sessions.id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $7::bytea)",
+  subject: "sessions.subject = $7::text",
 };
 
+/** The largest refresh grace period client settings allow (refresh_grace_period, in seconds). */
+const MAX_GRACE_SECONDS = 60;
+
+/** The latest instant a token at the session's current version can have been minted (see above). */
+const LAST_MINT = `sessions.last_used_at + make_interval(secs => GREATEST(c.refresh_grace_seconds, ${MAX_GRACE_SECONDS}))`;
+const CHANGES_SOMETHING = `AND (sessions.version_bumped_at IS NULL OR ${LAST_MINT} > sessions.version_bumped_at)
+          AND ${LAST_MINT} > $8::timestamptz`;
+
 function build(selector: SessionSelector, accessOnly: boolean): SqlStatement<RevokedSessionRow> {
-  const set = accessOnly ? "version = version + 1" : "revoked_at = $1::timestamptz, revoke_reason = $4::text";
+  const set = accessOnly
+    ? "version = sessions.version + 1, version_bumped_at = $1::timestamptz"
+    : "revoked_at = $1::timestamptz, revoke_reason = $4::text";
   const event = accessOnly
     ? `'session_version', jsonb_build_object('sid', s.id::text, 'minVersion', s.version)`
     : `'session_revoked', jsonb_build_object('sid', s.id::text)`;
@@ -32,8 +51,11 @@ function build(selector: SessionSelector, accessOnly: boolean): SqlStatement<Rev
     `gh_revoke_sessions_${selector}${accessOnly ? "_access" : ""}`,
     `WITH s AS (
        UPDATE sessions SET ${set}
-        WHERE ${WHERE[selector]} AND revoked_at IS NULL AND ($3::text IS NULL OR client_id = $3::text)
-        RETURNING id, version, subject, client_id
+         FROM clients c
+        WHERE c.id = sessions.client_id AND ${WHERE[selector]} AND sessions.revoked_at IS NULL
+          AND ($3::text IS NULL OR sessions.client_id = $3::text)
+          ${accessOnly ? CHANGES_SOMETHING : ""}
+        RETURNING sessions.id, sessions.version, sessions.subject, sessions.client_id
      ), o AS (
        INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
        SELECT ${event}, $1::timestamptz, $2::timestamptz FROM s
@@ -64,13 +86,16 @@ export function revokeSessions(
 /**
  * A subject-wide cut-off: every token of the subject issued before $2 is dead, whichever client
  * holds it. Params: $1 subject, $2 not-before, $3 relevant-until, $4 actor, $5 request id, $6 reason.
+ * No row (no event, no audit row) when the stored cut-off is at or after $2 already: then it kills
+ * every token and session the new one would, so nothing observable changes.
  */
 export const revokeSubject = sql<{ event_id: string }>(
   "gh_revoke_subject",
   `WITH sr AS (
      INSERT INTO subject_revocations (subject, not_before, updated_at) VALUES ($1::text, $2::timestamptz, $2::timestamptz)
      ON CONFLICT (subject) DO UPDATE
-       SET not_before = GREATEST(subject_revocations.not_before, EXCLUDED.not_before), updated_at = EXCLUDED.updated_at
+       SET not_before = EXCLUDED.not_before, updated_at = EXCLUDED.updated_at
+       WHERE subject_revocations.not_before < EXCLUDED.not_before
      RETURNING not_before
    ), o AS (
      INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
@@ -81,8 +106,9 @@ export const revokeSubject = sql<{ event_id: string }>(
      RETURNING event_id
    ), a AS (
      INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, subject, request_id, outcome, details)
-     VALUES ($2::timestamptz, $4::text, '${"subject.revoke" satisfies AuditAction}', 'subject', $1::text, $1::text, $5::text, 'success',
-             jsonb_build_object('reason', $6::text))
+     SELECT $2::timestamptz, $4::text, '${"subject.revoke" satisfies AuditAction}', 'subject', $1::text, $1::text, $5::text, 'success',
+            jsonb_build_object('reason', $6::text)
+       FROM sr
    )
    SELECT event_id::text AS event_id FROM o`,
 );
