@@ -134,7 +134,9 @@ describe("audit retention", () => {
 
   it("is started by the token service, on its clock", async () => {
     await q("DELETE FROM audit_events");
-    await q("DELETE FROM signing_keys"); // made under another master key by an earlier test
+    // Made under another master key by an earlier test.
+    await q("DELETE FROM signing_keys");
+    await q("DELETE FROM refresh_keys");
     await seed(6, RETENTION + DAY);
     await seed(2, DAY);
     const config = loadSettings(tokenServiceSettings, {
@@ -180,7 +182,9 @@ describe("audit rows written by the token flows", () => {
   });
 
   it("name the caller client:<id> and the action <object>.<verb>, like AdminService does", async () => {
-    await q("DELETE FROM signing_keys"); // made under another master key by an earlier test
+    // Made under another master key by an earlier test.
+    await q("DELETE FROM signing_keys");
+    await q("DELETE FROM refresh_keys");
     const deps = await flowDeps(tdb.db.prisma, poolExecutor(tdb.db.pool!), clock.now);
     try {
       await q("DELETE FROM audit_events");
