@@ -23,6 +23,8 @@ export interface ProxyServerOptions {
   forwardToken: boolean;
   stripAuthorization: boolean;
   connectTimeoutMs: number;
+  /** Peers whose `x-forwarded-*` headers are kept (see forward-headers.ts). */
+  trustedProxy: (address: string) => boolean;
   metrics: DecisionMetrics;
   logger: { debug(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
@@ -55,6 +57,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
       stripAuthorization: options.stripAuthorization,
       remoteAddress,
       authority,
+      trustedProxy: options.trustedProxy,
     });
     if (result.identity !== null) {
       for (const [name, value] of identityHeaders(result.identity, options.forwardToken)) out[name] = value;
@@ -282,6 +285,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     forwardToken: options.forwardToken,
     stripAuthorization: options.stripAuthorization,
     connectTimeoutMs: options.connectTimeoutMs,
+    trustedProxy: options.trustedProxy,
     onUpstreamError: (reason: UpstreamError["reason"]) => metrics.upstreamError(reason),
   };
   const webSocketOverH2 = createH2WebSocketProxy(webSocketOptions);
