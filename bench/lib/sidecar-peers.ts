@@ -121,6 +121,7 @@ async function grpcjsCheck(): Promise<void> {
     jwks,
     revocation,
     cacheSize: () => verifier.cacheSize,
+    revocationSource: "none",
     now: Date.now,
   });
   const policy = defaultPolicy();

@@ -15,8 +15,8 @@ import { createProxyServer } from "./proxy/proxy-server.ts";
 import { trustedProxies } from "./proxy/trusted-proxies.ts";
 import { createUpstream, parseUpstream } from "./proxy/upstream.ts";
 import { createMemoryRevocationState } from "./revocation-state/memory-revocation-state.ts";
-import type { RevocationState } from "./revocation-state/revocation-state.ts";
 import { revocationSourceOf } from "./revocation-state/revocation-source.ts";
+import type { RevocationState } from "./revocation-state/revocation-state.ts";
 import type { sidecarSettings } from "./sidecar-settings.ts";
 import { createVerifier } from "./verifier/create-verifier.ts";
 
