@@ -80,7 +80,11 @@ describe("gatehouse sidecar without REDIS_URL", () => {
   };
 
   it("exits 2 with one line saying how to fix it", () => {
-    const r = spawnSync(process.execPath, ["bin/gatehouse.mjs", "sidecar"], { env, encoding: "utf8" });
+    const r = spawnSync(process.execPath, ["bin/gatehouse.mjs", "sidecar"], {
+      env,
+      encoding: "utf8",
+      timeout: 20_000,
+    });
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split("\n")).toEqual([
       expect.stringMatching(
