@@ -155,7 +155,10 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     now,
   });
   const guard = createGuard({ verifier, policy, metrics: decisionMetrics, logger });
-  const upstream = createUpstream(target, { connectTimeoutMs: settings.upstreamConnectTimeout });
+  const upstream = createUpstream(target, {
+    connectTimeoutMs: settings.upstreamConnectTimeout,
+    maxSockets: settings.upstreamMaxSockets,
+  });
 
   let gateProblem: string | undefined = options.onReady === undefined ? undefined : "waiting for onReady";
   const gate = options.onReady?.then(
@@ -191,6 +194,13 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     stripAuthorization: settings.stripAuthorization,
     connectTimeoutMs: settings.upstreamConnectTimeout,
     trustedProxy: trustedProxies(settings.trustedProxies),
+    limits: {
+      maxConnections: settings.maxConnections,
+      h2MaxConcurrentStreams: settings.h2MaxConcurrentStreams,
+      idleTimeoutMs: settings.idleTimeout,
+      headersTimeoutMs: settings.headersTimeout,
+      bodyIdleTimeoutMs: settings.bodyIdleTimeout,
+    },
     metrics: decisionMetrics,
     logger,
   });
