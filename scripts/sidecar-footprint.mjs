@@ -76,7 +76,7 @@ async function once(runtime, redis) {
       GATEHOUSE_LOG_PRETTY: "false",
       ...(redis
         ? { REDIS_URL: redis, GATEHOUSE_REVOCATION_STREAM: `gatehouse:footprint:${process.pid}` }
-        : {}),
+        : { GATEHOUSE_REVOCATION: "none" }),
     },
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -122,6 +122,7 @@ async function grpcjsCheck(): Promise<void> {
     jwks,
     revocation,
     cacheSize: () => verifier.cacheSize,
+    revocationSource: "none",
     now: Date.now,
   });
   const policy = defaultPolicy();

@@ -1,6 +1,7 @@
 import { loadSettings } from "../shared/config/settings.ts";
 import { createLogger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry } from "../shared/metrics/registry.ts";
+import { revocationSourceOf } from "../sidecar/revocation-state/revocation-source.ts";
 import { startSidecar } from "../sidecar/sidecar.ts";
 import { sidecarSettings } from "../sidecar/sidecar-settings.ts";
 import { type Command, EXIT_OK, rawFlags } from "./command.ts";
@@ -12,7 +13,8 @@ Runs the sidecar verifier beside one app: the reverse proxy on GATEHOUSE_PROXY_L
 front of GATEHOUSE_UPSTREAM (http:// for HTTP/1.1, h2c:// for HTTP/2 and gRPC), and on
 GATEHOUSE_CONTROL_LISTEN (:7402) Envoy ext_authz (gRPC), forward-auth (/authz), /healthz, /readyz
 and /metrics. With REDIS_URL it follows the revocation stream (readiness waits for its bootstrap),
-so revoked tokens are refused within milliseconds. Every setting is an environment variable or the
+so revoked tokens are refused within milliseconds; without it, it starts only with
+GATEHOUSE_REVOCATION=none (revoked tokens then pass until they expire). Every setting is an environment variable or the
 matching flag; see docs/configuration.md. Required: GATEHOUSE_ISSUER. Stops gracefully on SIGTERM
 or SIGINT.`;
 
@@ -33,6 +35,8 @@ export const sidecarCommand: Command = {
       { runtime: import.meta.url.endsWith(".ts") ? "tsx" : "bundle", node: process.version },
       "sidecar starting",
     );
+    // Before anything connects: a sidecar that would follow no stream starts only when told to.
+    revocationSourceOf(settings.revocation, settings.redisUrl !== undefined && settings.redisUrl !== "");
     const metrics = createMetricsRegistry("sidecar");
     // The stream follower (and ioredis) load only when there is a stream to follow: the sidecar's
     // idle footprint is a target of its own.

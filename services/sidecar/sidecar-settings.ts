@@ -126,4 +126,66 @@ export const sidecarSettings = {
     default: "false",
     schema: types.boolean(),
   }),
+  forwardAuthHeaders: setting({
+    env: "GATEHOUSE_FORWARD_AUTH_HEADERS",
+    description:
+      "Which headers /authz reads the original request from: x-forwarded (Traefik, Caddy: X-Forwarded-Method, X-Forwarded-Uri) or x-original (nginx: X-Original-Method, X-Original-URI)",
+    default: "x-forwarded",
+    schema: types.oneOf(["x-forwarded", "x-original"]),
+  }),
+  trustedProxies: setting({
+    env: "GATEHOUSE_TRUSTED_PROXIES",
+    description:
+      "Comma-separated IPs/CIDRs of proxies in front of the sidecar: only from these is X-Forwarded-For appended to and the caller's X-Forwarded-Host/-Proto and Forwarded kept",
+    default: "",
+    schema: types.ipRanges(),
+  }),
+  revocation: setting({
+    env: "GATEHOUSE_REVOCATION",
+    description:
+      "stream: refuse to start without a revocation stream (REDIS_URL); none: run without one, so revoked tokens pass until they expire",
+    default: "stream",
+    schema: types.oneOf(["stream", "none"]),
+  }),
+  maxConnections: setting({
+    env: "GATEHOUSE_MAX_CONNECTIONS",
+    description:
+      "Most open connections the proxy accepts (HTTP/1.1 and HTTP/2 together); more are closed at once",
+    default: "10000",
+    schema: types.integer(1, 1_000_000),
+  }),
+  h2MaxConcurrentStreams: setting({
+    env: "GATEHOUSE_H2_MAX_CONCURRENT_STREAMS",
+    description: "Most streams one HTTP/2 caller may have open on the proxy at a time",
+    default: "100",
+    schema: types.integer(1, 10_000),
+  }),
+  idleTimeout: setting({
+    env: "GATEHOUSE_IDLE_TIMEOUT",
+    description:
+      "How long the proxy keeps a connection with no request in flight (HTTP/1.1 keep-alive, HTTP/2 session without open streams)",
+    default: "65s",
+    schema: types.duration({ minMs: 10, maxMs: 3_600_000 }),
+  }),
+  headersTimeout: setting({
+    env: "GATEHOUSE_HEADERS_TIMEOUT",
+    description:
+      "How long a caller has to send a request's headers (HTTP/1.1) or a new connection's first request (HTTP/1.1 and HTTP/2)",
+    default: "20s",
+    schema: types.duration({ minMs: 10, maxMs: 600_000 }),
+  }),
+  bodyIdleTimeout: setting({
+    env: "GATEHOUSE_BODY_IDLE_TIMEOUT",
+    description:
+      "How long a request body may go without a byte arriving (while the app is ready for more) before the proxy cuts the request",
+    default: "30s",
+    schema: types.duration({ minMs: 10, maxMs: 3_600_000 }),
+  }),
+  upstreamMaxSockets: setting({
+    env: "GATEHOUSE_UPSTREAM_MAX_SOCKETS",
+    description:
+      "Most connections the proxy opens to an HTTP/1.1 app at a time; further requests wait for one",
+    default: "256",
+    schema: types.integer(1, 100_000),
+  }),
 };

@@ -12,8 +12,10 @@ import { createJwksCache, type JwksCache } from "./jwks/jwks-cache.ts";
 import { defaultPolicy, type Policy } from "./policy/compile-policy.ts";
 import { type PolicyWatcher, watchPolicy } from "./policy/watch-policy.ts";
 import { createProxyServer } from "./proxy/proxy-server.ts";
+import { trustedProxies } from "./proxy/trusted-proxies.ts";
 import { createUpstream, parseUpstream } from "./proxy/upstream.ts";
 import { createMemoryRevocationState } from "./revocation-state/memory-revocation-state.ts";
+import { revocationSourceOf } from "./revocation-state/revocation-source.ts";
 import type { RevocationState } from "./revocation-state/revocation-state.ts";
 import type { sidecarSettings } from "./sidecar-settings.ts";
 import { createVerifier } from "./verifier/create-verifier.ts";
@@ -24,9 +26,10 @@ export interface StartSidecarOptions {
   settings: SidecarSettings;
   logger: Logger;
   /**
-   * The revocation state every request is checked against. Default: an in-memory state that no
-   * stream feeds, kept current by a timer (so fail-closed does not refuse everything); the
-   * revocation-stream follower plugs its own state in here.
+   * The revocation state every request is checked against; the revocation-stream follower plugs
+   * its own state in here. Without one the sidecar refuses to start unless the `revocation` setting
+   * is `none`: then an in-memory state that no stream feeds stands in, kept current by a timer (so
+   * fail-closed does not refuse everything), and `/readyz`, a metric and the log say so.
    */
   revocation?: RevocationState;
   /** Resolves when an outside component is ready (e.g. the follower's bootstrap); `/readyz` waits for it. */
@@ -83,6 +86,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
   const metrics = options.metrics ?? createMetricsRegistry("sidecar");
   const target = parseUpstream(settings.upstream);
 
+  const revocationSource = revocationSourceOf(settings.revocation, options.revocation !== undefined);
   let keepFresh: NodeJS.Timeout | undefined;
   let revocation = options.revocation;
   if (revocation === undefined) {
@@ -92,8 +96,8 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     keepFresh.unref();
     revocation = state;
     logger.warn(
-      { redisUrl: settings.redisUrl === undefined ? undefined : "(set)" },
-      "no revocation stream is followed: revocations reach this sidecar only when tokens expire",
+      { revocation: revocationSource },
+      "GATEHOUSE_REVOCATION=none: no revocation stream is followed, revoked tokens pass until they expire",
     );
   }
 
@@ -147,6 +151,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     jwks,
     revocation,
     cacheSize: () => verifier.cacheSize,
+    revocationSource,
     now,
   });
   const guard = createGuard({
@@ -156,7 +161,10 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     logger,
     paths: { maxLength: settings.maxPathLength, allowEncodedSlashes: settings.allowEncodedSlashes },
   });
-  const upstream = createUpstream(target, { connectTimeoutMs: settings.upstreamConnectTimeout });
+  const upstream = createUpstream(target, {
+    connectTimeoutMs: settings.upstreamConnectTimeout,
+    maxSockets: settings.upstreamMaxSockets,
+  });
 
   let gateProblem: string | undefined = options.onReady === undefined ? undefined : "waiting for onReady";
   const gate = options.onReady?.then(
@@ -177,6 +185,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     readinessOf({
       jwks: jwks.status,
       revocation: revocation,
+      revocationSource,
       failOpen,
       policy: () => policy().source,
       draining: () => draining,
@@ -190,6 +199,14 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     forwardToken: settings.forwardToken,
     stripAuthorization: settings.stripAuthorization,
     connectTimeoutMs: settings.upstreamConnectTimeout,
+    trustedProxy: trustedProxies(settings.trustedProxies),
+    limits: {
+      maxConnections: settings.maxConnections,
+      h2MaxConcurrentStreams: settings.h2MaxConcurrentStreams,
+      idleTimeoutMs: settings.idleTimeout,
+      headersTimeoutMs: settings.headersTimeout,
+      bodyIdleTimeoutMs: settings.bodyIdleTimeout,
+    },
     metrics: decisionMetrics,
     logger,
   });
@@ -199,7 +216,11 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
       forwardToken: settings.forwardToken,
       stripAuthorization: settings.stripAuthorization,
     }),
-    forwardAuth: createForwardAuth({ guard, forwardToken: settings.forwardToken }),
+    forwardAuth: createForwardAuth({
+      guard,
+      forwardToken: settings.forwardToken,
+      headers: settings.forwardAuthHeaders,
+    }),
     readiness,
     metrics,
     logger,
@@ -226,6 +247,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
       jwks: jwksUrl,
       policy: policy().source,
       failMode: settings.failMode,
+      revocation: revocationSource,
       startMs: Math.round(performance.now() - started),
     },
     "sidecar listening",

@@ -27,6 +27,8 @@ rules:
 let tdb: TestDatabase;
 let ts: TestTokenService;
 let sidecar: RunningSidecar;
+/** The same policy behind nginx: GATEHOUSE_FORWARD_AUTH_HEADERS=x-original. */
+let nginxSidecar: RunningSidecar;
 const revocation = createMemoryRevocationState({ stalenessBoundMs: 60_000 });
 let reader: { token: string; sessionId: string };
 let writer: { token: string; sessionId: string };
@@ -45,11 +47,21 @@ beforeAll(async () => {
     },
     { revocation },
   );
+  nginxSidecar = await startTestSidecar(
+    {
+      GATEHOUSE_TOKEN_SERVICE_URL: ts.url,
+      GATEHOUSE_POLICY_FILE: writePolicy(POLICY),
+      GATEHOUSE_UPSTREAM: "http://127.0.0.1:9",
+      GATEHOUSE_FORWARD_AUTH_HEADERS: "x-original",
+    },
+    { revocation },
+  );
   reader = await ts.issue("alice", ["orders:read"]);
   writer = await ts.issue("bob", ["orders:read", "orders:write"]);
 });
 afterAll(async () => {
   await sidecar?.shutdown(100);
+  await nginxSidecar?.shutdown(100);
   await ts?.service.shutdown();
   await tdb?.drop();
   removePolicies();
@@ -60,6 +72,8 @@ const longPath = (label: string) => label.replace(/a…\((\d+) bytes\)$/, (_, n)
 
 const authz = (headers: Record<string, string>, method = "GET") =>
   fetch(`http://127.0.0.1:${sidecar.controlPort}/authz`, { method, headers });
+const nginxAuthz = (headers: Record<string, string>, method = "GET") =>
+  fetch(`http://127.0.0.1:${nginxSidecar.controlPort}/authz`, { method, headers });
 
 describe("forward-auth /authz", () => {
   it("answers 200 with identity headers for Traefik's X-Forwarded-* headers", async () => {
@@ -78,14 +92,14 @@ describe("forward-auth /authz", () => {
     expect(res.headers.get("cache-control")).toBe("no-store");
   });
 
-  it("reads nginx's X-Original-Method / X-Original-URI, and the subrequest's method without them", async () => {
-    const denied = await authz({
+  it("reads nginx's X-Original-Method / X-Original-URI when so configured, and the subrequest's method without them", async () => {
+    const denied = await nginxAuthz({
       authorization: `Bearer ${reader.token}`,
       "x-original-method": "DELETE",
       "x-original-uri": "/orders/42",
     });
     expect(denied.status).toBe(403);
-    const allowed = await authz({
+    const allowed = await nginxAuthz({
       authorization: `Bearer ${writer.token}`,
       "x-original-method": "DELETE",
       "x-original-uri": "/orders/42",
@@ -93,16 +107,58 @@ describe("forward-auth /authz", () => {
     expect(allowed.status).toBe(200);
     expect(allowed.headers.get("x-gatehouse-subject")).toBe("bob");
     // No method header: nginx's auth_request subrequest keeps the original method.
-    const post = await authz(
+    const post = await nginxAuthz(
       { authorization: `Bearer ${reader.token}`, "x-original-uri": "/orders" },
       "POST",
     );
     expect(post.status).toBe(403);
-    const head = await authz(
+    const head = await nginxAuthz(
       { authorization: `Bearer ${reader.token}`, "x-original-uri": "/orders" },
       "HEAD",
     );
     expect(head.status).toBe(200);
+  });
+
+  it("reads only the configured header pair: a caller's X-Forwarded-Uri does not steer an nginx sidecar, nor X-Original-URI a Traefik one", async () => {
+    // nginx passes the caller's own headers into the auth_request subrequest.
+    const alone = await nginxAuthz({ "x-forwarded-method": "GET", "x-forwarded-uri": "/public/x" });
+    expect(alone.status).toBe(400);
+    expect(await alone.json()).toMatchObject({ error: "invalid_request" });
+    const traefik = await authz({ "x-original-method": "GET", "x-original-uri": "/public/x" });
+    expect(traefik.status).toBe(400);
+    expect(await traefik.json()).toMatchObject({ error: "invalid_request" });
+  });
+
+  it("refuses 400 conflicting_forward_headers when both pairs come with different URIs or methods, whatever the setting", async () => {
+    const spoofedUri = { "x-original-uri": "/orders", "x-forwarded-uri": "/public/x" };
+    const spoofedMethod = {
+      "x-original-method": "POST",
+      "x-original-uri": "/orders",
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/orders",
+    };
+    for (const ask of [authz, nginxAuthz]) {
+      for (const headers of [spoofedUri, spoofedMethod]) {
+        const res = await ask({ authorization: `Bearer ${reader.token}`, ...headers });
+        expect(res.status).toBe(400);
+        expect(await res.json()).toMatchObject({ error: "conflicting_forward_headers" });
+      }
+    }
+    // nginx's subrequest method stands in for a missing X-Original-Method.
+    const viaMethod = await nginxAuthz(
+      { "x-original-uri": "/orders", "x-forwarded-method": "GET", "x-forwarded-uri": "/orders" },
+      "POST",
+    );
+    expect(await viaMethod.json()).toMatchObject({ error: "conflicting_forward_headers" });
+    // Both pairs agreeing is not a conflict.
+    const agreeing = await nginxAuthz({
+      authorization: `Bearer ${reader.token}`,
+      "x-original-method": "GET",
+      "x-original-uri": "/orders",
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/orders",
+    });
+    expect(agreeing.status).toBe(200);
   });
 
   it("answers 401 with the RFC 6750 challenge and a JSON body", async () => {
@@ -288,6 +344,8 @@ describe("gatehouse sidecar (the process)", () => {
         GATEHOUSE_CONTROL_LISTEN: "127.0.0.1:0",
         GATEHOUSE_LOG_LEVEL: "info",
         GATEHOUSE_LOG_PRETTY: "false",
+        GATEHOUSE_REVOCATION: "none",
+        REDIS_URL: undefined,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

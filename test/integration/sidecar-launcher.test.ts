@@ -98,6 +98,8 @@ async function launch(env: Record<string, string>): Promise<Launched> {
       GATEHOUSE_CONTROL_LISTEN: `127.0.0.1:${controlPort}`,
       GATEHOUSE_LOG_LEVEL: "info",
       GATEHOUSE_LOG_PRETTY: "false",
+      // Without Redis these sidecars follow no revocation stream, and must be told that is intended.
+      GATEHOUSE_REVOCATION: env.REDIS_URL === undefined ? "none" : "stream",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

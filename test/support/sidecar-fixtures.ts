@@ -113,13 +113,17 @@ export function testSidecarSettings(env: Record<string, string | undefined>): Si
   });
 }
 
-/** Starts a sidecar and waits until it has its keys. */
+/**
+ * Starts a sidecar and waits until it has its keys. Without a `revocation` state it follows no
+ * stream, so `GATEHOUSE_REVOCATION=none` is set for it (an `env` value still wins).
+ */
 export async function startTestSidecar(
   env: Record<string, string | undefined>,
   options: Partial<Omit<StartSidecarOptions, "settings">> = {},
 ) {
+  const revocation = options.revocation === undefined ? "none" : "stream";
   const sidecar = await startSidecar({
-    settings: testSidecarSettings(env),
+    settings: testSidecarSettings({ GATEHOUSE_REVOCATION: revocation, ...env }),
     logger: silentLogger(),
     ...options,
   });

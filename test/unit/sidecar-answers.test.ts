@@ -9,8 +9,10 @@ import { identityHeaders } from "../../services/sidecar/control/identity-headers
 import {
   forwardableTrailers,
   requestHeadersForUpstream,
+  requestTrailersForUpstream,
   responseHeadersForCaller,
 } from "../../services/sidecar/proxy/forward-headers.ts";
+import { trustedProxies } from "../../services/sidecar/proxy/trusted-proxies.ts";
 import { parseUpstream } from "../../services/sidecar/proxy/upstream.ts";
 import { bearerToken as inProcessBearerToken } from "../../services/sidecar/verifier/in-process.ts";
 
@@ -104,11 +106,14 @@ describe("forwarded headers", () => {
         upgrade: "h2c",
         te: "trailers, deflate",
         "x-gatehouse-subject": "mallory",
+        x_gatehouse_subject: "mallory",
+        "X-Gatehouse_Scopes": "admin",
+        "x-gatehouse_jwt": "forged",
         authorization: "Bearer t",
         accept: "*/*",
         "x-forwarded-for": "10.0.0.1",
       },
-      { stripAuthorization: false, remoteAddress: "127.0.0.1", authority: "app" },
+      { stripAuthorization: false, remoteAddress: "127.0.0.1", authority: "app", trustedProxy: () => true },
     );
     expect(out).toEqual({
       te: "trailers",
@@ -123,10 +128,87 @@ describe("forwarded headers", () => {
   it("strips authorization when told, and keeps the WebSocket handshake headers", () => {
     const out = requestHeadersForUpstream(
       { authorization: "Bearer t", connection: "Upgrade", upgrade: "websocket", "sec-websocket-key": "k" },
-      { stripAuthorization: true, websocket: true, remoteAddress: undefined, authority: undefined },
+      {
+        stripAuthorization: true,
+        websocket: true,
+        remoteAddress: undefined,
+        authority: undefined,
+        trustedProxy: () => true,
+      },
     );
     expect(out).toMatchObject({ connection: "upgrade", upgrade: "websocket", "sec-websocket-key": "k" });
     expect(out).not.toHaveProperty("authorization");
+  });
+
+  const spoofed = {
+    "x-forwarded-for": "6.6.6.6",
+    "x-forwarded-host": "evil.example",
+    "x-forwarded-proto": "https",
+    forwarded: "for=6.6.6.6;proto=https",
+  };
+
+  it.each([
+    [
+      "an untrusted peer: overwritten, forwarded dropped",
+      "10.0.0.9",
+      {
+        "x-forwarded-for": "10.0.0.9",
+        "x-forwarded-host": "app",
+        "x-forwarded-proto": "http",
+      },
+    ],
+    [
+      "a trusted IPv4 proxy: appended to and kept",
+      "10.0.0.1",
+      {
+        "x-forwarded-for": "6.6.6.6, 10.0.0.1",
+        "x-forwarded-host": "evil.example",
+        "x-forwarded-proto": "https",
+        forwarded: "for=6.6.6.6;proto=https, for=10.0.0.1",
+      },
+    ],
+    [
+      "a trusted IPv4 proxy on a dual-stack socket",
+      "::ffff:10.0.0.1",
+      {
+        "x-forwarded-for": "6.6.6.6, ::ffff:10.0.0.1",
+        forwarded: 'for=6.6.6.6;proto=https, for="[::ffff:10.0.0.1]"',
+      },
+    ],
+    [
+      "a trusted IPv6 proxy",
+      "fd00::7",
+      {
+        "x-forwarded-for": "6.6.6.6, fd00::7",
+        forwarded: 'for=6.6.6.6;proto=https, for="[fd00::7]"',
+      },
+    ],
+    [
+      "an IPv6 peer outside the ranges",
+      "fe80::1",
+      { "x-forwarded-for": "fe80::1", "x-forwarded-proto": "http" },
+    ],
+  ])("sets x-forwarded-* and forwarded for %s", (_name, peer, expected) => {
+    const out = requestHeadersForUpstream(spoofed, {
+      stripAuthorization: false,
+      remoteAddress: peer,
+      authority: "app",
+      trustedProxy: trustedProxies(["10.0.0.1", "fd00::/8"]),
+    });
+    expect(out).toMatchObject(expected);
+    if (!("forwarded" in expected)) expect(out).not.toHaveProperty("forwarded");
+  });
+
+  it("trusts no one without ranges", () => {
+    expect(trustedProxies([])("127.0.0.1")).toBe(false);
+    expect(trustedProxies(["127.0.0.0/8"])("127.3.2.1")).toBe(true);
+    expect(trustedProxies(["::1"])("::1")).toBe(true);
+  });
+
+  it("drops underscore and mixed-case spellings of identity headers from request trailers", () => {
+    expect(
+      requestTrailersForUpstream({ x_gatehouse_subject: "m", "x-gatehouse_jwt": "f", "x-checksum": "1" }),
+    ).toEqual({ "x-checksum": "1" });
   });
 
   it("passes response headers and trailers on without hop-by-hop ones", () => {

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 
 /**
@@ -112,4 +113,19 @@ export function key32() {
     .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, { error: "expected 32 bytes in base64" })
     .transform((s) => Buffer.from(s.replace(/-/g, "+").replace(/_/g, "/"), "base64"))
     .refine((k) => k.length === 32, { error: "expected exactly 32 bytes in base64" });
+}
+
+/** Comma-separated IPv4/IPv6 addresses or CIDR ranges (`10.0.0.0/8`, `fd00::/8`), blanks dropped. */
+export function ipRanges() {
+  return list().superRefine((ranges, ctx) => {
+    for (const range of ranges) {
+      const [address = "", prefix, extra] = range.split("/");
+      const family = isIP(address);
+      const bits = family === 4 ? 32 : 128;
+      const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+      if (family === 0 || !prefixOk || extra !== undefined) {
+        ctx.addIssue({ code: "custom", message: `expected an IP address or CIDR range, got ${range}` });
+      }
+    }
+  });
 }

@@ -39,6 +39,9 @@ export const ERROR_CODES = [
   "client_disabled",
   "key_revoked",
   "revocation_state_stale",
+  // Sidecar front ends
+  "conflicting_forward_headers",
+  "request_timeout",
   // Resources and operations
   "not_found",
   "already_exists",

@@ -68,6 +68,8 @@ export const STATUS_BY_CODE: Readonly<Record<GatehouseErrorCode, Mapping>> = {
   client_disabled: U,
   key_revoked: U,
   revocation_state_stale: U,
+  conflicting_forward_headers: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
+  request_timeout: { grpc: GrpcCode.DEADLINE_EXCEEDED, http: 408 },
   not_found: { grpc: GrpcCode.NOT_FOUND, http: 404 },
   already_exists: { grpc: GrpcCode.ALREADY_EXISTS, http: 409 },
   failed_precondition: { grpc: GrpcCode.FAILED_PRECONDITION, http: 409 },

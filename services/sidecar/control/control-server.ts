@@ -63,6 +63,7 @@ export function createControlServer(options: ControlServerOptions): CleartextLis
 
   return createCleartextListener({
     http1: { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 65_000 },
+    firstRequestTimeoutMs: 20_000,
     onRequest: (req, res) => route(http1Exchange(req, res)),
     onStream(stream, headers) {
       if (headers[":path"] === CHECK_PATH) {

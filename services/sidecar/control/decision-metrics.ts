@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { JwksCache } from "../jwks/jwks-cache.ts";
+import type { RevocationSource } from "../revocation-state/revocation-source.ts";
 import type { RevocationState } from "../revocation-state/revocation-state.ts";
 
 /** How a request reached the sidecar's decision. */
@@ -23,6 +24,8 @@ export interface DecisionMetricsSources {
   revocation: RevocationState;
   /** Entries in the verified-token cache. */
   cacheSize: () => number;
+  /** Whether revocations come from a followed stream or, by choice, from nowhere. */
+  revocationSource: RevocationSource;
   now: () => number;
 }
 
@@ -33,7 +36,8 @@ const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0
  * The sidecar's own instruments on `registry`: `gatehouse_sidecar_decisions_total{reason,mode}`,
  * `gatehouse_sidecar_decision_duration_seconds{mode}`, verified-token cache hits and misses (their
  * ratio is the hit ratio), and gauges read at scrape time: JWKS age, key count and staleness,
- * revocation-state staleness (and age, when the state knows when it was last confirmed). Label
+ * revocation source, revocation-state staleness (and age, when the state knows when it was last
+ * confirmed). Label
  * children are looked up once and kept, so a decision costs two map lookups and two updates.
  */
 export function createDecisionMetrics(registry: Registry, sources: DecisionMetricsSources): DecisionMetrics {
@@ -105,6 +109,12 @@ export function createDecisionMetrics(registry: Registry, sources: DecisionMetri
       this.set(sources.jwks.status().stale ? 1 : 0);
     },
   });
+  new Gauge({
+    name: "gatehouse_sidecar_revocation_source",
+    help: "1 for where revocations come from: stream, or none (revoked tokens pass until they expire).",
+    labelNames: ["source"] as const,
+    registers,
+  }).set({ source: sources.revocationSource }, 1);
   new Gauge({
     name: "gatehouse_sidecar_revocation_stale",
     help: "1 when the revocation state has not been confirmed current within its staleness bound.",

@@ -12,12 +12,16 @@ export const IDENTITY_HEADERS = {
   token: "x-gatehouse-jwt",
 } as const;
 
-/** True for `x-gatehouse-*` in any letter case: a header only the sidecar may set. */
+/**
+ * True for `x-gatehouse-*` in any letter case and with any `-` written as `_` (`x_gatehouse_subject`,
+ * `X-Gatehouse_Jwt`): a header only the sidecar may set. CGI, WSGI and Rack map both spellings to
+ * the same variable (`HTTP_X_GATEHOUSE_SUBJECT`), so an app behind them cannot tell ours from the
+ * caller's underscore copy.
+ */
 export function isGatehouseHeader(name: string): boolean {
-  return (
-    name.startsWith(IDENTITY_PREFIX) ||
-    name.slice(0, IDENTITY_PREFIX.length).toLowerCase() === IDENTITY_PREFIX
-  );
+  if (name.startsWith(IDENTITY_PREFIX)) return true;
+  if (name.length < IDENTITY_PREFIX.length) return false;
+  return name.slice(0, IDENTITY_PREFIX.length).toLowerCase().replaceAll("_", "-") === IDENTITY_PREFIX;
 }
 
 /**

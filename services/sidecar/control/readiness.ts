@@ -1,4 +1,5 @@
 import type { JwksStatus } from "../jwks/jwks-cache.ts";
+import type { RevocationSource } from "../revocation-state/revocation-source.ts";
 import type { RevocationState } from "../revocation-state/revocation-state.ts";
 
 /** What `/readyz` answers: 200 when `ready`, else 503 with the problems. */
@@ -6,13 +7,19 @@ export interface Readiness {
   readonly ready: boolean;
   readonly problems: readonly string[];
   readonly jwks: { readonly keys: number; readonly ageSeconds: number | null; readonly stale: boolean };
-  readonly revocation: { readonly stale: boolean; readonly failMode: "open" | "closed" };
+  readonly revocation: {
+    readonly source: RevocationSource;
+    readonly stale: boolean;
+    readonly failMode: "open" | "closed";
+  };
   readonly policy: string;
 }
 
 export interface ReadinessSources {
   jwks: () => JwksStatus;
   revocation: RevocationState;
+  /** `none`: no stream feeds the state (the operator said so); reported, not a problem. */
+  revocationSource: RevocationSource;
   failOpen: boolean;
   /** The file (or "(default)") of the policy in force; the policy is loaded before anything listens. */
   policy: () => string;
@@ -47,7 +54,11 @@ export function readinessOf(sources: ReadinessSources): Readiness {
       ageSeconds: Number.isFinite(jwks.ageMs) ? Math.round(jwks.ageMs / 1000) : null,
       stale: jwks.stale,
     },
-    revocation: { stale: revocationStale, failMode: sources.failOpen ? "open" : "closed" },
+    revocation: {
+      source: sources.revocationSource,
+      stale: revocationStale,
+      failMode: sources.failOpen ? "open" : "closed",
+    },
     policy: sources.policy(),
   };
 }

@@ -8,23 +8,39 @@ export interface ForwardAuthOptions {
   guard: Guard;
   /** Add `x-gatehouse-jwt` with the verified token to the 200 answer. */
   forwardToken: boolean;
+  /** Which header pair the front proxy puts the original method and URI in. */
+  headers: ForwardAuthHeaders;
 }
+
+export type ForwardAuthHeaders = "x-forwarded" | "x-original";
 
 /** Methods a forward-auth subrequest may use (nginx `auth_request` keeps the original method). */
 const METHODS = new Set(["GET", "HEAD", "POST"]);
 
+const PAIRS = {
+  "x-forwarded": { method: "x-forwarded-method", uri: "x-forwarded-uri", names: "X-Forwarded-Uri" },
+  "x-original": { method: "x-original-method", uri: "x-original-uri", names: "X-Original-URI" },
+} as const;
+
 /**
- * `/authz` for nginx `auth_request` and Traefik `forwardAuth`: the token from `Authorization`, the
- * original request from `X-Forwarded-Method` + `X-Forwarded-Uri` (Traefik) or `X-Original-Method` +
- * `X-Original-URI` (nginx; the subrequest's own method when no method header came). Answers 200 with
- * the identity headers — every one of them, empty when unknown, so a proxy copying them
- * (`authResponseHeaders`, `auth_request_set`) replaces whatever the caller sent — or 401/403 with
- * the RFC 6750 challenge and JSON body, or 400 when the original URI is missing or not in normal
- * form (the proxy forwards the path as it is, so it must be the path the rule was matched on).
- * gRPC requests (Traefik passes their `content-type`) also get `grpc-status` in the refusal.
+ * `/authz` for nginx `auth_request` and Traefik/Caddy `forwardAuth`: the token from `Authorization`,
+ * the original request from the header pair the `headers` setting names — `X-Forwarded-Method` +
+ * `X-Forwarded-Uri` (Traefik, Caddy) or `X-Original-Method` + `X-Original-URI` (nginx; the
+ * subrequest's own method when no method header came). Only that pair is read: front proxies pass
+ * the caller's own headers into the subrequest, so the other pair may be the caller's invention.
+ * A request carrying the other pair with different values is refused 400
+ * `conflicting_forward_headers` whatever the setting, so a front proxy left on the wrong setting
+ * fails loudly instead of judging a path the caller chose. Answers 200 with the identity headers —
+ * every one of them, empty when unknown, so a proxy copying them (`authResponseHeaders`,
+ * `auth_request_set`) replaces whatever the caller sent — or 401/403 with the RFC 6750 challenge
+ * and JSON body, or 400 when the original URI is missing or not in normal form (the proxy forwards
+ * the path as it is, so it must be the path the rule was matched on). gRPC requests (Traefik passes
+ * their `content-type`) also get `grpc-status` in the refusal.
  */
 export function createForwardAuth(options: ForwardAuthOptions): (exchange: Exchange) => Promise<void> {
   const { guard, forwardToken } = options;
+  const read = PAIRS[options.headers];
+  const other = PAIRS[options.headers === "x-forwarded" ? "x-original" : "x-forwarded"];
   return async (exchange) => {
     if (!METHODS.has(exchange.method)) {
       sendJson(exchange, 405, {
@@ -33,23 +49,31 @@ export function createForwardAuth(options: ForwardAuthOptions): (exchange: Excha
       });
       return;
     }
-    const target = exchange.header("x-forwarded-uri") ?? exchange.header("x-original-uri");
+    const target = exchange.header(read.uri);
     if (target === undefined) {
-      const denial = denialOf(
-        new GatehouseError(
-          "invalid_request",
-          "X-Forwarded-Uri (Traefik) or X-Original-URI (nginx) is required",
-        ),
-      );
-      exchange.respond(denial.httpStatus, httpDenialHeaders(denial), denial.body);
+      refuse(exchange, new GatehouseError("invalid_request", `${read.names} is required`));
       return;
     }
-    const method =
-      exchange.header("x-forwarded-method") ?? exchange.header("x-original-method") ?? exchange.method;
+    const method = (exchange.header(read.method) ?? exchange.method).toUpperCase();
+    const otherTarget = exchange.header(other.uri);
+    const otherMethod = exchange.header(other.method);
+    if (
+      (otherTarget !== undefined && otherTarget !== target) ||
+      (otherMethod !== undefined && otherMethod.toUpperCase() !== method)
+    ) {
+      refuse(
+        exchange,
+        new GatehouseError(
+          "conflicting_forward_headers",
+          `${PAIRS["x-forwarded"].names} and ${PAIRS["x-original"].names} (or their methods) disagree`,
+        ),
+      );
+      return;
+    }
     const grpc = (exchange.header("content-type") ?? "").startsWith("application/grpc");
     const result = await guard.check(
       {
-        method: method.toUpperCase(),
+        method,
         target,
         authorization: exchange.header("authorization"),
         requireNormalPath: true,
@@ -73,4 +97,9 @@ export function createForwardAuth(options: ForwardAuthOptions): (exchange: Excha
     }
     exchange.respond(denial.httpStatus, headers, denial.body);
   };
+}
+
+function refuse(exchange: Exchange, err: GatehouseError): void {
+  const denial = denialOf(err);
+  exchange.respond(denial.httpStatus, httpDenialHeaders(denial), denial.body);
 }

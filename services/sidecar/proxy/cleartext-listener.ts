@@ -5,7 +5,6 @@ import type { Duplex } from "node:stream";
 
 /** The client connection preface every HTTP/2 connection starts with (RFC 9113 §3.4). */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-const SNIFF_TIMEOUT_MS = 20_000;
 
 export interface CleartextListenerOptions {
   /** HTTP/1.x requests. */
@@ -16,6 +15,16 @@ export interface CleartextListenerOptions {
   onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void;
   http1?: http.ServerOptions;
   http2?: http2.ServerOptions;
+  /** Open connections, HTTP/1.1 and HTTP/2 together; more are closed as soon as they are accepted. Default: no cap. */
+  maxConnections?: number;
+  /**
+   * How long a new connection may take to send its first request: its first bytes (before the
+   * protocol is known), and for HTTP/2 its first stream. HTTP/1.1 request heads are timed by
+   * `http1.headersTimeout`.
+   */
+  firstRequestTimeoutMs: number;
+  /** How long an HTTP/2 session may stay with no open stream before it is told to go (GOAWAY). Default: no limit. */
+  http2IdleTimeoutMs?: number;
   /** Errors on single connections and streams (never fatal), for logs. */
   onClientError?(err: Error): void;
 }
@@ -45,6 +54,8 @@ export function createCleartextListener(options: CleartextListenerOptions): Clea
     if (draining) res.setHeader("connection", "close");
     options.onRequest(req, res);
   });
+  // Every connection, HTTP/2 ones included, is accepted by this server first (see below).
+  if (options.maxConnections !== undefined) h1.maxConnections = options.maxConnections;
   const h2 = http2.createServer(options.http2 ?? {});
   h2.on("stream", options.onStream);
   const sockets = new Set<Socket>();
@@ -64,6 +75,7 @@ export function createCleartextListener(options: CleartextListenerOptions): Clea
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     if (draining) session.close();
+    closeWhenIdle(session, options.firstRequestTimeoutMs, options.http2IdleTimeoutMs);
   });
   if (options.onUpgrade !== undefined) {
     const onUpgrade = options.onUpgrade;
@@ -83,7 +95,7 @@ export function createCleartextListener(options: CleartextListenerOptions): Clea
     let seen: Buffer | undefined;
     // A connection that never says anything is not kept waiting for its first bytes forever.
     const onIdle = () => socket.destroy();
-    socket.setTimeout(SNIFF_TIMEOUT_MS, onIdle);
+    socket.setTimeout(options.firstRequestTimeoutMs, onIdle);
     const onData = (chunk: Buffer) => {
       seen = seen === undefined ? chunk : Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, PREFACE.length);
@@ -145,4 +157,24 @@ export function createCleartextListener(options: CleartextListenerOptions): Clea
       return closing;
     },
   };
+}
+
+/**
+ * Sends GOAWAY to a session that has had no open stream for `idleMs` — or, before its first
+ * stream, for `firstMs` — so neither an idle client nor one that never asks holds a connection
+ * (and a slot under the connection cap) forever. Streams in flight are never cut by this.
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, firstMs: number, idleMs: number | undefined): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined = setTimeout(() => session.close(), firstMs);
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      if (--open === 0 && idleMs !== undefined && !session.closed) {
+        timer = setTimeout(() => session.close(), idleMs);
+      }
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
 }

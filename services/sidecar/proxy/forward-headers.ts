@@ -25,17 +25,26 @@ export interface RequestHeaderOptions {
   stripAuthorization: boolean;
   /** A WebSocket handshake: keep `Upgrade: websocket` and `Connection: upgrade`. */
   websocket?: boolean;
-  /** The caller's address, appended to `x-forwarded-for`. */
+  /** The immediate peer's address: `x-forwarded-for` (appended to, from a trusted proxy). */
   remoteAddress: string | undefined;
   /** `host` (HTTP/1.1) or `:authority` (HTTP/2) as the caller sent it. */
   authority: string | undefined;
+  /** Whether a peer is a proxy whose `x-forwarded-*` and `forwarded` headers may be believed. */
+  trustedProxy: (address: string) => boolean;
 }
+
+/** Who the caller is and how it came, as far as proxies before us say: ours to set (RFC 7239). */
+const FORWARDING = new Set(["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"]);
 
 /**
  * The caller's request headers as they may travel on: without hop-by-hop headers (those named in
  * `Connection` included), HTTP/2 pseudo-headers, `host` (the upstream side sets it) and every
  * `x-gatehouse-*` header, which only the sidecar may set; `te` survives only as `trailers`
- * (gRPC needs it). Adds `x-forwarded-for`, and `x-forwarded-proto`/`-host` when absent.
+ * (gRPC needs it). `x-forwarded-for`/`-host`/`-proto` are set from the connection — the peer's
+ * address, the caller's authority, `http` — and the caller's `forwarded` dropped, unless the peer
+ * is a trusted proxy: then `x-forwarded-for` and `forwarded` are appended to and the caller's
+ * host and proto kept. A caller could otherwise name any address, host or scheme for itself to an
+ * app that logs, rate-limits or builds URLs from them.
  */
 export function requestHeadersForUpstream(
   headers: IncomingHttpHeaders,
@@ -45,7 +54,7 @@ export function requestHeadersForUpstream(
   const listed = connectionListed(headers.connection);
   for (const name in headers) {
     if (name.charCodeAt(0) === 58 /* ":" */ || HOP_BY_HOP.has(name) || isGatehouseHeader(name)) continue;
-    if (listed?.has(name)) continue;
+    if (listed?.has(name) || FORWARDING.has(name)) continue;
     if (name === "authorization" && options.stripAuthorization) continue;
     out[name] = headers[name];
   }
@@ -55,16 +64,23 @@ export function requestHeadersForUpstream(
     out.connection = "upgrade";
     out.upgrade = headers.upgrade;
   }
-  if (options.remoteAddress !== undefined) {
-    const prior = headers["x-forwarded-for"];
-    out["x-forwarded-for"] =
-      prior === undefined ? options.remoteAddress : `${String(prior)}, ${options.remoteAddress}`;
-  }
-  if (headers["x-forwarded-proto"] === undefined) out["x-forwarded-proto"] = "http";
-  if (headers["x-forwarded-host"] === undefined && options.authority !== undefined) {
-    out["x-forwarded-host"] = options.authority;
+  const peer = options.remoteAddress;
+  const trusted = peer !== undefined && options.trustedProxy(peer);
+  const priorFor = trusted ? headers["x-forwarded-for"] : undefined;
+  if (peer !== undefined) out["x-forwarded-for"] = priorFor === undefined ? peer : `${priorFor}, ${peer}`;
+  const proto = trusted ? headers["x-forwarded-proto"] : undefined;
+  out["x-forwarded-proto"] = proto ?? "http";
+  const host = (trusted ? headers["x-forwarded-host"] : undefined) ?? options.authority;
+  if (host !== undefined) out["x-forwarded-host"] = host;
+  if (trusted && headers.forwarded !== undefined) {
+    out.forwarded = `${headers.forwarded}, ${forwardedFor(peer)}`;
   }
   return out;
+}
+
+/** An RFC 7239 `for=` element; IPv6 addresses go quoted in brackets. */
+function forwardedFor(address: string): string {
+  return address.includes(":") ? `for="[${address}]"` : `for=${address}`;
 }
 
 /** The app's response headers as they may go back: hop-by-hop and pseudo-headers dropped. */

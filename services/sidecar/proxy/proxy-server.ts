@@ -1,10 +1,18 @@
 import type * as http from "node:http";
 import * as http2 from "node:http2";
+import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { GrpcCode } from "../../shared/errors/status-map.ts";
 import type { DecisionMetrics } from "../control/decision-metrics.ts";
-import { type Denial, grpcDenialHeaders, grpcStatusHeaders, httpDenialHeaders } from "../control/denial.ts";
+import {
+  type Denial,
+  denialOf,
+  grpcDenialHeaders,
+  grpcStatusHeaders,
+  httpDenialHeaders,
+} from "../control/denial.ts";
 import { type Guard, type GuardResult, queryOf } from "../control/guard.ts";
 import { identityHeaders } from "../control/identity-headers.ts";
+import { watchBodyIdle } from "./body-idle.ts";
 import { type CleartextListener, createCleartextListener } from "./cleartext-listener.ts";
 import {
   forwardableTrailers,
@@ -23,11 +31,24 @@ export interface ProxyServerOptions {
   forwardToken: boolean;
   stripAuthorization: boolean;
   connectTimeoutMs: number;
+  /** Peers whose `x-forwarded-*` headers are kept (see forward-headers.ts). */
+  trustedProxy: (address: string) => boolean;
+  /** Connection and stream limits (see the sidecar settings of the same names). */
+  limits: ProxyLimits;
   metrics: DecisionMetrics;
   logger: { debug(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
-const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+export interface ProxyLimits {
+  maxConnections: number;
+  h2MaxConcurrentStreams: number;
+  idleTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyIdleTimeoutMs: number;
+}
+
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
+const BODY_TIMEOUT = denialOf(new GatehouseError("request_timeout", "the request body stopped arriving"));
 const UNAVAILABLE = { error: "unavailable", message: "the app is not answering" };
 const UNAVAILABLE_BODY = JSON.stringify(UNAVAILABLE);
 const GRPC_UNAVAILABLE = grpcStatusHeaders(GrpcCode.UNAVAILABLE, UNAVAILABLE.message);
@@ -44,7 +65,7 @@ const GRPC_UNAVAILABLE = grpcStatusHeaders(GrpcCode.UNAVAILABLE, UNAVAILABLE.mes
  * WebSockets come as HTTP/1.1 upgrades (websocket.ts) or HTTP/2 extended CONNECT (websocket-h2.ts).
  */
 export function createProxyServer(options: ProxyServerOptions): CleartextListener {
-  const { guard, upstream, metrics, logger } = options;
+  const { guard, upstream, metrics, logger, limits } = options;
 
   function upstreamHeaders(
     headers: http.IncomingHttpHeaders,
@@ -56,6 +77,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
       stripAuthorization: options.stripAuthorization,
       remoteAddress,
       authority,
+      trustedProxy: options.trustedProxy,
     });
     if (result.identity !== null) {
       for (const [name, value] of identityHeaders(result.identity, options.forwardToken)) out[name] = value;
@@ -103,6 +125,17 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
             if (trailers !== undefined) exchange.sendTrailers(trailers);
           });
           req.pipe(exchange.body);
+          watchBodyIdle(req, limits.bodyIdleTimeoutMs, () => {
+            exchange.abort();
+            if (res.headersSent) {
+              res.destroy();
+              return;
+            }
+            // The rest of the body is not waited for: the connection goes with the answer.
+            res.shouldKeepAlive = false;
+            res.once("finish", () => req.socket.destroy());
+            denyHttp1(res, BODY_TIMEOUT, grpc);
+          });
         }
         res.once("close", () => {
           if (!res.writableFinished) exchange.abort();
@@ -195,6 +228,17 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
             if (forward !== undefined) exchange.sendTrailers(forward);
           });
           stream.pipe(exchange.body);
+          watchBodyIdle(stream, limits.bodyIdleTimeoutMs, () => {
+            exchange.abort();
+            if (stream.closed) return;
+            if (stream.headersSent) {
+              stream.close(NGHTTP2_CANCEL);
+              return;
+            }
+            // RST_STREAM(NO_ERROR) after the answer tells the caller to stop sending (RFC 9113 §8.1).
+            stream.once("finish", () => stream.close(NGHTTP2_NO_ERROR));
+            denyHttp2(stream, BODY_TIMEOUT, grpc);
+          });
         }
         let answered: UpstreamResponse | undefined;
         stream.once("close", () => {
@@ -283,6 +327,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     forwardToken: options.forwardToken,
     stripAuthorization: options.stripAuthorization,
     connectTimeoutMs: options.connectTimeoutMs,
+    trustedProxy: options.trustedProxy,
     onUpstreamError: (reason: UpstreamError["reason"]) => metrics.upstreamError(reason),
   };
   const webSocketOverH2 = createH2WebSocketProxy(webSocketOptions);
@@ -290,9 +335,21 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
   return createCleartextListener({
     // Streams (gRPC, downloads, long polls) may take as long as they take; only idle connections
     // and slow request heads are cut.
-    http1: { requestTimeout: 0, headersTimeout: 20_000, keepAliveTimeout: 65_000 },
+    http1: {
+      requestTimeout: 0,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.idleTimeoutMs,
+      // Node checks header timeouts on this interval (default 30 s): often enough to honour them.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(25, Math.floor(limits.headersTimeoutMs / 4))),
+    },
     // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3): HTTP/2 callers may open WebSockets.
-    http2: { settings: { enableConnectProtocol: true } },
+    // SETTINGS_MAX_CONCURRENT_STREAMS: each stream may take an upstream connection.
+    http2: {
+      settings: { enableConnectProtocol: true, maxConcurrentStreams: limits.h2MaxConcurrentStreams },
+    },
+    maxConnections: limits.maxConnections,
+    firstRequestTimeoutMs: limits.headersTimeoutMs,
+    http2IdleTimeoutMs: limits.idleTimeoutMs,
     onRequest,
     onStream,
     onUpgrade: createWebSocketProxy(webSocketOptions),

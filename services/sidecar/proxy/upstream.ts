@@ -91,6 +91,8 @@ export interface Upstream {
 export interface UpstreamOptions {
   /** A connection not established within this fails the request with `connect_timeout`. */
   connectTimeoutMs: number;
+  /** Most HTTP/1.1 connections open to the app at a time; further requests queue for one. */
+  maxSockets: number;
 }
 
 export function createUpstream(target: UpstreamTarget, options: UpstreamOptions): Upstream {
@@ -100,7 +102,8 @@ export function createUpstream(target: UpstreamTarget, options: UpstreamOptions)
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /**
- * HTTP/1.1 through a keep-alive agent (LIFO, so a few warm connections carry the load). A request
+ * HTTP/1.1 through a keep-alive agent (LIFO, so a few warm connections carry the load; at most
+ * `maxSockets`, so a flood of callers cannot open unbounded connections to the app). A request
  * without a body that fails on a reused connection the app had just closed (the keep-alive race)
  * is retried once on a fresh connection.
  */
@@ -108,7 +111,8 @@ function http1Upstream(target: UpstreamTarget, options: UpstreamOptions): Upstre
   const agent = new http.Agent({
     keepAlive: true,
     keepAliveMsecs: 30_000,
-    maxFreeSockets: 256,
+    maxSockets: options.maxSockets,
+    maxFreeSockets: Math.min(256, options.maxSockets),
     scheduling: "lifo",
   });
 

@@ -51,6 +51,7 @@ export function createH2WebSocketProxy(
           stripAuthorization: options.stripAuthorization,
           remoteAddress: stream.session?.socket?.remoteAddress,
           authority,
+          trustedProxy: options.trustedProxy,
         });
         if (result.identity !== null) {
           for (const [name, value] of identityHeaders(result.identity, options.forwardToken))

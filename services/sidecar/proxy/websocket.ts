@@ -14,6 +14,7 @@ export interface WebSocketProxyOptions {
   forwardToken: boolean;
   stripAuthorization: boolean;
   connectTimeoutMs: number;
+  trustedProxy: (address: string) => boolean;
   onUpstreamError(reason: UpstreamFailure): void;
 }
 
@@ -117,6 +118,7 @@ export function createWebSocketProxy(
           websocket,
           remoteAddress: req.socket.remoteAddress,
           authority: req.headers.host,
+          trustedProxy: options.trustedProxy,
         });
         if (result.identity !== null) {
           for (const [name, value] of identityHeaders(result.identity, options.forwardToken))

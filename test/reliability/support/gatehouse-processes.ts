@@ -129,6 +129,7 @@ export async function startSidecarProcess(options: SidecarOptions): Promise<Side
   const [proxyPort, controlPort, upstreamPort] = (await freePorts(3)) as [number, number, number];
   const env = baseEnv({
     REDIS_URL: options.redisUrl,
+    GATEHOUSE_REVOCATION: options.redisUrl === undefined ? "none" : "stream",
     GATEHOUSE_REVOCATION_STREAM: options.stream,
     GATEHOUSE_TOKEN_SERVICE_URL: options.tokenServiceUrl,
     GATEHOUSE_AUDIENCES: "orders",
