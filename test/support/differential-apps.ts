@@ -106,7 +106,8 @@ export async function startExpressApp(log: RunLog, name = "express"): Promise<Ru
     res.json({ app: name, handler: handlerName });
   };
   for (const [handlerName, path] of ROUTES) app.all(path, handler(handlerName));
-  app.all("/public/*rest", handler("public"));
+  // `/public/` too: the policy's `/public/` prefix covers it, as Fastify's `/public/*` does.
+  app.all("/public/{*rest}", handler("public"));
   app.post("/demo.v1.DemoService/DeleteItem", handler("grpc-delete"));
   app.use(handler("catch-all"));
   const server = await new Promise<Server>((resolve) => {

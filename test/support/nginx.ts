@@ -96,7 +96,7 @@ ${servers}
   writeFileSync(join(dir, "nginx.conf"), conf);
   const child: ChildProcess = spawn(
     NGINX_BINARY,
-    ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"],
+    ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log"), "-g", "daemon off;"],
     {
       stdio: ["ignore", "ignore", "pipe"],
     },
