@@ -154,6 +154,9 @@ export async function startFastifyApp(
       return { app: name, handler: handlerName };
     };
   for (const [handlerName, path] of ROUTES) app.all(path, handler(handlerName));
+  // `/public` too: with ignoreTrailingSlash, Fastify routes `/public/` (which the policy's `/public/`
+  // prefix covers) as `/public`, which `/public/*` does not match.
+  app.all("/public", handler("public"));
   app.all("/public/*", handler("public"));
   app.post("/demo.v1.DemoService/DeleteItem", handler("grpc-delete"));
   app.setNotFoundHandler(handler("catch-all"));
