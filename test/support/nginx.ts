@@ -105,7 +105,15 @@ ${servers}
   child.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // nginx outlives a test worker that dies without afterAll; never leave it running.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      process.removeListener("exit", killOnExit);
+      resolve();
+    }),
+  );
   const errorLog = () => {
     try {
       return stderr + readFileSync(join(dir, "error.log"), "utf8");
