@@ -4,9 +4,12 @@ import type { AddressInfo } from "node:net";
 import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningSidecar, startSidecar } from "../../services/sidecar/sidecar.ts";
+import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import {
   removePolicies,
   silentLogger,
+  startTestTokenService,
+  type TestTokenService,
   testSidecarSettings,
   until,
   writePolicy,
@@ -19,7 +22,17 @@ const app = http.createServer((req, res) => {
   req.on("end", () => res.end("ok"));
 });
 let sidecar: RunningSidecar;
-const POLICY = "rules:\n  - match: { prefix: /public }\n    public: true\n";
+const POLICY = `
+default: { audiences: [orders] }
+rules:
+  - match: { prefix: /public }
+    public: true
+  - match: { prefix: /orders }
+    scopes: { allOf: [orders:read] }
+`;
+let tdb: TestDatabase;
+let ts: TestTokenService;
+let token: string;
 
 /** An app that holds every request for `holdMs`, counting requests and connections open at once. */
 interface SlowApp {
@@ -65,7 +78,7 @@ const extra: RunningSidecar[] = [];
 async function limitedSidecar(appPort: number, env: Record<string, string>): Promise<RunningSidecar> {
   const s = await startSidecar({
     settings: testSidecarSettings({
-      GATEHOUSE_TOKEN_SERVICE_URL: "http://127.0.0.1:9",
+      GATEHOUSE_TOKEN_SERVICE_URL: ts.url,
       GATEHOUSE_UPSTREAM: `http://127.0.0.1:${appPort}`,
       GATEHOUSE_POLICY_FILE: writePolicy(POLICY),
       GATEHOUSE_REVOCATION: "none",
@@ -74,6 +87,7 @@ async function limitedSidecar(appPort: number, env: Record<string, string>): Pro
     logger: silentLogger(),
   });
   extra.push(s);
+  await s.ready();
   return s;
 }
 
@@ -109,6 +123,9 @@ async function getOn(conn: Awaited<ReturnType<typeof rawConnection>>): Promise<s
 }
 
 beforeAll(async () => {
+  tdb = await useTestDatabase();
+  ts = await startTestTokenService(tdb);
+  token = (await ts.issue("alice", ["orders:read"])).token;
   await new Promise<void>((r) => app.listen(0, "127.0.0.1", () => r()));
   sidecar = await startSidecar({
     settings: testSidecarSettings({
@@ -125,6 +142,8 @@ afterAll(async () => {
   await Promise.all([sidecar, ...extra].map((s) => s?.shutdown(50)));
   app.closeAllConnections();
   app.close();
+  await ts?.service.shutdown();
+  await tdb?.drop();
   removePolicies();
 });
 
@@ -169,15 +188,16 @@ describe("proxy limits", () => {
       const stream = session.request({ ":method": "POST", ":path": "/public/upload" }, { endStream: false });
       stream.on("error", () => {});
       stream.write("x"); // one byte, then nothing
-      const status = await new Promise<number>((r) =>
-        stream.once("response", (h) => r(Number(h[":status"]))),
-      );
+      const status = await Promise.race([
+        new Promise<number>((r) => stream.once("response", (h) => r(Number(h[":status"])))),
+        new Promise<number>((r) => setTimeout(() => r(-1), 1500)),
+      ]);
+      expect(status).toBe(408);
       let body = "";
       stream.on("data", (d) => {
         body += d;
       });
       await new Promise((r) => stream.once("close", r));
-      expect(status).toBe(408);
       expect(JSON.parse(body)).toMatchObject({ error: "request_timeout" });
       // The proxy, not this caller, ended the stream (RST_STREAM NO_ERROR after the answer).
       expect(stream.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
@@ -199,7 +219,7 @@ describe("proxy limits", () => {
             { length: 200 },
             () =>
               new Promise<number>((resolve, reject) => {
-                const stream = session.request({ ":path": "/public/x" });
+                const stream = session.request({ ":path": "/orders/x", authorization: `Bearer ${token}` });
                 let status = 0;
                 stream.once("response", (h) => {
                   status = Number(h[":status"]);
@@ -225,7 +245,7 @@ describe("proxy limits", () => {
     const slow = await startSlowApp(300);
     try {
       const s = await limitedSidecar(slow.port, {});
-      const frames = await rawH2Burst(s.proxyPort, 200, "/public/x");
+      const frames = await rawH2Burst(s.proxyPort, 200, "/orders/x", token);
       await new Promise((r) => setTimeout(r, 400));
       // Node ends a session that opens streams past its advertised limit (GOAWAY, all its streams
       // reset): a connection error, which RFC 9113 §5.1.2 allows. Nothing past the limit reached the app.
@@ -391,7 +411,7 @@ describe("proxy limits", () => {
  * SETTINGS_MAX_CONCURRENT_STREAMS (as a hostile caller would), and counts the streams the server
  * refuses (RST_STREAM REFUSED_STREAM) until every stream was answered or refused.
  */
-async function rawH2Burst(port: number, count: number, path: string) {
+async function rawH2Burst(port: number, count: number, path: string, bearer: string) {
   const conn = await rawConnection(port);
   const frame = (type: number, flags: number, streamId: number, payload: Buffer) => {
     const head = Buffer.alloc(9);
@@ -401,10 +421,29 @@ async function rawH2Burst(port: number, count: number, path: string) {
     head.writeUInt32BE(streamId, 5);
     return Buffer.concat([head, payload]);
   };
+  // HPACK integer with an N-bit prefix (RFC 7541 §5.1).
+  const integer = (value: number, bits: number, flags = 0) => {
+    const max = (1 << bits) - 1;
+    if (value < max) return [flags | value];
+    const out = [flags | max];
+    let rest = value - max;
+    for (; rest >= 128; rest = Math.floor(rest / 128)) out.push((rest % 128) + 128);
+    out.push(rest);
+    return out;
+  };
+  // Literal header field without indexing, name from the static table (RFC 7541 §6.2.2).
   const literal = (index: number, value: string) =>
-    Buffer.concat([Buffer.from([index, value.length]), Buffer.from(value, "latin1")]);
-  // HPACK: :method GET (static 2), :scheme http (static 6), :path and :authority as literals.
-  const block = Buffer.concat([Buffer.from([0x82, 0x86]), literal(4, path), literal(1, "127.0.0.1")]);
+    Buffer.concat([
+      Buffer.from([...integer(index, 4), ...integer(value.length, 7)]),
+      Buffer.from(value, "latin1"),
+    ]);
+  // :method GET (static 2), :scheme http (static 6), :path (4), :authority (1), authorization (23).
+  const block = Buffer.concat([
+    Buffer.from([0x82, 0x86]),
+    literal(4, path),
+    literal(1, "127.0.0.1"),
+    literal(23, `Bearer ${bearer}`),
+  ]);
   let refused = 0;
   let answered = 0;
   let goaway = false;
