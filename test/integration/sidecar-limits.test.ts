@@ -342,8 +342,8 @@ describe("proxy limits", () => {
     ]);
     expect(closedAfter).toBeGreaterThan(0);
     expect(closedAfter).toBeLessThan(1000);
-    // Refused, never forwarded as a request.
-    expect(conn.data()).not.toMatch(/^HTTP\/1\.1 200/);
+    // Refused as a timeout, never forwarded as a request.
+    expect(conn.data()).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
   });
 
   it("closes a connection that sends nothing within GATEHOUSE_HEADERS_TIMEOUT", async () => {
