@@ -64,10 +64,12 @@ export function createCleartextListener(options: CleartextListenerOptions): Clea
   let draining = false;
 
   const report = (err: Error) => options.onClientError?.(err);
-  h1.on("clientError", (err: Error, socket: Duplex) => {
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
     report(err);
     if (socket.writable && !(socket as Socket).writableEnded) {
-      socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      // A request head that took longer than headersTimeout is a timeout, not a malformed request.
+      const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : "400 Bad Request";
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     } else socket.destroy();
   });
   h2.on("sessionError", report);
