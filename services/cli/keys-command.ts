@@ -256,7 +256,7 @@ const rewrapSettings = {
     flag: "new-master-key",
     description: "the master key to encrypt them with",
     secret: true,
-    schema: types.key32(),
+    schema: types.masterKey(),
   }),
 };
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadSettings } from "../shared/config/index.ts";
+import { loadSettings, types } from "../shared/config/index.ts";
 import { type DatabaseTarget, migrate, openPGlite, type PGlite } from "../shared/database/index.ts";
 import type { Logger } from "../shared/logging/index.ts";
 import { createMetricsRegistry } from "../shared/metrics/index.ts";
@@ -23,6 +23,12 @@ import {
 } from "./dev-state.ts";
 
 /** The route policy of the dev sidecar: every route needs a `demo-api` token except `/public`. */
+/** Dev data is throwaway: the compose placeholder or any other example master key is fine here. */
+const devTokenServiceSettings = {
+  ...tokenServiceSettings,
+  masterKey: { ...tokenServiceSettings.masterKey, schema: types.key32() },
+};
+
 export const DEMO_POLICY_FILE = fileURLToPath(new URL("./demo-policy.yaml", import.meta.url));
 
 export interface DevPorts {
@@ -95,7 +101,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     const issuer =
       env.GATEHOUSE_ISSUER ??
       (ports.http === 0 ? "http://gatehouse.localhost" : `http://${host}:${ports.http}`);
-    const settings = loadSettings(tokenServiceSettings, {
+    const settings = loadSettings(devTokenServiceSettings, {
       env: {
         DATABASE_URL: "postgres://embedded/unused",
         GATEHOUSE_SHUTDOWN_GRACE: `${grace}ms`,

@@ -43,7 +43,7 @@ export const tokenServiceSettings = {
     env: "GATEHOUSE_MASTER_KEY",
     description: "32 random bytes in base64: encrypts signing keys and refresh keys at rest",
     secret: true,
-    schema: types.key32(),
+    schema: types.masterKey(),
   }),
   maxAccessTokenTtl: setting({
     env: "GATEHOUSE_MAX_ACCESS_TOKEN_TTL",

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -143,7 +144,7 @@ describe("audit retention", () => {
       env: {
         DATABASE_URL: tdb.url,
         GATEHOUSE_ISSUER: "https://auth.test",
-        GATEHOUSE_MASTER_KEY: Buffer.alloc(32, 7).toString("base64"),
+        GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64"),
         GATEHOUSE_LISTEN: "127.0.0.1:0",
         GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
         GATEHOUSE_KEY_ROTATION: "off",

@@ -434,6 +434,36 @@ describe("sessions, audit and tokens", () => {
   });
 });
 
+describe("placeholder master keys", () => {
+  it("serve and rewrap refuse a published or degenerate key in one line (exit 2), before touching anything", {
+    timeout: 120_000,
+  }, async () => {
+    const [serve, rewrap] = await Promise.all([
+      gatehouse(["serve"], {
+        env: {
+          GATEHOUSE_ISSUER: "https://auth.test",
+          GATEHOUSE_MASTER_KEY: "REVWLU9OTFktZ2F0ZWhvdXNlLW1hc3Rlci1rZXktMzI=",
+          GATEHOUSE_LISTEN: "127.0.0.1:0",
+          GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
+        },
+      }),
+      gatehouse(["keys", "rewrap"], {
+        env: {
+          GATEHOUSE_OLD_MASTER_KEY: masterKey.toString("base64"),
+          GATEHOUSE_NEW_MASTER_KEY: Buffer.alloc(32).toString("base64"),
+        },
+      }),
+    ]);
+    expect(serve.code).toBe(2);
+    expect(serve.stdout).toBe("");
+    expect(serve.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(serve.stderr).toMatch(/GATEHOUSE_MASTER_KEY: .*placeholder.*openssl rand -base64 32/);
+    expect(serve.stderr).not.toContain("REVWLU9OTFkt");
+    expect(rewrap.code).toBe(2);
+    expect(rewrap.stderr).toMatch(/GATEHOUSE_NEW_MASTER_KEY: .*placeholder.*openssl rand -base64 32/);
+  });
+});
+
 describe("keys rotate-successor and rewrap", () => {
   it("replaces the refresh successor key on the database, keeping the old one", {
     timeout: 180_000,

@@ -275,6 +275,17 @@ describe("npm start (gatehouse dev)", () => {
     START_TIMEOUT_MS + 60_000,
   );
 
+  it(
+    "takes the compose placeholder master key, which gatehouse serve refuses",
+    async () => {
+      const env = cleanEnv({ GATEHOUSE_MASTER_KEY: "REVWLU9OTFktZ2F0ZWhvdXNlLW1hc3Rlci1rZXktMzI=" });
+      const dev = startDev(["--memory", "--any-ports"], env, tempDir());
+      expect(await dev.banner).toContain("in memory");
+      expect(await interrupt(dev, "SIGTERM")).toEqual({ code: 0, signal: null, groupGone: true });
+    },
+    START_TIMEOUT_MS + 30_000,
+  );
+
   it("refuses --memory with --data (usage error, exit 2)", async () => {
     const dev = startDev(["--memory", "--data", tempDir()]);
     expect((await dev.exited).code).toBe(2);

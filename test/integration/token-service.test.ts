@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/shared/logging/index.ts";
+import { encodePageToken } from "../../services/token/admin/page-cursor.ts";
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import {
@@ -224,6 +225,22 @@ describe("other RPCs", () => {
     const page = await web.listSessions({ subject: "frank" });
     expect(page.sessions).toHaveLength(1);
     for (const c of [svc, intro, web]) c.close();
+  });
+
+  const SESSION = "00000000-0000-4000-8000-000000000000";
+  it.each([
+    ["[1e300, uuid]", Buffer.from(JSON.stringify([1e300, SESSION])).toString("base64url")],
+    ["[1e300, uuid] with this listing's fingerprint", encodePageToken([1e300, SESSION], ["frank"])],
+    ["[-1, uuid] with this listing's fingerprint", encodePageToken([-1, SESSION], ["frank"])],
+    ["[0.5, uuid] with this listing's fingerprint", encodePageToken([0.5, SESSION], ["frank"])],
+  ])("answers a ListSessions page token holding %s with INVALID_ARGUMENT", async (_label, pageToken) => {
+    const web = grpcAs("web");
+    expect(await failure(web.listSessions({ subject: "frank", pageToken }))).toMatchObject({
+      code: 3,
+      reason: "invalid_request",
+      metadata: { field: "page_token" },
+    });
+    web.close();
   });
 
   it("a revoker revokes any client's sessions by subject", async () => {

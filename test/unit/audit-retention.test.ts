@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadSettings } from "../../services/shared/config/index.ts";
 import { retentionCutoff } from "../../services/token/audit/audit-retention.ts";
@@ -6,7 +7,7 @@ import { tokenServiceSettings } from "../../services/token/token-service-setting
 const DAY = 86_400_000;
 const base = {
   GATEHOUSE_ISSUER: "https://auth.test",
-  GATEHOUSE_MASTER_KEY: Buffer.alloc(32, 1).toString("base64"),
+  GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64"),
   DATABASE_URL: "postgres://127.0.0.1/x",
 };
 const load = (value: string | undefined) =>

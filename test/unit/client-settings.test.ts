@@ -162,13 +162,13 @@ describe("settingsForUpdate", () => {
 describe("page tokens", () => {
   it("round-trips a position and refuses another listing's token or garbage", () => {
     const token = encodePageToken([1700, "x"], ["issuer", false]);
-    expect(decodePageToken(token, ["issuer", false], ["number", "string"])).toEqual([1700, "x"]);
+    expect(decodePageToken(token, ["issuer", false], ["millis", "text"])).toEqual([1700, "x"]);
     for (const [t, filters] of [
       [token, ["admin", false]],
       ["%%%", ["issuer", false]],
       [Buffer.from("[1]").toString("base64url"), ["issuer", false]],
     ] as const) {
-      expect(codeOf(() => decodePageToken(t, filters, ["number", "string"]))).toEqual({
+      expect(codeOf(() => decodePageToken(t, filters, ["millis", "text"]))).toEqual({
         code: "invalid_request",
         field: "page_token",
       });

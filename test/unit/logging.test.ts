@@ -1,6 +1,7 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger, fingerprint } from "../../services/shared/logging/index.ts";
+import { createLogger, fingerprint, SECRET_HEADERS } from "../../services/shared/logging/index.ts";
+import { IDENTITY_HEADERS } from "../../services/sidecar/control/identity-headers.ts";
 
 function capture() {
   const lines: string[] = [];
@@ -28,6 +29,43 @@ describe("logger", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).not.toContain(TOKEN);
     expect(lines[0]).toContain("[redacted]");
+  });
+
+  const sensitive = {
+    authorization: `Bearer ${TOKEN}`,
+    "proxy-authorization": `Basic ${TOKEN}`,
+    cookie: `session=${TOKEN}`,
+    "set-cookie": [`session=${TOKEN}; HttpOnly`],
+    [IDENTITY_HEADERS.token]: TOKEN,
+  };
+
+  it.each([
+    [
+      "a request's headers",
+      { req: { method: "GET", url: "/orders", headers: { ...sensitive, accept: "*/*" } } },
+    ],
+    ["a response's headers", { res: { statusCode: 200, headers: sensitive } }],
+    ["a bare headers object", { headers: sensitive }],
+    ["headers two levels down", { upstream: { req: { headers: sensitive } } }],
+  ])("redacts every credential header in %s, keeping the others", (_label, fields) => {
+    const { lines, log } = capture();
+    log.info(fields, "proxied");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toContain(TOKEN);
+    const logged = JSON.stringify(JSON.parse(lines[0]!));
+    for (const header of Object.keys(sensitive)) expect(logged).toContain(`"${header}":"[redacted]"`);
+  });
+
+  it("keeps a non-secret header and names only headers that exist", () => {
+    const { lines, log } = capture();
+    log.info({ req: { headers: { accept: "text/html", [IDENTITY_HEADERS.subject]: "alice" } } }, "proxied");
+    expect(JSON.parse(lines[0]!).req.headers).toEqual({
+      accept: "text/html",
+      [IDENTITY_HEADERS.subject]: "alice",
+    });
+    // The sidecar's token header is the one it forwards, not a name that was never sent.
+    expect(SECRET_HEADERS).toContain(IDENTITY_HEADERS.token);
+    expect(SECRET_HEADERS).not.toContain("x-gatehouse-token");
   });
 
   it("stamps the component and writes JSON with a string level", () => {

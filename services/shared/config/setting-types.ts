@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { isPlaceholderMasterKey, MASTER_KEY_HOWTO } from "./placeholder-master-keys.ts";
 
 /**
  * Value kinds used by settings, as zod schemas from the raw string a user wrote in the environment or
@@ -113,6 +114,16 @@ export function key32() {
     .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, { error: "expected 32 bytes in base64" })
     .transform((s) => Buffer.from(s.replace(/-/g, "+").replace(/_/g, "/"), "base64"))
     .refine((k) => k.length === 32, { error: "expected exactly 32 bytes in base64" });
+}
+
+/**
+ * A master key for real data: 32 bytes in base64 that are not a published example or degenerate key.
+ * Only `gatehouse dev`, whose data is throwaway, reads GATEHOUSE_MASTER_KEY with plain {@link key32}.
+ */
+export function masterKey() {
+  return key32().refine((k) => !isPlaceholderMasterKey(k), {
+    error: `is a published placeholder or degenerate key, refused outside gatehouse dev; ${MASTER_KEY_HOWTO}`,
+  });
 }
 
 /** Comma-separated IPv4/IPv6 addresses or CIDR ranges (`10.0.0.0/8`, `fd00::/8`), blanks dropped. */

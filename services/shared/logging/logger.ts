@@ -27,11 +27,24 @@ const SECRET_KEYS = [
   "redisUrl",
 ];
 
+/**
+ * Request and response headers that carry a credential, as they arrive (lower case): the caller's
+ * bearer token or client credentials, session cookies, and the verified token the sidecar forwards
+ * in `x-gatehouse-jwt` (IDENTITY_HEADERS.token).
+ */
+export const SECRET_HEADERS = [
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "set-cookie",
+  "x-gatehouse-jwt",
+];
+
 export const REDACT_PATHS = [
   ...SECRET_KEYS,
   ...SECRET_KEYS.map((k) => `*.${k}`),
   ...SECRET_KEYS.map((k) => `*.*.${k}`),
-  'req.headers["x-gatehouse-token"]',
+  ...SECRET_HEADERS.flatMap((h) => [`headers["${h}"]`, `*.headers["${h}"]`, `*.*.headers["${h}"]`]),
 ];
 
 export interface LoggerConfig {

@@ -109,6 +109,9 @@ export async function getClient(
   return { client: clientMessage(await findOrThrow(deps.prisma, req.clientId)) };
 }
 
+/** A page token's position: the id of the last client returned. */
+export const CLIENT_CURSOR = ["text"] as const;
+
 export async function listClients(
   deps: AdminDeps,
   req: ListClientsRequest,
@@ -122,8 +125,7 @@ export async function listClients(
   const namePrefix = checkText("name_prefix", req.namePrefix, 128);
   const filters = [role, req.includeDisabled, namePrefix.toLowerCase()];
   const take = pageSize(req.pageSize);
-  const after =
-    req.pageToken === "" ? null : (decodePageToken(req.pageToken, filters, ["string"])[0] as string);
+  const after = req.pageToken === "" ? null : decodePageToken(req.pageToken, filters, CLIENT_CURSOR)[0];
   const rows = await deps.prisma.client.findMany({
     where: {
       ...(role ? { roles: { has: role } } : {}),

@@ -6,32 +6,15 @@ import type {
   ListSessionsResponseSchema,
 } from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import { decodePageToken, encodePageToken } from "../admin/page-cursor.ts";
 import { actsForEveryone } from "../clients/caller-roles.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { checkText, LIMITS } from "./request-limits.ts";
 
 const DEFAULT_PAGE = 50;
 
-interface Cursor {
-  createdAt: number;
-  id: string;
-}
-
-/** Opaque to callers; it only has to survive a round trip and reject tampering with a clear error. */
-function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify([c.createdAt, c.id])).toString("base64url");
-}
-
-function decodeCursor(token: string): Cursor {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown[];
-    if (typeof createdAt === "number" && typeof id === "string" && /^[0-9a-f-]{36}$/.test(id))
-      return { createdAt, id };
-  } catch {}
-  throw new GatehouseError("invalid_request", "page_token is not valid", {
-    metadata: { field: "page_token" },
-  });
-}
+/** A page token's position: the created_at and id of the last session returned. */
+export const SESSION_CURSOR = ["millis", "uuid"] as const;
 
 /** A subject's live sessions, newest first; an issuer sees only the sessions it created. */
 export async function listSessions(
@@ -46,7 +29,7 @@ export async function listSessions(
     });
   }
   const take = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
-  const cursor = req.pageToken === "" ? null : decodeCursor(req.pageToken);
+  const cursor = req.pageToken === "" ? null : decodePageToken(req.pageToken, [subject], SESSION_CURSOR);
   const now = new Date(deps.now());
   const rows = await deps.prisma.session.findMany({
     where: {
@@ -58,8 +41,8 @@ export async function listSessions(
       ...(cursor
         ? {
             OR: [
-              { createdAt: { lt: new Date(cursor.createdAt) } },
-              { createdAt: new Date(cursor.createdAt), id: { lt: cursor.id } },
+              { createdAt: { lt: new Date(cursor[0]) } },
+              { createdAt: new Date(cursor[0]), id: { lt: cursor[1] } },
             ],
           }
         : {}),
@@ -87,6 +70,6 @@ export async function listSessions(
       },
     })),
     nextPageToken:
-      rows.length > take && last ? encodeCursor({ createdAt: last.createdAt.getTime(), id: last.id }) : "",
+      rows.length > take && last ? encodePageToken([last.createdAt.getTime(), last.id], [subject]) : "",
   };
 }
