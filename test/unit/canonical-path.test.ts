@@ -160,6 +160,7 @@ describe("canonical path: boundaries of each rule", () => {
     // A run of escaped bytes is one UTF-8 sequence, ended by an escape below 0x80 or by a literal.
     ["/%e2%82%ac%41", "/%E2%82%ACA"],
     ["/%c3%a9%c3%a9", "/%C3%A9%C3%A9"],
+    ["/%c3%80", "/%C3%80"],
     ["/%c3%a9x%c3%a9", "/%C3%A9x%C3%A9"],
     ["/%c3%a9%zz", "invalid_path"],
     ["/%c3%a9%", "invalid_path"],
@@ -240,6 +241,8 @@ describe("canonical path: boundaries of each rule", () => {
     ["http://h?x", "/"],
     ["http://h#x", "/"],
     ["https+x://h:8080/p/q?r", "/p/q"],
+    ["http://h/", "/"],
+    ["http://h/a/", "/a/"],
   ])("rawPathOf(%j) is %s", (target, path) => {
     expect(rawPathOf(target)).toBe(path);
   });
