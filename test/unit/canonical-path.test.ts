@@ -148,3 +148,114 @@ describe("canonical path: helpers of the front ends that cannot rewrite the path
     expect(rawPathOf(target)).toBe(path);
   });
 });
+
+describe("canonical path: boundaries of each rule", () => {
+  it.each([
+    // Printable ASCII next to the refused ranges.
+    ["/a!b~", "/a!b~"],
+    // Each side of every unreserved range, escaped: decoded inside it, upper-cased outside it.
+    ["/%2C%2D%2E%2f", "ambiguous_path"],
+    ["/%2C%2D%2E%30%39%3A%40%41%5A%5B%5F%60%61%7A%7B%7E", "/%2C-.09%3A%40AZ%5B_%60az%7B~"],
+    ["/%20%21%7e", "/%20%21~"],
+    // A run of escaped bytes is one UTF-8 sequence, ended by an escape below 0x80 or by a literal.
+    ["/%e2%82%ac%41", "/%E2%82%ACA"],
+    ["/%c3%a9%c3%a9", "/%C3%A9%C3%A9"],
+    ["/%c3%80", "/%C3%80"],
+    ["/%c3%a9x%c3%a9", "/%C3%A9x%C3%A9"],
+    ["/%c3%a9%zz", "invalid_path"],
+    ["/%c3%a9%", "invalid_path"],
+    ["/%e2%82x%ac", "invalid_path"],
+    // Dot segments at the root and with a trailing slash.
+    ["/.", "/"],
+    ["/./", "/"],
+    ["/a/./", "/a/"],
+    ["/a/../", "/"],
+    ["/a/b/../", "/a/"],
+    ["/a/b/../..", "/"],
+    ["/a/./b/./", "/a/b/"],
+    ["/.a/..b/a.", "/.a/..b/a."],
+    ["/a;x/.", "/a;x/"],
+    ["/a/..;", "ambiguous_path"],
+    ["/a/.;", "ambiguous_path"],
+    ["/a/b;/..", "/a/"],
+    ["/a//../b", "/b"],
+  ])("%s → %s", (target, expected) => {
+    const result = canonicalPath(target, STRICT);
+    if (expected.startsWith("/")) expect(result).toEqual({ ok: true, path: expected, judgedPath: expected });
+    else expect(result).toMatchObject({ ok: false, code: expected });
+  });
+
+  it.each([
+    // The cap is checked before the bytes past it: a long path is too long, whatever it holds.
+    ["/abc\u0000", 4, "path_too_long"],
+    ["/abc\\", 4, "path_too_long"],
+    ["/abcd", 4, "path_too_long"],
+    ["/abc", 4, "ok"],
+    ["/abc?\u0000\\", 4, "ok"],
+    ["http://h/abc", 4, "ok"],
+    ["http://h/abcd", 4, "path_too_long"],
+    ["/a%41", 5, "ok"],
+    ["/a%41", 4, "path_too_long"],
+  ])("%j with a cap of %i → %s", (target, maxLength, expected) => {
+    const result = canonicalPath(target, { maxLength, allowEncodedSlashes: false });
+    expect(result.ok ? "ok" : result.code).toBe(expected);
+  });
+
+  it("names each refusal in its message", () => {
+    const message = (target: string, options = STRICT) => {
+      const result = canonicalPath(target, options);
+      return result.ok ? "ok" : result.message;
+    };
+    expect(message("admin")).toBe("the request target is not a path");
+    expect(message("/a\u0001")).toBe("the path holds a control, space or non-ASCII byte");
+    expect(message("/a\\")).toBe("the path holds a backslash");
+    expect(message("/abcd", { ...STRICT, maxLength: 3 })).toBe("the path is longer than 3 bytes");
+    expect(message("/%g0")).toBe("the path holds a malformed percent-escape");
+    expect(message("/%01")).toBe("the path holds an escaped control character");
+    expect(message("/%ff")).toBe("the path holds percent-escapes that are not valid UTF-8");
+    expect(message("/%2f")).toBe("the path holds an encoded / or \\");
+    expect(message("/..;/a")).toBe("the path holds a dot segment with ;-parameters");
+    expect(message("/a%2F..", LENIENT)).toBe("the path holds a dot segment once encoded slashes are read");
+    expect(message("/..")).toBe("the path climbs above the root");
+  });
+
+  it.each([
+    ["/a%2Fb;x/../c", "/c", "/c"],
+    ["/a/%2F/b", "/a/%2F/b", "/a/b"],
+    ["/a%2f%2e%2e", "ambiguous_path", ""],
+    ["/a/b%2F", "/a/b%2F", "/a/b/"],
+    ["/%5c", "/%5C", "/"],
+    ["/a%3Bb%2Fc", "/a%3Bb%2Fc", "/a%3Bb/c"],
+  ])("allowed encoded slashes: %s is forwarded as %s and judged as %s", (target, path, judgedPath) => {
+    const result = canonicalPath(target, LENIENT);
+    if (path.startsWith("/")) expect(result).toEqual({ ok: true, path, judgedPath });
+    else expect(result).toMatchObject({ ok: false, code: path });
+  });
+
+  it.each([
+    ["/a/b", "/a/b"],
+    ["admin?x", "admin"],
+    ["/a#b?c", "/a"],
+    ["/a?b#c", "/a"],
+    ["http://h/a#f", "/a"],
+    ["http://h?x", "/"],
+    ["http://h#x", "/"],
+    ["https+x://h:8080/p/q?r", "/p/q"],
+    ["http://h/", "/"],
+    ["http://h/a/", "/a/"],
+  ])("rawPathOf(%j) is %s", (target, path) => {
+    expect(rawPathOf(target)).toBe(path);
+  });
+
+  it.each([
+    ["/a%3b%3f", "/a%3B%3F", true],
+    ["/a%3B", "/a%3B", true],
+    ["/a%3B", "/a%3b", false],
+    ["/a%3bx", "/a%3Bx", true],
+    ["/a%3b", "/a%3C", false],
+    ["/a/b", "/a/c", false],
+    ["/a", "/a/", false],
+  ])("isCanonical(%s, %s) is %s", (raw, canonical, expected) => {
+    expect(isCanonical(raw, canonical)).toBe(expected);
+  });
+});

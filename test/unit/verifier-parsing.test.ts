@@ -34,6 +34,28 @@ describe("hasDuplicateKeys", () => {
     ['{"a":["b", "c"]}', false],
     ['{"a":"b" , "c":"d"}', false],
     ["{}", false],
+    // Each kind of whitespace between a name and its colon, and a run of it, on a lone name: the
+    // name must still count (a duplicate would make the count wrong either way).
+    ['{"a" :1}', false],
+    ['{"a"\t:1}', false],
+    ['{"a"\n:1}', false],
+    ['{"a"\r:1}', false],
+    ['{"a" \t\r\n :1}', false],
+    // Escaped quotes: an odd run of backslashes escapes the quote, an even one does not.
+    ['{"a\\"":1}', false],
+    ['{"a\\"":1,"a\\"":2}', true],
+    ['{"a\\\\\\"":1,"b":2}', false],
+    ['{"a":"\\\\","b":"\\\\"}', false],
+    ['{"x\\\\":"\\"b\\":","b":1}', false],
+    ['{"a\\"b":1}', false],
+    // A top-level string: the closing quote at index 1 must not read as "unterminated".
+    ['""', false],
+    // Values that are not members: strings (their characters are no members), numbers, null.
+    ['{"a":"bcd"}', false],
+    ['{"a":null,"b":7,"c":true}', false],
+    ['[{"a":1},{"a":2}]', false],
+    ['[{"a":1,"a":2}]', true],
+    ['{"a":[[{"b":1,"b":2}]]}', true],
   ])("%s → %s", (text, repeated) => {
     expect(hasDuplicateKeys(text, JSON.parse(text))).toBe(repeated);
   });
