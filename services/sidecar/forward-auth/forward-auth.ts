@@ -30,9 +30,10 @@ const PAIRS = {
  * the caller's own headers into the subrequest, so the other pair may be the caller's invention.
  * A request carrying the other pair with different values is refused 400
  * `conflicting_forward_headers` whatever the setting, so a front proxy left on the wrong setting
- * fails loudly instead of judging a path the caller chose. Answers 200 with the identity headers —
- * every one of them, empty when unknown, so a proxy copying them (`authResponseHeaders`,
- * `auth_request_set`) replaces whatever the caller sent — or 401/403 with the RFC 6750 challenge
+ * fails loudly instead of judging a path the caller chose. Answers 200 with the identity headers the
+ * token gives (none on a public route without a token; the front proxy's copy step — Traefik's
+ * `authResponseHeaders`, nginx `auth_request_set` + `proxy_set_header` — replaces or removes the
+ * caller's own copies, see SECURITY.md) — or 401/403 with the RFC 6750 challenge
  * and JSON body, or 400 when the original URI is missing or not in normal form (the proxy forwards
  * the path as it is, so it must be the path the rule was matched on). gRPC requests (Traefik passes
  * their `content-type`) also get `grpc-status` in the refusal.
