@@ -24,19 +24,32 @@ import {
   overloadGuardFromConfig,
   revokeGuardFromConfig,
 } from "./overload/guard-from-config.ts";
+import { createSessionJanitor, type SessionJanitor } from "./janitor/session-janitor.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
 import { createSqlTokenStore } from "./store/sql-token-store.ts";
+import { pgliteTransactions, poolTransactions } from "./store/sql-transaction.ts";
 import { tokenServiceHandlers } from "./token-service-handlers.ts";
 import type { tokenServiceSettings } from "./token-service-settings.ts";
 
 export type TokenServiceConfig = Omit<
   SettingsOf<typeof tokenServiceSettings>,
-  "databaseUrl" | "logLevel" | "logPretty" | "auditRetention" | OverloadSettingKey
+  | "databaseUrl"
+  | "logLevel"
+  | "logPretty"
+  | "auditRetention"
+  | "sessionRetention"
+  | "janitorInterval"
+  | "janitorBatchSize"
+  | OverloadSettingKey
 > &
   OverloadConfig & {
     /** Loaded settings always have it (default 400 days); a hand-made config without it keeps every event. */
     auditRetention?: number;
+    /** Loaded settings always have the janitor's three; a hand-made config without all of them runs no janitor. */
+    sessionRetention?: number;
+    janitorInterval?: number;
+    janitorBatchSize?: number;
   };
 
 export interface StartTokenServiceOptions {
@@ -82,6 +95,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   });
   let rotation: KeyRotation | undefined;
   let retention: AuditRetention | undefined;
+  let janitor: SessionJanitor | undefined;
   const ownBus =
     !options.bus && config.redisUrl ? createRedisBus({ url: config.redisUrl, logger }) : undefined;
   const bus = options.bus ?? ownBus;
@@ -143,6 +157,18 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       now,
       log: logger,
     });
+    const { sessionRetention, janitorInterval, janitorBatchSize } = config;
+    if (sessionRetention !== undefined && janitorInterval && janitorBatchSize !== undefined) {
+      janitor = createSessionJanitor({
+        db: { ...executor, ...(db.pool ? poolTransactions(db.pool) : pgliteTransactions(db.pglite!)) },
+        retentionMs: sessionRetention,
+        batchSize: janitorBatchSize,
+        intervalMs: janitorInterval,
+        now,
+        log: logger,
+        metrics,
+      });
+    }
     const readiness = createReadiness(db, keys);
     servers = await startRpcServers({
       grpc: config.grpcListen,
@@ -177,6 +203,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const started = servers;
   rotation?.start();
   retention?.start();
+  janitor?.start();
   logger.info(
     { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
     "token service listening",
@@ -194,6 +221,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await started.shutdown(config.shutdownGrace);
         await rotation?.stop();
         await retention?.stop();
+        await janitor?.stop();
         await relay?.stop();
         await ownBus?.close();
         keys.stop();
