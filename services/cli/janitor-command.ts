@@ -45,7 +45,9 @@ export const janitorCommand: Command = {
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (values.once !== true) {
-      throw new UsageError("--once is required: the token service runs the janitor every GATEHOUSE_JANITOR_INTERVAL");
+      throw new UsageError(
+        "--once is required: the token service runs the janitor every GATEHOUSE_JANITOR_INTERVAL",
+      );
     }
     const settings = loadSettings(janitorSettings, { flags: rawFlags(argv) });
     // Loaded on demand: the database layer is most of the CLI's start-up time.

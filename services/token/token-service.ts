@@ -13,6 +13,7 @@ import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
 import { createClientChangeWatch } from "./clients/client-change-watch.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
 import type { FlowDeps } from "./flows/flow-deps.ts";
+import { createSessionJanitor, type SessionJanitor } from "./janitor/session-janitor.ts";
 import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
 import { createKeyRing, KEY_RING_POLL_MS, type KeyRing } from "./keys/key-ring.ts";
 import { createKeyRotation, type KeyRotation } from "./keys/key-rotation.ts";
@@ -24,7 +25,6 @@ import {
   overloadGuardFromConfig,
   revokeGuardFromConfig,
 } from "./overload/guard-from-config.ts";
-import { createSessionJanitor, type SessionJanitor } from "./janitor/session-janitor.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
 import { createSqlTokenStore } from "./store/sql-token-store.ts";

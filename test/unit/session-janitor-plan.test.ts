@@ -32,7 +32,8 @@ const base = {
   GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64"),
   DATABASE_URL: "postgres://127.0.0.1/x",
 };
-const load = (env: Record<string, string>) => loadSettings(tokenServiceSettings, { env: { ...base, ...env } });
+const load = (env: Record<string, string>) =>
+  loadSettings(tokenServiceSettings, { env: { ...base, ...env } });
 
 describe("janitor settings", () => {
   it("defaults to 7 days of retention, a pass every 10 minutes, batches of 1000", () => {

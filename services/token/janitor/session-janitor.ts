@@ -1,9 +1,9 @@
 import type { Logger } from "../../shared/logging/index.ts";
 import type { Registry } from "../../shared/metrics/index.ts";
-import type { SqlExecutor } from "../store/sql-executor.ts";
-import type { SqlTransactions } from "../store/sql-transaction.ts";
 import { tryJanitorLock } from "../store/sql/janitor-lock.ts";
 import { dueSessionsBacklog, pruneSessionsBatch } from "../store/sql/prune-sessions.ts";
+import type { SqlExecutor } from "../store/sql-executor.ts";
+import type { SqlTransactions } from "../store/sql-transaction.ts";
 import { createJanitorMetrics } from "./janitor-metrics.ts";
 import {
   addDeleted,
@@ -85,7 +85,12 @@ export function createSessionJanitor(options: SessionJanitorOptions): SessionJan
     metrics.backlog(backlog);
     if (deleted.sessions + deleted.refreshTokens > 0) {
       log.info(
-        { sessions: deleted.sessions, refreshTokens: deleted.refreshTokens, before: cutoff.toISOString(), batches },
+        {
+          sessions: deleted.sessions,
+          refreshTokens: deleted.refreshTokens,
+          before: cutoff.toISOString(),
+          batches,
+        },
         "sessions past retention deleted",
       );
     }
