@@ -320,6 +320,53 @@ describe("one replica at a time, behind a transaction pooler", () => {
   });
 });
 
+describe("failures and stopping", () => {
+  const locksHere = async () =>
+    (
+      await q<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_locks
+          WHERE locktype = 'advisory' AND classid = 1751673454 AND objid = 'sessions'::regclass::oid`,
+      )
+    )[0]!.n;
+
+  it("a batch that fails rolls back whole, releases the lock, and the next pass carries on", async () => {
+    await seed({ label: "due", n: 6, tokens: 2, revokedAt: clock.now() - RETENTION - DAY });
+    const tx = poolTransactions(tdb.db.pool!);
+    let failures = 1;
+    const db: DbUnderTest = {
+      ...poolExecutor(tdb.db.pool!),
+      transaction: (fn) =>
+        tx.transaction((inner) =>
+          fn({
+            async query<Row>(statement: SqlStatement<Row>, params: readonly unknown[]) {
+              const rows = await inner.query(statement, params);
+              // After the DELETE ran: only a rollback can undo it.
+              if (statement.name === pruneSessionsBatch.name && failures-- > 0)
+                throw new Error("connection lost");
+              return rows;
+            },
+          }),
+        ),
+    };
+    await expect(janitor(db).runOnce()).rejects.toThrow("connection lost");
+    expect(await tokensLeft("due")).toBe(12);
+    expect(await locksHere()).toBe(0);
+    expect((await janitor(db).runOnce()).deleted).toEqual({ sessions: 6, refreshTokens: 12 });
+  });
+
+  it("stop() ends a pass after its current batch", async () => {
+    await seed({ label: "due", n: 20, tokens: 1, expiresAt: clock.now() - RETENTION - DAY });
+    const { db, batches } = recordingBatches(tdb.db.pool!);
+    const j = janitor(db, { batchSize: 5, intervalMs: 3_600_000 });
+    j.start(); // the first pass starts at once
+    while (batches.length === 0) await new Promise((r) => setTimeout(r, 5));
+    await j.stop();
+    expect(batches.length).toBeLessThan(4);
+    expect(await left("due")).toBeGreaterThan(0);
+    expect(await locksHere()).toBe(0);
+  });
+});
+
 const backendPid: SqlStatement<{ pid: number }> = {
   name: "test_backend_pid",
   text: "SELECT pg_backend_pid() AS pid",
