@@ -8,15 +8,14 @@ const DAY = 86_400_000;
 
 describe("needsAnotherBatch", () => {
   it.each([
-    // refresh-token rows, sessions, batch size → another batch?
+    // due sessions seen, refresh-token rows deleted, batch size → another batch?
     [0, 0, 10, false, "nothing was due"],
-    [0, 9, 10, false, "fewer sessions than the batch could take, no token row: drained"],
-    [0, 10, 10, true, "a full batch of sessions may not be the last"],
-    [1, 0, 10, true, "a token row deleted may have emptied a session the next batch deletes"],
+    [9, 0, 10, false, "saw every due session, none had a token row: all deleted"],
+    [10, 0, 10, true, "a full set of due sessions may have left others behind"],
+    [3, 1, 10, true, "a token row deleted may have emptied a session the next batch deletes"],
     [10, 10, 10, true, "both full"],
-    [3, 2, 10, true, "the emptied sessions go in the next batch"],
-  ])("%i token rows, %i sessions, batch %i → %s (%s)", (refreshTokens, sessions, size, more) => {
-    expect(needsAnotherBatch({ refreshTokens, sessions }, size)).toBe(more);
+  ])("%i due, %i token rows, batch %i → %s (%s)", (dueSessions, refreshTokens, size, more) => {
+    expect(needsAnotherBatch({ dueSessions, refreshTokens, sessions: 0 }, size)).toBe(more);
   });
 });
 

@@ -14,14 +14,20 @@ export interface BatchDeleted {
   sessions: number;
 }
 
+/** What one batch saw: the due sessions it took, and what it deleted of them. */
+export interface BatchOutcome extends BatchDeleted {
+  dueSessions: number;
+}
+
 /**
- * Whether a pass needs another batch. A batch deletes refresh-token rows of due sessions and the due
- * sessions that had none left; so any token row deleted may have emptied a session the next batch
- * deletes, and a full batch of sessions may not be the last. Only a batch that found no token row
- * and fewer sessions than it could take proves nothing due remains.
+ * Whether a pass needs another batch. A batch takes up to `batchSize` due sessions, deletes refresh-
+ * token rows of them and those of them that had none left. So any token row deleted may have emptied
+ * a session the next batch deletes, and a batch that took a full set of due sessions may have left
+ * others behind. Only a batch that saw fewer due sessions than it could take and deleted no token
+ * row has deleted every due session there was.
  */
-export function needsAnotherBatch(batch: BatchDeleted, batchSize: number): boolean {
-  return batch.refreshTokens > 0 || batch.sessions >= batchSize;
+export function needsAnotherBatch(batch: BatchOutcome, batchSize: number): boolean {
+  return batch.refreshTokens > 0 || batch.dueSessions >= batchSize;
 }
 
 export interface JanitorPass {

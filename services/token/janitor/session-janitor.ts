@@ -8,6 +8,7 @@ import { createJanitorMetrics } from "./janitor-metrics.ts";
 import {
   addDeleted,
   type BatchDeleted,
+  type BatchOutcome,
   type JanitorPass,
   needsAnotherBatch,
   sessionCutoff,
@@ -53,11 +54,15 @@ export function createSessionJanitor(options: SessionJanitorOptions): SessionJan
 
   /** One batch under the lock, or null when another replica holds it. */
   const batch = (cutoff: Date) =>
-    db.transaction(async (tx): Promise<BatchDeleted | null> => {
+    db.transaction(async (tx): Promise<BatchOutcome | null> => {
       const [lock] = await tx.query(tryJanitorLock, []);
       if (!lock?.locked) return null;
       const [row] = await tx.query(pruneSessionsBatch, [cutoff, batchSize]);
-      return { refreshTokens: row?.refresh_tokens ?? 0, sessions: row?.sessions ?? 0 };
+      return {
+        dueSessions: row?.due_sessions ?? 0,
+        refreshTokens: row?.refresh_tokens ?? 0,
+        sessions: row?.sessions ?? 0,
+      };
     });
 
   async function pass(): Promise<JanitorPass> {
@@ -69,7 +74,7 @@ export function createSessionJanitor(options: SessionJanitorOptions): SessionJan
       const done = await batch(cutoff);
       if (done === null) break;
       batches++;
-      deleted = addDeleted(deleted, done);
+      deleted = addDeleted(deleted, { refreshTokens: done.refreshTokens, sessions: done.sessions });
       metrics.deleted("refresh_tokens", done.refreshTokens);
       metrics.deleted("sessions", done.sessions);
       if (!needsAnotherBatch(done, batchSize)) {

@@ -8,27 +8,29 @@ import { sql } from "../sql-executor.ts";
 const DUE = `(s.expires_at < $1::timestamptz OR s.idle_expires_at < $1::timestamptz OR s.revoked_at < $1::timestamptz)`;
 
 /**
- * One batch, inside the janitor's transaction after its lock: deletes up to $2 refresh-token rows of
- * due sessions, and up to $2 due sessions that had no refresh-token row left when the statement
- * started. A session is deleted only once its tokens are gone, so the foreign key's ON DELETE CASCADE
- * never fans out and a batch touches at most 2 × $2 rows, however many rotations a family had. The
- * sessions emptied by this batch go in the next one.
+ * One batch, inside the janitor's transaction after its lock. It takes the first $2 due sessions the
+ * scan finds (so it reads no further once it has them), deletes up to $2 refresh-token rows of those,
+ * and deletes those of them that had no refresh-token row left when the statement started. A session
+ * is deleted only once its tokens are gone, so the foreign key's ON DELETE CASCADE never fans out and
+ * a batch touches at most 2 × $2 rows, however many rotations a family had; the sessions it emptied
+ * go in the next batch. `due_sessions` is how many due sessions the batch saw.
  */
-export const pruneSessionsBatch = sql<{ refresh_tokens: number; sessions: number }>(
+export const pruneSessionsBatch = sql<{ due_sessions: number; refresh_tokens: number; sessions: number }>(
   "gh_janitor_prune_batch",
-  `WITH t AS (
+  `WITH due AS MATERIALIZED (
+     SELECT s.id FROM sessions s WHERE ${DUE} LIMIT $2::int
+   ), t AS (
      DELETE FROM refresh_tokens
-      WHERE token_hash IN (SELECT rt.token_hash FROM sessions s JOIN refresh_tokens rt ON rt.session_id = s.id
-                            WHERE ${DUE} LIMIT $2::int)
+      WHERE token_hash IN (SELECT rt.token_hash FROM due JOIN refresh_tokens rt ON rt.session_id = due.id LIMIT $2::int)
      RETURNING 1
    ), s AS (
      DELETE FROM sessions
-      WHERE id IN (SELECT s.id FROM sessions s
-                    WHERE ${DUE} AND NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id)
-                    LIMIT $2::int)
+      WHERE id IN (SELECT due.id FROM due WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = due.id))
      RETURNING 1
    )
-   SELECT (SELECT count(*) FROM t)::int AS refresh_tokens, (SELECT count(*) FROM s)::int AS sessions`,
+   SELECT (SELECT count(*) FROM due)::int AS due_sessions,
+          (SELECT count(*) FROM t)::int AS refresh_tokens,
+          (SELECT count(*) FROM s)::int AS sessions`,
 );
 
 /**
