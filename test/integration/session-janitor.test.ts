@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
+import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -9,7 +10,7 @@ import {
   RefreshRequestSchema,
 } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
 import { loadSettings } from "../../services/shared/config/index.ts";
-import { createDatabase, type Database } from "../../services/shared/database/index.ts";
+import { createDatabase, type Database, migrate } from "../../services/shared/database/index.ts";
 import { poolConfig } from "../../services/shared/database/postgres.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import { createMetricsRegistry, type Registry } from "../../services/shared/metrics/index.ts";
@@ -19,11 +20,16 @@ import { refresh } from "../../services/token/flows/refresh-flow.ts";
 import { createSessionJanitor, type SessionJanitor } from "../../services/token/janitor/session-janitor.ts";
 import { pruneSessionsBatch } from "../../services/token/store/sql/prune-sessions.ts";
 import {
+  pgliteExecutor,
   poolExecutor,
   type SqlExecutor,
   type SqlStatement,
 } from "../../services/token/store/sql-executor.ts";
-import { poolTransactions, type SqlTransactions } from "../../services/token/store/sql-transaction.ts";
+import {
+  pgliteTransactions,
+  poolTransactions,
+  type SqlTransactions,
+} from "../../services/token/store/sql-transaction.ts";
 import { startTokenService } from "../../services/token/token-service.ts";
 import { tokenServiceSettings } from "../../services/token/token-service-settings.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
@@ -444,6 +450,32 @@ describe("scheduling", () => {
       expect(await value(service.metrics, "gatehouse_janitor_deleted_total", { table: "sessions" })).toBe(5);
     } finally {
       await service.shutdown();
+    }
+  });
+});
+
+describe("on embedded PGlite (gatehouse dev)", () => {
+  it("deletes the same way through PGlite's own transactions", { timeout: 60_000 }, async () => {
+    const pglite = new PGlite();
+    try {
+      await migrate({ kind: "pglite", db: pglite });
+      const past = new Date(clock.now() - RETENTION - DAY);
+      await pglite.query("INSERT INTO clients (id, name, secret_hash) VALUES ('web', 'web', 'x')");
+      await pglite.query(
+        `INSERT INTO sessions (subject, client_id, idle_expires_at, expires_at, revoked_at)
+         VALUES ('due', 'web', $1, $1, NULL), ('revoked', 'web', $2, $2, $1), ('live', 'web', $2, $2, NULL)`,
+        [past, new Date(clock.now() + DAY)],
+      );
+      await pglite.query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) SELECT sha256(id::text::bytea), id, now() FROM sessions",
+      );
+      const pass = await janitor({ ...pgliteExecutor(pglite), ...pgliteTransactions(pglite) }).runOnce();
+      expect(pass).toMatchObject({ locked: true, drained: true, deleted: { sessions: 2, refreshTokens: 2 } });
+      expect((await pglite.query<{ subject: string }>("SELECT subject FROM sessions")).rows).toEqual([
+        { subject: "live" },
+      ]);
+    } finally {
+      await pglite.close();
     }
   });
 });
