@@ -95,6 +95,20 @@ export interface FastRotation {
   };
 }
 
+export interface ExchangeRecord extends AuditContext {
+  now: Date;
+  sessionId: string | null;
+  subject: string;
+  clientId: string;
+  details: {
+    audience: string[];
+    scopes: string[];
+    actors: string[];
+    subject_token_jti: string;
+    jti: string;
+  };
+}
+
 export interface TokenStore {
   createSession(s: NewSession): Promise<void>;
   /** Rotates in one round trip when the token is plainly live; null means "decide the slow way". */
@@ -121,6 +135,7 @@ export interface TokenStore {
     subject: string,
     clientId: string,
   ): Promise<AccessTokenStatus>;
+  recordExchange(r: ExchangeRecord): Promise<void>;
 }
 
 export type { RefreshStateRow, RevokedSessionRow, RotatedSessionRow, SessionSelector };
