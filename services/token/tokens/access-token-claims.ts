@@ -27,6 +27,12 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   "may_act",
 ]);
 
+/**
+ * The one reserved claim a client may be granted (listed in its allowed claims): RFC 8693 §4.4
+ * `may_act`, the party that may act for the subject in a token exchange.
+ */
+export const MAY_ACT_CLAIM = "may_act";
+
 export const MAX_CUSTOM_CLAIMS_BYTES = 4096;
 
 export interface AccessTokenClaims {
@@ -88,7 +94,7 @@ export function buildAccessTokenClaims(input: AccessTokenInput): AccessTokenClai
 export function checkCustomClaims(custom: Record<string, unknown>, allowed: readonly string[]): void {
   const names = Object.keys(custom);
   const reserved = names.filter(
-    (n) => RESERVED_CLAIMS.has(n) && !(n === "may_act" && allowed.includes("may_act")),
+    (n) => RESERVED_CLAIMS.has(n) && !(n === MAY_ACT_CLAIM && allowed.includes(MAY_ACT_CLAIM)),
   );
   if (reserved.length > 0) {
     throw new GatehouseError(
