@@ -214,15 +214,25 @@ describe("Exchange", () => {
       });
     });
 
-    it("refuses any other actor with actor_not_allowed and writes no audit row", async () => {
+    it("refuses any other actor with actor_not_allowed and audits the attempt as denied", async () => {
       const user = await login(undefined, { claims: { may_act: { sub: "svc-a" } } });
       await expect(exchange(svcB, user.accessToken!, { audience: ["ledger"] })).rejects.toMatchObject({
         code: "actor_not_allowed",
       });
-      const rows = await tdb.db.prisma.auditEvent.count({
+      const rows = await tdb.db.prisma.auditEvent.findMany({
         where: { action: "access_token.exchange", targetId: user.sessionId! },
       });
-      expect(rows).toBe(0);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({
+        actor: "client:svc-b",
+        outcome: "denied",
+        details: {
+          actors: ["svc-b"],
+          audience: ["ledger"],
+          subject_token_jti: decodeJwt(user.accessToken!).jti,
+        },
+      });
+      expect(rows[0]!.details).not.toHaveProperty("jti");
     });
   });
 

@@ -43,7 +43,8 @@ export type AuditAction =
   | "audit.list"
   | "audit.prune"
   // TokenService.Exchange (RFC 8693): an access token minted for another audience on a subject's
-  // behalf; details name the actor chain and both tokens' `jti`.
+  // behalf; details name the actor chain and both tokens' `jti`. Outcome `denied` when the subject
+  // token's `may_act` refused the actor.
   | "access_token.exchange";
 
 /** Who acted: a calling client or a part of Gatehouse. */

@@ -67,9 +67,31 @@ export async function exchangeToken(
     });
   }
   const actor = actorToken?.sub ?? client.id;
-  checkMayAct(subject.mayAct, actor);
+  const previous = readActorClaim(subject.act);
+  const audit = (
+    outcome: "success" | "denied",
+    details: { audience: string[]; scopes: string[]; actors: string[]; jti?: string },
+  ) =>
+    deps.store.recordExchange({
+      now: new Date(now),
+      outcome,
+      actor: clientActorName(client.id),
+      requestId: caller.requestId,
+      sessionId: subject.sid,
+      subject: subject.sub,
+      clientId: client.id,
+      details: { ...details, subject_token_jti: subject.jti },
+    });
+  try {
+    checkMayAct(subject.mayAct, actor);
+  } catch (err) {
+    // Someone holding the user's token tried to act for them against the user's `may_act`: worth a
+    // row, like a reused refresh token.
+    await audit("denied", { ...requested, actors: [actor, ...actorChain(previous)] });
+    throw err;
+  }
   checkSubjectAndTenant(client, subject.sub, subject.tenant);
-  const act = nestActor(actor, readActorClaim(subject.act));
+  const act = nestActor(actor, previous);
   const grant = exchangedGrant(client, subject, requested);
 
   const nowSeconds = Math.floor(now / 1000);
@@ -98,21 +120,7 @@ export async function exchangeToken(
   if (subject.mayAct !== undefined) claims.may_act = subject.mayAct;
   const accessToken = deps.keys.active().sign(claims);
   const actors = actorChain(act);
-  await deps.store.recordExchange({
-    now: new Date(now),
-    actor: clientActorName(client.id),
-    requestId: caller.requestId,
-    sessionId: subject.sid,
-    subject: subject.sub,
-    clientId: client.id,
-    details: {
-      audience: grant.audience,
-      scopes: grant.scopes,
-      actors,
-      subject_token_jti: subject.jti,
-      jti,
-    },
-  });
+  await audit("success", { audience: grant.audience, scopes: grant.scopes, actors, jti });
   return {
     accessToken,
     issuedTokenType: ACCESS_TOKEN_TYPE,

@@ -129,6 +129,7 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
         r.subject,
         r.clientId,
         JSON.stringify(r.details),
+        r.outcome,
       ]);
     },
   };

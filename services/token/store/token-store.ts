@@ -97,6 +97,7 @@ export interface FastRotation {
 
 export interface ExchangeRecord extends AuditContext {
   now: Date;
+  outcome: "success" | "denied";
   sessionId: string | null;
   subject: string;
   clientId: string;
@@ -105,7 +106,8 @@ export interface ExchangeRecord extends AuditContext {
     scopes: string[];
     actors: string[];
     subject_token_jti: string;
-    jti: string;
+    /** The new token's; absent when the exchange was denied. */
+    jti?: string;
   };
 }
 
