@@ -1,3 +1,4 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { PrismaClient } from "../gen/prisma/client.ts";
 import { TokenService } from "../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { GatehouseError } from "../shared/errors/gatehouse-error.ts";
@@ -11,6 +12,7 @@ import { issue, issueServiceToken } from "./flows/issue-flow.ts";
 import { listSessions } from "./flows/list-sessions-flow.ts";
 import { refresh } from "./flows/refresh-flow.ts";
 import { revoke } from "./flows/revoke-flow.ts";
+import { exchangeToken } from "./flows/token-exchange-flow.ts";
 import type { OverloadGuard } from "./overload/overload-guard.ts";
 
 export interface TokenServiceHandlerDeps extends FlowDeps {
@@ -72,5 +74,18 @@ export function tokenServiceHandlers(deps: TokenServiceHandlerDeps): ServiceRegi
     introspect: (req, ctx) => guarded(ctx, "Introspect", (c) => introspect(deps, c, req)),
     listSessions: (req, ctx) => guarded(ctx, "ListSessions", (c) => listSessions(deps, c, req)),
     getJwks: async () => ({ keys: deps.keys.jwks().keys.map((k) => ({ ...k })) }),
+    exchange: (req, ctx) =>
+      guarded(ctx, "Exchange", async (c) => {
+        const r = await exchangeToken(deps, c, req);
+        return {
+          accessToken: r.accessToken,
+          issuedTokenType: r.issuedTokenType,
+          tokenType: r.tokenType,
+          accessTokenExpiresAt: timestampFromMs(r.expiresAt * 1000),
+          scopes: r.scopes,
+          audience: r.audience,
+          actors: r.actors,
+        };
+      }),
   });
 }

@@ -173,4 +173,11 @@ export const tokenServiceSettings = {
     default: "1000",
     schema: types.integer(10, 100_000),
   }),
+  rateLimitExchange: setting({
+    env: "GATEHOUSE_RATE_LIMIT_EXCHANGE",
+    description:
+      "Exchange (RFC 8693 token exchange) calls per second per client / largest burst (RATE/BURST, or off)",
+    default: "1000/2000",
+    schema: rateLimitSetting(),
+  }),
 };

@@ -49,6 +49,9 @@ export const ERROR_CODES = [
   "rate_limited",
   "unavailable",
   "internal",
+  // Token exchange (RFC 8693) and actor policies
+  "unsupported_token_type",
+  "actor_not_allowed",
 ] as const;
 
 export type GatehouseErrorCode = (typeof ERROR_CODES)[number];
