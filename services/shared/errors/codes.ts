@@ -49,6 +49,9 @@ export const ERROR_CODES = [
   "rate_limited",
   "unavailable",
   "internal",
+  // OAuth endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1)
+  "unsupported_grant_type",
+  "unsupported_token_type",
 ] as const;
 
 export type GatehouseErrorCode = (typeof ERROR_CODES)[number];
