@@ -1,7 +1,11 @@
 import net from "node:net";
 import { Writable } from "node:stream";
 import { createLogger } from "../../services/shared/logging/index.ts";
-import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
+import {
+  type RunningTokenService,
+  startTokenService,
+  type TokenServiceConfig,
+} from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "./database.ts";
 import { type ClientSpec, createTestClient, testClock } from "./token-fixtures.ts";
 import { testServiceConfig } from "./token-service-config.ts";
@@ -34,7 +38,10 @@ function freePort(): Promise<number> {
  * A token service on the real Postgres whose issuer is its own HTTP address, with the given
  * clients, for tests that discover it the way an OAuth client library does.
  */
-export async function startOAuthTestService(clients: readonly ClientSpec[]): Promise<OAuthTestService> {
+export async function startOAuthTestService(
+  clients: readonly ClientSpec[],
+  config: Partial<TokenServiceConfig> = {},
+): Promise<OAuthTestService> {
   const tdb = await useTestDatabase();
   const creds: Record<string, { id: string; secret: string }> = {};
   for (const spec of clients) {
@@ -51,7 +58,7 @@ export async function startOAuthTestService(clients: readonly ClientSpec[]): Pro
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const service = await startTokenService({
-    config: testServiceConfig({ issuer, httpListen: { host: "127.0.0.1", port } }),
+    config: testServiceConfig({ ...config, issuer, httpListen: { host: "127.0.0.1", port } }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "info", component: "token", pretty: false, destination }),
     now: clock.now,
