@@ -4,6 +4,7 @@
  * RFC 7662 at introspection, and what the HTTP layer refuses before any of them run.
  */
 import { generateKeyPairSync, randomUUID, sign } from "node:crypto";
+import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
 import { type OAuthTestService, startOAuthTestService } from "../support/oauth-service.ts";
@@ -293,6 +294,27 @@ describe("what the HTTP layer refuses", () => {
   it("a body over the limit: invalid_request, whether declared or streamed", async () => {
     const big = `grant_type=client_credentials&scope=${"a".repeat(20_000)}`;
     expectError(await token(big), 400, "invalid_request", "invalid_request");
+  });
+
+  it("a body declared over the limit: refused unread, and the connection closed", async () => {
+    const { port } = new URL(t.issuer);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), "127.0.0.1");
+      let text = "";
+      socket.on("data", (d) => {
+        text += d.toString();
+      });
+      socket.on("close", () => resolve(text));
+      socket.on("error", reject);
+      // Keep-alive asked for, 10 MB announced, a few bytes sent: the server must not wait for the rest.
+      socket.write(
+        "POST /oauth2/token HTTP/1.1\r\nhost: x\r\nconnection: keep-alive\r\n" +
+          "content-type: application/x-www-form-urlencoded\r\ncontent-length: 10000000\r\n\r\ngrant_type=",
+      );
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer.toLowerCase()).toContain("connection: close");
+    expect(answer).toContain('"error":"invalid_request"');
   });
 
   it("a compressed body: invalid_request", async () => {

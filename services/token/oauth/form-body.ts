@@ -33,27 +33,20 @@ export async function readFormBody(
 ): Promise<FormParams> {
   const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") {
-    req.resume();
     throw invalid("content-type must be application/x-www-form-urlencoded");
   }
   const encoding = req.headers["content-encoding"];
   if (encoding !== undefined && encoding.toLowerCase() !== "identity") {
-    req.resume();
     throw invalid("content-encoding is not supported on this endpoint");
   }
+  // Too large: refused unread; the answer closes the connection (oauth-endpoint.ts) rather than drain it.
   const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > maxBytes) {
-    req.resume();
-    throw invalid(`request body is larger than ${maxBytes} bytes`);
-  }
+  if (declared > maxBytes) throw invalid(`request body is larger than ${maxBytes} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > maxBytes) {
-      req.resume();
-      throw invalid(`request body is larger than ${maxBytes} bytes`);
-    }
+    if (size > maxBytes) throw invalid(`request body is larger than ${maxBytes} bytes`);
     chunks.push(chunk);
   }
   return parseForm(Buffer.concat(chunks));

@@ -80,7 +80,11 @@ export function oauthEndpoint(
         err.code,
       );
       if (res.headersSent) res.destroy();
-      else sendOAuthError(res, err, ctx.requestId);
+      else {
+        // Refused before the body was read (too large, wrong type): close rather than drain it.
+        if (!req.complete) res.setHeader("connection", "close");
+        sendOAuthError(res, err, ctx.requestId);
+      }
     }
   };
 }
