@@ -137,6 +137,8 @@ describe("token endpoint errors (RFC 6749 §5.2)", () => {
     ["an unknown client", { header: basicAuthorization("stranger", "gths_wrong") }],
     ["a disabled client", { basic: "gone" }],
     ["a Basic header of another scheme", { header: "Bearer abc" }],
+    ["a client id with a NUL (was a 500)", { header: basicAuthorization("s\0vc", "gths_wrong") }],
+    ["a client id of 9,000 characters", { header: basicAuthorization("a".repeat(9000), "gths_wrong") }],
   ])("invalid_client (401, WWW-Authenticate): %s", async (_label, auth) => {
     const answer = await token({ grant_type: "client_credentials" }, auth);
     expectError(answer, 401, "invalid_client", "invalid_client");
@@ -149,6 +151,16 @@ describe("token endpoint errors (RFC 6749 §5.2)", () => {
       "none",
     );
     expectError(answer, 401, "invalid_client", "invalid_client");
+  });
+
+  it("invalid_client (401): a client_secret_post id with a NUL or a control character (was a 500)", async () => {
+    for (const clientId of ["s\0vc", "s\nvc"]) {
+      const answer = await token(
+        { grant_type: "client_credentials", client_id: clientId, client_secret: "x" },
+        "none",
+      );
+      expectError(answer, 401, "invalid_client", "invalid_client");
+    }
   });
 
   it("invalid_client (401): a client_id without a secret (we have no public clients)", async () => {

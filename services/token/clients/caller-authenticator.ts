@@ -44,6 +44,10 @@ export interface CallerAuthenticator {
 const INVALID = () => new GatehouseError("invalid_client", "client authentication failed");
 /** The lane of client ids the change watch does not list; not a valid client id (it has a NUL). */
 const UNLISTED = "\0unlisted";
+/** Longer than any client id the admin API accepts (client-settings.ts, ≤ 64) and than ids it looks up (128). */
+const MAX_CLIENT_ID = 128;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CONTROL = /[\u0000-\u001f\u007f]/;
 /** scrypt takes ~50 ms a check here; a refused caller retries once a few have drained. */
 const CHECKS_RETRY_MS = 200;
 
@@ -129,6 +133,8 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
   }
 
   async function authenticateCredentials({ clientId, secret }: BasicCredentials): Promise<ClientRecord> {
+    // No client has such an id, and Postgres cannot even compare one holding a NUL (that was a 500).
+    if (clientId.length > MAX_CLIENT_ID || CONTROL.test(clientId)) throw INVALID();
     const key = createHash("sha256").update(clientId).update("\0").update(secret).digest("base64");
     const t = now();
     const hit = verified.get(key);
