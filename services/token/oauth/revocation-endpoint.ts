@@ -30,7 +30,7 @@ export function revocationEndpoint(deps: OAuthDeps): OAuthHandler {
     if (hint !== undefined && !HINTS.has(hint)) {
       throw new GatehouseError(
         "unsupported_token_type",
-        `token_type_hint ${hint} is not a token type we issue`,
+        "token_type_hint names a kind of token this server does not issue",
         {
           metadata: { field: "token_type_hint" },
         },

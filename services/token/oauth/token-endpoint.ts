@@ -21,9 +21,13 @@ export function tokenEndpoint(deps: OAuthDeps): OAuthHandler {
     }
     const grant = grantFor(grantType);
     if (grant === undefined) {
-      throw new GatehouseError("unsupported_grant_type", `grant_type ${grantType} is not supported`, {
-        metadata: { field: "grant_type" },
-      });
+      throw new GatehouseError(
+        "unsupported_grant_type",
+        "grant_type is not one this server supports (see grant_types_supported)",
+        {
+          metadata: { field: "grant_type" },
+        },
+      );
     }
     ctx.method = grant.method;
     const answer = await deps.gate(grant.method, authenticateClient(deps, auth), ctx.requestId, (caller) =>
