@@ -10,6 +10,7 @@ import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
+import { createCallerGate } from "./clients/caller-gate.ts";
 import { createClientChangeWatch } from "./clients/client-change-watch.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
 import type { FlowDeps } from "./flows/flow-deps.ts";
@@ -19,6 +20,7 @@ import { createKeyRing, KEY_RING_POLL_MS, type KeyRing } from "./keys/key-ring.t
 import { createKeyRotation, type KeyRotation } from "./keys/key-rotation.ts";
 import { createSuccessorKeys } from "./keys/refresh-keys.ts";
 import { createSigningKeys } from "./keys/signing-keys.ts";
+import { oauthRoutes } from "./oauth/oauth-routes.ts";
 import {
   type OverloadConfig,
   type OverloadSettingKey,
@@ -178,8 +180,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       metrics,
       extraRoutes: {
         "GET /.well-known/jwks.json": (req, res) => serveJwks(req, res, keys, config.jwksMaxAge),
-        "GET /.well-known/oauth-authorization-server": (_req, res) =>
-          sendJson(res, 200, authorizationServerMetadata(config.issuer)),
+        ...oauthRoutes({ ...deps, gate: createCallerGate(deps) }, { logger, metrics }),
         "GET /readyz": async (_req, res) => {
           const problems = await readiness();
           sendJson(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
@@ -253,20 +254,6 @@ function serveJwks(
   }
   res.writeHead(200, { ...headers, "content-type": "application/jwk-set+json" });
   res.end(jwks.json);
-}
-
-/** RFC 8414 metadata: enough for a resource server to find our keys and what we sign with. */
-export function authorizationServerMetadata(issuer: string): Record<string, unknown> {
-  const base = issuer.replace(/\/+$/, "");
-  return {
-    issuer,
-    jwks_uri: `${base}/.well-known/jwks.json`,
-    token_endpoint_auth_methods_supported: ["client_secret_basic"],
-    grant_types_supported: ["refresh_token", "client_credentials"],
-    access_token_signing_alg_values_supported: ["EdDSA", "ES256", "RS256"],
-    introspection_endpoint_auth_methods_supported: ["client_secret_basic"],
-    revocation_endpoint_auth_methods_supported: ["client_secret_basic"],
-  };
 }
 
 /**
