@@ -145,8 +145,8 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     });
     const readiness = createReadiness(db, keys);
     servers = await startRpcServers({
-      grpc: config.grpcListen,
-      http: config.httpListen,
+      grpc: { ...config.grpcListen, setting: "GATEHOUSE_LISTEN" },
+      http: { ...config.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
       services: [tokenServiceHandlers(deps), adminServiceHandlers({ ...deps, signingKeys })],
       logger,
       metrics,
