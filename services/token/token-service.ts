@@ -1,6 +1,6 @@
 import type http from "node:http";
 import type { SettingsOf } from "../shared/config/index.ts";
-import { createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
+import { checkDatabase, createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
 import type { DatabaseTarget } from "../shared/database/target.ts";
 import type { Logger } from "../shared/logging/index.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/index.ts";
@@ -70,6 +70,9 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const { config, logger } = options;
   const now = options.now ?? Date.now;
   const metrics = options.metrics ?? createMetricsRegistry("token");
+  // Before the pool and Prisma: an unreachable, misnamed or unmigrated database is one line, not
+  // Prisma's dump from whichever query happened to run first.
+  if (options.database.kind === "postgres") await checkDatabase(options.database);
   const db = await createDatabase(options.database, { poolSize: config.databasePoolSize });
   let servers: RpcServers | undefined;
   const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });

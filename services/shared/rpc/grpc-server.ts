@@ -70,7 +70,8 @@ function routeGrpcLogs(logger: Logger): void {
       if (!text.startsWith("No address added out of total")) logger.warn({ part: "grpc-js" }, text);
     },
     info: (message?: unknown, ...rest: unknown[]) => logger.info({ part: "grpc-js" }, line(message, ...rest)),
-    debug: (message?: unknown, ...rest: unknown[]) => logger.debug({ part: "grpc-js" }, line(message, ...rest)),
+    debug: (message?: unknown, ...rest: unknown[]) =>
+      logger.debug({ part: "grpc-js" }, line(message, ...rest)),
   });
 }
 

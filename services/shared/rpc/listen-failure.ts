@@ -7,17 +7,25 @@
  * EADDRINUSE: ...]" rather than with the socket's error code, so its text is read too.
  */
 export function listenFailure(setting: string, address: { host: string; port: number }, err: unknown): Error {
-  const where = address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+  const where = address.host.includes(":")
+    ? `[${address.host}]:${address.port}`
+    : `${address.host}:${address.port}`;
   const code = (err as NodeJS.ErrnoException)?.code;
   const text = err instanceof Error ? err.message : String(err);
   if (code === "EADDRINUSE" || /EADDRINUSE/.test(text)) {
-    return new Error(`${setting}: ${where} is already in use: stop what listens there or choose another address`);
+    return new Error(
+      `${setting}: ${where} is already in use: stop what listens there or choose another address`,
+    );
   }
   if (code === "EACCES" || /EACCES/.test(text)) {
-    return new Error(`${setting}: not allowed to listen on ${where}: use a port above 1023 or grant the capability`);
+    return new Error(
+      `${setting}: not allowed to listen on ${where}: use a port above 1023 or grant the capability`,
+    );
   }
   if (code === "EADDRNOTAVAIL" || /EADDRNOTAVAIL/.test(text)) {
-    return new Error(`${setting}: ${address.host} is not an address of this host: listen on one that is, or 0.0.0.0`);
+    return new Error(
+      `${setting}: ${address.host} is not an address of this host: listen on one that is, or 0.0.0.0`,
+    );
   }
   const detail = text.match(/errors: \[(.*)\]$/)?.[1] ?? text;
   return new Error(`${setting}: cannot listen on ${where}: ${detail}`);
