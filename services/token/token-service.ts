@@ -25,6 +25,7 @@ import {
   revokeGuardFromConfig,
 } from "./overload/guard-from-config.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
+import { registerRevocationTransport, revocationTransportOf } from "./revocation/revocation-transport.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
 import { createSqlTokenStore } from "./store/sql-token-store.ts";
 import { tokenServiceHandlers } from "./token-service-handlers.ts";
@@ -47,7 +48,8 @@ export interface StartTokenServiceOptions {
   now?: () => number;
   /**
    * The revocation bus the outbox relay publishes to (e.g. an in-process bus for `gatehouse dev`).
-   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox.
+   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox,
+   * which `config.revocation` must allow (`none`).
    */
   bus?: RevocationBus;
   /** Overrides the relay's fast-path publish (tests). */
@@ -69,6 +71,11 @@ export interface RunningTokenService {
 export async function startTokenService(options: StartTokenServiceOptions): Promise<RunningTokenService> {
   const { config, logger } = options;
   const now = options.now ?? Date.now;
+  const transport = revocationTransportOf(
+    config.revocation,
+    config.redisUrl !== undefined && config.redisUrl !== "",
+    options.bus !== undefined,
+  );
   const metrics = options.metrics ?? createMetricsRegistry("token");
   // Before the pool and Prisma: an unreachable, misnamed or unmigrated database is one line, not
   // Prisma's dump from whichever query happened to run first.
@@ -83,6 +90,13 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     pollMs: KEY_RING_POLL_MS,
     now,
   });
+  registerRevocationTransport(metrics, transport);
+  if (transport === "none") {
+    logger.warn(
+      { revocation: transport },
+      "GATEHOUSE_REVOCATION=none: revocations are not published, so sidecars accept revoked tokens until they expire",
+    );
+  }
   let rotation: KeyRotation | undefined;
   let retention: AuditRetention | undefined;
   const ownBus =
@@ -159,7 +173,11 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
           sendJson(res, 200, authorizationServerMetadata(config.issuer)),
         "GET /readyz": async (_req, res) => {
           const problems = await readiness();
-          sendJson(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
+          sendJson(res, problems.length === 0 ? 200 : 503, {
+            ready: problems.length === 0,
+            problems,
+            revocation: transport,
+          });
         },
         "GET /metrics": async (_req, res) => {
           const text = await metrics.metrics();
