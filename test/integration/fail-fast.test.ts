@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,7 +44,8 @@ let stream: string;
 let takenPort: number;
 let taken: net.Server;
 let admin: pg.Client;
-const policyDir = tmpdir();
+/** Policy files and the dev data folder; removed afterwards. */
+const scratch = mkdtempSync(join(tmpdir(), "gatehouse-failfast-"));
 
 /** A DATABASE_URL for `schema` whose connections carry a name of their own, to find leftovers by. */
 function databaseUrl(base: string, schema: string | undefined, appName: string): string {
@@ -181,6 +182,7 @@ afterAll(async () => {
   await cleanupRedis?.();
   await Promise.all([migrated?.drop(), behind?.drop(), dropSchema(emptySchema)]);
   await admin?.end();
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 describe("gatehouse sidecar", () => {
@@ -196,11 +198,11 @@ describe("gatehouse sidecar", () => {
   const withRedis = (redis: string) => ({ ...base(), REDIS_URL: redis });
   const withoutRedis = () => ({ ...base(), GATEHOUSE_REVOCATION: "none" });
   const typo = () => {
-    const file = join(policyDir, `failfast-typo-${randomBytes(4).toString("hex")}.yaml`);
+    const file = join(scratch, `failfast-typo-${randomBytes(4).toString("hex")}.yaml`);
     writeFileSync(file, "version: 1\nroutes:\n  - match: { prefix: /api/ }\n");
     return file;
   };
-  const missing = () => join(policyDir, `failfast-missing-${randomBytes(4).toString("hex")}.yaml`);
+  const missing = () => join(scratch, `failfast-missing-${randomBytes(4).toString("hex")}.yaml`);
 
   const cases: [string, (redis: string) => Record<string, string>, 1 | 2, RegExp][] = [
     [
@@ -434,6 +436,13 @@ describe("commands that touch the database directly", () => {
       (app) => ({ ...direct(app, emptySchema), GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64") }),
       1,
       /DATABASE_URL: schema "\w+" has no Gatehouse tables: run `gatehouse migrate` first/,
+    ],
+    [
+      "dev, database unreachable",
+      ["dev", "--data", join(scratch, "dev"), "--any-ports"],
+      (app) => direct(app, undefined, "postgres://postgres@127.0.0.1:1/test"),
+      1,
+      /^gatehouse dev: DATABASE_URL: cannot reach the database server at 127\.0\.0\.1:1/,
     ],
     [
       "migrate, database unreachable",
