@@ -9,6 +9,7 @@ import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
+import { createFailedLoginAudit } from "./audit/failed-login-audit.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
 import { createClientChangeWatch } from "./clients/client-change-watch.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
@@ -105,10 +106,17 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     },
     log: logger,
   });
+  const failedLogins = createFailedLoginAudit({
+    db: executor,
+    isListed: clientWatch.isListed,
+    now,
+    log: logger,
+  });
   const authenticator = createCallerAuthenticator({
     clients: prismaClientLookup(db.prisma),
     cacheTtlMs: config.credentialCacheTtl,
     isListed: clientWatch.isListed,
+    onRefused: failedLogins.refused,
     now,
   });
   try {
@@ -177,6 +185,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const started = servers;
   rotation?.start();
   retention?.start();
+  failedLogins.start();
   logger.info(
     { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
     "token service listening",
@@ -194,6 +203,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await started.shutdown(config.shutdownGrace);
         await rotation?.stop();
         await retention?.stop();
+        await failedLogins.stop();
         await relay?.stop();
         await ownBus?.close();
         keys.stop();

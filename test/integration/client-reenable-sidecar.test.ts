@@ -121,9 +121,9 @@ describe("disabling and at once re-enabling a client", () => {
       // While disabled, Issue refuses; the enable right after must not leave a window where Issue
       // answers 200 with tokens every sidecar refuses.
       const c = grpcTokenClient(service.grpcPort, creds.web);
-      expect(await c.issue({ subject: "ann", audience: ["orders"] }).catch((e: GrpcFailure) => e.reason)).toBe(
-        "invalid_client",
-      );
+      expect(
+        await c.issue({ subject: "ann", audience: ["orders"] }).catch((e: GrpcFailure) => e.reason),
+      ).toBe("invalid_client");
       c.close();
       await admin.enableClient({ clientId: "web" });
     } finally {

@@ -26,6 +26,8 @@ export interface CallerAuthenticatorOptions {
    * lane of `maxPendingChecksPerClient` lookups, so made-up ids cost no more than one client's share.
    */
   isListed?: (clientId: string) => boolean;
+  /** Told of every refused login (wrong secret, disabled or unknown client), cached answers too. */
+  onRefused?: (clientId: string) => void;
   now?: () => number;
 }
 
@@ -123,6 +125,34 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
     }
   }
 
+  async function authenticatePair(clientId: string, secret: string): Promise<ClientRecord> {
+    const key = createHash("sha256").update(clientId).update("\0").update(secret).digest("base64");
+    const t = now();
+    const hit = verified.get(key);
+    if (hit && hit.until > t) return hit.client;
+    const unknown = unknownIds.get(clientId);
+    if (unknown && unknown.until > t) throw INVALID();
+    const failed = failures.get(key);
+    if (failed && failed.until > t) throw INVALID();
+    let pending = inFlight.get(key);
+    if (!pending) {
+      pending = verify(clientId, secret, hit !== undefined).finally(() => inFlight.delete(key));
+      inFlight.set(key, pending);
+    }
+    let client: ClientRecord;
+    try {
+      client = await pending;
+    } catch (err) {
+      if (err instanceof GatehouseError && err.code === "invalid_client") {
+        verified.delete(key);
+        failures.set(key, { clientId, until: t + ttlMs });
+      }
+      throw err;
+    }
+    verified.set(key, { client, until: t + ttlMs });
+    return client;
+  }
+
   return {
     async authenticate(authorization) {
       const credentials = parseBasicCredentials(authorization);
@@ -133,31 +163,12 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
         );
       }
       const { clientId, secret } = credentials;
-      const key = createHash("sha256").update(clientId).update("\0").update(secret).digest("base64");
-      const t = now();
-      const hit = verified.get(key);
-      if (hit && hit.until > t) return hit.client;
-      const unknown = unknownIds.get(clientId);
-      if (unknown && unknown.until > t) throw INVALID();
-      const failed = failures.get(key);
-      if (failed && failed.until > t) throw INVALID();
-      let pending = inFlight.get(key);
-      if (!pending) {
-        pending = verify(clientId, secret, hit !== undefined).finally(() => inFlight.delete(key));
-        inFlight.set(key, pending);
-      }
-      let client: ClientRecord;
       try {
-        client = await pending;
+        return await authenticatePair(clientId, secret);
       } catch (err) {
-        if (err instanceof GatehouseError && err.code === "invalid_client") {
-          verified.delete(key);
-          failures.set(key, { clientId, until: t + ttlMs });
-        }
+        if (err instanceof GatehouseError && err.code === "invalid_client") options.onRefused?.(clientId);
         throw err;
       }
-      verified.set(key, { client, until: t + ttlMs });
-      return client;
     },
     forget(clientId) {
       if (clientId === undefined) {
