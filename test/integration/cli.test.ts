@@ -1,10 +1,13 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/shared/logging/index.ts";
+import { encodeRevocationEntry } from "../../services/shared/revocation/revocation-entry.ts";
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { useTestRedis } from "../support/redis.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
 import { testServiceConfig } from "../support/token-service-config.ts";
@@ -431,6 +434,66 @@ describe("sessions, audit and tokens", () => {
     expect(p).toBeDefined();
     expect(garbage.code).toBe(1);
     expect(garbage.stderr).toMatch(/not a JWT/);
+  });
+});
+
+describe("token inspect and revocation", () => {
+  it("asks the token service, else the Redis stream, else says plainly it did not check", {
+    timeout: 180_000,
+  }, async () => {
+    const issuer = grpcTokenClient(service.grpcPort, web);
+    const [kept, revoked] = [
+      (await issuer.issue({ subject: "carol", audience: ["orders"] })).accessToken,
+      (await issuer.issue({ subject: "dave", audience: ["orders"] })).accessToken,
+    ];
+    issuer.close();
+    const revokedRun = await gatehouse(["sessions", "revoke", "--access-token", revoked]);
+    expect(revokedRun.code).toBe(0);
+
+    const tredis = await useTestRedis("inspect");
+    try {
+      const stream = `${tredis.prefix}revocations`;
+      const claims = decodeJwt(revoked);
+      const event = {
+        type: "token_revoked" as const,
+        id: "00000000-0000-4000-8000-000000000001",
+        at: Date.now(),
+        until: claims.exp!,
+        jti: claims.jti!,
+      };
+      await tredis.redis.xadd(stream, "*", ...encodeRevocationEntry(event));
+      const noCreds = { GATEHOUSE_CLIENT_ID: undefined, GATEHOUSE_CLIENT_SECRET: undefined };
+      const viaRedis = { ...noCreds, REDIS_URL: tredis.url, GATEHOUSE_REVOCATION_STREAM: stream };
+      const [svcKept, svcRevoked, redisKept, redisRevoked, unchecked, svcDown, json] = await Promise.all([
+        gatehouse(["token", "inspect", kept]),
+        gatehouse(["token", "inspect", revoked]),
+        gatehouse(["token", "inspect", kept], { env: viaRedis }),
+        gatehouse(["token", "inspect", revoked], { env: viaRedis }),
+        gatehouse(["token", "inspect", revoked], { env: noCreds }),
+        gatehouse(["token", "inspect", revoked], { env: { GATEHOUSE_SERVER: "127.0.0.1:9" } }),
+        gatehouse(["token", "inspect", revoked, "--json"]),
+      ]);
+      expect(svcKept.code).toBe(0);
+      expect(svcKept.stdout).toMatch(
+        /revoked\s+no \(asked the token service at 127\.0\.0\.1:\d+ \(Introspect\)\)/,
+      );
+      expect(svcRevoked.code).toBe(1);
+      expect(svcRevoked.stdout).toMatch(/revoked\s+yes: not active/);
+      expect(redisKept.code).toBe(0);
+      expect(redisKept.stdout).toMatch(/revoked\s+no \(asked the revocation stream .* in Redis\)/);
+      expect(redisRevoked.code).toBe(1);
+      expect(redisRevoked.stdout).toMatch(/revoked\s+yes: token_revoked/);
+      // Without a source it decodes, exits 0, and says it did not look.
+      expect(unchecked.code).toBe(0);
+      expect(unchecked.stdout).toMatch(/revoked\s+not checked: set GATEHOUSE_CLIENT_ID/);
+      expect(svcDown.code).toBe(0);
+      expect(svcDown.stdout).toMatch(
+        /revoked\s+not checked: token service: cannot reach the token service at 127\.0\.0\.1:9/,
+      );
+      expect(JSON.parse(json.stdout).revocation).toMatchObject({ checked: true, revoked: true });
+    } finally {
+      await tredis.cleanup();
+    }
   });
 });
 
