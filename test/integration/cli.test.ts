@@ -184,6 +184,8 @@ describe("keys", () => {
     const early = await gatehouse(["keys", "activate", es.key.kid]);
     expect(early.code).toBe(1);
     expect(early.stderr).toMatch(/failed_precondition/);
+    expect(early.stderr).toMatch(/or now with --force/);
+    expect(early.stderr).not.toMatch(/pass force/);
     const [activated, retired] = await Promise.all([
       gatehouse(["keys", "activate", es.key.kid, "--force"]),
       gatehouse(["keys", "retire", rsaKid, "--json"]).then(json),
@@ -195,9 +197,20 @@ describe("keys", () => {
 
     const rotated = await gatehouse(["keys", "rotate", "--force", "--json"]).then(json);
     expect(rotated.staged.status).toBe("SIGNING_KEY_STATUS_STAGED");
-    const again = await gatehouse(["keys", "rotate"]);
+    const [again, forcedAgain] = await Promise.all([
+      gatehouse(["keys", "rotate"]),
+      gatehouse(["keys", "rotate", "--force"]),
+    ]);
     expect(again.code).toBe(0);
-    expect(again.stdout).toMatch(/nothing was due/);
+    expect(again.stdout).toMatch(new RegExp(`nothing was due; staged key ${rotated.staged.kid} signs next`));
+    // Forced with a young staged key: says why nothing happened and what would switch now.
+    expect(forcedAgain.code).toBe(0);
+    expect(forcedAgain.stdout).not.toMatch(/nothing was due/);
+    expect(forcedAgain.stdout).toMatch(
+      new RegExp(
+        `nothing changed: staged key ${rotated.staged.kid} has been published for less than the JWKS cache period .*keys activate ${rotated.staged.kid} --force`,
+      ),
+    );
 
     const revoked = await gatehouse(["keys", "revoke", es.key.kid, "--reason", "drill"]);
     expect(revoked.code).toBe(0);
