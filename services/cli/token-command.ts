@@ -9,6 +9,7 @@ import {
   type JWTPayload,
   jwtVerify,
 } from "jose";
+import { fingerprint } from "../shared/logging/fingerprint.ts";
 import { fields, type Output, outputFor, printJson } from "./cli-output.ts";
 import { EXIT_FAILED, EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { commandGroup, type Subcommand } from "./command-group.ts";
@@ -96,12 +97,15 @@ function printRevocation(output: Output, check: RevocationCheck): void {
 
 function print(
   output: Output,
+  token: string,
   header: object,
   claims: JWTPayload,
   verdict: Verdict | undefined,
   revocation: RevocationCheck,
 ): void {
   const now = Date.now();
+  // The name logs and audit rows give this token (they never hold the token itself).
+  output.out(`fingerprint ${fingerprint(token)}`);
   output.out("header");
   output.out(indent(fields(Object.entries(header).map(([k, v]) => [k, show(v, k, now)]))));
   output.out("claims");
@@ -131,7 +135,7 @@ const inspect: Subcommand = {
   usage: `Usage: gatehouse token inspect [TOKEN | -] [--jwks URL] [--issuer ISS] [--audience AUD] [--json]
 
 Decodes an access token's header and claims without trusting them (nothing is verified unless
---jwks is given). The token is read from stdin when TOKEN is "-" or missing. With --jwks, fetches
+--jwks is given), and prints its fingerprint, the name logs and audit rows give it. The token is read from stdin when TOKEN is "-" or missing. With --jwks, fetches
 the key set, names the key the token says signed it, and checks the signature and exp/nbf (and
 iss/aud when given).
 
@@ -145,7 +149,7 @@ Exit 0 when nothing found the token bad, 1 when it would not verify or is revoke
   --jwks URL       key set to check against, e.g. http://127.0.0.1:7480/.well-known/jwks.json
   --issuer ISS     also require this iss
   --audience AUD   also require this aud
-  --json           print {"header", "claims", "verification", "revocation"} as JSON
+  --json           print {"fingerprint", "header", "claims", "verification", "revocation"} as JSON
 
 ${CONNECTION_USAGE}`,
   async run(argv) {
@@ -172,8 +176,14 @@ ${CONNECTION_USAGE}`,
     const revocation = await checkRevocation(token, claims, header.kid, revocationSourcesFromEnv(values));
     const output = outputFor(values.json);
     if (output.json) {
-      printJson(output, { header, claims, ...(verdict ? { verification: verdict } : {}), revocation });
-    } else print(output, header, claims, verdict, revocation);
+      printJson(output, {
+        fingerprint: fingerprint(token),
+        header,
+        claims,
+        ...(verdict ? { verification: verdict } : {}),
+        revocation,
+      });
+    } else print(output, token, header, claims, verdict, revocation);
     const bad = (verdict && !verdict.verifies) || (revocation.checked && revocation.revoked);
     return bad ? EXIT_FAILED : EXIT_OK;
   },

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fingerprint } from "../../services/shared/logging/fingerprint.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import { encodeRevocationEntry } from "../../services/shared/revocation/revocation-entry.ts";
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
@@ -433,6 +434,8 @@ describe("sessions, audit and tokens", () => {
     expect(plain.stdout).toMatch(/typ:\s+at\+jwt/);
     expect(plain.stdout).toMatch(/sub:\s+alice/);
     expect(plain.stdout).toMatch(/not verified/);
+    // The name logs and audit rows give the token, to match them against it.
+    expect(plain.stdout).toContain(`fingerprint ${fingerprint(accessToken)}`);
     const kid = JSON.parse(Buffer.from(h!, "base64url").toString()).kid;
     expect(checked).toMatchObject({
       header: { kid, typ: "at+jwt" },
