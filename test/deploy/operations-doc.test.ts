@@ -59,4 +59,18 @@ describe("docs/operations.md stays true to the code and the deploy files", () =>
     const missing = [...registered].filter((name) => !watch.includes(`\`${name}\``));
     expect(missing, 'metrics missing from "What to watch" in docs/operations.md').toEqual([]);
   });
+
+  it("lists every audit actor the code writes", () => {
+    const root = join(REPO, "services");
+    const actors = new Set<string>();
+    for (const f of readdirSync(root, { recursive: true }) as string[]) {
+      if (!f.endsWith(".ts") || f.startsWith("gen")) continue;
+      for (const m of readFileSync(join(root, f), "utf8").matchAll(/["`](system:[a-z-]+:?)/g))
+        actors.add(m[1]!);
+    }
+    expect(actors).toContain("system:key-ring");
+    const audit = doc.slice(doc.indexOf("## Audit log"), doc.indexOf("## What to watch"));
+    const missing = [...actors].filter((actor) => !audit.includes(`\`${actor}`));
+    expect(missing, "actors missing from the Audit log section of docs/operations.md").toEqual([]);
+  });
 });
