@@ -92,7 +92,9 @@ function show(value: unknown, key: string, now: number): string {
 
 function printRevocation(output: Output, check: RevocationCheck): void {
   if (!check.checked) output.out(`revoked    not checked: ${check.why}`);
-  else output.out(`revoked    ${check.revoked ? `yes: ${check.reason}` : "no"} (asked ${check.via})`);
+  else if (check.verdict === "live") output.out(`revoked    no (asked ${check.via})`);
+  else if (check.verdict === "revoked") output.out(`revoked    yes: ${check.reason} (asked ${check.via})`);
+  else output.out(`revoked    not active (asked ${check.via}): revoked, expired, or not signed by it`);
 }
 
 function print(
@@ -144,7 +146,8 @@ Revocation: with client credentials (an introspector or admin client) it asks th
 (GATEHOUSE_REVOCATION_STREAM, default gatehouse:revocations) as a sidecar would; otherwise, or when
 neither answers, it says it did not check and why.
 
-Exit 0 when nothing found the token bad, 1 when it would not verify or is revoked (not active).
+Exit 0 when nothing found the token bad, 1 when it would not verify, is revoked, or the token
+service says it is not active.
 
   --jwks URL       key set to check against, e.g. http://127.0.0.1:7480/.well-known/jwks.json
   --issuer ISS     also require this iss
@@ -184,7 +187,7 @@ ${CONNECTION_USAGE}`,
         revocation,
       });
     } else print(output, token, header, claims, verdict, revocation);
-    const bad = (verdict && !verdict.verifies) || (revocation.checked && revocation.revoked);
+    const bad = (verdict && !verdict.verifies) || (revocation.checked && revocation.verdict !== "live");
     return bad ? EXIT_FAILED : EXIT_OK;
   },
 };

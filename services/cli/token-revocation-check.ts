@@ -9,7 +9,16 @@ import { type ConnectionFlags, connectionTarget, withConnection } from "./rpc-co
  * revocation stream in Redis as a sidecar would, else says it did not check.
  */
 export type RevocationCheck =
-  | { checked: true; via: string; revoked: boolean; reason?: string }
+  | {
+      checked: true;
+      via: string;
+      /**
+       * `live`: not revoked; `revoked`: the stream revokes it (`reason` says how); `inactive`:
+       * Introspect said not active, which covers revoked, expired and not signed by that service.
+       */
+      verdict: "live" | "revoked" | "inactive";
+      reason?: string;
+    }
   | { checked: false; why: string };
 
 export interface RevocationSources {
@@ -43,10 +52,7 @@ async function byIntrospect(token: string, flags: ConnectionFlags): Promise<Revo
   const { server } = connectionTarget(flags);
   const res = await withConnection(TokenService, flags, (c) => c.call("introspect", { token }));
   const via = `the token service at ${server} (Introspect)`;
-  // Introspect answers only active or not: inactive covers revoked, expired and not ours alike.
-  return res.active
-    ? { checked: true, via, revoked: false }
-    : { checked: true, via, revoked: true, reason: "not active: revoked, expired, or not this issuer's" };
+  return { checked: true, via, verdict: res.active ? "live" : "inactive" };
 }
 
 async function byStream(claims: JWTPayload, kid: string | undefined, sources: RevocationSources) {
@@ -88,8 +94,8 @@ async function byStream(claims: JWTPayload, kid: string | undefined, sources: Re
       sessionVersion: typeof claims.sv === "number" ? claims.sv : undefined,
     });
     return code === null
-      ? ({ checked: true, via, revoked: false } as const)
-      : ({ checked: true, via, revoked: true, reason: code } as const);
+      ? ({ checked: true, via, verdict: "live" } as const)
+      : ({ checked: true, via, verdict: "revoked", reason: code } as const);
   } finally {
     await bus.close();
   }

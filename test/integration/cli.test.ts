@@ -494,11 +494,13 @@ describe("token inspect and revocation", () => {
         /revoked\s+no \(asked the token service at 127\.0\.0\.1:\d+ \(Introspect\)\)/,
       );
       expect(svcRevoked.code).toBe(1);
-      expect(svcRevoked.stdout).toMatch(/revoked\s+yes: not active/);
+      expect(svcRevoked.stdout).toMatch(
+        /revoked\s+not active \(asked the token service .*\): revoked, expired/,
+      );
       expect(redisKept.code).toBe(0);
       expect(redisKept.stdout).toMatch(/revoked\s+no \(asked the revocation stream .* in Redis\)/);
       expect(redisRevoked.code).toBe(1);
-      expect(redisRevoked.stdout).toMatch(/revoked\s+yes: token_revoked/);
+      expect(redisRevoked.stdout).toMatch(/revoked\s+yes: token_revoked \(asked the revocation stream/);
       // Without a source it decodes, exits 0, and says it did not look.
       expect(unchecked.code).toBe(0);
       expect(unchecked.stdout).toMatch(/revoked\s+not checked: set GATEHOUSE_CLIENT_ID/);
@@ -506,7 +508,7 @@ describe("token inspect and revocation", () => {
       expect(svcDown.stdout).toMatch(
         /revoked\s+not checked: token service: cannot reach the token service at 127\.0\.0\.1:9/,
       );
-      expect(JSON.parse(json.stdout).revocation).toMatchObject({ checked: true, revoked: true });
+      expect(JSON.parse(json.stdout).revocation).toMatchObject({ checked: true, verdict: "inactive" });
     } finally {
       await tredis.cleanup();
     }

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/shared/logging/index.ts";
-import { createFailedLoginAudit } from "../../services/token/audit/failed-login-audit.ts";
+import {
+  createFailedLoginAudit,
+  MAX_CLIENTS_PER_WINDOW,
+} from "../../services/token/audit/failed-login-audit.ts";
 import { poolExecutor } from "../../services/token/store/sql-executor.ts";
 import { startTokenService } from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
@@ -89,5 +92,19 @@ describe("failed client logins", () => {
     await audit.stop();
     const rows = await loginRows();
     expect(rows.map((r) => r.details.failures)).toEqual([500, 1]);
+  });
+
+  it("caps the rows of one window: ids past the cap are counted in the shared row", async () => {
+    const audit = createFailedLoginAudit({
+      db: poolExecutor(tdb.db.pool!),
+      isListed: () => true,
+      now: Date.now,
+      log,
+    });
+    for (let i = 0; i < MAX_CLIENTS_PER_WINDOW + 20; i++) audit.refused(`c${i}`);
+    await audit.stop();
+    const rows = await loginRows();
+    expect(rows).toHaveLength(MAX_CLIENTS_PER_WINDOW + 1);
+    expect(rows.at(-1)).toMatchObject({ target_id: null, details: { failures: 20, distinct_ids: 20 } });
   });
 });
