@@ -133,4 +133,27 @@ describe("disabling and at once re-enabling a client", () => {
     expect(await atSidecar(after)).toBe("ok");
     expect(await atSidecar(before)).toBe("client_disabled");
   }, 20_000);
+
+  it("refuses an enable whose client was disabled anew while it waited for the cut-off", async () => {
+    const admin = grpcAdminClient(service.grpcPort, creds.root);
+    try {
+      await admin.disableClient({ clientId: "web", reason: "first" });
+      const waiting = admin.enableClient({ clientId: "web" }).then(
+        () => "enabled",
+        (err: GrpcFailure) => err.reason,
+      );
+      // Meanwhile someone else enables it (by hand) and disables it again: a new cut-off.
+      await new Promise((r) => setTimeout(r, 200));
+      await tdb.db.pool!.query("UPDATE clients SET disabled_at = NULL WHERE id = 'web'");
+      await admin.disableClient({ clientId: "web", reason: "second" });
+      expect(await waiting).toBe("failed_precondition");
+      const row = await tdb.db.pool!.query("SELECT disabled_reason FROM clients WHERE id = 'web'");
+      expect(row.rows[0].disabled_reason).toBe("second");
+      // Asked again, it waits for the new cut-off and then enables.
+      await admin.enableClient({ clientId: "web" });
+      expect(await atSidecar(await issue("carl"))).toBe("ok");
+    } finally {
+      admin.close();
+    }
+  }, 20_000);
 });
