@@ -421,14 +421,17 @@ describe("sessions, audit and tokens", () => {
     const jwks = `http://127.0.0.1:${service.httpPort}/.well-known/jwks.json`;
     const [h, p, s] = accessToken.split(".");
     const forged = `${h}.${Buffer.from(JSON.stringify({ sub: "mallory", exp: 9_999_999_999 })).toString("base64url")}.${s}`;
+    // Signatures and claims only: without credentials or Redis, revocation is not checked (the
+    // session behind this token was revoked above; the next test covers revocation).
+    const env = { GATEHOUSE_CLIENT_ID: undefined, GATEHOUSE_CLIENT_SECRET: undefined };
     const [plain, checked, fromStdin, bad, garbage] = await Promise.all([
-      gatehouse(["token", "inspect", accessToken]),
-      gatehouse(["token", "inspect", accessToken, "--jwks", jwks, "--audience", "orders", "--json"]).then(
-        json,
-      ),
-      gatehouse(["token", "inspect", "-", "--jwks", jwks], { input: `Bearer ${accessToken}\n` }),
-      gatehouse(["token", "inspect", forged, "--jwks", jwks]),
-      gatehouse(["token", "inspect", "not-a-jwt"]),
+      gatehouse(["token", "inspect", accessToken], { env }),
+      gatehouse(["token", "inspect", accessToken, "--jwks", jwks, "--audience", "orders", "--json"], {
+        env,
+      }).then(json),
+      gatehouse(["token", "inspect", "-", "--jwks", jwks], { env, input: `Bearer ${accessToken}\n` }),
+      gatehouse(["token", "inspect", forged, "--jwks", jwks], { env }),
+      gatehouse(["token", "inspect", "not-a-jwt"], { env }),
     ]);
     expect(plain.code).toBe(0);
     expect(plain.stdout).toMatch(/typ:\s+at\+jwt/);
