@@ -303,7 +303,8 @@ const enableCommand = oneClient({
   usage: `Usage: gatehouse clients enable CLIENT_ID [--json]
 
 Re-enables a disabled client. Sessions and tokens revoked when it was disabled stay revoked; rotate
-its secret too if it was disabled because of a leak.`,
+its secret too if it was disabled because of a leak. Right after a disable it waits (up to 3 s) until
+the disable's cut-off has passed, so every token issued once it returns passes the sidecars.`,
   call: (c, clientId) => c.call("enableClient", { clientId }),
   print: (output, res) =>
     output.json

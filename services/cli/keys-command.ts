@@ -230,7 +230,15 @@ ${CONNECTION_USAGE}`,
       res.retiring && `retiring   ${res.retiring.kid}`,
       ...res.retired.map((k) => `retired    ${k.kid}`),
     ].filter(Boolean);
-    output.out(lines.length > 0 ? lines.join("\n") : "nothing was due");
+    if (lines.length > 0) output.out(lines.join("\n"));
+    else if (values.force === true && res.waiting) {
+      output.out(
+        `nothing changed: staged key ${res.waiting.kid} has been published for less than the JWKS cache ` +
+          `period (GATEHOUSE_JWKS_MAX_AGE): \`keys rotate --force\` activates it from ${when(res.waitingActivatableAt)}; ` +
+          `\`gatehouse keys activate ${res.waiting.kid} --force\` switches now, if every sidecar has fetched it`,
+      );
+    } else if (res.waiting) output.out(`nothing was due; staged key ${res.waiting.kid} signs next`);
+    else output.out("nothing was due");
     output.out(`next step due ${when(res.nextRotationAt)}`);
     if (res.staged && !res.activated) {
       output.err(

@@ -6,7 +6,7 @@ import { createControlServer } from "./control/control-server.ts";
 import { createDecisionMetrics } from "./control/decision-metrics.ts";
 import { createGuard } from "./control/guard.ts";
 import { lightFetch } from "./control/light-fetch.ts";
-import { type Readiness, readinessOf } from "./control/readiness.ts";
+import { type PolicyRefusal, type Readiness, readinessOf } from "./control/readiness.ts";
 import { createCheckHandler } from "./ext-authz/check.ts";
 import { createForwardAuth } from "./forward-auth/forward-auth.ts";
 import { createJwksCache, type JwksCache } from "./jwks/jwks-cache.ts";
@@ -116,6 +116,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
   let watcher: PolicyWatcher | undefined;
   let decisionMetrics: ReturnType<typeof createDecisionMetrics> | undefined;
   let policy: () => Policy;
+  let policyRefusal: PolicyRefusal | undefined;
   try {
     if (settings.policyFile === undefined) {
       const fixed = defaultPolicy();
@@ -123,8 +124,15 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     } else {
       watcher = watchPolicy(
         settings.policyFile,
-        () => decisionMetrics?.policyReload("ok"),
-        () => decisionMetrics?.policyReload("error"),
+        () => {
+          policyRefusal = undefined;
+          decisionMetrics?.policyReload("ok");
+        },
+        (err) => {
+          const error = err.message.split("\n")[0] ?? "";
+          policyRefusal = { refused: true, at: new Date(now()).toISOString(), error };
+          decisionMetrics?.policyReload("error");
+        },
         { logger: logger.child({ part: "policy" }) },
       );
       policy = watcher.current;
@@ -194,6 +202,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
       revocationSource,
       failOpen,
       policy: () => policy().source,
+      policyRefusal: () => policyRefusal,
       draining: () => draining,
       contributors,
       now,

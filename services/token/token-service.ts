@@ -9,6 +9,7 @@ import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
+import { createFailedLoginAudit } from "./audit/failed-login-audit.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
 import { createCallerGate } from "./clients/caller-gate.ts";
 import { createClientChangeWatch } from "./clients/client-change-watch.ts";
@@ -138,10 +139,17 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     },
     log: logger,
   });
+  const failedLogins = createFailedLoginAudit({
+    db: executor,
+    isListed: clientWatch.isListed,
+    now,
+    log: logger,
+  });
   const authenticator = createCallerAuthenticator({
     clients: prismaClientLookup(db.prisma),
     cacheTtlMs: config.credentialCacheTtl,
     isListed: clientWatch.isListed,
+    onRefused: failedLogins.refused,
     now,
   });
   try {
@@ -225,6 +233,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const started = servers;
   rotation?.start();
   retention?.start();
+  failedLogins.start();
   janitor?.start();
   logger.info(
     { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
@@ -243,6 +252,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await started.shutdown(config.shutdownGrace);
         await rotation?.stop();
         await retention?.stop();
+        await failedLogins.stop();
         await janitor?.stop();
         await relay?.stop();
         await ownBus?.close();
