@@ -289,6 +289,23 @@ describe("token exchange refusals (RFC 8693 §2.2.2)", () => {
     expect(Number(answers[BURST]!.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
   });
 
+  it("never logs a subject token, an actor token or the form body", async () => {
+    const user = await login("kim", { may_act: { sub: "svc-b" } });
+    const own = await oidc.clientCredentialsGrant(await discover("svc-a"), { audience: "billing" });
+    // svc-a acting with its own token against kim's may_act: refused, audited and logged, and
+    // neither may carry the tokens it was about.
+    const refused = await exchange(
+      "svc-a",
+      subject(user.accessToken, { actor_token: own.access_token, actor_token_type: ACCESS_TOKEN_TYPE }),
+    );
+    expectError(refused, 400, "invalid_request", "actor_not_allowed");
+    const text = t.logLines.join("");
+    expect(text).not.toContain(user.accessToken);
+    expect(text).not.toContain(own.access_token);
+    expect(text).not.toContain("subject_token=");
+    for (const { secret } of Object.values(t.creds)) expect(text).not.toContain(secret);
+  });
+
   it("counts exchanges in gatehouse_rpc_* under the Exchange method, protocol oauth2", async () => {
     const text = await (await fetch(`${t.issuer}/metrics`)).text();
     expect(text).toMatch(
