@@ -24,7 +24,12 @@ const MAC_BYTES = 32;
 const MAX_KID_BYTES = 64;
 const KID = /^[A-Za-z0-9_-]+$/;
 /** Offsets inside a v2 body. */
-const AT = { sessionId: 1, generation: 17, random: 21, kidLength: 53, kid: 54 } as const;
+const AT = (() => {
+  const generation = 1 + SESSION_ID_BYTES;
+  const random = generation + 4;
+  const kidLength = random + RANDOM_BYTES;
+  return { sessionId: 1, generation, random, kidLength, kid: kidLength + 1 } as const;
+})();
 /** Generations are Postgres `integer`s; the last one has no successor. */
 const MAX_GENERATION = 0x7fffffff - 1;
 
