@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   IntrospectRequestSchema,
@@ -7,6 +8,7 @@ import {
   RefreshRequestSchema,
   RevokeRequestSchema,
 } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
+import { poolConfig } from "../../services/shared/database/postgres.ts";
 import type { ClientRecord } from "../../services/token/clients/client-record.ts";
 import type { FlowDeps } from "../../services/token/flows/flow-deps.ts";
 import { introspect } from "../../services/token/flows/introspect-flow.ts";
@@ -14,6 +16,7 @@ import { issue } from "../../services/token/flows/issue-flow.ts";
 import { refresh } from "../../services/token/flows/refresh-flow.ts";
 import { revoke } from "../../services/token/flows/revoke-flow.ts";
 import { poolExecutor } from "../../services/token/store/sql-executor.ts";
+import { createSqlTokenStore } from "../../services/token/store/sql-token-store.ts";
 import type { TokenStore } from "../../services/token/store/token-store.ts";
 import {
   deriveNextRefreshToken,
@@ -252,6 +255,25 @@ describe("tokens minted before the upgrade (v1, a refresh_tokens row each)", () 
     expect(parseRefreshToken(after.refreshToken!)).toMatchObject({ version: 2, generation: 2 });
     await expect(doRefresh(legacy.refreshToken)).rejects.toMatchObject({ code: "refresh_token_reused" });
     expect((await sessionRow(legacy.sessionId)).revoked_at).not.toBeNull();
+  });
+
+  it("20 concurrent refreshes of one legacy token: one rotation, one successor for all", async () => {
+    // A pool of its own: the file's single connection would queue the calls instead of racing them.
+    const pool = new pg.Pool(poolConfig(tdb.url, tdb.schema, { max: 8 }));
+    try {
+      const racing = { ...deps, store: createSqlTokenStore(poolExecutor(pool)) };
+      const legacy = await legacyLogin("legacy-race");
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => refreshWith(racing, legacy.refreshToken)),
+      );
+      expect(new Set(answers.map((a) => a.refreshToken)).size).toBe(1);
+      const row = await sessionRow(legacy.sessionId);
+      expect(row.refresh_generation).toBe(1);
+      expect(row.refresh_hash).toEqual(hashRefreshToken(answers[0]!.refreshToken!));
+      expect(await tdb.db.prisma.refreshToken.count({ where: { sessionId: legacy.sessionId } })).toBe(1);
+    } finally {
+      await pool.end();
+    }
   });
 
   it("replayed after the grace window is reuse, and revokes the session", async () => {
