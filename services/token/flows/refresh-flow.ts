@@ -89,6 +89,11 @@ export async function refresh(
   caller: Caller,
   req: MessageShape<typeof RefreshRequestSchema>,
 ): Promise<RefreshResult> {
+  // One instant per request, taken before any wait (even a refresh-key reload): a rotation records it
+  // as the rotation time, and a concurrent duplicate compares its own against that. Reading the clock
+  // after queueing for the pool instead would push duplicates that arrived together with the rotation
+  // out of the grace window when the service is busy, and log their users out.
+  const arrivedAt = deps.now();
   const presented = await presentRefreshToken(deps, req.refreshToken);
   if (presented !== null && "problem" in presented)
     throw new GatehouseError("invalid_request", presented.problem, { metadata: { field: "refresh_token" } });
@@ -102,11 +107,6 @@ export async function refresh(
     deriveNextRefreshToken(token, { sessionId, generation }, successorKey.key, macKey);
   const client = caller.client;
   const idleExpiry = (now: number) => new Date(now + client.refreshIdleTtlSeconds * 1000);
-  // One instant per request, taken before any database wait: a rotation records it as the rotation
-  // time, and a concurrent duplicate compares its own against that. Reading the clock after queueing
-  // for the pool instead would push duplicates that arrived together with the rotation out of the
-  // grace window when the service is busy, and log their users out.
-  const arrivedAt = deps.now();
 
   // Narrowing needs the session's scopes before anything changes, so it always reads first.
   const family = presented.family;
