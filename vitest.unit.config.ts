@@ -24,6 +24,8 @@ export default defineConfig({
       "test/unit/family-position.test.ts",
       "test/unit/refresh-token-format.test.ts",
       "test/unit/access-token.test.ts",
+      "test/unit/sidecar-actors.test.ts",
+      "test/unit/token-exchange-rules.test.ts",
     ],
     pool: "forks",
     testTimeout: 30_000,

@@ -36,6 +36,7 @@ import {
 } from "../services/token/tokens/refresh-token-format.ts";
 import { startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
 import { flag, percentile, report, row } from "./lib/bench-results.ts";
+import { measureOAuthRefresh, oauthRefreshRows } from "./lib/oauth-refresh.ts";
 import { measureOidcProviderRefresh, OIDC_PROVIDER_CONFIG } from "./lib/oidc-provider-peer.ts";
 
 const BASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -291,6 +292,15 @@ async function main() {
     await drive({ ...task, mode: "issue", durationMs: 1000 }, concurrency, drivers); // warm-up
     const issue = await drive({ ...task, mode: "issue", durationMs }, concurrency, drivers);
     const refresh = await drive({ ...task, mode: "refresh", durationMs }, concurrency, drivers);
+    // OAuth refresh grant over /oauth2/token, right after RPC Refresh, its limit (bench/lib/oauth-refresh.ts).
+    const oauthRefresh = await measureOAuthRefresh({
+      httpPort: server.httpPort,
+      clientId: "bench",
+      secret,
+      concurrency,
+      drivers,
+      durationMs,
+    });
     await server.stop();
     const limit = await bareRotation(BASE_URL, schema, "bench", concurrency, durationMs);
     const peer = withPeer
@@ -312,6 +322,7 @@ async function main() {
         row("refresh_p50_ms", refresh.p50, "ms"),
         row("refresh_p99_ms", refresh.p99, "ms", limit.p99),
         row("refresh_limit_per_s", limit.perSecond, "rotations/s"),
+        ...oauthRefreshRows(oauthRefresh, refresh),
         ...(peer
           ? [
               row("refresh_per_s_vs_oidc_provider", refresh.perSecond, "calls/s", peer.perSecond),
@@ -327,7 +338,12 @@ async function main() {
         concurrency,
         drivers,
         durationS: durationMs / 1000,
-        errors: { issue: issue.errors, refresh: refresh.errors, oidcProvider: peer?.errors },
+        errors: {
+          issue: issue.errors,
+          refresh: refresh.errors,
+          oauthRefresh: oauthRefresh.errors,
+          oidcProvider: peer?.errors,
+        },
         oidcProvider: peer ? OIDC_PROVIDER_CONFIG : "skipped (--peer 0)",
         how: "gatehouse serve in its own process on real Postgres; grpc-js drivers in separate processes; all on this machine's 2 cores",
         keycloakSizingAnchor: "Keycloak sizing guide budgets 120 refreshes/s per vCPU",

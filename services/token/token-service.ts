@@ -10,14 +10,17 @@ import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
+import { createCallerGate } from "./clients/caller-gate.ts";
 import { createClientChangeWatch } from "./clients/client-change-watch.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
 import type { FlowDeps } from "./flows/flow-deps.ts";
+import { createSessionJanitor, type SessionJanitor } from "./janitor/session-janitor.ts";
 import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
 import { createKeyRing, KEY_RING_POLL_MS, type KeyRing } from "./keys/key-ring.ts";
 import { createKeyRotation, type KeyRotation } from "./keys/key-rotation.ts";
 import { createMacKeys, createSuccessorKeys } from "./keys/refresh-keys.ts";
 import { createSigningKeys } from "./keys/signing-keys.ts";
+import { oauthRoutes } from "./oauth/oauth-routes.ts";
 import {
   type OverloadConfig,
   type OverloadSettingKey,
@@ -27,16 +30,28 @@ import {
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
 import { createSqlTokenStore } from "./store/sql-token-store.ts";
+import { pgliteTransactions, poolTransactions } from "./store/sql-transaction.ts";
 import { tokenServiceHandlers } from "./token-service-handlers.ts";
 import type { tokenServiceSettings } from "./token-service-settings.ts";
 
 export type TokenServiceConfig = Omit<
   SettingsOf<typeof tokenServiceSettings>,
-  "databaseUrl" | "logLevel" | "logPretty" | "auditRetention" | OverloadSettingKey
+  | "databaseUrl"
+  | "logLevel"
+  | "logPretty"
+  | "auditRetention"
+  | "sessionRetention"
+  | "janitorInterval"
+  | "janitorBatchSize"
+  | OverloadSettingKey
 > &
   OverloadConfig & {
     /** Loaded settings always have it (default 400 days); a hand-made config without it keeps every event. */
     auditRetention?: number;
+    /** Loaded settings always have the janitor's three; a hand-made config without all of them runs no janitor. */
+    sessionRetention?: number;
+    janitorInterval?: number;
+    janitorBatchSize?: number;
   };
 
 export interface StartTokenServiceOptions {
@@ -84,6 +99,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const macKeys = createMacKeys(refreshKeyOptions);
   let rotation: KeyRotation | undefined;
   let retention: AuditRetention | undefined;
+  let janitor: SessionJanitor | undefined;
   const ownBus =
     !options.bus && config.redisUrl ? createRedisBus({ url: config.redisUrl, logger }) : undefined;
   const bus = options.bus ?? ownBus;
@@ -147,6 +163,18 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       now,
       log: logger,
     });
+    const { sessionRetention, janitorInterval, janitorBatchSize } = config;
+    if (sessionRetention !== undefined && janitorInterval && janitorBatchSize !== undefined) {
+      janitor = createSessionJanitor({
+        db: { ...executor, ...(db.pool ? poolTransactions(db.pool) : pgliteTransactions(db.pglite!)) },
+        retentionMs: sessionRetention,
+        batchSize: janitorBatchSize,
+        intervalMs: janitorInterval,
+        now,
+        log: logger,
+        metrics,
+      });
+    }
     const readiness = createReadiness(db, keys);
     servers = await startRpcServers({
       grpc: config.grpcListen,
@@ -156,8 +184,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       metrics,
       extraRoutes: {
         "GET /.well-known/jwks.json": (req, res) => serveJwks(req, res, keys, config.jwksMaxAge),
-        "GET /.well-known/oauth-authorization-server": (_req, res) =>
-          sendJson(res, 200, authorizationServerMetadata(config.issuer)),
+        ...oauthRoutes({ ...deps, gate: createCallerGate(deps) }, { logger, metrics }),
         "GET /readyz": async (_req, res) => {
           const problems = await readiness();
           sendJson(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
@@ -182,6 +209,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const started = servers;
   rotation?.start();
   retention?.start();
+  janitor?.start();
   logger.info(
     { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
     "token service listening",
@@ -199,6 +227,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await started.shutdown(config.shutdownGrace);
         await rotation?.stop();
         await retention?.stop();
+        await janitor?.stop();
         await relay?.stop();
         await ownBus?.close();
         keys.stop();
@@ -231,20 +260,6 @@ function serveJwks(
   }
   res.writeHead(200, { ...headers, "content-type": "application/jwk-set+json" });
   res.end(jwks.json);
-}
-
-/** RFC 8414 metadata: enough for a resource server to find our keys and what we sign with. */
-export function authorizationServerMetadata(issuer: string): Record<string, unknown> {
-  const base = issuer.replace(/\/+$/, "");
-  return {
-    issuer,
-    jwks_uri: `${base}/.well-known/jwks.json`,
-    token_endpoint_auth_methods_supported: ["client_secret_basic"],
-    grant_types_supported: ["refresh_token", "client_credentials"],
-    access_token_signing_alg_values_supported: ["EdDSA", "ES256", "RS256"],
-    introspection_endpoint_auth_methods_supported: ["client_secret_basic"],
-    revocation_endpoint_auth_methods_supported: ["client_secret_basic"],
-  };
 }
 
 /**

@@ -41,7 +41,11 @@ export type AuditAction =
   | "refresh_token.reuse"
   // ListAuditEvents (audited only when refused), and retention deleting old rows.
   | "audit.list"
-  | "audit.prune";
+  | "audit.prune"
+  // TokenService.Exchange (RFC 8693): an access token minted for another audience on a subject's
+  // behalf; details name the actor chain and both tokens' `jti`. Outcome `denied` when the subject
+  // token's `may_act` refused the actor.
+  | "access_token.exchange";
 
 /** Who acted: a calling client or a part of Gatehouse. */
 export type AuditActorName = `client:${string}` | `system:${string}`;

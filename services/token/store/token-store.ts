@@ -93,6 +93,22 @@ export interface FastRotation extends Rotation {
   };
 }
 
+export interface ExchangeRecord extends AuditContext {
+  now: Date;
+  outcome: "success" | "denied";
+  sessionId: string | null;
+  subject: string;
+  clientId: string;
+  details: {
+    audience: string[];
+    scopes: string[];
+    actors: string[];
+    subject_token_jti: string;
+    /** The new token's; absent when the exchange was denied. */
+    jti?: string;
+  };
+}
+
 export interface TokenStore {
   createSession(s: NewSession): Promise<void>;
   /**
@@ -125,6 +141,7 @@ export interface TokenStore {
     subject: string,
     clientId: string,
   ): Promise<AccessTokenStatus>;
+  recordExchange(r: ExchangeRecord): Promise<void>;
 }
 
 export type {
