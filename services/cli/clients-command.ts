@@ -91,7 +91,8 @@ async function createDirect(init: object, databaseUrlFlag: string | undefined) {
     { flags: { "database-url": databaseUrlFlag } },
   );
   // Loaded on demand: the database layer is most of the CLI's start-up time.
-  const { createDatabase } = await import("../shared/database/index.ts");
+  const { checkDatabase, createDatabase } = await import("../shared/database/index.ts");
+  await checkDatabase({ url: settings.databaseUrl });
   const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
   try {
     const requestId = randomUUID();

@@ -299,7 +299,8 @@ again is harmless (keys already under the new key are left alone).
       throw new UsageError("the old and the new master key are the same");
     }
     // Loaded on demand: the database layer is most of the CLI's start-up time.
-    const { createDatabase } = await import("../shared/database/index.ts");
+    const { checkDatabase, createDatabase } = await import("../shared/database/index.ts");
+    await checkDatabase({ url: settings.databaseUrl });
     const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
     try {
       const result = await rewrapKeys(db.prisma, settings.oldMasterKey, settings.newMasterKey, {
@@ -353,7 +354,8 @@ Reads GATEHOUSE_MASTER_KEY to encrypt the new key.
       const settings = loadSettings(rotateRefreshKeySettings, {
         flags: { "database-url": values["database-url"] },
       });
-      const { createDatabase } = await import("../shared/database/index.ts");
+      const { checkDatabase, createDatabase } = await import("../shared/database/index.ts");
+      await checkDatabase({ url: settings.databaseUrl });
       const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
       try {
         const result = await rotateRefreshKey(db.prisma, settings.masterKey, purpose, {

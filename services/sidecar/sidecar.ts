@@ -1,6 +1,7 @@
-import type { SettingsOf } from "../shared/config/settings.ts";
+import { ConfigError, type SettingsOf } from "../shared/config/settings.ts";
 import type { Logger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/registry.ts";
+import { listenFailure } from "../shared/rpc/listen-failure.ts";
 import { createControlServer } from "./control/control-server.ts";
 import { createDecisionMetrics } from "./control/decision-metrics.ts";
 import { createGuard } from "./control/guard.ts";
@@ -18,6 +19,7 @@ import { createMemoryRevocationState } from "./revocation-state/memory-revocatio
 import { revocationSourceOf } from "./revocation-state/revocation-source.ts";
 import type { RevocationState } from "./revocation-state/revocation-state.ts";
 import type { sidecarSettings } from "./sidecar-settings.ts";
+import { assertSomeTokenAccepted, policyStartError } from "./startup-checks.ts";
 import { createVerifier } from "./verifier/create-verifier.ts";
 
 export type SidecarSettings = SettingsOf<typeof sidecarSettings>;
@@ -127,10 +129,14 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
       );
       policy = watcher.current;
     }
+    assertSomeTokenAccepted(policy(), settings.audiences);
   } catch (err) {
     jwks.stop();
+    watcher?.close();
     clearInterval(keepFresh);
-    throw err;
+    throw settings.policyFile !== undefined && !(err instanceof ConfigError)
+      ? policyStartError(settings.policyFile, err)
+      : err;
   }
 
   const verifier = createVerifier({
@@ -229,10 +235,15 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
   let proxyPort: number;
   let controlPort: number;
   try {
-    proxyPort = await proxy.listen(settings.proxyListen.host, settings.proxyListen.port);
-    controlPort = await control.listen(settings.controlListen.host, settings.controlListen.port);
+    proxyPort = await proxy
+      .listen(settings.proxyListen.host, settings.proxyListen.port)
+      .catch((err) => Promise.reject(listenFailure("GATEHOUSE_PROXY_LISTEN", settings.proxyListen, err)));
+    controlPort = await control
+      .listen(settings.controlListen.host, settings.controlListen.port)
+      .catch((err) => Promise.reject(listenFailure("GATEHOUSE_CONTROL_LISTEN", settings.controlListen, err)));
   } catch (err) {
     await proxy.close(0);
+    await control.close(0);
     jwks.stop();
     watcher?.close();
     clearInterval(keepFresh);

@@ -1,6 +1,6 @@
 import type http from "node:http";
 import type { SettingsOf } from "../shared/config/index.ts";
-import { createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
+import { checkDatabase, createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
 import type { DatabaseTarget } from "../shared/database/target.ts";
 import type { Logger } from "../shared/logging/index.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/index.ts";
@@ -28,6 +28,7 @@ import {
   revokeGuardFromConfig,
 } from "./overload/guard-from-config.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
+import { registerRevocationTransport, revocationTransportOf } from "./revocation/revocation-transport.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
 import { createSqlTokenStore } from "./store/sql-token-store.ts";
 import { pgliteTransactions, poolTransactions } from "./store/sql-transaction.ts";
@@ -62,7 +63,8 @@ export interface StartTokenServiceOptions {
   now?: () => number;
   /**
    * The revocation bus the outbox relay publishes to (e.g. an in-process bus for `gatehouse dev`).
-   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox.
+   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox,
+   * which `config.revocation` must allow (`none`).
    */
   bus?: RevocationBus;
   /** Overrides the relay's fast-path publish (tests). */
@@ -84,7 +86,15 @@ export interface RunningTokenService {
 export async function startTokenService(options: StartTokenServiceOptions): Promise<RunningTokenService> {
   const { config, logger } = options;
   const now = options.now ?? Date.now;
+  const transport = revocationTransportOf(
+    config.revocation,
+    config.redisUrl !== undefined && config.redisUrl !== "",
+    options.bus !== undefined,
+  );
   const metrics = options.metrics ?? createMetricsRegistry("token");
+  // Before the pool and Prisma: an unreachable, misnamed or unmigrated database is one line, not
+  // Prisma's dump from whichever query happened to run first.
+  if (options.database.kind === "postgres") await checkDatabase(options.database);
   const db = await createDatabase(options.database, { poolSize: config.databasePoolSize });
   let servers: RpcServers | undefined;
   const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });
@@ -97,6 +107,13 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   };
   const successorKeys = createSuccessorKeys(refreshKeyOptions);
   const macKeys = createMacKeys(refreshKeyOptions);
+  registerRevocationTransport(metrics, transport);
+  if (transport === "none") {
+    logger.warn(
+      { revocation: transport },
+      "GATEHOUSE_REVOCATION=none: revocations are not published, so sidecars accept revoked tokens until they expire",
+    );
+  }
   let rotation: KeyRotation | undefined;
   let retention: AuditRetention | undefined;
   let janitor: SessionJanitor | undefined;
@@ -177,8 +194,8 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     }
     const readiness = createReadiness(db, keys);
     servers = await startRpcServers({
-      grpc: config.grpcListen,
-      http: config.httpListen,
+      grpc: { ...config.grpcListen, setting: "GATEHOUSE_LISTEN" },
+      http: { ...config.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
       services: [tokenServiceHandlers(deps), adminServiceHandlers({ ...deps, signingKeys })],
       logger,
       metrics,
@@ -187,7 +204,11 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         ...oauthRoutes({ ...deps, gate: createCallerGate(deps) }, { logger, metrics }),
         "GET /readyz": async (_req, res) => {
           const problems = await readiness();
-          sendJson(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
+          sendJson(res, problems.length === 0 ? 200 : 503, {
+            ready: problems.length === 0,
+            problems,
+            revocation: transport,
+          });
         },
         "GET /metrics": async (_req, res) => {
           const text = await metrics.metrics();

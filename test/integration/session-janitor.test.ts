@@ -433,6 +433,7 @@ describe("scheduling", () => {
         GATEHOUSE_SHUTDOWN_GRACE: "1s",
         GATEHOUSE_AUDIT_RETENTION: "off",
         GATEHOUSE_JANITOR_INTERVAL: "1h",
+        GATEHOUSE_REVOCATION: "none",
       },
     });
     const service = await startTokenService({
