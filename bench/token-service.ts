@@ -30,7 +30,7 @@ import { generateClientSecret, hashClientSecret } from "../services/token/client
 import { poolExecutor } from "../services/token/store/sql-executor.ts";
 import { createSqlTokenStore } from "../services/token/store/sql-token-store.ts";
 import {
-  deriveSuccessor,
+  deriveNextRefreshToken,
   generateRefreshToken,
   hashRefreshToken,
 } from "../services/token/tokens/refresh-token-format.ts";
@@ -177,13 +177,16 @@ async function bareRotation(
   const db = await createDatabase({ kind: "postgres", url, schema }, { poolSize: concurrency });
   const store = createSqlTokenStore(poolExecutor(db.pool!));
   const key = randomBytes(32);
+  const macKey = { kid: "rk-mac-bench", key: randomBytes(32) };
   const tokens: string[] = [];
+  const sessions: { sessionId: string; generation: number }[] = [];
   const now = () => new Date();
   for (let s = 0; s < concurrency; s++) {
-    tokens[s] = generateRefreshToken();
+    sessions[s] = { sessionId: randomUUID(), generation: 1 };
+    tokens[s] = generateRefreshToken(sessions[s]!.sessionId, macKey);
     const t = new Date();
     await store.createSession({
-      sessionId: randomUUID(),
+      sessionId: sessions[s]!.sessionId,
       subject: `limit-${s}`,
       clientId,
       tenant: null,
@@ -196,6 +199,7 @@ async function bareRotation(
       expiresAt: new Date(t.getTime() + 864_000_000),
       device: { userAgent: null, ipAddress: null, name: null },
       refreshTokenHash: hashRefreshToken(tokens[s]!),
+      refreshMacKid: macKey.kid,
     });
   }
   let calls = 0;
@@ -206,8 +210,11 @@ async function bareRotation(
       while (performance.now() < end) {
         const t0 = performance.now();
         const hash = hashRefreshToken(tokens[s]!);
-        const successor = deriveSuccessor(tokens[s]!, key);
+        const family = sessions[s]!;
+        const successor = deriveNextRefreshToken(tokens[s]!, family, key, macKey);
         const r = await store.rotateIfLive({
+          sessionId: family.sessionId,
+          presentedGeneration: family.generation,
           presentedHash: hash,
           successorHash: hashRefreshToken(successor),
           now: now(),
@@ -215,10 +222,12 @@ async function bareRotation(
           signingKid: "k",
           callerClientId: clientId,
           successorKid: "rk",
+          macKid: macKey.kid,
           allowed: { audiences: ["orders"], tenants: null, subjectPrefixes: [] },
         });
         if (!r) throw new Error("bare rotation did not rotate");
         tokens[s] = successor;
+        family.generation++;
         calls++;
         latencies.push(performance.now() - t0);
       }

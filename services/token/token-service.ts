@@ -19,7 +19,7 @@ import { createSessionJanitor, type SessionJanitor } from "./janitor/session-jan
 import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
 import { createKeyRing, KEY_RING_POLL_MS, type KeyRing } from "./keys/key-ring.ts";
 import { createKeyRotation, type KeyRotation } from "./keys/key-rotation.ts";
-import { createSuccessorKeys } from "./keys/refresh-keys.ts";
+import { createMacKeys, createSuccessorKeys } from "./keys/refresh-keys.ts";
 import { createSigningKeys } from "./keys/signing-keys.ts";
 import { oauthRoutes } from "./oauth/oauth-routes.ts";
 import {
@@ -99,13 +99,15 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const db = await createDatabase(options.database, { poolSize: config.databasePoolSize });
   let servers: RpcServers | undefined;
   const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });
-  const successorKeys = createSuccessorKeys({
+  const refreshKeyOptions = {
     prisma: db.prisma,
     masterKey: config.masterKey,
     log: logger,
     pollMs: KEY_RING_POLL_MS,
     now,
-  });
+  };
+  const successorKeys = createSuccessorKeys(refreshKeyOptions);
+  const macKeys = createMacKeys(refreshKeyOptions);
   registerRevocationTransport(metrics, transport);
   if (transport === "none") {
     logger.warn(
@@ -155,6 +157,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   try {
     await keys.start();
     await successorKeys.start();
+    await macKeys.start();
     await clientWatch.start();
     relay?.start();
     const deps = {
@@ -163,6 +166,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       keys,
       issuer: config.issuer,
       successorKeys,
+      macKeys,
       maxAccessTokenTtlSeconds: Math.floor(config.maxAccessTokenTtl / 1000),
       now,
       publish: options.publish ?? relay?.publish ?? (async () => false),
@@ -224,6 +228,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   } catch (err) {
     keys.stop();
     successorKeys.stop();
+    macKeys.stop();
     await clientWatch.stop();
     await relay?.stop();
     await ownBus?.close();
@@ -258,6 +263,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await ownBus?.close();
         keys.stop();
         successorKeys.stop();
+        macKeys.stop();
         await clientWatch.stop();
         await db.close();
         logger.info("token service stopped");

@@ -573,6 +573,32 @@ describe("keys rotate-successor and rewrap", () => {
     expect(audit.rows).toEqual([{ actor: "system:cli" }]);
   });
 
+  it("rotate-mac replaces the refresh-token MAC key on the database, keeping the old one", {
+    timeout: 180_000,
+  }, async () => {
+    const active = await tdb.db.pool!.query(
+      "SELECT kid FROM refresh_keys WHERE purpose = 'mac' AND status = 'active'",
+    );
+    const r = await gatehouse(["keys", "rotate-mac", "--json"], {
+      env: { GATEHOUSE_MASTER_KEY: masterKey.toString("base64") },
+    }).then(json);
+    expect(r).toEqual({
+      kid: expect.stringMatching(/^rk-mac-[0-9a-f]{16}$/),
+      replaced: active.rows[0]?.kid ?? null,
+    });
+    const again = await gatehouse(["keys", "rotate-mac", "--json"], {
+      env: { GATEHOUSE_MASTER_KEY: masterKey.toString("base64") },
+    }).then(json);
+    expect(again.replaced).toBe(r.kid);
+    const rows = await tdb.db.pool!.query("SELECT kid, status FROM refresh_keys WHERE purpose = 'mac'");
+    expect(rows.rows).toEqual(
+      expect.arrayContaining([
+        { kid: r.kid, status: "previous" },
+        { kid: again.kid, status: "active" },
+      ]),
+    );
+  });
+
   it("re-encrypts every key under a new master key, and refuses keys that open with neither", {
     timeout: 180_000,
   }, async () => {
