@@ -1,7 +1,9 @@
 /**
  * One load-driver process for the token service (forked by token-load.ts): grpc-js clients calling
- * Issue or Refresh in a closed loop, `slots` calls in flight. Protocol with the coordinator:
- * task → "ready" (after any preparation, e.g. issuing the tokens it will refresh) → "go" → result.
+ * Issue or Refresh in a closed loop, `slots` calls in flight. Protocol with the coordinator, once per
+ * task: task → "ready" (after any preparation, e.g. issuing the tokens it will refresh) → "go" →
+ * result. The process serves task after task until "exit", remembering the current token of every
+ * preloaded session it refreshed, so a later task does not present a spent one (that is reuse).
  */
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
@@ -72,7 +74,10 @@ async function prepare(task: DriverTask, call: Call): Promise<(slot: number, n: 
   const share = task.preloaded!;
   const perSlot = Math.floor(share.count / task.slots);
   if (perSlot < 1) throw new Error(`${share.count} preloaded sessions for ${task.slots} slots`);
-  const current = new Map<number, string>();
+  if (currentSeed !== share.seed) {
+    current.clear();
+    currentSeed = share.seed;
+  }
   return async (slot) => {
     const i = share.first + slot + task.slots * Math.floor(Math.random() * perSlot);
     const token = current.get(i) ?? preloadedRefreshToken(share.seed, i);
@@ -80,6 +85,10 @@ async function prepare(task: DriverTask, call: Call): Promise<(slot: number, n: 
     current.set(i, res.refreshToken);
   };
 }
+
+/** The current refresh token of each preloaded session (of seed `currentSeed`) this driver rotated. */
+const current = new Map<number, string>();
+let currentSeed = "";
 
 async function run(task: DriverTask, send: (m: unknown) => Promise<void>, go: Promise<void>) {
   const { call, close } = connect(task);
@@ -116,11 +125,17 @@ async function run(task: DriverTask, send: (m: unknown) => Promise<void>, go: Pr
 }
 
 const send = (m: unknown) => new Promise<void>((resolve) => process.send!(m, () => resolve()));
-let startSignal: () => void;
-const go = new Promise<void>((resolve) => {
-  startSignal = resolve;
-});
-process.on("message", (m: { type: "task"; task: DriverTask } | { type: "go" }) => {
-  if (m.type === "go") startSignal();
-  else void run(m.task, send, go).then(() => process.exit(0));
+let startSignal = () => {};
+process.on("message", (m: { type: "task"; task: DriverTask } | { type: "go" } | { type: "exit" }) => {
+  if (m.type === "exit") process.exit(0);
+  else if (m.type === "go") startSignal();
+  else {
+    const go = new Promise<void>((resolve) => {
+      startSignal = resolve;
+    });
+    run(m.task, send, go).catch((err) => {
+      console.error("load driver failed:", err);
+      process.exit(1);
+    });
+  }
 });
