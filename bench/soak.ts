@@ -20,6 +20,7 @@
  * end. Targets: `soak_refresh_ratio` ≥ 0.9, `soak_table_growth_ratio` ≤ 1.05.
  */
 import { randomBytes } from "node:crypto";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { createBenchSchema } from "./lib/bench-client.ts";
@@ -71,6 +72,8 @@ const newSchema = (kind: string) => {
 interface SoakResult {
   preloadS: number;
   refresh: WindowCost;
+  /** 1-minute load average as the measured window started and ended: the machine is shared. */
+  loadAverage: [number, number];
   growth?: { load: LoadResult; bytesBefore: Record<string, number>; bytesAfter: Record<string, number> };
 }
 
@@ -105,13 +108,18 @@ async function refreshOver(count: number, kind: string, growth: boolean): Promis
     };
     await load.drive({ ...task, durationMs: warmupMs }, concurrency);
     const target = { databaseUrl: DATABASE_URL, schema, servicePid: server.child.pid! };
+    let loadAtStart = 0;
     const refresh = await measureWindow(target, (atStart) =>
-      load.drive({ ...task, durationMs }, concurrency, atStart),
+      load.drive({ ...task, durationMs }, concurrency, async () => {
+        await atStart();
+        loadAtStart = loadavg()[0]!;
+      }),
     );
+    const loadAverage: [number, number] = [loadAtStart, loadavg()[0]!];
     console.log(
       `${kind}: ${refresh.load.perSecond.toFixed(0)} refreshes/s, p99 ${refresh.load.p99.toFixed(1)} ms`,
     );
-    if (!growth) return { preloadS, refresh };
+    if (!growth) return { preloadS, refresh, loadAverage };
     const db = new pg.Client({ connectionString: DATABASE_URL });
     await db.connect();
     try {
@@ -121,7 +129,7 @@ async function refreshOver(count: number, kind: string, growth: boolean): Promis
         concurrency,
       );
       const bytesAfter = await schemaBytes(db, schema);
-      return { preloadS, refresh, growth: { load: grown, bytesBefore, bytesAfter } };
+      return { preloadS, refresh, loadAverage, growth: { load: grown, bytesBefore, bytesAfter } };
     } finally {
       await db.end();
     }
@@ -197,6 +205,7 @@ try {
       growthRefreshes,
       growthRefreshesDone: growth.load.calls,
       growthRefreshPerS: Math.round(growth.load.perSecond),
+      loadAverage: { empty: empty.loadAverage, soak: soak.loadAverage },
       errors: { empty: e.load.errors, soak: s.load.errors, growth: growth.load.errors },
       bytesMbBefore: mb(growth.bytesBefore),
       bytesMbAfter: mb(growth.bytesAfter),
