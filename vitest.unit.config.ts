@@ -23,6 +23,8 @@ export default defineConfig({
       "test/unit/refresh-decision.test.ts",
       "test/unit/refresh-token-format.test.ts",
       "test/unit/access-token.test.ts",
+      "test/unit/sidecar-actors.test.ts",
+      "test/unit/token-exchange-rules.test.ts",
     ],
     pool: "forks",
     testTimeout: 30_000,

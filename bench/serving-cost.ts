@@ -91,6 +91,7 @@ const service = defineService(TokenService, {
   refresh: unused,
   revoke: unused,
   listSessions: unused,
+  exchange: unused,
 });
 
 async function startServer(kind: Kind): Promise<number> {

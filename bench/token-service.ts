@@ -28,6 +28,7 @@ import { createBenchSchema } from "./lib/bench-client.ts";
 import { startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
 import { flag, percentile, report, row } from "./lib/bench-results.ts";
 import { measureWindow } from "./lib/measured-window.ts";
+import { measureOAuthRefresh, oauthRefreshRows } from "./lib/oauth-refresh.ts";
 import { measureOidcProviderRefresh, OIDC_PROVIDER_CONFIG } from "./lib/oidc-provider-peer.ts";
 import { driveLoad } from "./lib/token-load.ts";
 
@@ -146,6 +147,15 @@ async function main() {
     const refresh = await measureWindow(counted, (atStart) =>
       driveLoad({ ...task, mode: "refresh", durationMs }, concurrency, drivers, atStart),
     );
+    // OAuth refresh grant over /oauth2/token, right after RPC Refresh, its limit (bench/lib/oauth-refresh.ts).
+    const oauthRefresh = await measureOAuthRefresh({
+      httpPort: server.httpPort,
+      clientId: "bench",
+      secret,
+      concurrency,
+      drivers,
+      durationMs,
+    });
     await server.stop();
     const limit = await bareRotation(BASE_URL, schema, "bench", concurrency, durationMs);
     const peer = withPeer
@@ -167,6 +177,7 @@ async function main() {
         row("refresh_p50_ms", refresh.load.p50, "ms"),
         row("refresh_p99_ms", refresh.load.p99, "ms", limit.p99),
         row("refresh_limit_per_s", limit.perSecond, "rotations/s"),
+        ...oauthRefreshRows(oauthRefresh, refresh.load),
         ...(peer
           ? [
               row("refresh_per_s_vs_oidc_provider", refresh.load.perSecond, "calls/s", peer.perSecond),
@@ -192,7 +203,12 @@ async function main() {
         concurrency,
         drivers,
         durationS: durationMs / 1000,
-        errors: { issue: issue.load.errors, refresh: refresh.load.errors, oidcProvider: peer?.errors },
+        errors: {
+          issue: issue.load.errors,
+          refresh: refresh.load.errors,
+          oauthRefresh: oauthRefresh.errors,
+          oidcProvider: peer?.errors,
+        },
         oidcProvider: peer ? OIDC_PROVIDER_CONFIG : "skipped (--peer 0)",
         how: "gatehouse serve in its own process on real Postgres; grpc-js drivers in separate processes; all on this machine's 2 cores",
         cpu:

@@ -101,6 +101,8 @@ export async function startTokenService(
       GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
       GATEHOUSE_LOG_LEVEL: "error",
       GATEHOUSE_LOG_PRETTY: "false",
+      // Benchmarks measure serving, not propagation: without Redis the service must be told so.
+      GATEHOUSE_REVOCATION: (env.REDIS_URL ?? process.env.REDIS_URL) ? "stream" : "none",
       ...env,
     },
     stdio: ["ignore", options.showLogs ? "inherit" : "ignore", "inherit"],

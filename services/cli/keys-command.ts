@@ -230,7 +230,15 @@ ${CONNECTION_USAGE}`,
       res.retiring && `retiring   ${res.retiring.kid}`,
       ...res.retired.map((k) => `retired    ${k.kid}`),
     ].filter(Boolean);
-    output.out(lines.length > 0 ? lines.join("\n") : "nothing was due");
+    if (lines.length > 0) output.out(lines.join("\n"));
+    else if (values.force === true && res.waiting) {
+      output.out(
+        `nothing changed: staged key ${res.waiting.kid} has been published for less than the JWKS cache ` +
+          `period (GATEHOUSE_JWKS_MAX_AGE): \`keys rotate --force\` activates it from ${when(res.waitingActivatableAt)}; ` +
+          `\`gatehouse keys activate ${res.waiting.kid} --force\` switches now, if every sidecar has fetched it`,
+      );
+    } else if (res.waiting) output.out(`nothing was due; staged key ${res.waiting.kid} signs next`);
+    else output.out("nothing was due");
     output.out(`next step due ${when(res.nextRotationAt)}`);
     if (res.staged && !res.activated) {
       output.err(
@@ -294,7 +302,8 @@ again is harmless (keys already under the new key are left alone).
       throw new UsageError("the old and the new master key are the same");
     }
     // Loaded on demand: the database layer is most of the CLI's start-up time.
-    const { createDatabase } = await import("../shared/database/index.ts");
+    const { checkDatabase, createDatabase } = await import("../shared/database/index.ts");
+    await checkDatabase({ url: settings.databaseUrl });
     const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
     try {
       const result = await rewrapKeys(db.prisma, settings.oldMasterKey, settings.newMasterKey, {
@@ -343,7 +352,8 @@ Reads GATEHOUSE_MASTER_KEY to encrypt the new key.
     const settings = loadSettings(rotateSuccessorSettings, {
       flags: { "database-url": values["database-url"] },
     });
-    const { createDatabase } = await import("../shared/database/index.ts");
+    const { checkDatabase, createDatabase } = await import("../shared/database/index.ts");
+    await checkDatabase({ url: settings.databaseUrl });
     const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
     try {
       const result = await rotateSuccessorKey(db.prisma, settings.masterKey, { actor: "system:cli" });

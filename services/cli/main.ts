@@ -16,6 +16,7 @@ const commands: { name: string; load: () => Promise<Command> }[] = [
   { name: "sessions", load: async () => (await import("./sessions-command.ts")).sessionsCommand },
   { name: "audit", load: async () => (await import("./audit-command.ts")).auditCommand },
   { name: "token", load: async () => (await import("./token-command.ts")).tokenCommand },
+  { name: "janitor", load: async () => (await import("./janitor-command.ts")).janitorCommand },
 ];
 
 async function help(): Promise<string> {

@@ -17,6 +17,16 @@ function retention() {
     .refine((ms) => ms === 0 || ms >= DAY_MS, { error: "must be 0 (keep forever) or at least 1d" });
 }
 
+/** A time between passes of a background job (10s to 1d), or 0 / off for none. */
+function intervalOrOff() {
+  return z
+    .string()
+    .trim()
+    .transform((s) => (/^off$/i.test(s) ? "0" : s))
+    .pipe(types.duration({ maxMs: DAY_MS }))
+    .refine((ms) => ms === 0 || ms >= 10_000, { error: "must be off or at least 10s" });
+}
+
 /** Everything `gatehouse serve` reads at start-up, parsed once into one options object. */
 export const tokenServiceSettings = {
   ...loggingSettings,
@@ -141,5 +151,40 @@ export const tokenServiceSettings = {
       "TokenService calls (all but Revoke and GetJwks) one client may have in flight at once (or off); more are refused at once, never queued",
     default: "256",
     schema: limitOrOff(),
+  }),
+  sessionRetention: setting({
+    env: "GATEHOUSE_SESSION_RETENTION",
+    description:
+      "How long a session and its refresh-token rows are kept after it expired (absolute or idle) or was revoked, so a late reuse of its tokens is still recognised; then the janitor deletes them",
+    default: "7d",
+    schema: types.duration({ minMs: 3_600_000, maxMs: 366 * DAY_MS }),
+  }),
+  janitorInterval: setting({
+    env: "GATEHOUSE_JANITOR_INTERVAL",
+    description:
+      "How often the session janitor runs (one replica at a time, in batches); off leaves it to `gatehouse janitor --once`",
+    default: "10m",
+    schema: intervalOrOff(),
+  }),
+  janitorBatchSize: setting({
+    env: "GATEHOUSE_JANITOR_BATCH_SIZE",
+    description:
+      "Rows per table the janitor deletes in one transaction: larger clears a backlog in fewer round trips, smaller keeps each transaction's locks and WAL short",
+    default: "1000",
+    schema: types.integer(10, 100_000),
+  }),
+  rateLimitExchange: setting({
+    env: "GATEHOUSE_RATE_LIMIT_EXCHANGE",
+    description:
+      "Exchange (RFC 8693 token exchange) calls per second per client / largest burst (RATE/BURST, or off)",
+    default: "1000/2000",
+    schema: rateLimitSetting(),
+  }),
+  revocation: setting({
+    env: "GATEHOUSE_REVOCATION",
+    description:
+      "stream: refuse to start without a revocation stream to publish to (REDIS_URL); none: run without one, so sidecars following a stream never hear of revocations (`gatehouse dev` has its own in-process stream)",
+    default: "stream",
+    schema: types.oneOf(["stream", "none"]),
   }),
 };

@@ -1,6 +1,6 @@
 import type http from "node:http";
 import type { SettingsOf } from "../shared/config/index.ts";
-import { createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
+import { checkDatabase, createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
 import type { DatabaseTarget } from "../shared/database/target.ts";
 import type { Logger } from "../shared/logging/index.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/index.ts";
@@ -9,15 +9,19 @@ import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
+import { createFailedLoginAudit } from "./audit/failed-login-audit.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
+import { createCallerGate } from "./clients/caller-gate.ts";
 import { createClientChangeWatch } from "./clients/client-change-watch.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
 import type { FlowDeps } from "./flows/flow-deps.ts";
+import { createSessionJanitor, type SessionJanitor } from "./janitor/session-janitor.ts";
 import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
 import { createKeyRing, KEY_RING_POLL_MS, type KeyRing } from "./keys/key-ring.ts";
 import { createKeyRotation, type KeyRotation } from "./keys/key-rotation.ts";
 import { createSuccessorKeys } from "./keys/refresh-keys.ts";
 import { createSigningKeys } from "./keys/signing-keys.ts";
+import { oauthRoutes } from "./oauth/oauth-routes.ts";
 import {
   type OverloadConfig,
   type OverloadSettingKey,
@@ -25,18 +29,31 @@ import {
   revokeGuardFromConfig,
 } from "./overload/guard-from-config.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
+import { registerRevocationTransport, revocationTransportOf } from "./revocation/revocation-transport.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
 import { createSqlTokenStore } from "./store/sql-token-store.ts";
+import { pgliteTransactions, poolTransactions } from "./store/sql-transaction.ts";
 import { tokenServiceHandlers } from "./token-service-handlers.ts";
 import type { tokenServiceSettings } from "./token-service-settings.ts";
 
 export type TokenServiceConfig = Omit<
   SettingsOf<typeof tokenServiceSettings>,
-  "databaseUrl" | "logLevel" | "logPretty" | "auditRetention" | OverloadSettingKey
+  | "databaseUrl"
+  | "logLevel"
+  | "logPretty"
+  | "auditRetention"
+  | "sessionRetention"
+  | "janitorInterval"
+  | "janitorBatchSize"
+  | OverloadSettingKey
 > &
   OverloadConfig & {
     /** Loaded settings always have it (default 400 days); a hand-made config without it keeps every event. */
     auditRetention?: number;
+    /** Loaded settings always have the janitor's three; a hand-made config without all of them runs no janitor. */
+    sessionRetention?: number;
+    janitorInterval?: number;
+    janitorBatchSize?: number;
   };
 
 export interface StartTokenServiceOptions {
@@ -47,7 +64,8 @@ export interface StartTokenServiceOptions {
   now?: () => number;
   /**
    * The revocation bus the outbox relay publishes to (e.g. an in-process bus for `gatehouse dev`).
-   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox.
+   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox,
+   * which `config.revocation` must allow (`none`).
    */
   bus?: RevocationBus;
   /** Overrides the relay's fast-path publish (tests). */
@@ -69,7 +87,15 @@ export interface RunningTokenService {
 export async function startTokenService(options: StartTokenServiceOptions): Promise<RunningTokenService> {
   const { config, logger } = options;
   const now = options.now ?? Date.now;
+  const transport = revocationTransportOf(
+    config.revocation,
+    config.redisUrl !== undefined && config.redisUrl !== "",
+    options.bus !== undefined,
+  );
   const metrics = options.metrics ?? createMetricsRegistry("token");
+  // Before the pool and Prisma: an unreachable, misnamed or unmigrated database is one line, not
+  // Prisma's dump from whichever query happened to run first.
+  if (options.database.kind === "postgres") await checkDatabase(options.database);
   const db = await createDatabase(options.database, { poolSize: config.databasePoolSize });
   let servers: RpcServers | undefined;
   const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });
@@ -80,8 +106,16 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     pollMs: KEY_RING_POLL_MS,
     now,
   });
+  registerRevocationTransport(metrics, transport);
+  if (transport === "none") {
+    logger.warn(
+      { revocation: transport },
+      "GATEHOUSE_REVOCATION=none: revocations are not published, so sidecars accept revoked tokens until they expire",
+    );
+  }
   let rotation: KeyRotation | undefined;
   let retention: AuditRetention | undefined;
+  let janitor: SessionJanitor | undefined;
   const ownBus =
     !options.bus && config.redisUrl ? createRedisBus({ url: config.redisUrl, logger }) : undefined;
   const bus = options.bus ?? ownBus;
@@ -105,10 +139,17 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     },
     log: logger,
   });
+  const failedLogins = createFailedLoginAudit({
+    db: executor,
+    isListed: clientWatch.isListed,
+    now,
+    log: logger,
+  });
   const authenticator = createCallerAuthenticator({
     clients: prismaClientLookup(db.prisma),
     cacheTtlMs: config.credentialCacheTtl,
     isListed: clientWatch.isListed,
+    onRefused: failedLogins.refused,
     now,
   });
   try {
@@ -143,20 +184,35 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       now,
       log: logger,
     });
+    const { sessionRetention, janitorInterval, janitorBatchSize } = config;
+    if (sessionRetention !== undefined && janitorInterval && janitorBatchSize !== undefined) {
+      janitor = createSessionJanitor({
+        db: { ...executor, ...(db.pool ? poolTransactions(db.pool) : pgliteTransactions(db.pglite!)) },
+        retentionMs: sessionRetention,
+        batchSize: janitorBatchSize,
+        intervalMs: janitorInterval,
+        now,
+        log: logger,
+        metrics,
+      });
+    }
     const readiness = createReadiness(db, keys);
     servers = await startRpcServers({
-      grpc: config.grpcListen,
-      http: config.httpListen,
+      grpc: { ...config.grpcListen, setting: "GATEHOUSE_LISTEN" },
+      http: { ...config.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
       services: [tokenServiceHandlers(deps), adminServiceHandlers({ ...deps, signingKeys })],
       logger,
       metrics,
       extraRoutes: {
         "GET /.well-known/jwks.json": (req, res) => serveJwks(req, res, keys, config.jwksMaxAge),
-        "GET /.well-known/oauth-authorization-server": (_req, res) =>
-          sendJson(res, 200, authorizationServerMetadata(config.issuer)),
+        ...oauthRoutes({ ...deps, gate: createCallerGate(deps) }, { logger, metrics }),
         "GET /readyz": async (_req, res) => {
           const problems = await readiness();
-          sendJson(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
+          sendJson(res, problems.length === 0 ? 200 : 503, {
+            ready: problems.length === 0,
+            problems,
+            revocation: transport,
+          });
         },
         "GET /metrics": async (_req, res) => {
           const text = await metrics.metrics();
@@ -177,6 +233,8 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const started = servers;
   rotation?.start();
   retention?.start();
+  failedLogins.start();
+  janitor?.start();
   logger.info(
     { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
     "token service listening",
@@ -194,6 +252,8 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await started.shutdown(config.shutdownGrace);
         await rotation?.stop();
         await retention?.stop();
+        await failedLogins.stop();
+        await janitor?.stop();
         await relay?.stop();
         await ownBus?.close();
         keys.stop();
@@ -225,20 +285,6 @@ function serveJwks(
   }
   res.writeHead(200, { ...headers, "content-type": "application/jwk-set+json" });
   res.end(jwks.json);
-}
-
-/** RFC 8414 metadata: enough for a resource server to find our keys and what we sign with. */
-export function authorizationServerMetadata(issuer: string): Record<string, unknown> {
-  const base = issuer.replace(/\/+$/, "");
-  return {
-    issuer,
-    jwks_uri: `${base}/.well-known/jwks.json`,
-    token_endpoint_auth_methods_supported: ["client_secret_basic"],
-    grant_types_supported: ["refresh_token", "client_credentials"],
-    access_token_signing_alg_values_supported: ["EdDSA", "ES256", "RS256"],
-    introspection_endpoint_auth_methods_supported: ["client_secret_basic"],
-    revocation_endpoint_auth_methods_supported: ["client_secret_basic"],
-  };
 }
 
 /**

@@ -58,6 +58,7 @@ function config(
     publishTimeout: 500,
     auditRetention: 400 * 86_400_000,
     shutdownGrace: 1000,
+    revocation: "none",
     ...overrides,
   };
 }

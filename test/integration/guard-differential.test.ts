@@ -49,6 +49,8 @@ const spoof: [string, string][] = [
   ["X_GATEHOUSE_SCOPES", `admin internal ${SPOOF}`],
   ["x-gatehouse-scopes", `admin ${SPOOF}`],
   ["x_gatehouse-tenant", SPOOF],
+  ["X-Gatehouse-Actor", SPOOF],
+  ["x_gatehouse_actor", SPOOF],
 ];
 const post = (contentType: string): Pick<Probe, "method" | "headers" | "body"> => ({
   method: "POST",

@@ -93,6 +93,9 @@ function testService(held: ReturnType<typeof gate>) {
     async listSessions() {
       return { sessions: [] };
     },
+    async exchange() {
+      throw new GatehouseError("actor_not_allowed", "not this actor");
+    },
   });
 }
 

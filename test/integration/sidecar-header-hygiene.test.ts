@@ -30,8 +30,13 @@ const SPOOFED = {
   "x-gatehouse_scopes": "orders:write admin",
   "x-gatehouse_jwt": "forged",
   x_gatehouse_tenant: "other-tenant",
+  x_gatehouse_actor: "root-svc",
 };
-const SPOOFED_MIXED_CASE = { "X-Gatehouse_Subject": "mallory", X_GATEHOUSE_CLIENT_ID: "admin-cli" };
+const SPOOFED_MIXED_CASE = {
+  "X-Gatehouse_Subject": "mallory",
+  X_GATEHOUSE_CLIENT_ID: "admin-cli",
+  "X-Gatehouse_Actor": "root-svc",
+};
 const FORWARDING = {
   "x-forwarded-for": "6.6.6.6",
   "x-forwarded-host": "evil.example",

@@ -43,6 +43,7 @@ function start(key: TokenServiceConfig["masterKey"]): Promise<RunningTokenServic
     publishTimeout: 500,
     auditRetention: 0,
     shutdownGrace: 1000,
+    revocation: "none",
   };
   return startTokenService({
     config,

@@ -273,9 +273,15 @@ describe("HTTP endpoints", () => {
       jwks_uri: `${ISSUER}/.well-known/jwks.json`,
     });
     expect((await fetch(`${base()}/healthz`)).status).toBe(200);
-    expect(await (await fetch(`${base()}/readyz`)).json()).toEqual({ ready: true, problems: [] });
+    // No bus here (testServiceConfig: GATEHOUSE_REVOCATION=none), which readiness reports.
+    expect(await (await fetch(`${base()}/readyz`)).json()).toEqual({
+      ready: true,
+      problems: [],
+      revocation: "none",
+    });
     const metrics = await (await fetch(`${base()}/metrics`)).text();
     expect(metrics).toContain("gatehouse_rpc_duration_seconds");
+    expect(metrics).toMatch(/gatehouse_token_revocation_transport\{transport="none"[^}]*\} 1/);
     expect(metrics).not.toMatch(/gthr_/);
   });
 });

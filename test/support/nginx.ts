@@ -13,6 +13,7 @@ const IDENTITY_HEADERS = [
   "x-gatehouse-scopes",
   "x-gatehouse-session-id",
   "x-gatehouse-tenant",
+  "x-gatehouse-actor",
 ];
 
 export interface NginxSite {

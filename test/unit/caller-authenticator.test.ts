@@ -120,6 +120,30 @@ describe("caller authenticator", () => {
     await expect(f.auth.authenticate(header)).rejects.toMatchObject({ code: "invalid_client" });
   });
 
+  it.each([
+    ["a NUL", "ord\0ers"],
+    ["a newline", "ord\ners"],
+    ["129 characters", "o".repeat(129)],
+  ])("refuses a client id with %s without looking it up", async (_label, clientId) => {
+    const f = await fixture();
+    await expect(f.auth.authenticateCredentials({ clientId, secret: f.secret })).rejects.toMatchObject({
+      code: "invalid_client",
+    });
+    await expect(f.auth.authenticate(basicAuthorization(clientId, f.secret))).rejects.toMatchObject({
+      code: "invalid_client",
+    });
+    expect(f.lookups()).toBe(0);
+  });
+
+  it("authenticates credentials read from a form like a Basic header, sharing its cache", async () => {
+    const f = await fixture();
+    expect((await f.auth.authenticateCredentials({ clientId: "orders", secret: f.secret })).id).toBe(
+      "orders",
+    );
+    await f.auth.authenticate(basicAuthorization("orders", f.secret));
+    expect(f.lookups()).toBe(1);
+  });
+
   it("refuses a disabled client with the same message as a wrong secret", async () => {
     const f = await fixture();
     f.rows.set("orders", { ...f.base, disabledAt: new Date() });

@@ -82,6 +82,12 @@ describe("settingsForCreate", () => {
     expect(settings).toMatchObject({ allowedTenants: [], allowedSubjectPrefixes: [] });
   });
 
+  it("lets a client be granted may_act, the one reserved claim a client may set (RFC 8693 §4.4)", () => {
+    expect(
+      settingsForCreate(createReq({ allowedClaims: ["plan", "may_act"] }), MAX_TTL_SECONDS).allowedClaims,
+    ).toEqual(["plan", "may_act"]);
+  });
+
   it("caps the default access-token lifetime at the service maximum", () => {
     expect(settingsForCreate(createReq({}), 300).accessTokenTtlSeconds).toBe(300);
   });
@@ -92,6 +98,7 @@ describe("settingsForCreate", () => {
     ["roles", { roles: [ClientRole.UNSPECIFIED] }],
     ["roles", { roles: [99 as ClientRole] }],
     ["allowed_claims", { allowedClaims: ["exp"] }],
+    ["allowed_claims", { allowedClaims: ["act"] }],
     ["allowed_audiences", { allowedAudiences: ["a b"] }],
     ["allowed_tenants", { allowedTenants: ["*", "acme"] }],
     ["allowed_tenants", { allowedTenants: ["t".repeat(129)] }],

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { PrismaClient } from "../../services/gen/prisma/client.ts";
 import {
+  ExchangeRequestSchema,
   IntrospectRequestSchema,
   IssueRequestSchema,
   IssueServiceTokenRequestSchema,
@@ -22,6 +23,8 @@ import { listSessions } from "../../services/token/flows/list-sessions-flow.ts";
 import { refresh } from "../../services/token/flows/refresh-flow.ts";
 import { LIMITS } from "../../services/token/flows/request-limits.ts";
 import { revoke } from "../../services/token/flows/revoke-flow.ts";
+import { exchangeToken } from "../../services/token/flows/token-exchange-flow.ts";
+import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE } from "../../services/token/flows/token-exchange-request.ts";
 import type { KeyRing } from "../../services/token/keys/key-ring.ts";
 import {
   generateSigningKey,
@@ -49,6 +52,7 @@ const WRITES = new Set([
   "revokeSessions",
   "revokeSubject",
   "revokeAccessToken",
+  "recordExchange",
 ]);
 
 /** Storage that writes nothing: records what a flow asked for and answers "not found". */
@@ -62,6 +66,7 @@ function recordingStore(calls: string[]): TokenStore {
     revokeSessions: [],
     revokeSubject: { eventId: randomUUID() },
     revokeAccessToken: null,
+    recordExchange: undefined,
     accessTokenStatus: {
       jtiRevoked: false,
       sessionRevokedAt: null,
@@ -80,6 +85,8 @@ function recordingStore(calls: string[]): TokenStore {
 }
 
 let deps: FlowDeps & { prisma: PrismaClient };
+/** Signs claims with the test key (set in beforeAll): valid subject and actor tokens for Exchange. */
+let signToken: (claims: Record<string, unknown>) => string;
 const calls: string[] = [];
 const client: ClientRecord = {
   id: "web",
@@ -106,6 +113,7 @@ beforeAll(async () => {
   const privateKey = privateKeyFromPkcs8(k.pkcs8);
   const publicKey = publicKeyFromJwk(k.publicJwk);
   const signer = createAccessTokenSigner({ kid: k.kid, algorithm: "EdDSA", privateKey });
+  signToken = signer as unknown as typeof signToken;
   const keys = {
     active: () => ({ kid: k.kid, algorithm: "EdDSA", sign: signer }),
     verificationKey: (kid: string) => (kid === k.kid ? { key: publicKey, algorithm: "EdDSA" } : undefined),
@@ -214,7 +222,51 @@ const claims = fc.oneof(
   fc.record({ plan: fc.string({ minLength: 4000, maxLength: 5000 }) }),
 );
 
+/** A service token of the caller's (no session, so live for the recording store), some with an act chain. */
+const ownToken = fc
+  .record({
+    sub: fc.oneof(fc.constantFrom("svc", "alice"), text),
+    scope: fc.constantFrom("orders:read", "orders:read orders:write", "billing:read", ""),
+    act: fc.oneof(
+      fc.constant(undefined),
+      fc.constant({ sub: "svc-a" }),
+      jsonValue,
+      fc
+        .nat({ max: 9 })
+        .map((n) => JSON.parse(`${'{"sub":"s","act":'.repeat(n)}{"sub":"z"}${"}".repeat(n)}`)),
+    ),
+    expIn: fc.constantFrom(600, 1, 0, -5),
+  })
+  .map(({ sub, scope, act, expIn }) =>
+    signToken({
+      iss: "https://auth.test",
+      sub,
+      aud: "orders",
+      exp: NOW / 1000 + expIn,
+      iat: NOW / 1000,
+      jti: randomUUID(),
+      client_id: "web",
+      ...(scope === "" ? {} : { scope }),
+      ...(act === undefined ? {} : { act }),
+    }),
+  );
+const tokenish = fc.oneof({ weight: 2, arbitrary: ownToken }, { weight: 1, arbitrary: text });
+const tokenType = fc.oneof(
+  fc.constantFrom("", ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:id_token"),
+  text,
+);
+
 const requests = {
+  exchange: fc.record({
+    subjectToken: tokenish,
+    subjectTokenType: tokenType,
+    actorToken: fc.oneof(fc.constant(""), tokenish),
+    actorTokenType: tokenType,
+    audience: list,
+    resource: fc.oneof(fc.constant([]), list),
+    scopes: list,
+    requestedTokenType: tokenType,
+  }),
   issue: fc.record({
     subject: text,
     audience: list,
@@ -313,6 +365,20 @@ const cases: [string, Flow, DescMessage, fc.Arbitrary<unknown>, GatehouseErrorCo
     ListSessionsRequestSchema,
     requests.listSessions,
     ["invalid_request"],
+  ],
+  [
+    "Exchange",
+    (r) => exchangeToken(deps, caller, r),
+    ExchangeRequestSchema,
+    requests.exchange,
+    [
+      "invalid_request",
+      "unsupported_token_type",
+      "invalid_grant",
+      "token_expired",
+      "audience_not_allowed",
+      "scope_not_allowed",
+    ],
   ],
 ];
 

@@ -60,7 +60,7 @@ describe("route policy validation: one problem per row", () => {
     ],
     [
       "rules:\n  - { match: { path: /a }, public: true, audiences: [a] }\n",
-      ["2:36 rules[0].public: a public route takes no audiences or scopes"],
+      ["2:36 rules[0].public: a public route takes no audiences, scopes or actors"],
     ],
     ["rules:\n  - { match: a }\n", ["2:14 rules[0].match: must be a mapping"]],
     [

@@ -129,6 +129,7 @@ describe("gatehouse.v1.TokenService", () => {
       "Introspect(IntrospectRequest) -> IntrospectResponse",
       "ListSessions(ListSessionsRequest) -> ListSessionsResponse",
       "GetJwks(GetJwksRequest) -> GetJwksResponse",
+      "Exchange(ExchangeRequest) -> ExchangeResponse",
     ]);
     for (const m of TokenService.methods) expect(m.methodKind, m.name).toBe("unary");
   });
@@ -215,6 +216,28 @@ describe("gatehouse.v1.TokenService", () => {
       ["sessions:repeated gatehouse.v1.Session", "next_page_token:string"],
     ],
     ["GetJwks", [], ["keys:repeated gatehouse.v1.Jwk"]],
+    [
+      "Exchange",
+      [
+        "subject_token:string",
+        "subject_token_type:string",
+        "actor_token:string",
+        "actor_token_type:string",
+        "audience:repeated string",
+        "resource:repeated string",
+        "scopes:repeated string",
+        "requested_token_type:string",
+      ],
+      [
+        "access_token:string",
+        "issued_token_type:string",
+        "token_type:string",
+        `access_token_expires_at:${timestamp}`,
+        "scopes:repeated string",
+        "audience:repeated string",
+        "actors:repeated string",
+      ],
+    ],
   ];
 
   it.each(cases)("%s has the contract's request and response fields", (rpc, request, response) => {

@@ -303,7 +303,7 @@ extra: 1
       '5: rules[2].scope: unknown key "scope" (did you mean "scopes"?)',
       '6: rules[3].match.grpc: must look like "/pkg.Service/Method" or "/pkg.Service/*"',
       "7: rules[4].match.prefix: use one of path, prefix and glob, not path and prefix",
-      "9: rules[5].public: a public route takes no audiences or scopes",
+      "9: rules[5].public: a public route takes no audiences, scopes or actors",
       "12: rules[6].scopes.allOf[0]: must be a scope name without spaces",
       '13: rules[7]: needs a "match"',
       "14: rules[8].match.grpc: grpc cannot be combined with methods, path, prefix or glob",

@@ -115,6 +115,18 @@ const GATEHOUSE_RULES: readonly GatehouseRule[] = [
     rule: "iat not later than now plus the tolerance",
     holds: ({ payload, skewS }) => (payload.iat as number) <= NOW_S + skewS,
   },
+  {
+    // jose does not look at act; we hand the chain to the app and to `actors` policies.
+    rule: "act, when present, a chain of objects with a non-empty string sub, at most 8 deep",
+    holds: ({ payload: p }) => {
+      let depth = 0;
+      for (let a: unknown = p.act; a !== undefined; a = (a as Record<string, unknown>).act) {
+        if (typeof a !== "object" || a === null || Array.isArray(a) || ++depth > 8) return false;
+        if (!isNonEmptyString((a as Record<string, unknown>).sub)) return false;
+      }
+      return true;
+    },
+  },
 ];
 
 /** Whether JSON text (already accepted by JSON.parse) names a member twice in one object. */
@@ -675,6 +687,8 @@ describe("each extra rule refuses a token that jose accepts", () => {
     ],
     [8, { claimEdits: [["tenant", 5]] }, "malformed_token"],
     [9, { claimEdits: [["iat", NOW_S + 31]] }, "token_not_yet_valid"],
+    [10, { claimEdits: [["act", "svc-a"]] }, "malformed_token"],
+    [10, { claimEdits: [["act", { sub: "svc-b", act: { sub: "" } }]] }, "malformed_token"],
   ];
 
   it.each(examples)("rule %i: %j → %s", async (rule, edits, code) => {

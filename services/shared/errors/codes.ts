@@ -49,6 +49,10 @@ export const ERROR_CODES = [
   "rate_limited",
   "unavailable",
   "internal",
+  // Token exchange (RFC 8693), actor policies, OAuth endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1)
+  "unsupported_token_type",
+  "actor_not_allowed",
+  "unsupported_grant_type",
 ] as const;
 
 export type GatehouseErrorCode = (typeof ERROR_CODES)[number];

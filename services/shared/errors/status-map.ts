@@ -76,6 +76,9 @@ export const STATUS_BY_CODE: Readonly<Record<GatehouseErrorCode, Mapping>> = {
   rate_limited: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429 },
   unavailable: { grpc: GrpcCode.UNAVAILABLE, http: 503 },
   internal: { grpc: GrpcCode.INTERNAL, http: 500 },
+  unsupported_token_type: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
+  actor_not_allowed: DENIED,
+  unsupported_grant_type: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
 };
 
 export function grpcCodeOf(code: GatehouseErrorCode): GrpcCode {

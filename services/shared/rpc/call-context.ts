@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Metadata } from "@grpc/grpc-js";
 
-/** The wire protocol a call arrived on. */
-export type RpcProtocol = "grpc" | "grpc-web" | "connect";
+/** The wire protocol a call arrived on; `oauth2` is a form post to an OAuth endpoint on :7480. */
+export type RpcProtocol = "grpc" | "grpc-web" | "connect" | "oauth2";
 
 /**
  * What a handler may know about the call besides its request message, the same on every protocol.

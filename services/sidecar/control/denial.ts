@@ -32,10 +32,10 @@ const MEMO_SIZE = 512;
  * The answer for a refused request: status codes from the one status map, an RFC 6750 challenge
  * (`Bearer realm="gatehouse"` alone when no token came; `error="invalid_token"` with the reason as
  * `error_description` for a bad one; `error="insufficient_scope"` and the `scope` the route needs on
- * 403), the JSON body, and the gRPC status details. Memoized: a flood of bad tokens costs one lookup.
+ * 403, or `error_description="actor_not_allowed"` for a route's `actors`), the JSON body, and the gRPC status details. Memoized: a flood of bad tokens costs one lookup.
  */
 export function denialOf(err: GatehouseError): Denial {
-  const key = `${err.code}\0${err.message}\0${err.retryAfterMs ?? ""}\0${err.metadata.scope ?? ""}`;
+  const key = `${err.code}\0${err.message}\0${err.retryAfterMs ?? ""}\0${err.metadata.scope ?? ""}\0${err.metadata.actor ?? ""}`;
   let denial = memo.get(key);
   if (denial === undefined) {
     denial = build(err);
@@ -57,7 +57,10 @@ function build(err: GatehouseError): Denial {
       create(ErrorInfoSchema, {
         reason: code,
         domain: ERROR_DOMAIN,
-        metadata: err.metadata.scope === undefined ? {} : { scope: err.metadata.scope },
+        metadata: {
+          ...(err.metadata.scope === undefined ? {} : { scope: err.metadata.scope }),
+          ...(err.metadata.actor === undefined ? {} : { actor: err.metadata.actor }),
+        },
       }),
     ),
   ];
@@ -94,6 +97,9 @@ function challenge(err: GatehouseError, httpStatus: number): string | undefined 
       scope === undefined ? "" : `, scope="${quote(scope)}"`
     }`;
   }
+  // RFC 6750 names no error for "wrong caller"; insufficient_scope is its 403, the reason says which.
+  if (err.code === "actor_not_allowed")
+    return `${realm}, error="insufficient_scope", error_description="actor_not_allowed"`;
   if (httpStatus === 401) return `${realm}, error="invalid_token", error_description="${err.code}"`;
   if (httpStatus === 400) return `${realm}, error="invalid_request", error_description="${err.code}"`;
   return undefined;

@@ -9,6 +9,7 @@ export const IDENTITY_HEADERS = {
   scopes: "x-gatehouse-scopes",
   sessionId: "x-gatehouse-session-id",
   tenant: "x-gatehouse-tenant",
+  actor: "x-gatehouse-actor",
   token: "x-gatehouse-jwt",
 } as const;
 
@@ -27,6 +28,9 @@ export function isGatehouseHeader(name: string): boolean {
 /**
  * The headers that tell the app who is calling, as `[name, value]` pairs in lower case:
  * subject, client id, scopes (space-separated), and session id and tenant when the token has them;
+ * for an exchanged token, its actor chain in `x-gatehouse-actor`: each actor's `sub`, outermost (the
+ * service calling now) first, comma-separated, each percent-encoded (`encodeURIComponent`) so a `,`
+ * in a name cannot forge another entry;
  * the token itself in `x-gatehouse-jwt` when `forwardToken` is set (the verifier must then expose it).
  * Claim values are signed by our token service but still only ever reach a header in a safe form:
  * anything outside printable ASCII is percent-encoded.
@@ -39,6 +43,8 @@ export function identityHeaders(identity: Identity, forwardToken: boolean): [str
   ];
   if (identity.sessionId !== undefined) headers.push([IDENTITY_HEADERS.sessionId, safe(identity.sessionId)]);
   if (identity.tenant !== undefined) headers.push([IDENTITY_HEADERS.tenant, safe(identity.tenant)]);
+  if (identity.actors !== undefined)
+    headers.push([IDENTITY_HEADERS.actor, identity.actors.map(encodeURIComponent).join(",")]);
   if (forwardToken && identity.token !== undefined) headers.push([IDENTITY_HEADERS.token, identity.token]);
   return headers;
 }

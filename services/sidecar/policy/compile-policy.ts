@@ -43,11 +43,11 @@ interface CompiledRule {
   readonly test: PathTest;
 }
 
-const TOP_KEYS = ["version", "default", "rules"];
-const RULE_KEYS = ["name", "match", "public", "audiences", "scopes"];
-const DEFAULT_KEYS = ["public", "audiences", "scopes"];
-const MATCH_KEYS = ["methods", "path", "prefix", "glob", "grpc"];
-const SCOPE_KEYS = ["allOf", "anyOf"];
+export const TOP_KEYS = ["version", "default", "rules"];
+export const RULE_KEYS = ["name", "match", "public", "audiences", "scopes", "actors"];
+const DEFAULT_KEYS = ["public", "audiences", "scopes", "actors"];
+export const MATCH_KEYS = ["methods", "path", "prefix", "glob", "grpc"];
+export const SCOPE_KEYS = ["allOf", "anyOf"];
 
 /** Every route needs a valid token; no scopes, the verifier's audiences. What runs without a policy file. */
 export const AUTHENTICATED_DEFAULT: Rule = Object.freeze({
@@ -75,6 +75,8 @@ export const AUTHENTICATED_DEFAULT: Rule = Object.freeze({
  * //     scopes: { anyOf: [items:read, items:admin] }
  * //   - match: { grpc: /orders.v1.OrderService/* }
  * //     scopes: { allOf: [orders:read] }
+ * //   - match: { prefix: /internal/ledger }
+ * //     actors: [billing]                    # only tokens billing exchanged and calls with
  * const policy = compilePolicy(await readFile(file, "utf8"), file);
  * const rule = policy.match({ method: "GET", path: canonical.judgedPath });
  */
@@ -189,7 +191,7 @@ class Validator {
     return true;
   }
 
-  /** `public`, `audiences`, `scopes` of a rule or of the default. */
+  /** `public`, `audiences`, `scopes`, `actors` of a rule or of the default. */
   access(raw: Obj, path: DocumentPath): Access | undefined {
     let ok = true;
     const isPublic = raw.public ?? false;
@@ -221,14 +223,17 @@ class Validator {
         }
       }
     }
-    if (isPublic === true && (audiences !== undefined || scopes !== undefined)) {
-      this.report([...path, "public"], "a public route takes no audiences or scopes");
+    const actors = raw.actors === undefined ? undefined : this.names(raw.actors, [...path, "actors"]);
+    if (actors === null) ok = false;
+    if (isPublic === true && (audiences !== undefined || scopes !== undefined || actors !== undefined)) {
+      this.report([...path, "public"], "a public route takes no audiences, scopes or actors");
       ok = false;
     }
     if (!ok) return undefined;
     const requirement: Requirement = {
       ...(audiences ? { audiences: Object.freeze(audiences) } : {}),
       ...(scopes ? { scopes } : {}),
+      ...(actors ? { actors: Object.freeze(actors) } : {}),
     };
     return { public: isPublic === true, requirement };
   }

@@ -15,10 +15,11 @@ const NO_SCOPES: readonly string[] = Object.freeze([]);
  * Reads the claims of a signature-checked payload into an Identity; a claim of the wrong type is
  * `malformed_token`. Required: `iss`, `sub` (non-empty), `aud` (string or non-empty string array),
  * `exp` and `iat` (numbers), `jti`, `client_id`; optional: `nbf` (number), `scope` (string), `sid`
- * (then `sv`, an integer, is required too), `tenant` (string).
+ * (then `sv`, an integer, is required too), `tenant` (string), `act` (an RFC 8693 actor chain:
+ * objects with a non-empty string `sub`, nested in `act`, at most {@link MAX_ACTORS} deep).
  */
 export function readClaims(payload: Record<string, unknown>, kid: string, token?: string): VerifiedToken {
-  const { iss, sub, aud, exp, iat, nbf, jti, client_id, scope, sid, sv, tenant } = payload;
+  const { iss, sub, aud, exp, iat, nbf, jti, client_id, scope, sid, sv, tenant, act } = payload;
   if (typeof iss !== "string") throw malformed("iss");
   if (!isNonEmptyString(sub)) throw malformed("sub");
   let audience: readonly string[];
@@ -34,6 +35,7 @@ export function readClaims(payload: Record<string, unknown>, kid: string, token?
   if (sid !== undefined && !isNonEmptyString(sid)) throw malformed("sid");
   if ((sid !== undefined || sv !== undefined) && !Number.isSafeInteger(sv)) throw malformed("sv");
   if (tenant !== undefined && typeof tenant !== "string") throw malformed("tenant");
+  const actors = act === undefined ? undefined : readActors(act);
 
   const identity: { -readonly [K in keyof Identity]: Identity[K] } = {
     subject: sub,
@@ -52,12 +54,29 @@ export function readClaims(payload: Record<string, unknown>, kid: string, token?
     identity.sessionVersion = sv as number;
   }
   if (tenant !== undefined) identity.tenant = tenant;
+  if (actors !== undefined) identity.actors = Object.freeze(actors);
   if (token !== undefined) identity.token = token;
   return {
     identity: Object.freeze(identity),
     issuer: iss,
     notBeforeMs: nbf === undefined ? undefined : nbf * 1000,
   };
+}
+
+/** Deepest `act` chain read; the token service mints at most 8 (token-exchange-rules.ts). */
+export const MAX_ACTORS = 8;
+
+function readActors(act: unknown): string[] {
+  const actors: string[] = [];
+  for (let a = act; a !== undefined; a = (a as Record<string, unknown>).act) {
+    if (typeof a !== "object" || a === null || Array.isArray(a) || actors.length === MAX_ACTORS) {
+      throw malformed("act");
+    }
+    const sub = (a as Record<string, unknown>).sub;
+    if (!isNonEmptyString(sub)) throw malformed("act");
+    actors.push(sub);
+  }
+  return actors;
 }
 
 function splitScopes(scope: string): string[] {
@@ -108,6 +127,24 @@ export function checkScopes(scopes: readonly string[], required: Requirement["sc
       metadata: { scope: anyOf.join(" "), missing: anyOf.join(" "), requirement: "anyOf" },
     });
   }
+}
+
+/**
+ * A route's `actors`: the token's immediate actor (the service that exchanged it and called with it)
+ * must be one of them. A token with no actor at all is its subject calling in person: refused too.
+ */
+export function checkActor(
+  actors: readonly string[] | undefined,
+  required: readonly string[] | undefined,
+): void {
+  if (required === undefined) return;
+  const actor = actors?.[0];
+  if (actor !== undefined && required.includes(actor)) return;
+  throw new GatehouseError(
+    "actor_not_allowed",
+    actor === undefined ? "route requires an actor; token has none" : "route does not admit this actor",
+    { metadata: { actor: required.join(" ") } },
+  );
 }
 
 function isNonEmptyString(value: unknown): value is string {

@@ -9,7 +9,14 @@ import {
   type VerifyAlgorithm,
 } from "../jwks/key-algorithm.ts";
 import type { RevocationCode, RevocationState } from "../revocation-state/revocation-state.ts";
-import { checkAudience, checkScopes, checkTimes, readClaims, type VerifiedToken } from "./claim-checks.ts";
+import {
+  checkActor,
+  checkAudience,
+  checkScopes,
+  checkTimes,
+  readClaims,
+  type VerifiedToken,
+} from "./claim-checks.ts";
 import { type CheckedHeader, createHeaderReader } from "./header-checks.ts";
 import type { Identity, Requirement } from "./identity.ts";
 import { verifySignature } from "./signature.ts";
@@ -139,7 +146,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return verified;
   }
 
-  /** Time, audience, scopes, revocation: what may change between two uses of one token. */
+  /** Time, audience, scopes, actor, revocation: what may change between two uses of one token. */
   function checkUse(verified: VerifiedToken, requirement: Requirement | undefined, nowMs: number): void {
     checkTimes(verified, nowMs, skewMs);
     const identity = verified.identity;
@@ -149,6 +156,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       audiences !== undefined && audiences.length > 0 ? audiences : defaultAudiences,
     );
     checkScopes(identity.scopes, requirement?.scopes);
+    checkActor(identity.actors, requirement?.actors);
     const revoked = revocation.check(identity);
     if (revoked !== null) throw new GatehouseError(revoked, REVOKED_MESSAGES[revoked]);
     if (!failOpen && revocation.isStale(nowMs)) {

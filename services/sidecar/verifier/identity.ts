@@ -7,6 +7,11 @@ export interface Identity {
   readonly sessionId?: string;
   readonly sessionVersion?: number;
   readonly tenant?: string;
+  /**
+   * The `act` chain of an exchanged token (RFC 8693 §4.1): each actor's `sub`, outermost first, so
+   * `actors[0]` is the service that called with it. Absent when the token has no `act`.
+   */
+  readonly actors?: readonly string[];
   readonly jti: string;
   /** `exp`, epoch seconds. */
   readonly expiresAt: number;
@@ -32,4 +37,6 @@ export interface Requirement {
         readonly anyOf?: readonly string[] | undefined;
       }
     | undefined;
+  /** The token's immediate actor (`act.sub`) must be one of these; absent: any caller, actor or none. */
+  readonly actors?: readonly string[] | undefined;
 }

@@ -9,7 +9,7 @@ import type {
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { ANY_TENANT } from "../flows/client-allow-lists.ts";
 import { checkList, checkText, LIMITS } from "../flows/request-limits.ts";
-import { RESERVED_CLAIMS } from "../tokens/access-token-claims.ts";
+import { MAY_ACT_CLAIM, RESERVED_CLAIMS } from "../tokens/access-token-claims.ts";
 import { ROLE_BY_ENUM } from "./admin-messages.ts";
 
 /**
@@ -109,7 +109,7 @@ function roles(values: readonly ClientRole[]): string[] {
 
 function claims(values: readonly string[]): string[] {
   const names = checkList("allowed_claims", values, 64, 128);
-  const reserved = names.filter((n) => RESERVED_CLAIMS.has(n));
+  const reserved = names.filter((n) => RESERVED_CLAIMS.has(n) && n !== MAY_ACT_CLAIM);
   if (reserved.length > 0) throw invalid("allowed_claims", `names reserved claims: ${reserved.join(" ")}`);
   return names;
 }

@@ -1,7 +1,11 @@
+/** A client id and secret as a caller presented them. */
+export interface BasicCredentials {
+  clientId: string;
+  secret: string;
+}
+
 /** `authorization: Basic base64(client_id:secret)` → its parts, or null when it is not that shape. */
-export function parseBasicCredentials(
-  header: string | undefined,
-): { clientId: string; secret: string } | null {
+export function parseBasicCredentials(header: string | undefined): BasicCredentials | null {
   if (header === undefined || header.length > 2048) return null;
   const m = /^Basic[ ]+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header);
   if (!m) return null;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
-import { parseBasicCredentials } from "./basic-credentials.ts";
+import { type BasicCredentials, parseBasicCredentials } from "./basic-credentials.ts";
 import type { ClientLookup, ClientRecord } from "./client-record.ts";
 import { verifyClientSecret } from "./client-secret.ts";
 
@@ -26,12 +26,19 @@ export interface CallerAuthenticatorOptions {
    * lane of `maxPendingChecksPerClient` lookups, so made-up ids cost no more than one client's share.
    */
   isListed?: (clientId: string) => boolean;
+  /** Told of every refused login (wrong secret, disabled or unknown client), cached answers too. */
+  onRefused?: (clientId: string) => void;
   now?: () => number;
 }
 
 export interface CallerAuthenticator {
   /** The calling client from its `authorization` header, or `invalid_client`. */
   authenticate(authorization: string | undefined): Promise<ClientRecord>;
+  /**
+   * The calling client from an id and secret read elsewhere (the OAuth `client_secret_post` form
+   * fields), under the same cache and bounds as `authenticate`, or `invalid_client`.
+   */
+  authenticateCredentials(credentials: BasicCredentials): Promise<ClientRecord>;
   /** Forgets cached credentials and answers of one client (after a change to it) or of all. */
   forget(clientId?: string): void;
 }
@@ -39,6 +46,10 @@ export interface CallerAuthenticator {
 const INVALID = () => new GatehouseError("invalid_client", "client authentication failed");
 /** The lane of client ids the change watch does not list; not a valid client id (it has a NUL). */
 const UNLISTED = "\0unlisted";
+/** Longer than any client id the admin API accepts (client-settings.ts, ≤ 64) and than ids it looks up (128). */
+const MAX_CLIENT_ID = 128;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CONTROL = /[\u0000-\u001f\u007f]/;
 /** scrypt takes ~50 ms a check here; a refused caller retries once a few have drained. */
 const CHECKS_RETRY_MS = 200;
 
@@ -123,42 +134,60 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
     }
   }
 
+  async function verifyCredentials({ clientId, secret }: BasicCredentials): Promise<ClientRecord> {
+    // No client has such an id, and Postgres cannot even compare one holding a NUL (that was a 500).
+    if (clientId.length > MAX_CLIENT_ID || CONTROL.test(clientId)) throw INVALID();
+    const key = createHash("sha256").update(clientId).update("\0").update(secret).digest("base64");
+    const t = now();
+    const hit = verified.get(key);
+    if (hit && hit.until > t) return hit.client;
+    const unknown = unknownIds.get(clientId);
+    if (unknown && unknown.until > t) throw INVALID();
+    const failed = failures.get(key);
+    if (failed && failed.until > t) throw INVALID();
+    let pending = inFlight.get(key);
+    if (!pending) {
+      pending = verify(clientId, secret, hit !== undefined).finally(() => inFlight.delete(key));
+      inFlight.set(key, pending);
+    }
+    let client: ClientRecord;
+    try {
+      client = await pending;
+    } catch (err) {
+      if (err instanceof GatehouseError && err.code === "invalid_client") {
+        verified.delete(key);
+        failures.set(key, { clientId, until: t + ttlMs });
+      }
+      throw err;
+    }
+    verified.set(key, { client, until: t + ttlMs });
+    return client;
+  }
+
+  async function authenticateCredentials(credentials: BasicCredentials): Promise<ClientRecord> {
+    try {
+      return await verifyCredentials(credentials);
+    } catch (err) {
+      if (err instanceof GatehouseError && err.code === "invalid_client")
+        options.onRefused?.(credentials.clientId);
+      throw err;
+    }
+  }
+
   return {
-    async authenticate(authorization) {
+    authenticate(authorization) {
       const credentials = parseBasicCredentials(authorization);
       if (credentials === null) {
-        throw new GatehouseError(
-          "invalid_client",
-          "client authentication required: authorization: Basic base64(client_id:secret)",
+        return Promise.reject(
+          new GatehouseError(
+            "invalid_client",
+            "client authentication required: authorization: Basic base64(client_id:secret)",
+          ),
         );
       }
-      const { clientId, secret } = credentials;
-      const key = createHash("sha256").update(clientId).update("\0").update(secret).digest("base64");
-      const t = now();
-      const hit = verified.get(key);
-      if (hit && hit.until > t) return hit.client;
-      const unknown = unknownIds.get(clientId);
-      if (unknown && unknown.until > t) throw INVALID();
-      const failed = failures.get(key);
-      if (failed && failed.until > t) throw INVALID();
-      let pending = inFlight.get(key);
-      if (!pending) {
-        pending = verify(clientId, secret, hit !== undefined).finally(() => inFlight.delete(key));
-        inFlight.set(key, pending);
-      }
-      let client: ClientRecord;
-      try {
-        client = await pending;
-      } catch (err) {
-        if (err instanceof GatehouseError && err.code === "invalid_client") {
-          verified.delete(key);
-          failures.set(key, { clientId, until: t + ttlMs });
-        }
-        throw err;
-      }
-      verified.set(key, { client, until: t + ttlMs });
-      return client;
+      return authenticateCredentials(credentials);
     },
+    authenticateCredentials,
     forget(clientId) {
       if (clientId === undefined) {
         verified.clear();

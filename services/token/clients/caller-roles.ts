@@ -12,7 +12,8 @@ export type TokenServiceMethod =
   | "Revoke"
   | "Introspect"
   | "ListSessions"
-  | "GetJwks";
+  | "GetJwks"
+  | "Exchange";
 
 /**
  * Roles that unlock a method for any target. `Refresh` and `Revoke` are also open to any client for
@@ -27,6 +28,10 @@ const ROLES_FOR: Record<TokenServiceMethod, readonly ClientRole[] | "anyone" | "
   Revoke: "any-client",
   Introspect: ["introspector", "admin"],
   ListSessions: ["issuer", "admin"],
+  // A service acting for a user calls the next service: the same callers that mint service tokens,
+  // bounded by the same allow-lists. An issuer cannot exchange: it mints for users, it does not act
+  // for them.
+  Exchange: ["service", "admin"],
 };
 
 export function needsAuthentication(method: TokenServiceMethod): boolean {

@@ -10,6 +10,7 @@ import {
   isRefreshTokenShaped,
   REFRESH_TOKEN_PREFIX,
 } from "../tokens/refresh-token-format.ts";
+import { accessTokenRevocation } from "./access-token-liveness.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { readOwnAccessToken } from "./own-access-token.ts";
 import { decideRefresh } from "./refresh-decision.ts";
@@ -76,14 +77,8 @@ async function introspectAccessToken(deps: FlowDeps, token: string): Promise<Int
   if (!parsed.ok) return INACTIVE;
   const t = parsed.token;
   const status = await deps.store.accessTokenStatus(t.jti, t.sid, t.sub, t.clientId);
+  if (accessTokenRevocation(t, status) !== null) return INACTIVE;
   const issuedAtMs = t.iat * 1000;
-  const revoked =
-    status.jtiRevoked ||
-    status.sessionRevokedAt !== null ||
-    (t.sid !== null && (status.sessionVersion === null || (t.sv ?? 0) < status.sessionVersion)) ||
-    (status.subjectNotBefore !== null && issuedAtMs < status.subjectNotBefore.getTime()) ||
-    (status.clientDisabledAt !== null && issuedAtMs < status.clientDisabledAt.getTime());
-  if (revoked) return INACTIVE;
   return {
     active: true,
     subject: t.sub,

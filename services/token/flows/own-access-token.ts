@@ -1,5 +1,6 @@
 import { errors, type JWTPayload, jwtVerify } from "jose";
 import type { KeyRing } from "../keys/key-ring.ts";
+import { RESERVED_CLAIMS } from "../tokens/access-token-claims.ts";
 
 export interface OwnAccessToken {
   jti: string;
@@ -11,13 +12,19 @@ export interface OwnAccessToken {
   scopes: string[];
   iat: number;
   exp: number;
+  tenant: string | null;
+  /** RFC 8693 `act` and `may_act` as signed; read by token exchange only. */
+  act: unknown;
+  mayAct: unknown;
+  /** The client's custom claims: every claim that is not one we set ourselves. */
+  custom: Record<string, unknown>;
 }
 
 export type OwnTokenResult = { ok: true; token: OwnAccessToken } | { ok: false; expired: boolean };
 
 /**
  * Checks that an access token is one we issued — signed by a published key of ours, our issuer, typ
- * at+jwt — for Revoke and Introspect. Cold path, so jose does the work. `now` (epoch ms) is the
+ * at+jwt — for Revoke, Introspect and Exchange. Cold path, so jose does the work. `now` (epoch ms) is the
  * service's clock, so expiry is judged on the same clock that issued the token.
  */
 export async function readOwnAccessToken(
@@ -40,7 +47,7 @@ export async function readOwnAccessToken(
   } catch (err) {
     return { ok: false, expired: err instanceof errors.JWTExpired };
   }
-  const { jti, sub, client_id, sid, sv, aud, scope, iat, exp } = payload as JWTPayload &
+  const { jti, sub, client_id, sid, sv, aud, scope, iat, exp, tenant, act, may_act } = payload as JWTPayload &
     Record<string, unknown>;
   if (typeof jti !== "string" || typeof sub !== "string" || typeof client_id !== "string")
     return { ok: false, expired: false };
@@ -56,6 +63,10 @@ export async function readOwnAccessToken(
       scopes: typeof scope === "string" && scope !== "" ? scope.split(" ") : [],
       iat: typeof iat === "number" ? iat : 0,
       exp: typeof exp === "number" ? exp : 0,
+      tenant: typeof tenant === "string" ? tenant : null,
+      act,
+      mayAct: may_act,
+      custom: Object.fromEntries(Object.entries(payload).filter(([name]) => !RESERVED_CLAIMS.has(name))),
     },
   };
 }

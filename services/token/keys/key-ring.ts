@@ -4,7 +4,7 @@ import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { Logger } from "../../shared/logging/index.ts";
 import { recordAudit } from "../audit/audit-record.ts";
 import type { AccessTokenClaims } from "../tokens/access-token-claims.ts";
-import { createAccessTokenSigner } from "../tokens/access-token-signer.ts";
+import { createAccessTokenSigner, createJwtSigner } from "../tokens/access-token-signer.ts";
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.ts";
 import { withKeyLock } from "./key-lock.ts";
 import {
@@ -25,6 +25,8 @@ export interface ActiveKey {
   kid: string;
   algorithm: SigningAlgorithm;
   sign(claims: AccessTokenClaims): string;
+  /** Signs an RFC 9701 introspection answer (`typ: token-introspection+jwt`). */
+  signIntrospection(claims: object): string;
 }
 
 export interface Jwks {
@@ -105,10 +107,12 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       });
       const pkcs8 = decryptPrivateKey(row.privateKeyEnc, masterKey, active.kid);
       const algorithm = active.algorithm as SigningAlgorithm;
+      const signingKey = { kid: active.kid, algorithm, privateKey: privateKeyFromPkcs8(pkcs8) };
       activeKey = {
         kid: active.kid,
         algorithm,
-        sign: createAccessTokenSigner({ kid: active.kid, algorithm, privateKey: privateKeyFromPkcs8(pkcs8) }),
+        sign: createAccessTokenSigner(signingKey),
+        signIntrospection: createJwtSigner(signingKey, "token-introspection+jwt"),
       };
       log.info({ kid: active.kid, algorithm }, "signing with key");
     } else if (!active) {

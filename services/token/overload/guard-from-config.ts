@@ -10,6 +10,7 @@ const KEYS = [
   "rateLimitIntrospect",
   "rateLimitRevoke",
   "maxInFlightPerClient",
+  "rateLimitExchange",
 ] as const;
 
 /** The token-service settings this module reads; any left out take their documented default. */
@@ -21,13 +22,14 @@ function defaultOf<K extends OverloadSettingKey>(key: K): NonNullable<OverloadCo
   return s.schema.parse(s.default) as NonNullable<OverloadConfig[K]>;
 }
 
-/** The token service's guard: Issue, Refresh and Introspect rate limits, and the in-flight cap. */
+/** The token service's guard: Issue, Refresh, Introspect and Exchange rate limits, and the in-flight cap. */
 export function overloadGuardFromConfig(config: OverloadConfig, registry: Registry): OverloadGuard {
   return createOverloadGuard({
     rateLimits: {
       Issue: config.rateLimitIssue ?? defaultOf("rateLimitIssue"),
       Refresh: config.rateLimitRefresh ?? defaultOf("rateLimitRefresh"),
       Introspect: config.rateLimitIntrospect ?? defaultOf("rateLimitIntrospect"),
+      Exchange: config.rateLimitExchange ?? defaultOf("rateLimitExchange"),
     },
     maxInFlightPerClient: config.maxInFlightPerClient ?? defaultOf("maxInFlightPerClient"),
     // Wall time, never the service's injectable token clock: tests freeze that one.

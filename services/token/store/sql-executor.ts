@@ -34,7 +34,8 @@ export function poolExecutor(pool: pg.Pool): SqlExecutor {
   };
 }
 
-export function pgliteExecutor(db: PGlite): SqlExecutor {
+/** On embedded PGlite, or on one of its transactions (same `query`). */
+export function pgliteExecutor(db: Pick<PGlite, "query">): SqlExecutor {
   return {
     async query<Row>(statement: SqlStatement<Row>, params: readonly unknown[]) {
       const result = await db.query<Row>(statement.text, params as unknown[]);

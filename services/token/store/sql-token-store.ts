@@ -1,6 +1,7 @@
 import { createSessionInsertBatcher } from "./session-insert-batcher.ts";
 import { accessTokenStatus } from "./sql/access-token-status.ts";
 import { readRefreshState } from "./sql/read-refresh-state.ts";
+import { recordExchange } from "./sql/record-exchange.ts";
 import { revokeForReuse } from "./sql/revoke-for-reuse.ts";
 import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
 import { rotateIfLive } from "./sql/rotate-if-live.ts";
@@ -117,6 +118,19 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
         subjectNotBefore: row.subject_not_before,
         clientDisabledAt: row.client_disabled_at,
       };
+    },
+
+    async recordExchange(r) {
+      await db.query(recordExchange, [
+        r.now,
+        r.actor,
+        r.requestId,
+        r.sessionId,
+        r.subject,
+        r.clientId,
+        JSON.stringify(r.details),
+        r.outcome,
+      ]);
     },
   };
 }

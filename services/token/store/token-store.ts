@@ -95,6 +95,22 @@ export interface FastRotation {
   };
 }
 
+export interface ExchangeRecord extends AuditContext {
+  now: Date;
+  outcome: "success" | "denied";
+  sessionId: string | null;
+  subject: string;
+  clientId: string;
+  details: {
+    audience: string[];
+    scopes: string[];
+    actors: string[];
+    subject_token_jti: string;
+    /** The new token's; absent when the exchange was denied. */
+    jti?: string;
+  };
+}
+
 export interface TokenStore {
   createSession(s: NewSession): Promise<void>;
   /** Rotates in one round trip when the token is plainly live; null means "decide the slow way". */
@@ -121,6 +137,7 @@ export interface TokenStore {
     subject: string,
     clientId: string,
   ): Promise<AccessTokenStatus>;
+  recordExchange(r: ExchangeRecord): Promise<void>;
 }
 
 export type { RefreshStateRow, RevokedSessionRow, RotatedSessionRow, SessionSelector };

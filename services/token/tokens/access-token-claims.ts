@@ -27,6 +27,12 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   "may_act",
 ]);
 
+/**
+ * The one reserved claim a client may be granted (listed in its allowed claims): RFC 8693 §4.4
+ * `may_act`, the party that may act for the subject in a token exchange.
+ */
+export const MAY_ACT_CLAIM = "may_act";
+
 export const MAX_CUSTOM_CLAIMS_BYTES = 4096;
 
 export interface AccessTokenClaims {
@@ -80,10 +86,16 @@ export function buildAccessTokenClaims(input: AccessTokenInput): AccessTokenClai
   return claims;
 }
 
-/** Checks a client's custom claims: allowed names only, no reserved names, at most 4 KiB of JSON. */
+/**
+ * Checks a client's custom claims: allowed names only, no reserved names, at most 4 KiB of JSON.
+ * One reserved name may be set by a client that lists it in its allowed claims: `may_act` (RFC 8693
+ * §4.4), naming the one party that may act for the subject in a token exchange, as `{ "sub": id }`.
+ */
 export function checkCustomClaims(custom: Record<string, unknown>, allowed: readonly string[]): void {
   const names = Object.keys(custom);
-  const reserved = names.filter((n) => RESERVED_CLAIMS.has(n));
+  const reserved = names.filter(
+    (n) => RESERVED_CLAIMS.has(n) && !(n === MAY_ACT_CLAIM && allowed.includes(MAY_ACT_CLAIM)),
+  );
   if (reserved.length > 0) {
     throw new GatehouseError(
       "claim_not_allowed",
@@ -100,7 +112,19 @@ export function checkCustomClaims(custom: Record<string, unknown>, allowed: read
       metadata: { claims: refused.join(",") },
     });
   }
+  if (custom.may_act !== undefined && !isMayAct(custom.may_act)) {
+    throw new GatehouseError("invalid_request", 'may_act must be an object { "sub": "<party>" }', {
+      metadata: { field: "claims.may_act" },
+    });
+  }
   if (Buffer.byteLength(JSON.stringify(custom)) > MAX_CUSTOM_CLAIMS_BYTES) {
     throw new GatehouseError("invalid_request", `custom claims exceed ${MAX_CUSTOM_CLAIMS_BYTES} bytes`);
   }
+}
+
+function isMayAct(value: unknown): boolean {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  const sub = (value as Record<string, unknown>).sub;
+  return keys.length === 1 && typeof sub === "string" && sub !== "";
 }

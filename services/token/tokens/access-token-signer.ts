@@ -15,9 +15,16 @@ export interface ActiveSigningKey {
  * test verifies our output with jose's jwtVerify.
  */
 export function createAccessTokenSigner(key: ActiveSigningKey): (claims: AccessTokenClaims) => string {
-  const header = Buffer.from(JSON.stringify({ alg: key.algorithm, typ: "at+jwt", kid: key.kid })).toString(
-    "base64url",
-  );
+  return createJwtSigner(key, "at+jwt");
+}
+
+/**
+ * Signs JWTs of one `typ` with a signing key. The `typ` keeps each kind for its own use: a verifier
+ * of access tokens requires `at+jwt`, so a signed introspection answer (`token-introspection+jwt`,
+ * RFC 9701) can never pass as an access token.
+ */
+export function createJwtSigner(key: ActiveSigningKey, typ: string): (claims: object) => string {
+  const header = Buffer.from(JSON.stringify({ alg: key.algorithm, typ, kid: key.kid })).toString("base64url");
   // Stryker disable next-line ConditionalExpression: equivalent, a null digest on an RSA or EC key is SHA-256 in OpenSSL; named here so RS256/ES256 do not rest on that default
   const digest = key.algorithm === "EdDSA" ? null : "sha256";
   // JWS wants ECDSA signatures as raw r||s, not DER.

@@ -1,0 +1,78 @@
+import net from "node:net";
+import { Writable } from "node:stream";
+import { createLogger } from "../../services/shared/logging/index.ts";
+import {
+  type RunningTokenService,
+  startTokenService,
+  type TokenServiceConfig,
+} from "../../services/token/token-service.ts";
+import { type TestDatabase, useTestDatabase } from "./database.ts";
+import { type ClientSpec, createTestClient, testClock } from "./token-fixtures.ts";
+import { testServiceConfig } from "./token-service-config.ts";
+
+export interface OAuthTestService {
+  tdb: TestDatabase;
+  service: RunningTokenService;
+  /** `http://127.0.0.1:<port>`: the issuer, so discovery finds the endpoints where they really are. */
+  issuer: string;
+  clock: ReturnType<typeof testClock>;
+  creds: Record<string, { id: string; secret: string }>;
+  /** Every log line the service wrote (level info and above). */
+  logLines: string[];
+  stop(): Promise<void>;
+}
+
+/** A free loopback port (asked of the kernel, then released for the service to take). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A token service on the real Postgres whose issuer is its own HTTP address, with the given
+ * clients, for tests that discover it the way an OAuth client library does.
+ */
+export async function startOAuthTestService(
+  clients: readonly ClientSpec[],
+  config: Partial<TokenServiceConfig> = {},
+): Promise<OAuthTestService> {
+  const tdb = await useTestDatabase();
+  const creds: Record<string, { id: string; secret: string }> = {};
+  for (const spec of clients) {
+    creds[spec.id] = { id: spec.id, secret: (await createTestClient(tdb.db.prisma, spec)).secret };
+  }
+  const logLines: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      logLines.push(String(chunk));
+      callback();
+    },
+  });
+  const clock = testClock(Date.now());
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const service = await startTokenService({
+    config: testServiceConfig({ ...config, issuer, httpListen: { host: "127.0.0.1", port } }),
+    database: { kind: "postgres", url: tdb.url },
+    logger: createLogger({ level: "info", component: "token", pretty: false, destination }),
+    now: clock.now,
+  });
+  return {
+    tdb,
+    service,
+    issuer,
+    clock,
+    creds,
+    logLines,
+    async stop() {
+      await service.shutdown();
+      await tdb.drop();
+    },
+  };
+}
