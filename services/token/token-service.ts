@@ -8,6 +8,7 @@ import { createRedisBus } from "../shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
+import { assertionAuthenticatorFromConfig } from "./assertions/assertions-from-config.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
 import { createCallerGate } from "./clients/caller-gate.ts";
@@ -121,10 +122,18 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     },
     log: logger,
   });
+  const assertions = assertionAuthenticatorFromConfig(config, {
+    prisma: db.prisma,
+    db: executor,
+    metrics,
+    logger,
+    now,
+  });
   const authenticator = createCallerAuthenticator({
     clients: prismaClientLookup(db.prisma),
     cacheTtlMs: config.credentialCacheTtl,
     isListed: clientWatch.isListed,
+    assertions,
     now,
   });
   try {
@@ -195,6 +204,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   } catch (err) {
     keys.stop();
     successorKeys.stop();
+    assertions.stop();
     await clientWatch.stop();
     await relay?.stop();
     await ownBus?.close();
@@ -227,6 +237,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await ownBus?.close();
         keys.stop();
         successorKeys.stop();
+        assertions.stop();
         await clientWatch.stop();
         await db.close();
         logger.info("token service stopped");

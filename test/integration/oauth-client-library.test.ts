@@ -59,10 +59,19 @@ describe("OAuth endpoints through openid-client", () => {
       jwks_uri: `${t.issuer}/.well-known/jwks.json`,
       grant_types_supported: ["client_credentials", "refresh_token"],
       response_types_supported: ["none"],
-      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+      introspection_endpoint_auth_methods_supported: [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+      ],
+      revocation_endpoint_auth_methods_supported: [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+      ],
       introspection_signing_alg_values_supported: ["EdDSA", "ES256", "RS256"],
+      token_endpoint_auth_signing_alg_values_supported: ["EdDSA", "ES256", "RS256"],
     });
     expect(meta).not.toHaveProperty("authorization_endpoint");
     expect(meta.grant_types_supported).not.toContain("urn:ietf:params:oauth:grant-type:token-exchange");

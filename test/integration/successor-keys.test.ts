@@ -43,6 +43,10 @@ function start(key: TokenServiceConfig["masterKey"]): Promise<RunningTokenServic
     publishTimeout: 500,
     auditRetention: 0,
     shutdownGrace: 1000,
+    trustedIssuers: [],
+    assertionMaxLifetime: 3_600_000,
+    assertionClockSkew: 60_000,
+    assertionJwksCooldown: 30_000,
   };
   return startTokenService({
     config,

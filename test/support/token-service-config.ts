@@ -22,6 +22,10 @@ export function testServiceConfig(overrides: Partial<TokenServiceConfig> = {}): 
     revocationStream: "gatehouse:revocations",
     publishTimeout: 500,
     shutdownGrace: 2000,
+    trustedIssuers: [],
+    assertionMaxLifetime: 3_600_000,
+    assertionClockSkew: 60_000,
+    assertionJwksCooldown: 30_000,
     ...overrides,
   };
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import type { AssertionAuthenticator } from "../assertions/assertion-authenticator.ts";
 import { type BasicCredentials, parseBasicCredentials } from "./basic-credentials.ts";
 import type { ClientLookup, ClientRecord } from "./client-record.ts";
 import { verifyClientSecret } from "./client-secret.ts";
@@ -26,8 +27,16 @@ export interface CallerAuthenticatorOptions {
    * lane of `maxPendingChecksPerClient` lookups, so made-up ids cost no more than one client's share.
    */
   isListed?: (clientId: string) => boolean;
+  /** Client assertions (RFC 7523); without it every assertion is refused with `invalid_client`. */
+  assertions?: AssertionAuthenticator;
   now?: () => number;
 }
+
+/**
+ * The request metadata that carries a client assertion on the RPCs. Its own header rather than
+ * `authorization: Bearer`, which would read as an access token for the call.
+ */
+export const CLIENT_ASSERTION_HEADER = "x-gatehouse-client-assertion";
 
 export interface CallerAuthenticator {
   /** The calling client from its `authorization` header, or `invalid_client`. */
@@ -37,6 +46,16 @@ export interface CallerAuthenticator {
    * fields), under the same cache and bounds as `authenticate`, or `invalid_client`.
    */
   authenticateCredentials(credentials: BasicCredentials): Promise<ClientRecord>;
+  /**
+   * The calling client from an RFC 7523 assertion (OAuth `client_assertion`); `clientId`, when the
+   * request names one too, must be the client it authenticates.
+   */
+  authenticateAssertion(assertion: string, clientId?: string): Promise<ClientRecord>;
+  /**
+   * The calling client of an RPC: from `x-gatehouse-client-assertion`, or else from `authorization`.
+   * Both at once is `invalid_request`: one authentication method per request.
+   */
+  authenticateRequest(header: (name: string) => string | undefined): Promise<ClientRecord>;
   /** Forgets cached credentials and answers of one client (after a change to it) or of all. */
   forget(clientId?: string): void;
 }
@@ -82,6 +101,8 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
   const maxPerClient = options.maxPendingChecksPerClient ?? 4;
 
   function secretMatches(client: ClientRecord, secret: string): Promise<boolean> {
+    // An assertion-only client has no secret: every secret is wrong (with no previous one to try).
+    if (client.secretHash === null) return Promise.resolve(false);
     return verifyClientSecret(secret, client.secretHash).then(
       async (ok) =>
         ok ||
@@ -162,21 +183,45 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
     return client;
   }
 
+  function authenticateAssertion(assertion: string, clientId?: string): Promise<ClientRecord> {
+    if (options.assertions === undefined) {
+      return Promise.reject(new GatehouseError("invalid_client", "client assertions are not accepted here"));
+    }
+    return options.assertions.authenticate(assertion, clientId);
+  }
+
+  function authenticate(authorization: string | undefined): Promise<ClientRecord> {
+    const credentials = parseBasicCredentials(authorization);
+    if (credentials === null) {
+      return Promise.reject(
+        new GatehouseError(
+          "invalid_client",
+          "client authentication required: authorization: Basic base64(client_id:secret), or x-gatehouse-client-assertion",
+        ),
+      );
+    }
+    return authenticateCredentials(credentials);
+  }
+
   return {
-    authenticate(authorization) {
-      const credentials = parseBasicCredentials(authorization);
-      if (credentials === null) {
+    authenticate,
+    authenticateAssertion,
+    authenticateRequest(header) {
+      const assertion = header(CLIENT_ASSERTION_HEADER);
+      if (assertion === undefined) return authenticate(header("authorization"));
+      if (header("authorization") !== undefined) {
         return Promise.reject(
           new GatehouseError(
-            "invalid_client",
-            "client authentication required: authorization: Basic base64(client_id:secret)",
+            "invalid_request",
+            `use one client authentication method: authorization or ${CLIENT_ASSERTION_HEADER}, not both`,
           ),
         );
       }
-      return authenticateCredentials(credentials);
+      return authenticateAssertion(assertion);
     },
     authenticateCredentials,
     forget(clientId) {
+      options.assertions?.forget(clientId);
       if (clientId === undefined) {
         verified.clear();
         failures.clear();
