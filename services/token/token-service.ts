@@ -184,7 +184,14 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     servers = await startRpcServers({
       grpc: config.grpcListen,
       http: config.httpListen,
-      services: [tokenServiceHandlers(deps), adminServiceHandlers({ ...deps, signingKeys })],
+      services: [
+        tokenServiceHandlers(deps),
+        adminServiceHandlers({
+          ...deps,
+          signingKeys,
+          trustedIssuers: config.trustedIssuers.map((i) => i.issuer),
+        }),
+      ],
       logger,
       metrics,
       extraRoutes: {

@@ -1,6 +1,11 @@
+import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { decodeJwt, type JWTPayload } from "jose";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeJwt, exportJWK, generateKeyPair, type JWTPayload } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AdminService, ClientRole } from "../../services/gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import { JWT_BEARER_ASSERTION_TYPE } from "../../services/token/assertions/assertion-rules.ts";
 import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
@@ -15,7 +20,7 @@ import {
   testSigningKey,
 } from "../support/fake-cluster-issuer.ts";
 import { type OAuthTestService, startOAuthTestService } from "../support/oauth-service.ts";
-import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
+import { type GrpcFailure, grpcServiceClient, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
 import { testServiceConfig } from "../support/token-service-config.ts";
 
@@ -43,11 +48,17 @@ beforeAll(async () => {
   cluster = await startFakeClusterIssuer();
   untrusted = await startFakeClusterIssuer();
   clientKeys = await startJsonServer();
-  t = await startOAuthTestService([{ id: "svc", roles: ["service", "issuer"] }], {
-    trustedIssuers: [{ issuer: cluster.issuer }],
-    assertionJwksCooldown: 0,
-    masterKey: MASTER_KEY,
-  });
+  t = await startOAuthTestService(
+    [
+      { id: "svc", roles: ["service", "issuer"] },
+      { id: "root", roles: ["admin"] },
+    ],
+    {
+      trustedIssuers: [{ issuer: cluster.issuer }],
+      assertionJwksCooldown: 0,
+      masterKey: MASTER_KEY,
+    },
+  );
   await assertionClient("orders", {
     federatedIssuer: cluster.issuer,
     federatedSubject: "system:serviceaccount:shop:orders",
@@ -330,4 +341,148 @@ describe("private_key_jwt", () => {
   it("never writes an assertion to the log", () => {
     expect(t.logLines.join("")).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.eyJ/);
   });
+});
+
+describe("registering trust sources (AdminService)", () => {
+  const admin = () => grpcServiceClient(AdminService, t.service.grpcPort, t.creds.root!);
+  const base = {
+    name: "x",
+    roles: [ClientRole.SERVICE],
+    allowedAudiences: ["orders"],
+    allowedScopes: ["orders:read"],
+  };
+
+  it("creates a client with no secret for a service account; its token works at once", async () => {
+    const a = admin();
+    try {
+      const res = await a.createClient({
+        ...base,
+        clientId: "payments",
+        noSecret: true,
+        federatedIssuer: cluster.issuer,
+        federatedSubject: "system:serviceaccount:shop:payments",
+      });
+      expect(res.clientSecret).toBe("");
+      expect(res.client).toMatchObject({
+        hasSecret: false,
+        federatedSubject: "system:serviceaccount:shop:payments",
+      });
+      const token = await saToken({ namespace: "shop", name: "payments" });
+      await expect(serviceTokenWith(token)).resolves.toHaveProperty("accessToken");
+    } finally {
+      a.close();
+    }
+  });
+
+  it("refuses private keys, two key sources, plain-http URIs, untrusted issuers and no secret without trust", async () => {
+    const a = admin();
+    const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+    const privateJwk = { ...(await exportJWK(privateKey)), kid: "p" };
+    const refused = (req: object) =>
+      a.createClient({ ...base, ...req }).then(
+        () => "created",
+        (f: GrpcFailure) => `${f.reason} ${f.metadata.field}`,
+      );
+    try {
+      expect(await refused({ jwks: JSON.stringify({ keys: [privateJwk] }) })).toBe("invalid_request jwks");
+      expect(
+        await refused({
+          jwks: JSON.stringify({ keys: [inlineKey.publicJwk] }),
+          jwksUri: "https://keys.example/jwks",
+        }),
+      ).toBe("invalid_request jwks_uri");
+      expect(await refused({ jwksUri: "http://keys.example/jwks" })).toBe("invalid_request jwks_uri");
+      expect(
+        await refused({ federatedIssuer: untrusted.issuer, federatedSubject: "system:serviceaccount:a:b" }),
+      ).toBe("invalid_request federated_issuer");
+      expect(await refused({ federatedIssuer: cluster.issuer })).toBe("invalid_request federated_subject");
+      expect(await refused({ noSecret: true })).toBe("invalid_request no_secret");
+      expect(
+        await refused({
+          federatedIssuer: cluster.issuer,
+          federatedSubject: "system:serviceaccount:shop:orders",
+        }),
+      ).toBe("already_exists federated_subject");
+    } finally {
+      a.close();
+    }
+  });
+
+  it("updates trust sources by update_mask, and keeps a secretless client with one", async () => {
+    const a = admin();
+    try {
+      const key = await testSigningKey("upd-1", "ES256");
+      await a.createClient({
+        ...base,
+        clientId: "rotating",
+        noSecret: true,
+        jwksUri: `${clientKeys.origin}/none`,
+      });
+      const updated = await a.updateClient({
+        clientId: "rotating",
+        jwks: JSON.stringify({ keys: [key.publicJwk] }),
+        jwksUri: "",
+        updateMask: { paths: ["jwks", "jwks_uri"] },
+      });
+      expect(updated.client).toMatchObject({ jwksUri: "", hasSecret: false });
+      await expect(serviceTokenWith(await ownAssertion("rotating", key))).resolves.toHaveProperty(
+        "accessToken",
+      );
+      await expect(
+        a.updateClient({ clientId: "rotating", jwks: "", updateMask: { paths: ["jwks"] } }),
+      ).rejects.toMatchObject({
+        reason: "invalid_request",
+      });
+    } finally {
+      a.close();
+    }
+  });
+});
+
+describe("gatehouse CLI --assertion-file", () => {
+  function gatehouse(args: string[]) {
+    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [join(import.meta.dirname, "../../bin/gatehouse.mjs"), ...args], {
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          GATEHOUSE_SERVER: `127.0.0.1:${t.service.grpcPort}`,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => {
+        stdout += d;
+      });
+      child.stderr.on("data", (d) => {
+        stderr += d;
+      });
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stdout, stderr }));
+    });
+  }
+
+  it("authenticates with the token in the file, read again when the kubelet has rotated it", async () => {
+    await assertionClient(
+      "ops-admin",
+      { federatedIssuer: cluster.issuer, federatedSubject: "system:serviceaccount:ops:gatehouse-admin" },
+      ["admin"],
+    );
+    const dir = mkdtempSync(join(tmpdir(), "gatehouse-assertion-"));
+    const file = join(dir, "token");
+    const account = { namespace: "ops", name: "gatehouse-admin" };
+    try {
+      writeFileSync(file, await saToken(account));
+      const ok = await gatehouse(["clients", "get", "orders", "--json", "--assertion-file", file]);
+      expect(ok.stderr).toBe("");
+      expect(JSON.parse(ok.stdout)).toMatchObject({ client: { clientId: "orders", hasSecret: false } });
+      writeFileSync(file, await saToken(account, { audience: "https://kubernetes.default.svc" }));
+      const refused = await gatehouse(["clients", "get", "orders", "--assertion-file", file]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain("assertion_wrong_audience");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

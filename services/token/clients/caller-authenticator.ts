@@ -3,6 +3,7 @@ import { LRUCache } from "lru-cache";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { AssertionAuthenticator } from "../assertions/assertion-authenticator.ts";
 import { type BasicCredentials, parseBasicCredentials } from "./basic-credentials.ts";
+import { CLIENT_ASSERTION_HEADER } from "./client-assertion-header.ts";
 import type { ClientLookup, ClientRecord } from "./client-record.ts";
 import { verifyClientSecret } from "./client-secret.ts";
 
@@ -31,12 +32,6 @@ export interface CallerAuthenticatorOptions {
   assertions?: AssertionAuthenticator;
   now?: () => number;
 }
-
-/**
- * The request metadata that carries a client assertion on the RPCs. Its own header rather than
- * `authorization: Bearer`, which would read as an access token for the call.
- */
-export const CLIENT_ASSERTION_HEADER = "x-gatehouse-client-assertion";
 
 export interface CallerAuthenticator {
   /** The calling client from its `authorization` header, or `invalid_client`. */
