@@ -253,6 +253,22 @@ describe("federated client authentication (Kubernetes service-account tokens)", 
     }
   });
 
+  it("keeps verifying with the last good key set while the issuer is down", async () => {
+    cluster.server.setDown(true);
+    try {
+      // An unknown kid makes the cache refetch (and fail); the known key keeps working meanwhile.
+      const stranger = await testSigningKey("while-down");
+      expect(await refusal(await saToken(ORDERS, { key: stranger }))).toMatchObject({
+        reason: "assertion_unknown_key",
+      });
+      t.clock.advance(2000);
+      await expect(serviceTokenWith(await saToken())).resolves.toHaveProperty("accessToken");
+    } finally {
+      t.clock.set(t.clock.now() - 2000);
+      cluster.server.setDown(false);
+    }
+  });
+
   it("refuses Basic authentication for a client with no secret, and two methods at once", async () => {
     const basic = grpcTokenClient(t.service.grpcPort, { id: "orders", secret: "anything" });
     await expect(basic.issueServiceToken({ audience: ["orders"] })).rejects.toMatchObject({

@@ -34,6 +34,8 @@ export function signAssertion(
 export interface JsonServer {
   readonly origin: string;
   set(path: string, body: unknown): void;
+  /** While down, every request is answered 503 (the issuer's API server is unreachable). */
+  setDown(down: boolean): void;
   /** GETs served per path so far. */
   hits(path: string): number;
   close(): Promise<void>;
@@ -42,9 +44,14 @@ export interface JsonServer {
 export async function startJsonServer(): Promise<JsonServer> {
   const docs = new Map<string, string>();
   const counts = new Map<string, number>();
+  let down = false;
   const server = http.createServer((req, res) => {
     const path = req.url ?? "/";
     counts.set(path, (counts.get(path) ?? 0) + 1);
+    if (down) {
+      res.writeHead(503).end();
+      return;
+    }
     const body = docs.get(path);
     if (body === undefined) {
       res.writeHead(404).end();
@@ -57,6 +64,9 @@ export async function startJsonServer(): Promise<JsonServer> {
   return {
     origin,
     set: (path, body) => docs.set(path, JSON.stringify(body)),
+    setDown(value) {
+      down = value;
+    },
     hits: (path) => counts.get(path) ?? 0,
     close: () =>
       new Promise<void>((resolve) => {
