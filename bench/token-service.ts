@@ -34,6 +34,11 @@ import {
   generateRefreshToken,
   hashRefreshToken,
 } from "../services/token/tokens/refresh-token-format.ts";
+import {
+  assertionRefreshRows,
+  measureAssertionRefresh,
+  startAssertionBench,
+} from "./lib/assertion-refresh.ts";
 import { startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
 import { flag, percentile, report, row } from "./lib/bench-results.ts";
 import { measureOAuthRefresh, oauthRefreshRows } from "./lib/oauth-refresh.ts";
@@ -262,6 +267,9 @@ async function main() {
       allowedScopes: ["orders:read"],
     },
   });
+  // Refresh authenticated by a service-account assertion (bench/lib/assertion-refresh.ts).
+  const assertionBench = await startAssertionBench();
+  await assertionBench.register(setup.prisma);
   await setup.close();
 
   // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service.
@@ -276,6 +284,7 @@ async function main() {
         GATEHOUSE_RATE_LIMIT_ISSUE: "off",
         GATEHOUSE_RATE_LIMIT_REFRESH: "off",
         GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
+        ...assertionBench.env,
       },
       { schema, nodeArgs, showLogs: true },
     );
@@ -288,6 +297,13 @@ async function main() {
       httpPort: server.httpPort,
       clientId: "bench",
       secret,
+      concurrency,
+      drivers,
+      durationMs,
+    });
+    const assertionRefresh = await measureAssertionRefresh({
+      grpcPort: server.grpcPort,
+      assertion: await assertionBench.mint("https://bench.local"),
       concurrency,
       drivers,
       durationMs,
@@ -314,6 +330,7 @@ async function main() {
         row("refresh_p99_ms", refresh.p99, "ms", limit.p99),
         row("refresh_limit_per_s", limit.perSecond, "rotations/s"),
         ...oauthRefreshRows(oauthRefresh, refresh),
+        ...assertionRefreshRows(assertionRefresh, refresh),
         ...(peer
           ? [
               row("refresh_per_s_vs_oidc_provider", refresh.perSecond, "calls/s", peer.perSecond),
@@ -333,6 +350,7 @@ async function main() {
           issue: issue.errors,
           refresh: refresh.errors,
           oauthRefresh: oauthRefresh.errors,
+          assertionRefresh: assertionRefresh.errors,
           oidcProvider: peer?.errors,
         },
         oidcProvider: peer ? OIDC_PROVIDER_CONFIG : "skipped (--peer 0)",
@@ -342,6 +360,7 @@ async function main() {
     );
   } finally {
     await server?.stop();
+    await assertionBench.close();
     const c = new pg.Client({ connectionString: BASE_URL });
     await c.connect();
     await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
