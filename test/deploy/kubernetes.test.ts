@@ -446,7 +446,9 @@ describe("example app with the Gatehouse sidecar", () => {
   it("gives the app a projected service-account token for the Gatehouse issuer, and no API token", () => {
     const tokenConfig = (find(objects, "ConfigMap", TOKEN) as unknown as IConfigMap).data!;
     expect(pod.serviceAccountName).toBe("demo-app");
-    expect(find(objects, "ServiceAccount", "demo-app")).toMatchObject({ automountServiceAccountToken: false });
+    expect(find(objects, "ServiceAccount", "demo-app")).toMatchObject({
+      automountServiceAccountToken: false,
+    });
     const mount = app.volumeMounts!.find((m) => m.name === "gatehouse-token")!;
     expect(mount.readOnly).toBe(true);
     const volume = pod.volumes!.find((v) => v.name === mount.name)!;

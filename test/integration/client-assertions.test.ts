@@ -317,6 +317,24 @@ describe("private_key_jwt", () => {
     );
   });
 
+  it("authenticates /oauth2/introspect with an assertion too", async () => {
+    await assertionClient("pk-introspector", { jwks: JSON.stringify({ keys: [inlineKey.publicJwk] }) }, [
+      "introspector",
+    ]);
+    const { accessToken } = await serviceTokenWith(await saToken());
+    const res = await fetch(`${t.issuer}/oauth2/introspect`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        token: accessToken,
+        client_assertion_type: JWT_BEARER_ASSERTION_TYPE,
+        client_assertion: await ownAssertion("pk-introspector", inlineKey),
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ active: true, client_id: "orders" });
+  });
+
   it("refuses a replayed jti, on this replica and on another (assertion_replayed)", async () => {
     const assertion = await ownAssertion("pk-inline", inlineKey);
     await serviceTokenWith(assertion);
