@@ -372,8 +372,23 @@ describe("private_key_jwt", () => {
     });
   });
 
-  it("never writes an assertion to the log", () => {
+  it("never writes an assertion to the log, and counts them by source and outcome", async () => {
     expect(t.logLines.join("")).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.eyJ/);
+    expect(t.logLines.join("")).toContain("client assertion refused");
+    const metrics = await t.service.metrics.metrics();
+    for (const [source, outcome] of [
+      ["federated", "ok"],
+      ["federated", "assertion_wrong_audience"],
+      ["private_key_jwt", "ok"],
+      ["private_key_jwt", "assertion_replayed"],
+      ["private_key_jwt", "assertion_untrusted_issuer"],
+    ]) {
+      expect(metrics).toMatch(
+        new RegExp(
+          `gatehouse_client_assertions_total\\{[^}]*source="${source}",outcome="${outcome}"[^}]*\\} [1-9]`,
+        ),
+      );
+    }
   });
 });
 

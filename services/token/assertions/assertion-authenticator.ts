@@ -131,9 +131,11 @@ export function createAssertionAuthenticator(options: AssertionAuthenticatorOpti
     return { client: record, source: "private_key_jwt", expiresAtMs: expiresAtS * 1000 };
   }
 
-  function fresh(assertion: string): Promise<Verified> {
+  /** Verifies an assertion not seen before; `tell` learns its trust source as soon as `iss` says. */
+  function fresh(assertion: string, tell: (source: Source) => void): Promise<Verified> {
     const a = readAssertion(assertion);
     const issuer = options.issuerKeys.get(a.iss);
+    tell(issuer === undefined ? "private_key_jwt" : "federated");
     return issuer === undefined ? privateKeyJwt(a) : federated(a, issuer.keyResolver);
   }
 
@@ -150,8 +152,9 @@ export function createAssertionAuthenticator(options: AssertionAuthenticatorOpti
         throw refuse("assertion_replayed", "client assertion jti was already used");
       }
       if (found === undefined) {
-        found = await fresh(assertion);
-        source = found.source;
+        found = await fresh(assertion, (known) => {
+          source = known;
+        });
         verified.set(key, found);
       }
       const { client } = found;
