@@ -24,6 +24,11 @@ import {
   generateRefreshToken,
   hashRefreshToken,
 } from "../services/token/tokens/refresh-token-format.ts";
+import {
+  assertionRefreshRows,
+  measureAssertionRefresh,
+  startAssertionBench,
+} from "./lib/assertion-refresh.ts";
 import { createBenchSchema } from "./lib/bench-client.ts";
 import { startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
 import { flag, percentile, report, row } from "./lib/bench-results.ts";
@@ -129,6 +134,11 @@ async function main() {
   const withPeer = !process.argv.includes("--peer") || flag("peer", 0) > 0;
   const schema = `bench_${randomBytes(4).toString("hex")}`;
   const { secret } = await createBenchSchema(BASE_URL, schema);
+  const setup = await createDatabase({ kind: "postgres", url: BASE_URL, schema });
+  // Refresh authenticated by a service-account assertion (bench/lib/assertion-refresh.ts).
+  const assertionBench = await startAssertionBench();
+  await assertionBench.register(setup.prisma);
+  await setup.close();
 
   // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service.
   const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
@@ -142,6 +152,7 @@ async function main() {
         GATEHOUSE_RATE_LIMIT_ISSUE: "off",
         GATEHOUSE_RATE_LIMIT_REFRESH: "off",
         GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
+        ...assertionBench.env,
       },
       { schema, nodeArgs, showLogs: true },
     );
@@ -161,6 +172,13 @@ async function main() {
       httpPort: server.httpPort,
       clientId: "bench",
       secret,
+      concurrency,
+      drivers,
+      durationMs,
+    });
+    const assertionRefresh = await measureAssertionRefresh({
+      grpcPort: server.grpcPort,
+      assertion: await assertionBench.mint("https://bench.local"),
       concurrency,
       drivers,
       durationMs,
@@ -187,6 +205,7 @@ async function main() {
         row("refresh_p99_ms", refresh.load.p99, "ms", limit.p99),
         row("refresh_limit_per_s", limit.perSecond, "rotations/s"),
         ...oauthRefreshRows(oauthRefresh, refresh.load),
+        ...assertionRefreshRows(assertionRefresh, refresh.load),
         ...(peer
           ? [
               row("refresh_per_s_vs_oidc_provider", refresh.load.perSecond, "calls/s", peer.perSecond),
@@ -216,6 +235,7 @@ async function main() {
           issue: issue.load.errors,
           refresh: refresh.load.errors,
           oauthRefresh: oauthRefresh.errors,
+          assertionRefresh: assertionRefresh.errors,
           oidcProvider: peer?.errors,
         },
         oidcProvider: peer ? OIDC_PROVIDER_CONFIG : "skipped (--peer 0)",
@@ -238,6 +258,7 @@ async function main() {
     );
   } finally {
     await server?.stop();
+    await assertionBench.close();
     const c = new pg.Client({ connectionString: BASE_URL });
     await c.connect();
     await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { type Duration, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { type Client, ClientRole } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { types } from "../shared/config/index.ts";
@@ -18,6 +19,10 @@ export const SETTINGS_FLAGS = {
   "absolute-ttl": { type: "string" },
   grace: { type: "string" },
   "rate-limit": { type: "string" },
+  "jwks-file": { type: "string" },
+  "jwks-uri": { type: "string" },
+  "federated-issuer": { type: "string" },
+  "federated-subject": { type: "string" },
 } as const;
 
 export const SETTINGS_USAGE = `  --name TEXT           human-readable name (1-128 characters)
@@ -32,7 +37,12 @@ export const SETTINGS_USAGE = `  --name TEXT           human-readable name (1-12
   --idle-ttl DUR        session idle timeout, 1h up to --absolute-ttl (default 14d)
   --absolute-ttl DUR    session absolute lifetime, 1h-365d (default 90d)
   --grace DUR           refresh grace window, 0s-60s (default 10s; 0s disables it)
-  --rate-limit N        token calls per second (0: the server default)`;
+  --rate-limit N        token calls per second (0: the server default)
+  --jwks-file PATH      private_key_jwt: the client's public JWK Set, read from PATH ('' clears)
+  --jwks-uri URL        private_key_jwt: where the client's JWK Set is served ('' clears)
+  --federated-issuer U  a trusted issuer (GATEHOUSE_TRUSTED_ISSUERS) whose tokens authenticate
+                        the client, with --federated-subject ('' clears)
+  --federated-subject S the exact sub of those tokens, e.g. system:serviceaccount:shop:orders`;
 
 type SettingsValues = {
   [K in keyof typeof SETTINGS_FLAGS]?: (typeof SETTINGS_FLAGS)[K] extends { multiple: true }
@@ -101,7 +111,22 @@ export function settingsFrom(values: SettingsValues) {
     set("refresh_grace_period", "refreshGracePeriod", durationFlag("grace", values.grace));
   if (values["rate-limit"] !== undefined)
     set("rate_limit_per_second", "rateLimitPerSecond", integerFlag("rate-limit", values["rate-limit"]));
+  if (values["jwks-file"] !== undefined) set("jwks", "jwks", jwksFile(values["jwks-file"]));
+  if (values["jwks-uri"] !== undefined) set("jwks_uri", "jwksUri", values["jwks-uri"]);
+  if (values["federated-issuer"] !== undefined)
+    set("federated_issuer", "federatedIssuer", values["federated-issuer"]);
+  if (values["federated-subject"] !== undefined)
+    set("federated_subject", "federatedSubject", values["federated-subject"]);
   return { req, paths };
+}
+
+function jwksFile(path: string): string {
+  if (path === "") return "";
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw new UsageError(`--jwks-file: cannot read ${path}: ${(err as Error).message}`);
+  }
 }
 
 const secs = (d: Duration | undefined) => (d ? span(Math.floor(durationMs(d) / 1000)) : "-");
@@ -139,12 +164,23 @@ export function clientDetails(c: Client): string {
     ["updated", when(c.updatedAt)],
     ["secret rotated", when(c.secretRotatedAt)],
     ["previous secret until", when(c.previousSecretExpiresAt)],
+    ["secret", c.hasSecret ? "yes" : "none (assertions only)"],
+    [
+      "jwks",
+      c.jwks === "" ? "-" : `${(JSON.parse(c.jwks) as { keys: unknown[] }).keys.length} key(s) inline`,
+    ],
+    ["jwks uri", c.jwksUri || "-"],
+    ["federated", c.federatedIssuer === "" ? "-" : `${c.federatedSubject} from ${c.federatedIssuer}`],
     ["status", c.disabledAt ? `disabled ${when(c.disabledAt)}: ${c.disabledReason}` : "enabled"],
   ]);
 }
 
 export function showSecret(output: Output, client: Client | undefined, secret: string): void {
   if (client) output.out(clientDetails(client));
+  if (secret === "") {
+    output.err("The client has no secret: it authenticates with client assertions only.");
+    return;
+  }
   output.out(`\nclient secret: ${secret}`);
   output.err("Store the secret now: Gatehouse keeps only a hash and will not show it again.");
 }

@@ -44,6 +44,8 @@ it is ever shown.
 
   --id ID               client id: 3-64 of a-z 0-9 . _ - starting with a letter (default: generated)
   --admin               add the admin role (may call AdminService and every gatehouse command)
+  --no-secret           no secret: the client authenticates only with client assertions, so it
+                        needs --jwks-file, --jwks-uri or --federated-issuer and --federated-subject
   --direct              write straight to the database (DATABASE_URL) instead of calling the token
                         service: for the first admin of a new install and for break-glass access
   --database-url URL    with --direct: the Postgres to write to (default DATABASE_URL)
@@ -62,6 +64,7 @@ const createCommand: Subcommand = {
       ...SETTINGS_FLAGS,
       id: { type: "string" },
       admin: { type: "boolean" },
+      "no-secret": { type: "boolean" },
       direct: { type: "boolean" },
       "database-url": { type: "string" },
     });
@@ -70,7 +73,13 @@ const createCommand: Subcommand = {
     const roles = [...((req.roles as ClientRole[] | undefined) ?? [])];
     if (values.admin && !roles.includes(ClientRole.ADMIN)) roles.push(ClientRole.ADMIN);
     if (roles.length === 0) throw new UsageError("give at least one --role (or --admin)");
-    const init = { ...req, roles, clientId: values.id ?? "", name: values.name ?? values.id ?? "" };
+    const init = {
+      ...req,
+      roles,
+      clientId: values.id ?? "",
+      name: values.name ?? values.id ?? "",
+      noSecret: values["no-secret"] ?? false,
+    };
     if (!values.direct && init.name === "") throw new UsageError("--name is required");
     if (values.direct && init.name === "") init.name = "Gatehouse administrator";
     const output = outputFor(values.json);
@@ -87,7 +96,11 @@ const createCommand: Subcommand = {
 /** The first admin (or break-glass access): the same rules and audit row, written without the service. */
 async function createDirect(init: object, databaseUrlFlag: string | undefined) {
   const settings = loadSettings(
-    { databaseUrl: databaseSettings.databaseUrl, maxAccessTokenTtl: tokenServiceSettings.maxAccessTokenTtl },
+    {
+      databaseUrl: databaseSettings.databaseUrl,
+      maxAccessTokenTtl: tokenServiceSettings.maxAccessTokenTtl,
+      trustedIssuers: tokenServiceSettings.trustedIssuers,
+    },
     { flags: { "database-url": databaseUrlFlag } },
   );
   // Loaded on demand: the database layer is most of the CLI's start-up time.
@@ -101,6 +114,7 @@ async function createDirect(init: object, databaseUrlFlag: string | undefined) {
         prisma: db.prisma,
         now: Date.now,
         maxAccessTokenTtlSeconds: Math.floor(settings.maxAccessTokenTtl / 1000),
+        trustedIssuers: settings.trustedIssuers.map((i) => i.issuer),
       },
       {
         clientId: "",

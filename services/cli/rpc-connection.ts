@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import {
   create,
   type DescMessage,
@@ -13,6 +14,7 @@ import { ErrorInfoSchema } from "../gen/proto/google/rpc/error_details_pb.ts";
 import { StatusSchema } from "../gen/proto/google/rpc/status_pb.ts";
 import { GatehouseError } from "../shared/errors/gatehouse-error.ts";
 import { basicAuthorization } from "../token/clients/basic-credentials.ts";
+import { CLIENT_ASSERTION_HEADER } from "../token/clients/client-assertion-header.ts";
 import { UsageError } from "./command.ts";
 
 /** Flags every command that talks to the token service accepts. */
@@ -20,6 +22,7 @@ export const CONNECTION_FLAGS = {
   server: { type: "string" },
   "client-id": { type: "string" },
   "client-secret": { type: "string" },
+  "assertion-file": { type: "string" },
   tls: { type: "boolean" },
 } as const;
 
@@ -28,7 +31,11 @@ export const CONNECTION_USAGE = `Connection (every command that calls the token 
   --tls                   use TLS (system trust store) instead of plaintext h2c
   --client-id ID          caller's client id (default GATEHOUSE_CLIENT_ID)
   --client-secret SECRET  caller's secret (default GATEHOUSE_CLIENT_SECRET; prefer the variable:
-                          flags show up in process listings)`;
+                          flags show up in process listings)
+  --assertion-file PATH   authenticate with the client assertion (JWT) in PATH instead of a secret,
+                          e.g. a projected Kubernetes service-account token; read again for every
+                          call, so a token the kubelet rotated is used (default
+                          GATEHOUSE_ASSERTION_FILE)`;
 
 const DEFAULT_SERVER = "127.0.0.1:7400";
 const DEADLINE_MS = 30_000;
@@ -37,8 +44,14 @@ export interface ConnectionFlags {
   server?: string | undefined;
   "client-id"?: string | undefined;
   "client-secret"?: string | undefined;
+  "assertion-file"?: string | undefined;
   tls?: boolean | undefined;
 }
+
+/** How the CLI authenticates: a client id and secret, or an assertion read from a file per call. */
+export type CallerCredentials =
+  | { kind: "secret"; clientId: string; clientSecret: string }
+  | { kind: "assertion"; file: string };
 
 export interface RpcConnection<S extends DescService> {
   call<M extends keyof S["method"] & string>(
@@ -52,14 +65,39 @@ export interface RpcConnection<S extends DescService> {
 export function connectionTarget(flags: ConnectionFlags) {
   const server = flags.server ?? process.env.GATEHOUSE_SERVER ?? DEFAULT_SERVER;
   if (!/^[^\s/]+:\d{1,5}$/.test(server)) throw new UsageError(`--server must be host:port, got "${server}"`);
-  const clientId = flags["client-id"] ?? process.env.GATEHOUSE_CLIENT_ID;
+  const tls = flags.tls === true;
+  const assertionFile = flags["assertion-file"] ?? process.env.GATEHOUSE_ASSERTION_FILE;
   const clientSecret = flags["client-secret"] ?? process.env.GATEHOUSE_CLIENT_SECRET;
+  if (assertionFile) {
+    if (flags["client-secret"] !== undefined) {
+      throw new UsageError("give --assertion-file or --client-secret, not both");
+    }
+    const credentials: CallerCredentials = { kind: "assertion", file: assertionFile };
+    return { server, tls, credentials };
+  }
+  const clientId = flags["client-id"] ?? process.env.GATEHOUSE_CLIENT_ID;
   if (!clientId || !clientSecret) {
     throw new UsageError(
-      "credentials required: set GATEHOUSE_CLIENT_ID and GATEHOUSE_CLIENT_SECRET (or --client-id/--client-secret)",
+      "credentials required: set GATEHOUSE_CLIENT_ID and GATEHOUSE_CLIENT_SECRET (or --client-id/--client-secret), or GATEHOUSE_ASSERTION_FILE (--assertion-file)",
     );
   }
-  return { server, clientId, clientSecret, tls: flags.tls === true };
+  const credentials: CallerCredentials = { kind: "secret", clientId, clientSecret };
+  return { server, tls, credentials };
+}
+
+/** The metadata that authenticates one call: the assertion file is read now, as the kubelet rewrites it. */
+function authenticationMetadata(credentials: CallerCredentials): [string, string] {
+  if (credentials.kind === "secret") {
+    return ["authorization", basicAuthorization(credentials.clientId, credentials.clientSecret)];
+  }
+  let assertion: string;
+  try {
+    assertion = readFileSync(credentials.file, "utf8").trim();
+  } catch (err) {
+    throw new UsageError(`--assertion-file: cannot read ${credentials.file}: ${(err as Error).message}`);
+  }
+  if (assertion === "") throw new UsageError(`--assertion-file: ${credentials.file} is empty`);
+  return [CLIENT_ASSERTION_HEADER, assertion];
 }
 
 /** A failed call as the CLI reports it: the Gatehouse reason when the server sent one. */
@@ -120,7 +158,7 @@ function clientDefinition(service: DescService): grpc.ServiceDefinition {
   return definition;
 }
 
-/** A grpc-js client of one Gatehouse service, authenticating every call with Basic credentials. */
+/** A grpc-js client of one Gatehouse service, authenticating every call (Basic or an assertion). */
 export function connect<S extends DescService>(service: S, flags: ConnectionFlags): RpcConnection<S> {
   const target = connectionTarget(flags);
   const Ctor = grpc.makeGenericClientConstructor(clientDefinition(service), service.name);
@@ -128,13 +166,12 @@ export function connect<S extends DescService>(service: S, flags: ConnectionFlag
     target.server,
     target.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
   );
-  const authorization = basicAuthorization(target.clientId, target.clientSecret);
   return {
     call(method, req) {
       const desc = service.method[method] as { input: DescMessage; localName: string };
       return new Promise((resolve, reject) => {
         const md = new grpc.Metadata();
-        md.set("authorization", authorization);
+        md.set(...authenticationMetadata(target.credentials));
         const fn = (client as unknown as Record<string, (...args: unknown[]) => void>)[desc.localName]!;
         fn.call(
           client,

@@ -59,7 +59,7 @@ export async function ensureDevClients(db: Database, state: DevState): Promise<v
     const { id, secret } = state.clients[which];
     const existing = await db.prisma.client.findUnique({ where: { id }, select: { secretHash: true } });
     if (existing) {
-      if (!(await verifyClientSecret(secret, existing.secretHash))) {
+      if (existing.secretHash === null || !(await verifyClientSecret(secret, existing.secretHash))) {
         await db.prisma.client.update({
           where: { id },
           data: { secretHash: await hashClientSecret(secret) },

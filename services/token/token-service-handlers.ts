@@ -20,14 +20,19 @@ export interface TokenServiceHandlerDeps extends FlowDeps, CallerGateDeps {
 }
 
 /**
- * TokenService over every protocol: authenticate the calling client from its `authorization`
- * header, check its role may call the method, then run the flow (clients/caller-gate.ts). GetJwks
- * is public, as a JWKS is.
+ * TokenService over every protocol: authenticate the calling client (`authorization` or a client
+ * assertion in `x-gatehouse-client-assertion`), check its role may call the method, then run the
+ * flow (clients/caller-gate.ts). GetJwks is public, as a JWKS is.
  */
 export function tokenServiceHandlers(deps: TokenServiceHandlerDeps): ServiceRegistration {
   const gate = createCallerGate(deps);
   const run = <T>(ctx: CallContext, method: TokenServiceMethod, flow: (caller: Caller) => Promise<T>) =>
-    gate(method, () => deps.authenticator.authenticate(ctx.header("authorization")), ctx.requestId, flow);
+    gate(
+      method,
+      () => deps.authenticator.authenticateRequest((name) => ctx.header(name)),
+      ctx.requestId,
+      flow,
+    );
 
   return defineService(TokenService, {
     issue: (req, ctx) => run(ctx, "Issue", (c) => issue(deps, c, req)),

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { databaseSettings, loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
+import { trustedIssuersSetting } from "./assertions/trusted-issuers.ts";
 import { limitOrOff, rateLimitSetting } from "./overload/rate-limit-setting.ts";
 
 const DAY_MS = 86_400_000;
@@ -186,5 +187,32 @@ export const tokenServiceSettings = {
       "stream: refuse to start without a revocation stream to publish to (REDIS_URL); none: run without one, so sidecars following a stream never hear of revocations (`gatehouse dev` has its own in-process stream)",
     default: "stream",
     schema: types.oneOf(["stream", "none"]),
+  }),
+  trustedIssuers: setting({
+    env: "GATEHOUSE_TRUSTED_ISSUERS",
+    description:
+      'Platform issuers whose tokens may authenticate clients registered with federated_issuer (e.g. a Kubernetes service-account issuer): a JSON list of {"issuer": URL, "jwks_uri"?: URL}; without jwks_uri the keys are found through <issuer>/.well-known/openid-configuration. https, or http on loopback only',
+    default: "[]",
+    schema: trustedIssuersSetting(),
+  }),
+  assertionMaxLifetime: setting({
+    env: "GATEHOUSE_ASSERTION_MAX_LIFETIME",
+    description:
+      "Longest life (exp - iat) of a client assertion accepted; Kubernetes projected tokens live 1h unless expirationSeconds says otherwise",
+    default: "1h",
+    schema: types.duration({ minMs: 60_000, maxMs: DAY_MS }),
+  }),
+  assertionClockSkew: setting({
+    env: "GATEHOUSE_ASSERTION_CLOCK_SKEW",
+    description: "Clock difference tolerated on a client assertion's exp, nbf and iat",
+    default: "60s",
+    schema: types.duration({ maxMs: 300_000 }),
+  }),
+  assertionJwksCooldown: setting({
+    env: "GATEHOUSE_ASSERTION_JWKS_COOLDOWN",
+    description:
+      "Least time between refetches of a trusted issuer's or a client's JWKS triggered by an assertion with an unknown kid",
+    default: "30s",
+    schema: types.duration({ maxMs: 3_600_000 }),
   }),
 };

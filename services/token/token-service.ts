@@ -8,6 +8,7 @@ import { createRedisBus } from "../shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
+import { assertionAuthenticatorFromConfig } from "./assertions/assertions-from-config.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
 import { createFailedLoginAudit } from "./audit/failed-login-audit.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
@@ -147,11 +148,19 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     now,
     log: logger,
   });
+  const assertions = assertionAuthenticatorFromConfig(config, {
+    prisma: db.prisma,
+    db: executor,
+    metrics,
+    logger,
+    now,
+  });
   const authenticator = createCallerAuthenticator({
     clients: prismaClientLookup(db.prisma),
     cacheTtlMs: config.credentialCacheTtl,
     isListed: clientWatch.isListed,
     onRefused: failedLogins.refused,
+    assertions,
     now,
   });
   try {
@@ -204,7 +213,14 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     servers = await startRpcServers({
       grpc: { ...config.grpcListen, setting: "GATEHOUSE_LISTEN" },
       http: { ...config.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
-      services: [tokenServiceHandlers(deps), adminServiceHandlers({ ...deps, signingKeys })],
+      services: [
+        tokenServiceHandlers(deps),
+        adminServiceHandlers({
+          ...deps,
+          signingKeys,
+          trustedIssuers: config.trustedIssuers.map((i) => i.issuer),
+        }),
+      ],
       logger,
       metrics,
       extraRoutes: {
@@ -229,6 +245,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     keys.stop();
     successorKeys.stop();
     macKeys.stop();
+    assertions.stop();
     await clientWatch.stop();
     await relay?.stop();
     await ownBus?.close();
@@ -264,6 +281,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         keys.stop();
         successorKeys.stop();
         macKeys.stop();
+        assertions.stop();
         await clientWatch.stop();
         await db.close();
         logger.info("token service stopped");

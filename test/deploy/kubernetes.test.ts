@@ -443,6 +443,23 @@ describe("example app with the Gatehouse sidecar", () => {
     expect(portNumber(pod, app.readinessProbe?.httpGet?.port)).toBe(7401);
   });
 
+  it("gives the app a projected service-account token for the Gatehouse issuer, and no API token", () => {
+    const tokenConfig = (find(objects, "ConfigMap", TOKEN) as unknown as IConfigMap).data!;
+    expect(pod.serviceAccountName).toBe("demo-app");
+    expect(find(objects, "ServiceAccount", "demo-app")).toMatchObject({
+      automountServiceAccountToken: false,
+    });
+    const mount = app.volumeMounts!.find((m) => m.name === "gatehouse-token")!;
+    expect(mount.readOnly).toBe(true);
+    const volume = pod.volumes!.find((v) => v.name === mount.name)!;
+    const [source] = volume.projected!.sources!;
+    expect(source!.serviceAccountToken).toEqual({
+      audience: tokenConfig.GATEHOUSE_ISSUER,
+      expirationSeconds: 3600,
+      path: "token",
+    });
+  });
+
   it("trusts the token service's issuer and reads the JWKS from its Service", () => {
     const sidecarConfig = (find(objects, "ConfigMap", "gatehouse-sidecar") as unknown as IConfigMap).data!;
     const tokenConfig = (find(objects, "ConfigMap", TOKEN) as unknown as IConfigMap).data!;

@@ -29,6 +29,7 @@ const committed = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
 
 const TABLES = [
   "audit_events",
+  "client_assertion_jtis",
   "clients",
   "refresh_keys",
   "refresh_tokens",

@@ -64,10 +64,19 @@ describe("OAuth endpoints through openid-client", () => {
         "urn:ietf:params:oauth:grant-type:token-exchange",
       ],
       response_types_supported: ["none"],
-      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+      introspection_endpoint_auth_methods_supported: [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+      ],
+      revocation_endpoint_auth_methods_supported: [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+      ],
       introspection_signing_alg_values_supported: ["EdDSA", "ES256", "RS256"],
+      token_endpoint_auth_signing_alg_values_supported: ["EdDSA", "ES256", "RS256"],
     });
     expect(meta).not.toHaveProperty("authorization_endpoint");
   });

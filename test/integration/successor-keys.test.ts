@@ -45,6 +45,10 @@ function start(key: TokenServiceConfig["masterKey"]): Promise<RunningTokenServic
     auditRetention: 0,
     shutdownGrace: 1000,
     revocation: "none",
+    trustedIssuers: [],
+    assertionMaxLifetime: 3_600_000,
+    assertionClockSkew: 60_000,
+    assertionJwksCooldown: 30_000,
   };
   return startTokenService({
     config,

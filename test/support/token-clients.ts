@@ -46,11 +46,14 @@ export function decodeFailure(err: grpc.ServiceError): GrpcFailure {
   return { code: err.code, message: err.details, reason, domain, metadata };
 }
 
+/** How a test client authenticates: a secret (Basic), or a client assertion (a function: re-read per call). */
+export type TestCredentials = { id: string; secret: string } | { assertion: () => string };
+
 /** A plain @grpc/grpc-js client of any Gatehouse service; failures reject with a GrpcFailure. */
 export function grpcServiceClient<S extends DescService>(
   service: S,
   port: number,
-  credentials?: { id: string; secret: string },
+  credentials?: TestCredentials,
 ): GrpcCaller<S> & { close(): void } {
   const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
   const client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
@@ -59,7 +62,11 @@ export function grpcServiceClient<S extends DescService>(
     calls[method.localName] = (init: object) =>
       new Promise((resolve, reject) => {
         const md = new grpc.Metadata();
-        if (credentials) md.set("authorization", basicAuthorization(credentials.id, credentials.secret));
+        if (credentials && "assertion" in credentials) {
+          md.set("x-gatehouse-client-assertion", credentials.assertion());
+        } else if (credentials) {
+          md.set("authorization", basicAuthorization(credentials.id, credentials.secret));
+        }
         const fn = (client as unknown as Record<string, (...args: unknown[]) => void>)[method.localName]!;
         fn.call(
           client,
@@ -73,7 +80,7 @@ export function grpcServiceClient<S extends DescService>(
 }
 
 /** A plain @grpc/grpc-js client of TokenService, as most internal services would use. */
-export function grpcTokenClient(port: number, credentials?: { id: string; secret: string }) {
+export function grpcTokenClient(port: number, credentials?: TestCredentials) {
   return grpcServiceClient(TokenService, port, credentials);
 }
 

@@ -23,6 +23,10 @@ export function testServiceConfig(overrides: Partial<TokenServiceConfig> = {}): 
     publishTimeout: 500,
     shutdownGrace: 2000,
     revocation: overrides.redisUrl ? "stream" : "none",
+    trustedIssuers: [],
+    assertionMaxLifetime: 3_600_000,
+    assertionClockSkew: 60_000,
+    assertionJwksCooldown: 30_000,
     ...overrides,
   };
 }

@@ -276,3 +276,36 @@ describe("caller authenticator under concurrency", () => {
     expect(f.lookups()).toBe(1);
   });
 });
+
+describe("caller authentication by request metadata", () => {
+  const headers =
+    (values: Record<string, string>) =>
+    (name: string): string | undefined =>
+      values[name];
+
+  it("refuses Basic and an assertion together, and assertions when none are accepted", async () => {
+    const { auth, secret } = await fixture();
+    await expect(
+      auth.authenticateRequest(
+        headers({
+          authorization: basicAuthorization("orders", secret),
+          "x-gatehouse-client-assertion": "eyJ.x.y",
+        }),
+      ),
+    ).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(
+      auth.authenticateRequest(headers({ "x-gatehouse-client-assertion": "eyJ.x.y" })),
+    ).rejects.toMatchObject({ code: "invalid_client" });
+    await expect(
+      auth.authenticateRequest(headers({ authorization: basicAuthorization("orders", secret) })),
+    ).resolves.toMatchObject({ id: "orders" });
+  });
+
+  it("refuses every secret of a client that has none", async () => {
+    const { auth, rows, base } = await fixture();
+    rows.set("sa", { ...base, id: "sa", secretHash: null, previousSecretHash: null });
+    await expect(auth.authenticate(basicAuthorization("sa", "anything"))).rejects.toMatchObject({
+      code: "invalid_client",
+    });
+  });
+});

@@ -53,6 +53,19 @@ export const ERROR_CODES = [
   "unsupported_token_type",
   "actor_not_allowed",
   "unsupported_grant_type",
+  // Client assertions (RFC 7523 private_key_jwt, federated workload identity): why one was refused.
+  // OAuth answers them all as `invalid_client` with the reason in error_description.
+  "assertion_malformed",
+  "assertion_untrusted_issuer",
+  "assertion_unknown_key",
+  "assertion_algorithm_mismatch",
+  "assertion_bad_signature",
+  "assertion_wrong_audience",
+  "assertion_expired",
+  "assertion_not_yet_valid",
+  "assertion_lifetime_too_long",
+  "assertion_subject_mismatch",
+  "assertion_replayed",
 ] as const;
 
 export type GatehouseErrorCode = (typeof ERROR_CODES)[number];

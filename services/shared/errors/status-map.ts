@@ -79,6 +79,17 @@ export const STATUS_BY_CODE: Readonly<Record<GatehouseErrorCode, Mapping>> = {
   unsupported_token_type: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
   actor_not_allowed: DENIED,
   unsupported_grant_type: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
+  assertion_malformed: U,
+  assertion_untrusted_issuer: U,
+  assertion_unknown_key: U,
+  assertion_algorithm_mismatch: U,
+  assertion_bad_signature: U,
+  assertion_wrong_audience: U,
+  assertion_expired: U,
+  assertion_not_yet_valid: U,
+  assertion_lifetime_too_long: U,
+  assertion_subject_mismatch: U,
+  assertion_replayed: U,
 };
 
 export function grpcCodeOf(code: GatehouseErrorCode): GrpcCode {

@@ -19,6 +19,8 @@ export interface AdminDeps {
   log: Logger;
   /** GATEHOUSE_MAX_ACCESS_TOKEN_TTL in seconds: the upper bound of a client's access_token_ttl. */
   maxAccessTokenTtlSeconds: number;
+  /** GATEHOUSE_TRUSTED_ISSUERS by issuer URL: what a client's federated_issuer may name. None when absent. */
+  trustedIssuers?: readonly string[];
 }
 
 /** The admin calling an RPC, as handlers need it. */

@@ -68,8 +68,13 @@ export function clientMessage(row: ClientRow): MessageInitShape<typeof ClientSch
     updatedAt: ts(row.updatedAt),
     disabledAt: ts(row.disabledAt),
     disabledReason: row.disabledReason ?? "",
-    secretRotatedAt: ts(row.secretRotatedAt ?? row.createdAt),
+    secretRotatedAt: row.secretHash === null ? undefined : ts(row.secretRotatedAt ?? row.createdAt),
     previousSecretExpiresAt: ts(row.previousSecretExpiresAt),
+    jwks: row.jwks ?? "",
+    jwksUri: row.jwksUri ?? "",
+    federatedIssuer: row.federatedIssuer ?? "",
+    federatedSubject: row.federatedSubject ?? "",
+    hasSecret: row.secretHash !== null,
   };
 }
 

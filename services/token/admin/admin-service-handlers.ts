@@ -89,7 +89,7 @@ export function adminServiceHandlers(deps: AdminDeps): ServiceRegistration {
     run: (caller: AdminCaller, req: Req) => Promise<Res>,
   ): (req: Req, ctx: CallContext) => Promise<Res> {
     return async (req, ctx) => {
-      const who = await deps.authenticator.authenticate(ctx.header("authorization"));
+      const who = await deps.authenticator.authenticateRequest((name) => ctx.header(name));
       const caller: AdminCaller = {
         clientId: who.id,
         requestId: ctx.requestId,

@@ -32,6 +32,7 @@ import {
   settingsForUpdate,
   settingsOf,
 } from "./client-settings.ts";
+import { checkClientKeys, hasTrustSource, trustForCreate, trustForUpdate, trustOf } from "./client-trust.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-cursor.ts";
 
 type Reply<S extends DescMessage> = Promise<MessageInitShape<S>>;
@@ -70,35 +71,66 @@ const audit = (caller: AdminCaller, at: Date, action: AuditAction, clientId: str
   details: details as Record<string, unknown>,
 });
 
+/** A unique violation on create or update: the id, or the federated identity another client has. */
+function taken(err: unknown, id: string): unknown {
+  if (!isUniqueViolation(err)) return err;
+  // The driver adapter names the index in meta.driverAdapterError; Prisma's own engine in meta.target.
+  if (JSON.stringify((err as { meta?: unknown }).meta ?? {}).includes("federated")) {
+    return new GatehouseError(
+      "already_exists",
+      "another client is registered for this federated_issuer and federated_subject",
+      { metadata: { field: "federated_subject" } },
+    );
+  }
+  return new GatehouseError("already_exists", `client ${id} already exists`, { metadata: { client_id: id } });
+}
+
 export async function createClient(
-  deps: Pick<AdminDeps, "prisma" | "now" | "maxAccessTokenTtlSeconds">,
+  deps: Pick<AdminDeps, "prisma" | "now" | "maxAccessTokenTtlSeconds" | "trustedIssuers">,
   caller: AdminCaller,
   req: CreateClientRequest,
 ): Reply<typeof CreateClientResponseSchema> {
   const id = req.clientId === "" ? generateClientId() : checkClientId(req.clientId);
   const settings = settingsForCreate(req, deps.maxAccessTokenTtlSeconds);
-  const secret = generateClientSecret();
-  const secretHash = await hashClientSecret(secret);
+  const trust = trustForCreate(req, deps.trustedIssuers ?? []);
+  await checkClientKeys(trust);
+  if (req.noSecret && !hasTrustSource(trust)) {
+    throw new GatehouseError(
+      "invalid_request",
+      "no_secret needs a trust source: jwks, jwks_uri, or federated_issuer and federated_subject",
+      { metadata: { field: "no_secret" } },
+    );
+  }
+  const secret = req.noSecret ? "" : generateClientSecret();
+  const secretHash = req.noSecret ? null : await hashClientSecret(secret);
   const at = new Date(deps.now());
   try {
     const row = await deps.prisma.$transaction(async (tx) => {
       const created = await tx.client.create({
-        data: { id, ...settings, secretHash, secretRotatedAt: at, createdAt: at, updatedAt: at },
+        data: {
+          id,
+          ...settings,
+          ...trust,
+          secretHash,
+          secretRotatedAt: req.noSecret ? null : at,
+          createdAt: at,
+          updatedAt: at,
+        },
       });
       await recordAudit(
         tx,
-        audit(caller, at, "client.create", id, { roles: settings.roles, generated_id: req.clientId === "" }),
+        audit(caller, at, "client.create", id, {
+          roles: settings.roles,
+          generated_id: req.clientId === "",
+          has_secret: !req.noSecret,
+          ...(trust.federatedIssuer === null ? {} : { federated_subject: trust.federatedSubject }),
+        }),
       );
       return created;
     });
     return { client: clientMessage(row), clientSecret: secret };
   } catch (err) {
-    if (isUniqueViolation(err)) {
-      throw new GatehouseError("already_exists", `client ${id} already exists`, {
-        metadata: { client_id: id },
-      });
-    }
-    throw err;
+    throw taken(err, id);
   }
 }
 
@@ -149,17 +181,34 @@ export async function updateClient(
   caller: AdminCaller,
   req: UpdateClientRequest,
 ): Reply<typeof UpdateClientResponseSchema> {
-  const row = await deps.prisma.$transaction(async (tx) => {
-    const current = await findOrThrow(tx, req.clientId);
-    const { settings, changed } = settingsForUpdate(settingsOf(current), req, deps.maxAccessTokenTtlSeconds);
-    const at = new Date(deps.now());
-    const updated = await tx.client.update({
-      where: { id: current.id },
-      data: { ...settings, updatedAt: at },
+  const row = await deps.prisma
+    .$transaction(async (tx) => {
+      const current = await findOrThrow(tx, req.clientId);
+      const { settings, changed } = settingsForUpdate(
+        settingsOf(current),
+        req,
+        deps.maxAccessTokenTtlSeconds,
+      );
+      const trust = trustForUpdate(trustOf(current), req, deps.trustedIssuers ?? []);
+      await checkClientKeys(trust);
+      if (current.secretHash === null && !hasTrustSource(trust)) {
+        throw new GatehouseError(
+          "invalid_request",
+          `client ${current.id} has no secret: it needs a trust source (jwks, jwks_uri or federated_issuer)`,
+          { metadata: { field: "update_mask" } },
+        );
+      }
+      const at = new Date(deps.now());
+      const updated = await tx.client.update({
+        where: { id: current.id },
+        data: { ...settings, ...trust, updatedAt: at },
+      });
+      await recordAudit(tx, audit(caller, at, "client.update", current.id, { fields: changed }));
+      return updated;
+    })
+    .catch((err: unknown) => {
+      throw taken(err, req.clientId);
     });
-    await recordAudit(tx, audit(caller, at, "client.update", current.id, { fields: changed }));
-    return updated;
-  });
   deps.authenticator.forget(row.id);
   return { client: clientMessage(row) };
 }

@@ -11,6 +11,7 @@ import { ANY_TENANT } from "../flows/client-allow-lists.ts";
 import { checkList, checkText, LIMITS } from "../flows/request-limits.ts";
 import { MAY_ACT_CLAIM, RESERVED_CLAIMS } from "../tokens/access-token-claims.ts";
 import { ROLE_BY_ENUM } from "./admin-messages.ts";
+import { TRUST_FIELDS } from "./client-trust.ts";
 
 /**
  * A client's settings as stored, and the rules an admin's request must pass to change them. Pure:
@@ -184,7 +185,7 @@ const SETTERS: Record<string, Setter> = {
   },
 };
 
-export const UPDATABLE_FIELDS: readonly string[] = Object.keys(SETTERS);
+export const UPDATABLE_FIELDS: readonly string[] = [...Object.keys(SETTERS), ...TRUST_FIELDS];
 
 function checkLifetimes(s: ClientSettings): ClientSettings {
   if (s.refreshIdleTtlSeconds > s.refreshAbsoluteTtlSeconds) {
@@ -212,6 +213,11 @@ export function settingsForUpdate(
   const changed: string[] = [];
   for (const path of paths) {
     if (path === "client_id") throw invalid("update_mask", "cannot change client_id");
+    if (TRUST_FIELDS.includes(path)) {
+      // Validated by client-trust.ts (trustForUpdate); named here so the change is audited.
+      if (!changed.includes(path)) changed.push(path);
+      continue;
+    }
     const set = SETTERS[path];
     if (!set) throw invalid("update_mask", `names an unknown field "${path}"`);
     Object.assign(next, set(req, maxAccessTtlSeconds));

@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import type { AssertionAuthenticator } from "../assertions/assertion-authenticator.ts";
 import { type BasicCredentials, parseBasicCredentials } from "./basic-credentials.ts";
+import { CLIENT_ASSERTION_HEADER } from "./client-assertion-header.ts";
 import type { ClientLookup, ClientRecord } from "./client-record.ts";
 import { verifyClientSecret } from "./client-secret.ts";
 
@@ -28,6 +30,8 @@ export interface CallerAuthenticatorOptions {
   isListed?: (clientId: string) => boolean;
   /** Told of every refused login (wrong secret, disabled or unknown client), cached answers too. */
   onRefused?: (clientId: string) => void;
+  /** Client assertions (RFC 7523); without it every assertion is refused with `invalid_client`. */
+  assertions?: AssertionAuthenticator;
   now?: () => number;
 }
 
@@ -39,6 +43,16 @@ export interface CallerAuthenticator {
    * fields), under the same cache and bounds as `authenticate`, or `invalid_client`.
    */
   authenticateCredentials(credentials: BasicCredentials): Promise<ClientRecord>;
+  /**
+   * The calling client from an RFC 7523 assertion (OAuth `client_assertion`); `clientId`, when the
+   * request names one too, must be the client it authenticates.
+   */
+  authenticateAssertion(assertion: string, clientId?: string): Promise<ClientRecord>;
+  /**
+   * The calling client of an RPC: from `x-gatehouse-client-assertion`, or else from `authorization`.
+   * Both at once is `invalid_request`: one authentication method per request.
+   */
+  authenticateRequest(header: (name: string) => string | undefined): Promise<ClientRecord>;
   /** Forgets cached credentials and answers of one client (after a change to it) or of all. */
   forget(clientId?: string): void;
 }
@@ -84,6 +98,8 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
   const maxPerClient = options.maxPendingChecksPerClient ?? 4;
 
   function secretMatches(client: ClientRecord, secret: string): Promise<boolean> {
+    // An assertion-only client has no secret: every secret is wrong (with no previous one to try).
+    if (client.secretHash === null) return Promise.resolve(false);
     return verifyClientSecret(secret, client.secretHash).then(
       async (ok) =>
         ok ||
@@ -174,21 +190,54 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
     }
   }
 
+  function authenticateAssertion(assertion: string, clientId?: string): Promise<ClientRecord> {
+    if (options.assertions === undefined) {
+      return Promise.reject(new GatehouseError("invalid_client", "client assertions are not accepted here"));
+    }
+    // Refused assertions are failed logins too (audited like refused secrets); a federated one
+    // may name no client, and is then counted with the unknown ids.
+    return options.assertions.authenticate(assertion, clientId).catch((err: unknown) => {
+      if (
+        err instanceof GatehouseError &&
+        (err.code === "invalid_client" || err.code.startsWith("assertion_"))
+      )
+        options.onRefused?.(clientId ?? "");
+      throw err;
+    });
+  }
+
+  function authenticate(authorization: string | undefined): Promise<ClientRecord> {
+    const credentials = parseBasicCredentials(authorization);
+    if (credentials === null) {
+      return Promise.reject(
+        new GatehouseError(
+          "invalid_client",
+          "client authentication required: authorization: Basic base64(client_id:secret), or x-gatehouse-client-assertion",
+        ),
+      );
+    }
+    return authenticateCredentials(credentials);
+  }
+
   return {
-    authenticate(authorization) {
-      const credentials = parseBasicCredentials(authorization);
-      if (credentials === null) {
+    authenticate,
+    authenticateAssertion,
+    authenticateRequest(header) {
+      const assertion = header(CLIENT_ASSERTION_HEADER);
+      if (assertion === undefined) return authenticate(header("authorization"));
+      if (header("authorization") !== undefined) {
         return Promise.reject(
           new GatehouseError(
-            "invalid_client",
-            "client authentication required: authorization: Basic base64(client_id:secret)",
+            "invalid_request",
+            `use one client authentication method: authorization or ${CLIENT_ASSERTION_HEADER}, not both`,
           ),
         );
       }
-      return authenticateCredentials(credentials);
+      return authenticateAssertion(assertion);
     },
     authenticateCredentials,
     forget(clientId) {
+      options.assertions?.forget(clientId);
       if (clientId === undefined) {
         verified.clear();
         failures.clear();

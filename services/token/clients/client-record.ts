@@ -2,7 +2,8 @@
 export interface ClientRecord {
   id: string;
   name: string;
-  secretHash: string;
+  /** Null: the client has no secret and authenticates only with assertions. */
+  secretHash: string | null;
   /** During a secret rotation, the old secret keeps working until `previousSecretExpiresAt`. */
   previousSecretHash: string | null;
   previousSecretExpiresAt: Date | null;

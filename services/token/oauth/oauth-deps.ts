@@ -12,8 +12,14 @@ export interface OAuthDeps extends FlowDeps {
 
 /** Authenticates the client a form request names, through the RPCs' authenticator (its cache and bounds). */
 export function authenticateClient(deps: OAuthDeps, auth: ClientAuthentication): () => Promise<ClientRecord> {
-  return () =>
-    auth.method === "none"
-      ? deps.authenticator.authenticate(undefined)
-      : deps.authenticator.authenticateCredentials(auth.credentials);
+  return () => {
+    switch (auth.method) {
+      case "none":
+        return deps.authenticator.authenticate(undefined);
+      case "private_key_jwt":
+        return deps.authenticator.authenticateAssertion(auth.assertion, auth.clientId);
+      default:
+        return deps.authenticator.authenticateCredentials(auth.credentials);
+    }
+  };
 }

@@ -33,6 +33,7 @@ interface OAuthError {
 }
 
 const BAD = (error: OAuthErrorName): OAuthError => ({ error, status: 400 });
+const INVALID_CLIENT: OAuthError = { error: "invalid_client", status: 401 };
 
 /**
  * Our error codes as OAuth errors. The code itself travels in `error_description`, so a caller that
@@ -42,7 +43,7 @@ const BAD = (error: OAuthErrorName): OAuthError => ({ error, status: 400 });
  */
 const BY_CODE: Partial<Record<GatehouseErrorCode, OAuthError>> = {
   invalid_request: BAD("invalid_request"),
-  invalid_client: { error: "invalid_client", status: 401 },
+  invalid_client: INVALID_CLIENT,
   unauthorized_client: BAD("unauthorized_client"),
   tenant_not_allowed: BAD("unauthorized_client"),
   subject_not_allowed: BAD("unauthorized_client"),
@@ -60,6 +61,17 @@ const BY_CODE: Partial<Record<GatehouseErrorCode, OAuthError>> = {
   rate_limited: { error: "temporarily_unavailable", status: 429 },
   unavailable: { error: "temporarily_unavailable", status: 503 },
   internal: { error: "server_error", status: 500 },
+  assertion_malformed: INVALID_CLIENT,
+  assertion_untrusted_issuer: INVALID_CLIENT,
+  assertion_unknown_key: INVALID_CLIENT,
+  assertion_algorithm_mismatch: INVALID_CLIENT,
+  assertion_bad_signature: INVALID_CLIENT,
+  assertion_wrong_audience: INVALID_CLIENT,
+  assertion_expired: INVALID_CLIENT,
+  assertion_not_yet_valid: INVALID_CLIENT,
+  assertion_lifetime_too_long: INVALID_CLIENT,
+  assertion_subject_mismatch: INVALID_CLIENT,
+  assertion_replayed: INVALID_CLIENT,
 };
 
 /** The OAuth error for `code`: the grant's own name when it has one, else the shared one. */

@@ -1,3 +1,4 @@
+import { VERIFY_ALGORITHMS } from "../../sidecar/jwks/key-algorithm.ts";
 import { SIGNING_ALGORITHMS } from "../keys/signing-key-material.ts";
 import { CLIENT_AUTH_METHODS } from "./client-authentication.ts";
 import { SUPPORTED_GRANT_TYPES } from "./grants/index.ts";
@@ -38,6 +39,10 @@ export function authorizationServerMetadata(issuer: string): Record<string, unkn
     token_endpoint_auth_methods_supported: methods,
     introspection_endpoint_auth_methods_supported: methods,
     revocation_endpoint_auth_methods_supported: methods,
+    // Required beside private_key_jwt (§2): the algorithms a client assertion may be signed with.
+    token_endpoint_auth_signing_alg_values_supported: [...VERIFY_ALGORITHMS],
+    introspection_endpoint_auth_signing_alg_values_supported: [...VERIFY_ALGORITHMS],
+    revocation_endpoint_auth_signing_alg_values_supported: [...VERIFY_ALGORITHMS],
     introspection_signing_alg_values_supported: [...SIGNING_ALGORITHMS],
     access_token_signing_alg_values_supported: [...SIGNING_ALGORITHMS],
   };
