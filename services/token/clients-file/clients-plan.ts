@@ -93,9 +93,9 @@ export function planClients(
   for (const have of current) {
     if (listed.has(have.id)) continue;
     if (have.disabled) steps.push({ kind: "unlisted", id: have.id, why: "disabled" });
+    else if (!options.prune) steps.push({ kind: "unlisted", id: have.id, why: "kept: no --prune" });
     else if (have.id === options.keep)
       steps.push({ kind: "unlisted", id: have.id, why: "the caller itself" });
-    else if (!options.prune) steps.push({ kind: "unlisted", id: have.id, why: "kept: no --prune" });
     else steps.push({ kind: "prune", id: have.id });
   }
   return steps;
