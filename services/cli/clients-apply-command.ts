@@ -18,7 +18,6 @@ import { positionalArgs, type Subcommand } from "./command-group.ts";
 import {
   CONNECTION_FLAGS,
   CONNECTION_USAGE,
-  connectionTarget,
   type RpcConnection,
   withConnection,
 } from "./rpc-connection.ts";
@@ -36,8 +35,9 @@ the environment variable VAR (rotated only when it differs from the stored one).
 
   -f, --file FILE       the clients file (YAML)
   --dry-run             print what would change and write nothing
-  --prune               disable enabled clients the file does not list (never the caller's own);
-                        without it nothing is disabled. A pruned client listed again is enabled.
+  --prune               disable (not delete) enabled clients the file does not list, admins
+                        excepted; without it nothing is disabled. A pruned client listed again
+                        is enabled again.
   --direct              write straight to the database (DATABASE_URL) instead of calling the token
                         service, with the same rules and audit events
   --database-url URL    with --direct: the Postgres to write to (default DATABASE_URL)
@@ -158,9 +158,8 @@ export const applyCommand: Subcommand = {
         env: process.env,
         maxAccessTokenTtlSeconds: MAX_ACCESS_TTL_SECONDS,
       });
-      const keep = connectionTarget(values).clientId;
       results = await withConnection(AdminService, values, (c) =>
-        applyClients(rpcClientAdmin(c), desired, { ...options, keep }),
+        applyClients(rpcClientAdmin(c), desired, options),
       );
     }
     const output = outputFor(false);

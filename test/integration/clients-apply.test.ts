@@ -202,7 +202,7 @@ describe("gatehouse clients apply over the AdminService", () => {
     expect((await audits()).length).toBe(auditsBefore);
   });
 
-  it("removes nothing without --prune; --prune disables the unlisted (never the caller) and a relisted one comes back", {
+  it("removes nothing without --prune; --prune disables the unlisted (never an admin) and a relisted one comes back", {
     timeout: 90_000,
   }, async () => {
     const onlyOrders = await file("orders-only.yaml", BASE.slice(0, BASE.indexOf("  - id: billing")));
@@ -214,7 +214,7 @@ describe("gatehouse clients apply over the AdminService", () => {
     const pruned = await apply(onlyOrders, ["--prune"]);
     expect(pruned.code, pruned.stderr).toBe(0);
     expect(pruned.stdout).toContain("pruned billing");
-    expect(pruned.stdout).toContain("not in the file root\n  the caller itself");
+    expect(pruned.stdout).toContain("not in the file root\n  kept: an admin is never pruned");
     expect(await row("billing")).toMatchObject({ disabledReason: PRUNE_REASON });
     expect((await row("billing")).disabledAt).not.toBeNull();
     expect((await row("root")).disabledAt).toBeNull();

@@ -192,12 +192,11 @@ describe("planning an apply", () => {
     });
   });
 
-  it("prunes only with --prune, never a disabled client or the caller", () => {
-    const current = [have("orders"), have("legacy"), have("root"), have("gone", { disabled: true })];
+  it("prunes only with --prune, never a disabled client or an admin", () => {
+    const root = have("root", { settings: settings({ roles: ["issuer", "admin"] }) });
+    const current = [have("orders"), have("legacy"), root, have("gone", { disabled: true })];
     const kinds = (prune: boolean) =>
-      planClients([orders!], current, { prune, keep: "root" }).map(
-        (s) => `${s.kind}:${"id" in s ? s.id : ""}`,
-      );
+      planClients([orders!], current, { prune }).map((s) => `${s.kind}:${"id" in s ? s.id : ""}`);
     expect(kinds(false)).toEqual(["unchanged:", "unlisted:legacy", "unlisted:root", "unlisted:gone"]);
     expect(kinds(true)).toEqual(["unchanged:", "prune:legacy", "unlisted:root", "unlisted:gone"]);
   });
@@ -218,5 +217,14 @@ describe("planning an apply", () => {
       kind: "update",
       disable: false,
     });
+  });
+});
+
+describe("the example clients file", () => {
+  it("is one `clients apply` accepts", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const text = await readFile(new URL("../../deploy/clients.example.yaml", import.meta.url), "utf8");
+    const clients = parse(text, { ORDERS_SECRET: SECRET });
+    expect(clients.map((c) => c.id)).toEqual(["orders", "payments-introspector", "legacy-batch"]);
   });
 });

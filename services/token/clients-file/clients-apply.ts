@@ -25,8 +25,6 @@ export interface ClientAdminPort {
 export interface ApplyOptions {
   prune: boolean;
   dryRun: boolean;
-  /** The caller's own client: never pruned. */
-  keep?: string;
 }
 
 /** One line of the report per client; `secret` only for a client created without a file-named one. */

@@ -72,12 +72,12 @@ function wantDisabled(client: DesiredClient, have: CurrentClient): boolean | und
 
 /**
  * What applying `desired` to `current` does, client by client: pure, so `--dry-run` prints exactly
- * what a real run would write. `keep` is the caller's own client, never pruned.
+ * what a real run would write.
  */
 export function planClients(
   desired: readonly DesiredClient[],
   current: readonly CurrentClient[],
-  options: { prune: boolean; keep?: string },
+  options: { prune: boolean },
 ): ClientStep[] {
   const byId = new Map(current.map((c) => [c.id, c]));
   const steps: ClientStep[] = desired.map((client) => {
@@ -94,8 +94,10 @@ export function planClients(
     if (listed.has(have.id)) continue;
     if (have.disabled) steps.push({ kind: "unlisted", id: have.id, why: "disabled" });
     else if (!options.prune) steps.push({ kind: "unlisted", id: have.id, why: "kept: no --prune" });
-    else if (have.id === options.keep)
-      steps.push({ kind: "unlisted", id: have.id, why: "the caller itself" });
+    // Pruning the last admin would lock every operator out of the AdminService (the caller first).
+    else if (have.settings.roles.includes("admin")) {
+      steps.push({ kind: "unlisted", id: have.id, why: "kept: an admin is never pruned" });
+    }
     else steps.push({ kind: "prune", id: have.id });
   }
   return steps;
