@@ -15,12 +15,7 @@ import { outputFor } from "./cli-output.ts";
 import { safeUser } from "./cli-user.ts";
 import { EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { positionalArgs, type Subcommand } from "./command-group.ts";
-import {
-  CONNECTION_FLAGS,
-  CONNECTION_USAGE,
-  type RpcConnection,
-  withConnection,
-} from "./rpc-connection.ts";
+import { CONNECTION_FLAGS, CONNECTION_USAGE, type RpcConnection, withConnection } from "./rpc-connection.ts";
 
 /** The longest access_token_ttl any server allows: over RPC the server checks its own, lower bound. */
 const MAX_ACCESS_TTL_SECONDS = 3600;

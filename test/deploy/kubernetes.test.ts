@@ -375,7 +375,7 @@ describe("clients-apply Job", () => {
       "--prune",
     ]);
     const mount = container.volumeMounts!.find((m) => m.mountPath === "/etc/gatehouse")!;
-    const configMap = pod.volumes!.find((v) => v.name === mount.name)!.configMap!.name;
+    const configMap = pod.volumes!.find((v) => v.name === mount.name)!.configMap!.name!;
     const cm = find(objects, "ConfigMap", configMap) as unknown as IConfigMap;
     // The file in the ConfigMap is one `clients apply` accepts, each secret_from_env set by the Job.
     const { parseClientsFile } = await import("../../services/token/clients-file/clients-file.ts");

@@ -70,6 +70,15 @@ function wantDisabled(client: DesiredClient, have: CurrentClient): boolean | und
   return have.disabled && have.disabledReason === PRUNE_REASON ? false : undefined;
 }
 
+/** Why an unlisted client is left alone, or undefined when it is pruned. */
+function keptBecause(have: CurrentClient, prune: boolean): string | undefined {
+  if (have.disabled) return "disabled";
+  if (!prune) return "kept: no --prune";
+  // Pruning the last admin would lock every operator out of the AdminService (the caller first).
+  if (have.settings.roles.includes("admin")) return "kept: an admin is never pruned";
+  return undefined;
+}
+
 /**
  * What applying `desired` to `current` does, client by client: pure, so `--dry-run` prints exactly
  * what a real run would write.
@@ -92,13 +101,8 @@ export function planClients(
   const listed = new Set(desired.map((c) => c.id));
   for (const have of current) {
     if (listed.has(have.id)) continue;
-    if (have.disabled) steps.push({ kind: "unlisted", id: have.id, why: "disabled" });
-    else if (!options.prune) steps.push({ kind: "unlisted", id: have.id, why: "kept: no --prune" });
-    // Pruning the last admin would lock every operator out of the AdminService (the caller first).
-    else if (have.settings.roles.includes("admin")) {
-      steps.push({ kind: "unlisted", id: have.id, why: "kept: an admin is never pruned" });
-    }
-    else steps.push({ kind: "prune", id: have.id });
+    const why = keptBecause(have, options.prune);
+    steps.push(why === undefined ? { kind: "prune", id: have.id } : { kind: "unlisted", id: have.id, why });
   }
   return steps;
 }
