@@ -317,4 +317,21 @@ describe("GATEHOUSE_CLIENTS_FILE at token-service start", () => {
     await expect(start).rejects.toBeInstanceOf(ClientsFileError);
     await expect(start).rejects.toThrow(/start-bad\.yaml: client billing: "trust" is not a known key$/);
   });
+
+  it("`gatehouse serve` with an invalid file exits 2 with one line and never listens", {
+    timeout: 60_000,
+  }, async () => {
+    const r = await gatehouse(["serve"], {
+      GATEHOUSE_ISSUER: "https://auth.test",
+      GATEHOUSE_MASTER_KEY: masterKey.toString("base64"),
+      GATEHOUSE_LISTEN: "127.0.0.1:0",
+      GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
+      GATEHOUSE_LOG_LEVEL: "silent",
+      GATEHOUSE_CLIENTS_FILE: join(dir, "start-bad.yaml"),
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^gatehouse serve: configuration error: \S+start-bad\.yaml: client billing: "trust" is not a known key\n$/,
+    );
+  });
 });
