@@ -67,9 +67,9 @@ async function applyStep(port: ClientAdminPort, step: ClientStep, dryRun: boolea
         if (step.disable !== undefined) lines.push(`disabled: ${!step.disable} → ${step.disable}`);
       }
       if (!dryRun && step.kind === "update") {
-        // Enable before changing settings and disable after, so a failure half-way leaves the
-        // client no more usable than either the old or the new state allows.
-        if (step.disable === false) await port.enable(client.id);
+        // Disable first and enable last: a failure half-way leaves the client disabled rather than
+        // enabled with settings the file never asked for.
+        if (step.disable === true) await port.disable(client.id, "disabled by the clients file");
         if (step.fields.length > 0) {
           await port.update(
             client.id,
@@ -77,7 +77,7 @@ async function applyStep(port: ClientAdminPort, step: ClientStep, dryRun: boolea
             step.fields.map((f) => f.path),
           );
         }
-        if (step.disable === true) await port.disable(client.id, "disabled by the clients file");
+        if (step.disable === false) await port.enable(client.id);
       }
       if (client.secret && step.endsDisabled) lines.push("secret: not checked while disabled");
       else if (client.secret && (await port.adoptSecret(client.id, client.secret.value, { dryRun }))) {
