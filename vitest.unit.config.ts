@@ -21,6 +21,7 @@ export default defineConfig({
       "test/unit/policy-validation.test.ts",
       "test/unit/hostile-policy-files.property.test.ts",
       "test/unit/refresh-decision.test.ts",
+      "test/unit/family-position.test.ts",
       "test/unit/refresh-token-format.test.ts",
       "test/unit/access-token.test.ts",
       "test/unit/sidecar-actors.test.ts",

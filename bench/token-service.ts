@@ -5,166 +5,34 @@
  * Ed25519 signing on one core.
  *
  *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 1] [--peer 0] [--pool N]
+ *                                  [--stats-settle 11]
  *
  * The peer for Refresh, measured in the same run at the same concurrency: oidc-provider's refresh
  * grant with rotation on Postgres (bench/lib/oidc-provider-peer.ts says how it is configured);
  * `--peer 0` skips it.
  * The service runs as its own process (`gatehouse serve`); load comes from separate driver processes
- * (a grpc-js client in one process tops out near 3k calls/s), all on loopback.
+ * (bench/lib/token-load.ts), all on loopback. Beside throughput: CPU per call of the service process
+ * and of Postgres, and rows written per Refresh, over each measured window (bench/lib/measured-window.ts).
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { generateKeyPairSync, randomBytes, randomUUID, sign } from "node:crypto";
-import { fileURLToPath } from "node:url";
-import { create } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
-import {
-  IssueRequestSchema,
-  RefreshRequestSchema,
-  TokenService,
-} from "../services/gen/proto/gatehouse/v1/token_service_pb.ts";
-import { createDatabase, migrate } from "../services/shared/database/index.ts";
-import { grpcServiceDefinition } from "../services/shared/rpc/index.ts";
-import { basicAuthorization } from "../services/token/clients/basic-credentials.ts";
-import { generateClientSecret, hashClientSecret } from "../services/token/clients/client-secret.ts";
+import { createDatabase } from "../services/shared/database/index.ts";
 import { poolExecutor } from "../services/token/store/sql-executor.ts";
 import { createSqlTokenStore } from "../services/token/store/sql-token-store.ts";
 import {
-  deriveSuccessor,
+  deriveNextRefreshToken,
   generateRefreshToken,
   hashRefreshToken,
 } from "../services/token/tokens/refresh-token-format.ts";
+import { createBenchSchema } from "./lib/bench-client.ts";
 import { startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
 import { flag, percentile, report, row } from "./lib/bench-results.ts";
+import { measureWindow } from "./lib/measured-window.ts";
 import { measureOAuthRefresh, oauthRefreshRows } from "./lib/oauth-refresh.ts";
 import { measureOidcProviderRefresh, OIDC_PROVIDER_CONFIG } from "./lib/oidc-provider-peer.ts";
+import { driveLoad } from "./lib/token-load.ts";
 
 const BASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const here = fileURLToPath(import.meta.url);
-
-interface DriverTask {
-  mode: "issue" | "refresh";
-  port: number;
-  clientId: string;
-  secret: string;
-  slots: number;
-  durationMs: number;
-}
-
-interface DriverResult {
-  calls: number;
-  errors: Record<string, number>;
-  latenciesMs: number[];
-}
-
-// ---------------------------------------------------------------- driver process
-async function runDriver(task: DriverTask): Promise<DriverResult> {
-  const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(TokenService), "TokenService");
-  const channels = [0, 1].map(
-    () =>
-      new Ctor(`127.0.0.1:${task.port}`, grpc.credentials.createInsecure(), {
-        "grpc.use_local_subchannel_pool": 1,
-      }),
-  );
-  const md = new grpc.Metadata();
-  md.set("authorization", basicAuthorization(task.clientId, task.secret));
-  const call = (slot: number, method: "issue" | "refresh", req: unknown) =>
-    new Promise<{ refreshToken: string }>((resolve, reject) =>
-      (channels[slot % 2] as unknown as Record<string, (...a: unknown[]) => void>)[method]!(
-        req,
-        md,
-        (err: grpc.ServiceError | null, res: { refreshToken: string }) => (err ? reject(err) : resolve(res)),
-      ),
-    );
-  const latencies: number[] = [];
-  const errors: Record<string, number> = {};
-  let calls = 0;
-  const tokens: string[] = [];
-  if (task.mode === "refresh") {
-    for (let s = 0; s < task.slots; s++) {
-      tokens[s] = (
-        await call(
-          s,
-          "issue",
-          create(IssueRequestSchema, {
-            subject: `bench-${randomUUID()}`,
-            audience: ["orders"],
-            scopes: ["orders:read"],
-          }),
-        )
-      ).refreshToken;
-    }
-  }
-  const end = performance.now() + task.durationMs;
-  await Promise.all(
-    Array.from({ length: task.slots }, async (_, s) => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        try {
-          if (task.mode === "issue") {
-            await call(
-              s,
-              "issue",
-              create(IssueRequestSchema, {
-                subject: `bench-${s}-${calls}`,
-                audience: ["orders"],
-                scopes: ["orders:read"],
-              }),
-            );
-          } else {
-            tokens[s] = (
-              await call(s, "refresh", create(RefreshRequestSchema, { refreshToken: tokens[s]! }))
-            ).refreshToken;
-          }
-          calls++;
-          latencies.push(performance.now() - t0);
-        } catch (err) {
-          const code = String((err as grpc.ServiceError).code ?? "unknown");
-          errors[code] = (errors[code] ?? 0) + 1;
-        }
-      }
-    }),
-  );
-  for (const c of channels) c.close();
-  return { calls, errors, latenciesMs: latencies };
-}
-
-if (process.argv[2] === "--driver") {
-  process.once("message", async (task: DriverTask) => {
-    const result = await runDriver(task);
-    process.send!(result, () => process.exit(0));
-  });
-} else {
-  await main();
-}
-
-// ---------------------------------------------------------------- coordinator
-async function drive(task: Omit<DriverTask, "slots">, concurrency: number, drivers: number) {
-  const children: ChildProcess[] = [];
-  const results = await Promise.all(
-    Array.from({ length: drivers }, (_, i) => {
-      const child = fork(here, ["--driver"], { execArgv: ["--import", "tsx"], stdio: "inherit" });
-      children.push(child);
-      const slots = Math.floor(concurrency / drivers) + (i < concurrency % drivers ? 1 : 0);
-      return new Promise<DriverResult>((resolve, reject) => {
-        child.once("message", (m) => resolve(m as DriverResult));
-        child.once("exit", (code) => code !== 0 && reject(new Error(`driver exited ${code}`)));
-        child.send({ ...task, slots });
-      });
-    }),
-  );
-  const latencies = results.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
-  const calls = results.reduce((n, r) => n + r.calls, 0);
-  const errors: Record<string, number> = {};
-  for (const r of results) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-  return {
-    perSecond: calls / (task.durationMs / 1000),
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    calls,
-    errors,
-  };
-}
 
 /** The limit for Refresh: the same rotation statement through pg, no RPC, no signing, no auth. */
 async function bareRotation(
@@ -177,13 +45,16 @@ async function bareRotation(
   const db = await createDatabase({ kind: "postgres", url, schema }, { poolSize: concurrency });
   const store = createSqlTokenStore(poolExecutor(db.pool!));
   const key = randomBytes(32);
+  const macKey = { kid: "rk-mac-bench", key: randomBytes(32) };
   const tokens: string[] = [];
+  const sessions: { sessionId: string; generation: number }[] = [];
   const now = () => new Date();
   for (let s = 0; s < concurrency; s++) {
-    tokens[s] = generateRefreshToken();
+    sessions[s] = { sessionId: randomUUID(), generation: 1 };
+    tokens[s] = generateRefreshToken(sessions[s]!.sessionId, macKey);
     const t = new Date();
     await store.createSession({
-      sessionId: randomUUID(),
+      sessionId: sessions[s]!.sessionId,
       subject: `limit-${s}`,
       clientId,
       tenant: null,
@@ -196,6 +67,7 @@ async function bareRotation(
       expiresAt: new Date(t.getTime() + 864_000_000),
       device: { userAgent: null, ipAddress: null, name: null },
       refreshTokenHash: hashRefreshToken(tokens[s]!),
+      refreshMacKid: macKey.kid,
     });
   }
   let calls = 0;
@@ -206,8 +78,11 @@ async function bareRotation(
       while (performance.now() < end) {
         const t0 = performance.now();
         const hash = hashRefreshToken(tokens[s]!);
-        const successor = deriveSuccessor(tokens[s]!, key);
+        const family = sessions[s]!;
+        const successor = deriveNextRefreshToken(tokens[s]!, family, key, macKey);
         const r = await store.rotateIfLive({
+          sessionId: family.sessionId,
+          presentedGeneration: family.generation,
           presentedHash: hash,
           successorHash: hashRefreshToken(successor),
           now: now(),
@@ -215,10 +90,12 @@ async function bareRotation(
           signingKid: "k",
           callerClientId: clientId,
           successorKid: "rk",
+          macKid: macKey.kid,
           allowed: { audiences: ["orders"], tenants: null, subjectPrefixes: [] },
         });
         if (!r) throw new Error("bare rotation did not rotate");
         tokens[s] = successor;
+        family.generation++;
         calls++;
         latencies.push(performance.now() - t0);
       }
@@ -247,22 +124,11 @@ async function main() {
   const concurrency = flag("concurrency", 32);
   const drivers = flag("drivers", 1);
   const pool = flag("pool", Math.min(concurrency, 32));
+  // Seconds to let Postgres flush table statistics before reading rows written (pg-table-stats.ts).
+  const statsSettleS = flag("stats-settle", 11);
   const withPeer = !process.argv.includes("--peer") || flag("peer", 0) > 0;
   const schema = `bench_${randomBytes(4).toString("hex")}`;
-  await migrate({ kind: "postgres", url: BASE_URL, schema });
-  const setup = await createDatabase({ kind: "postgres", url: BASE_URL, schema });
-  const secret = generateClientSecret();
-  await setup.prisma.client.create({
-    data: {
-      id: "bench",
-      name: "bench",
-      secretHash: await hashClientSecret(secret),
-      roles: ["issuer"],
-      allowedAudiences: ["orders"],
-      allowedScopes: ["orders:read"],
-    },
-  });
-  await setup.close();
+  const { secret } = await createBenchSchema(BASE_URL, schema);
 
   // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service.
   const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
@@ -280,9 +146,16 @@ async function main() {
       { schema, nodeArgs, showLogs: true },
     );
     const task = { port: server.grpcPort, clientId: "bench", secret };
-    await drive({ ...task, mode: "issue", durationMs: 1000 }, concurrency, drivers); // warm-up
-    const issue = await drive({ ...task, mode: "issue", durationMs }, concurrency, drivers);
-    const refresh = await drive({ ...task, mode: "refresh", durationMs }, concurrency, drivers);
+    const target = { databaseUrl: BASE_URL, schema, servicePid: server.child.pid! };
+    // Rows are counted for Refresh only: its window waits for Postgres' statistics at both ends.
+    const counted = { ...target, statsSettleMs: statsSettleS * 1000 };
+    await driveLoad({ ...task, mode: "issue", durationMs: 1000 }, concurrency, drivers); // warm-up
+    const issue = await measureWindow(target, (atStart) =>
+      driveLoad({ ...task, mode: "issue", durationMs }, concurrency, drivers, atStart),
+    );
+    const refresh = await measureWindow(counted, (atStart) =>
+      driveLoad({ ...task, mode: "refresh", durationMs }, concurrency, drivers, atStart),
+    );
     // OAuth refresh grant over /oauth2/token, right after RPC Refresh, its limit (bench/lib/oauth-refresh.ts).
     const oauthRefresh = await measureOAuthRefresh({
       httpPort: server.httpPort,
@@ -306,37 +179,60 @@ async function main() {
     report(
       "token-service",
       [
-        row("issue_per_s", issue.perSecond, "calls/s", signLimit),
-        row("issue_p50_ms", issue.p50, "ms"),
-        row("issue_p99_ms", issue.p99, "ms"),
-        row("refresh_per_s", refresh.perSecond, "calls/s", limit.perSecond),
-        row("refresh_p50_ms", refresh.p50, "ms"),
-        row("refresh_p99_ms", refresh.p99, "ms", limit.p99),
+        row("issue_per_s", issue.load.perSecond, "calls/s", signLimit),
+        row("issue_p50_ms", issue.load.p50, "ms"),
+        row("issue_p99_ms", issue.load.p99, "ms"),
+        row("refresh_per_s", refresh.load.perSecond, "calls/s", limit.perSecond),
+        row("refresh_p50_ms", refresh.load.p50, "ms"),
+        row("refresh_p99_ms", refresh.load.p99, "ms", limit.p99),
         row("refresh_limit_per_s", limit.perSecond, "rotations/s"),
-        ...oauthRefreshRows(oauthRefresh, refresh),
+        ...oauthRefreshRows(oauthRefresh, refresh.load),
         ...(peer
           ? [
-              row("refresh_per_s_vs_oidc_provider", refresh.perSecond, "calls/s", peer.perSecond),
-              row("refresh_p99_ms_vs_oidc_provider", refresh.p99, "ms", peer.p99),
+              row("refresh_per_s_vs_oidc_provider", refresh.load.perSecond, "calls/s", peer.perSecond),
+              row("refresh_p99_ms_vs_oidc_provider", refresh.load.p99, "ms", peer.p99),
               row("oidc_provider_refresh_per_s", peer.perSecond, "grants/s"),
             ]
           : []),
         row("ed25519_sign_per_s", signLimit, "signs/s"),
-        row("refresh_target_ratio", refresh.perSecond / 2500, "of 2,500/s target"),
-        row("issue_target_ratio", issue.perSecond / 3000, "of 3,000/s target"),
+        row("refresh_target_ratio", refresh.load.perSecond / 2500, "of 2,500/s target"),
+        row("issue_target_ratio", issue.load.perSecond / 3000, "of 3,000/s target"),
+        // CPU per call over each measured window; the limit column holds the target.
+        row("issue_service_cpu_us", issue.serviceCpuUs, "µs/call"),
+        row("issue_db_cpu_us", issue.dbCpuUs, "µs/call"),
+        row("refresh_service_cpu_us", refresh.serviceCpuUs, "µs/call", 200),
+        row("refresh_db_cpu_us", refresh.dbCpuUs, "µs/call", 200),
+        row("refresh_rows_written", refresh.rowsWritten!, "rows/call", 1),
+        // The same Postgres CPU counting only the backends of the service's connections: what is left
+        // when other users of this shared Postgres (and its background processes) are taken out.
+        row("issue_db_own_backends_cpu_us", issue.ownBackendsCpuUs, "µs/call"),
+        row("refresh_db_own_backends_cpu_us", refresh.ownBackendsCpuUs, "µs/call", 200),
       ],
       {
         concurrency,
         drivers,
         durationS: durationMs / 1000,
         errors: {
-          issue: issue.errors,
-          refresh: refresh.errors,
+          issue: issue.load.errors,
+          refresh: refresh.load.errors,
           oauthRefresh: oauthRefresh.errors,
           oidcProvider: peer?.errors,
         },
         oidcProvider: peer ? OIDC_PROVIDER_CONFIG : "skipped (--peer 0)",
         how: "gatehouse serve in its own process on real Postgres; grpc-js drivers in separate processes; all on this machine's 2 cores",
+        cpu:
+          "utime+stime from /proc over the measured window, divided by successful calls: service = the gatehouse serve process; " +
+          "db = every process named postgres (background processes and other users of this shared Postgres included); " +
+          "ownBackends = only the backends of the service's own connections",
+        rowsWritten: {
+          how: "pg_stat_user_tables n_tup_ins + n_tup_upd over the window, read once the counters stopped moving",
+          statsSettleS,
+          refresh: {
+            perCall: round(refresh.rowsWritten!),
+            hotUpdateShare: refresh.hotUpdateShare === null ? null : round(refresh.hotUpdateShare),
+            ...refresh.rows,
+          },
+        },
         keycloakSizingAnchor: "Keycloak sizing guide budgets 120 refreshes/s per vCPU",
       },
     );
@@ -348,3 +244,7 @@ async function main() {
     await c.end();
   }
 }
+
+const round = (n: number) => Math.round(n * 100) / 100;
+
+await main();

@@ -87,6 +87,8 @@ export async function startTokenService(
   if (ownSchema) await migrate({ kind: "postgres", url: DATABASE_URL, schema });
   const url = new URL(DATABASE_URL);
   url.searchParams.set("schema", schema);
+  // Names the service's Postgres backends in pg_stat_activity, so a bench can find their pids.
+  url.searchParams.set("application_name", schema);
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "bin/gatehouse.mjs", "serve"], {
     cwd: ROOT,
@@ -99,6 +101,8 @@ export async function startTokenService(
       GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
       GATEHOUSE_LOG_LEVEL: "error",
       GATEHOUSE_LOG_PRETTY: "false",
+      // Benchmarks measure serving, not propagation: without Redis the service must be told so.
+      GATEHOUSE_REVOCATION: (env.REDIS_URL ?? process.env.REDIS_URL) ? "stream" : "none",
       ...env,
     },
     stdio: ["ignore", options.showLogs ? "inherit" : "ignore", "inherit"],

@@ -92,7 +92,8 @@ async function createDirect(init: object, databaseUrlFlag: string | undefined) {
     { flags: { "database-url": databaseUrlFlag } },
   );
   // Loaded on demand: the database layer is most of the CLI's start-up time.
-  const { createDatabase } = await import("../shared/database/index.ts");
+  const { checkDatabase, createDatabase } = await import("../shared/database/index.ts");
+  await checkDatabase({ url: settings.databaseUrl });
   const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
   try {
     const requestId = randomUUID();
@@ -293,7 +294,8 @@ const enableCommand = oneClient({
   usage: `Usage: gatehouse clients enable CLIENT_ID [--json]
 
 Re-enables a disabled client. Sessions and tokens revoked when it was disabled stay revoked; rotate
-its secret too if it was disabled because of a leak.`,
+its secret too if it was disabled because of a leak. Right after a disable it waits (up to 3 s) until
+the disable's cut-off has passed, so every token issued once it returns passes the sidecars.`,
   call: (c, clientId) => c.call("enableClient", { clientId }),
   print: (output, res) =>
     output.json

@@ -12,7 +12,12 @@ import {
 } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { databaseSettings, loadSettings, setting, types } from "../shared/config/index.ts";
 import { rewrapKeys } from "../token/keys/key-rewrap.ts";
-import { rotateSuccessorKey } from "../token/keys/refresh-keys.ts";
+import {
+  MAC_PURPOSE,
+  type RefreshKeyPurpose,
+  rotateRefreshKey,
+  SUCCESSOR_PURPOSE,
+} from "../token/keys/refresh-keys.ts";
 import { tokenServiceSettings } from "../token/token-service-settings.ts";
 import { outputFor, printJson, printMessage, table, when } from "./cli-output.ts";
 import { EXIT_OK, parseFlags, UsageError } from "./command.ts";
@@ -230,7 +235,15 @@ ${CONNECTION_USAGE}`,
       res.retiring && `retiring   ${res.retiring.kid}`,
       ...res.retired.map((k) => `retired    ${k.kid}`),
     ].filter(Boolean);
-    output.out(lines.length > 0 ? lines.join("\n") : "nothing was due");
+    if (lines.length > 0) output.out(lines.join("\n"));
+    else if (values.force === true && res.waiting) {
+      output.out(
+        `nothing changed: staged key ${res.waiting.kid} has been published for less than the JWKS cache ` +
+          `period (GATEHOUSE_JWKS_MAX_AGE): \`keys rotate --force\` activates it from ${when(res.waitingActivatableAt)}; ` +
+          `\`gatehouse keys activate ${res.waiting.kid} --force\` switches now, if every sidecar has fetched it`,
+      );
+    } else if (res.waiting) output.out(`nothing was due; staged key ${res.waiting.kid} signs next`);
+    else output.out("nothing was due");
     output.out(`next step due ${when(res.nextRotationAt)}`);
     if (res.staged && !res.activated) {
       output.err(
@@ -294,7 +307,8 @@ again is harmless (keys already under the new key are left alone).
       throw new UsageError("the old and the new master key are the same");
     }
     // Loaded on demand: the database layer is most of the CLI's start-up time.
-    const { createDatabase } = await import("../shared/database/index.ts");
+    const { checkDatabase, createDatabase } = await import("../shared/database/index.ts");
+    await checkDatabase({ url: settings.databaseUrl });
     const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
     try {
       const result = await rewrapKeys(db.prisma, settings.oldMasterKey, settings.newMasterKey, {
@@ -316,52 +330,79 @@ again is harmless (keys already under the new key are left alone).
   },
 };
 
-const rotateSuccessorSettings = {
+const rotateRefreshKeySettings = {
   databaseUrl: databaseSettings.databaseUrl,
   masterKey: tokenServiceSettings.masterKey,
 };
 
-const rotateSuccessor: Subcommand = {
-  name: "rotate-successor",
-  summary: "Replace the refresh-successor key (works on the database)",
-  usage: `Usage: gatehouse keys rotate-successor [--database-url URL] [--json]
+/** `keys rotate-successor` and `keys rotate-mac`: one refresh-key purpose each, same mechanics. */
+function rotateRefreshKeyCommand(
+  purpose: RefreshKeyPurpose,
+  name: string,
+  summary: string,
+  what: string,
+  done: string,
+): Subcommand {
+  return {
+    name,
+    summary,
+    usage: `Usage: gatehouse keys ${name} [--database-url URL] [--json]
 
-Creates a new random refresh-successor key (the HMAC key that derives a rotated refresh token's
-successor, so a repeated Refresh inside the grace window gets the same one) and makes it the one
-new rotations use. The key it replaces is kept: grace replays of tokens it already rotated still
-derive the successor they handed out. Replicas switch within seconds. Audited as refresh_key.rotate.
+${what} Replicas switch within seconds. Audited as refresh_key.rotate.
 Reads GATEHOUSE_MASTER_KEY to encrypt the new key.
 
   --database-url URL   Postgres (default DATABASE_URL)
   --json               print {"kid": NEW, "replaced": OLD}`,
-  async run(argv) {
-    const { values, positionals } = parseFlags(argv, {
-      json: { type: "boolean" },
-      "database-url": { type: "string" },
-    });
-    positionalArgs(positionals, []);
-    const settings = loadSettings(rotateSuccessorSettings, {
-      flags: { "database-url": values["database-url"] },
-    });
-    const { createDatabase } = await import("../shared/database/index.ts");
-    const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
-    try {
-      const result = await rotateSuccessorKey(db.prisma, settings.masterKey, { actor: "system:cli" });
-      const output = outputFor(values.json);
-      if (output.json) printJson(output, result);
-      else
-        output.out(
-          `refresh successors now derive with ${result.kid} (replaced ${result.replaced ?? "none"})`,
-        );
-      return EXIT_OK;
-    } finally {
-      await db.close();
-    }
-  },
-};
+    async run(argv) {
+      const { values, positionals } = parseFlags(argv, {
+        json: { type: "boolean" },
+        "database-url": { type: "string" },
+      });
+      positionalArgs(positionals, []);
+      const settings = loadSettings(rotateRefreshKeySettings, {
+        flags: { "database-url": values["database-url"] },
+      });
+      const { checkDatabase, createDatabase } = await import("../shared/database/index.ts");
+      await checkDatabase({ url: settings.databaseUrl });
+      const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
+      try {
+        const result = await rotateRefreshKey(db.prisma, settings.masterKey, purpose, {
+          actor: "system:cli",
+        });
+        const output = outputFor(values.json);
+        if (output.json) printJson(output, result);
+        else output.out(`${done} ${result.kid} (replaced ${result.replaced ?? "none"})`);
+        return EXIT_OK;
+      } finally {
+        await db.close();
+      }
+    },
+  };
+}
+
+const rotateSuccessor = rotateRefreshKeyCommand(
+  SUCCESSOR_PURPOSE,
+  "rotate-successor",
+  "Replace the refresh-successor key (works on the database)",
+  `Creates a new random refresh-successor key (the HMAC key that derives a rotated refresh token's
+successor, so a repeated Refresh inside the grace window gets the same one) and makes it the one
+new rotations use. The key it replaces is kept: grace replays of tokens it already rotated still
+derive the successor they handed out.`,
+  "refresh successors now derive with",
+);
+
+const rotateMac = rotateRefreshKeyCommand(
+  MAC_PURPOSE,
+  "rotate-mac",
+  "Replace the refresh-token MAC key (works on the database)",
+  `Creates a new random refresh-token MAC key (the HMAC key authenticating refresh tokens, so a
+made-up token is refused before the database is read) and makes it the one new tokens carry. The
+key it replaces is kept: tokens it signed keep verifying until they are rotated.`,
+  "refresh tokens are now signed with",
+);
 
 export const keysCommand = commandGroup(
   "keys",
-  "Manage signing keys and the refresh-successor key: list, create, activate, retire, revoke, rotate, rewrap, rotate-successor",
-  [list, create, activate, retire, revoke, rotate, rewrap, rotateSuccessor],
+  "Manage signing keys and the refresh keys: list, create, activate, retire, revoke, rotate, rewrap, rotate-successor, rotate-mac",
+  [list, create, activate, retire, revoke, rotate, rewrap, rotateSuccessor, rotateMac],
 );

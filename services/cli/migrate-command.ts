@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { databaseSettings, loadSettings } from "../shared/config/index.ts";
-import { createMigration, migrate, migrationStatus } from "../shared/database/index.ts";
+import { connectionFailure, createMigration, migrate, migrationStatus } from "../shared/database/index.ts";
 import type { MigrationTarget } from "../shared/database/target.ts";
 import { type Command, EXIT_FAILED, EXIT_OK, parseFlags, UsageError } from "./command.ts";
 
@@ -50,19 +50,25 @@ export const migrateCommand: Command = {
       return EXIT_OK;
     }
     const target = targetFrom(values);
-    if (values.status) {
-      const status = await migrationStatus(target);
-      for (const name of status.applied) process.stdout.write(`applied  ${name}\n`);
-      for (const name of status.pending) process.stdout.write(`pending  ${name}\n`);
-      for (const name of status.failed) process.stdout.write(`FAILED   ${name}\n`);
-      return status.current ? EXIT_OK : EXIT_FAILED;
+    try {
+      return await migrateOrReport(target, values.status === true);
+    } catch (err) {
+      throw target.kind === "postgres" ? (connectionFailure(err, target.url) ?? err) : err;
     }
-    const { applied } = await migrate(target, { log: (m) => process.stderr.write(`${m}\n`) });
-    process.stdout.write(
-      applied.length === 0
-        ? "database is up to date\n"
-        : `applied ${applied.length}: ${applied.join(", ")}\n`,
-    );
-    return EXIT_OK;
   },
 };
+
+async function migrateOrReport(target: MigrationTarget, statusOnly: boolean): Promise<number> {
+  if (statusOnly) {
+    const status = await migrationStatus(target);
+    for (const name of status.applied) process.stdout.write(`applied  ${name}\n`);
+    for (const name of status.pending) process.stdout.write(`pending  ${name}\n`);
+    for (const name of status.failed) process.stdout.write(`FAILED   ${name}\n`);
+    return status.current ? EXIT_OK : EXIT_FAILED;
+  }
+  const { applied } = await migrate(target, { log: (m) => process.stderr.write(`${m}\n`) });
+  process.stdout.write(
+    applied.length === 0 ? "database is up to date\n" : `applied ${applied.length}: ${applied.join(", ")}\n`,
+  );
+  return EXIT_OK;
+}

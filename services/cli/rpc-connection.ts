@@ -78,9 +78,24 @@ function failure(err: grpc.ServiceError, server: string): Error {
     }
   }
   if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
-    return new GatehouseError("unavailable", `cannot reach the token service at ${server}: ${err.details}`);
+    return new GatehouseError(
+      "unavailable",
+      `cannot reach the token service at ${server} (${unreachableDetail(err.details)}): start it, or point GATEHOUSE_SERVER (--server) at its gRPC port`,
+    );
   }
   return new Error(err.details || err.message);
+}
+
+/**
+ * grpc-js's wording without its scaffolding: "No connection established. Last error: Error: connect
+ * ECONNREFUSED 127.0.0.1:1. Resolution note: " (the note is empty for a plain address) becomes
+ * "connect ECONNREFUSED 127.0.0.1:1".
+ */
+export function unreachableDetail(details: string): string {
+  const last = details.match(/Last error: (?:\w*Error: )?(.*?)\.?(?: Resolution note: (.*))?$/);
+  if (!last) return details.replace(/\.? Resolution note: $/, "");
+  const note = last[2]?.trim();
+  return note ? `${last[1]}; ${note}` : last[1]!;
 }
 
 /**

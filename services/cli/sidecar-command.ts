@@ -58,19 +58,28 @@ export const sidecarCommand: Command = {
           return { bus, revocations };
         })()
       : undefined;
-    const sidecar = await startSidecar({
-      settings,
-      logger,
-      metrics,
-      ...(follow ? follow.revocations.sidecarOptions() : {}),
-    });
+    const stopFollowing = async () => {
+      if (!follow) return;
+      await follow.revocations.stop();
+      await follow.bus.close();
+    };
+    let sidecar: Awaited<ReturnType<typeof startSidecar>>;
+    try {
+      sidecar = await startSidecar({
+        settings,
+        logger,
+        metrics,
+        ...(follow ? follow.revocations.sidecarOptions() : {}),
+      });
+    } catch (err) {
+      // The follower's Redis connections would keep the process alive, never ready, forever.
+      await stopFollowing();
+      throw err;
+    }
     const signal = await untilSignal();
     logger.info({ signal }, "shutting down");
     await sidecar.shutdown();
-    if (follow) {
-      await follow.revocations.stop();
-      await follow.bus.close();
-    }
+    await stopFollowing();
     return EXIT_OK;
   },
 };

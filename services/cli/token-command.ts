@@ -9,9 +9,12 @@ import {
   type JWTPayload,
   jwtVerify,
 } from "jose";
+import { fingerprint } from "../shared/logging/fingerprint.ts";
 import { fields, type Output, outputFor, printJson } from "./cli-output.ts";
 import { EXIT_FAILED, EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { commandGroup, type Subcommand } from "./command-group.ts";
+import { CONNECTION_FLAGS, CONNECTION_USAGE } from "./rpc-connection.ts";
+import { checkRevocation, type RevocationCheck, revocationSourcesFromEnv } from "./token-revocation-check.ts";
 
 interface Verdict {
   jwks: string;
@@ -87,20 +90,38 @@ function show(value: unknown, key: string, now: number): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-function print(output: Output, header: object, claims: JWTPayload, verdict: Verdict | undefined): void {
+function printRevocation(output: Output, check: RevocationCheck): void {
+  if (!check.checked) output.out(`revoked    not checked: ${check.why}`);
+  else if (check.verdict === "live") output.out(`revoked    no (asked ${check.via})`);
+  else if (check.verdict === "revoked") output.out(`revoked    yes: ${check.reason} (asked ${check.via})`);
+  else output.out(`revoked    not active (asked ${check.via}): revoked, expired, or not signed by it`);
+}
+
+function print(
+  output: Output,
+  token: string,
+  header: object,
+  claims: JWTPayload,
+  verdict: Verdict | undefined,
+  revocation: RevocationCheck,
+): void {
   const now = Date.now();
+  // The name logs and audit rows give this token (they never hold the token itself).
+  output.out(`fingerprint ${fingerprint(token)}`);
   output.out("header");
   output.out(indent(fields(Object.entries(header).map(([k, v]) => [k, show(v, k, now)]))));
   output.out("claims");
   output.out(indent(fields(Object.entries(claims).map(([k, v]) => [k, show(v, k, now)]))));
   if (!verdict) {
     output.out("\nnot verified: pass --jwks URL to check the signature against a key set");
+    printRevocation(output, revocation);
     return;
   }
   output.out(
     `\nkey        ${verdict.key ? `${verdict.key.kid} (${verdict.key.alg ?? verdict.key.kty}) in ${verdict.jwks}` : `none in ${verdict.jwks}`}`,
   );
   output.out(`verifies   ${verdict.verifies ? "yes" : `no: ${verdict.problem}`}`);
+  printRevocation(output, revocation);
 }
 
 const indent = (text: string) =>
@@ -111,20 +132,32 @@ const indent = (text: string) =>
 
 const inspect: Subcommand = {
   name: "inspect",
-  summary: "Decode a JWT's header and claims; with --jwks, say which key signed it and whether it verifies",
+  summary:
+    "Decode a JWT's header and claims; say whether it is revoked, and with --jwks which key signed it and whether it verifies",
   usage: `Usage: gatehouse token inspect [TOKEN | -] [--jwks URL] [--issuer ISS] [--audience AUD] [--json]
 
 Decodes an access token's header and claims without trusting them (nothing is verified unless
---jwks is given). The token is read from stdin when TOKEN is "-" or missing. With --jwks, fetches
+--jwks is given), and prints its fingerprint, the name logs and audit rows give it. The token is read from stdin when TOKEN is "-" or missing. With --jwks, fetches
 the key set, names the key the token says signed it, and checks the signature and exp/nbf (and
-iss/aud when given): exit 0 when it would verify, 1 when it would not.
+iss/aud when given).
+
+Revocation: with client credentials (an introspector or admin client) it asks the token service
+(Introspect); otherwise, with REDIS_URL, it reads the revocation stream
+(GATEHOUSE_REVOCATION_STREAM, default gatehouse:revocations) as a sidecar would; otherwise, or when
+neither answers, it says it did not check and why.
+
+Exit 0 when nothing found the token bad, 1 when it would not verify, is revoked, or the token
+service says it is not active.
 
   --jwks URL       key set to check against, e.g. http://127.0.0.1:7480/.well-known/jwks.json
   --issuer ISS     also require this iss
   --audience AUD   also require this aud
-  --json           print {"header", "claims", "verification"} as JSON`,
+  --json           print {"fingerprint", "header", "claims", "verification", "revocation"} as JSON
+
+${CONNECTION_USAGE}`,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, {
+      ...CONNECTION_FLAGS,
       json: { type: "boolean" },
       jwks: { type: "string" },
       issuer: { type: "string" },
@@ -143,10 +176,19 @@ iss/aud when given): exit 0 when it would verify, 1 when it would not.
     const verdict = values.jwks
       ? await verdictFor(token, header.kid, values.jwks, { issuer: values.issuer, audience: values.audience })
       : undefined;
+    const revocation = await checkRevocation(token, claims, header.kid, revocationSourcesFromEnv(values));
     const output = outputFor(values.json);
-    if (output.json) printJson(output, { header, claims, ...(verdict ? { verification: verdict } : {}) });
-    else print(output, header, claims, verdict);
-    return verdict && !verdict.verifies ? EXIT_FAILED : EXIT_OK;
+    if (output.json) {
+      printJson(output, {
+        fingerprint: fingerprint(token),
+        header,
+        claims,
+        ...(verdict ? { verification: verdict } : {}),
+        revocation,
+      });
+    } else print(output, token, header, claims, verdict, revocation);
+    const bad = (verdict && !verdict.verifies) || (revocation.checked && revocation.verdict !== "live");
+    return bad ? EXIT_FAILED : EXIT_OK;
   },
 };
 

@@ -2,7 +2,13 @@ import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadSettings, types } from "../shared/config/index.ts";
-import { type DatabaseTarget, migrate, openPGlite, type PGlite } from "../shared/database/index.ts";
+import {
+  connectionFailure,
+  type DatabaseTarget,
+  migrate,
+  openPGlite,
+  type PGlite,
+} from "../shared/database/index.ts";
 import type { Logger } from "../shared/logging/index.ts";
 import { createMetricsRegistry } from "../shared/metrics/index.ts";
 import { createInProcessBus } from "../shared/revocation/in-process-bus.ts";
@@ -120,7 +126,9 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     const database: DatabaseTarget = pglite
       ? { kind: "pglite", db: pglite }
       : { kind: "postgres", url: settings.databaseUrl };
-    const { applied } = await migrate(database);
+    const { applied } = await migrate(database).catch((err) => {
+      throw database.kind === "postgres" ? (connectionFailure(err, database.url) ?? err) : err;
+    });
     if (applied.length > 0) logger.info({ applied }, "migrations applied");
 
     // Without REDIS_URL the relay publishes to a bus in this process, which the sidecar follows.

@@ -1,11 +1,12 @@
-import type { SettingsOf } from "../shared/config/settings.ts";
+import { ConfigError, type SettingsOf } from "../shared/config/settings.ts";
 import type { Logger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/registry.ts";
+import { listenFailure } from "../shared/rpc/listen-failure.ts";
 import { createControlServer } from "./control/control-server.ts";
 import { createDecisionMetrics } from "./control/decision-metrics.ts";
 import { createGuard } from "./control/guard.ts";
 import { lightFetch } from "./control/light-fetch.ts";
-import { type Readiness, readinessOf } from "./control/readiness.ts";
+import { type PolicyRefusal, type Readiness, readinessOf } from "./control/readiness.ts";
 import { createCheckHandler } from "./ext-authz/check.ts";
 import { createForwardAuth } from "./forward-auth/forward-auth.ts";
 import { createJwksCache, type JwksCache } from "./jwks/jwks-cache.ts";
@@ -18,6 +19,7 @@ import { createMemoryRevocationState } from "./revocation-state/memory-revocatio
 import { revocationSourceOf } from "./revocation-state/revocation-source.ts";
 import type { RevocationState } from "./revocation-state/revocation-state.ts";
 import type { sidecarSettings } from "./sidecar-settings.ts";
+import { assertSomeTokenAccepted, policyStartError } from "./startup-checks.ts";
 import { createVerifier } from "./verifier/create-verifier.ts";
 
 export type SidecarSettings = SettingsOf<typeof sidecarSettings>;
@@ -114,6 +116,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
   let watcher: PolicyWatcher | undefined;
   let decisionMetrics: ReturnType<typeof createDecisionMetrics> | undefined;
   let policy: () => Policy;
+  let policyRefusal: PolicyRefusal | undefined;
   try {
     if (settings.policyFile === undefined) {
       const fixed = defaultPolicy();
@@ -121,16 +124,27 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     } else {
       watcher = watchPolicy(
         settings.policyFile,
-        () => decisionMetrics?.policyReload("ok"),
-        () => decisionMetrics?.policyReload("error"),
+        () => {
+          policyRefusal = undefined;
+          decisionMetrics?.policyReload("ok");
+        },
+        (err) => {
+          const error = err.message.split("\n")[0] ?? "";
+          policyRefusal = { refused: true, at: new Date(now()).toISOString(), error };
+          decisionMetrics?.policyReload("error");
+        },
         { logger: logger.child({ part: "policy" }) },
       );
       policy = watcher.current;
     }
+    assertSomeTokenAccepted(policy(), settings.audiences);
   } catch (err) {
     jwks.stop();
+    watcher?.close();
     clearInterval(keepFresh);
-    throw err;
+    throw settings.policyFile !== undefined && !(err instanceof ConfigError)
+      ? policyStartError(settings.policyFile, err)
+      : err;
   }
 
   const verifier = createVerifier({
@@ -188,6 +202,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
       revocationSource,
       failOpen,
       policy: () => policy().source,
+      policyRefusal: () => policyRefusal,
       draining: () => draining,
       contributors,
       now,
@@ -229,10 +244,15 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
   let proxyPort: number;
   let controlPort: number;
   try {
-    proxyPort = await proxy.listen(settings.proxyListen.host, settings.proxyListen.port);
-    controlPort = await control.listen(settings.controlListen.host, settings.controlListen.port);
+    proxyPort = await proxy
+      .listen(settings.proxyListen.host, settings.proxyListen.port)
+      .catch((err) => Promise.reject(listenFailure("GATEHOUSE_PROXY_LISTEN", settings.proxyListen, err)));
+    controlPort = await control
+      .listen(settings.controlListen.host, settings.controlListen.port)
+      .catch((err) => Promise.reject(listenFailure("GATEHOUSE_CONTROL_LISTEN", settings.controlListen, err)));
   } catch (err) {
     await proxy.close(0);
+    await control.close(0);
     jwks.stop();
     watcher?.close();
     clearInterval(keepFresh);

@@ -180,6 +180,13 @@ export const tokenServiceSettings = {
     default: "1000/2000",
     schema: rateLimitSetting(),
   }),
+  revocation: setting({
+    env: "GATEHOUSE_REVOCATION",
+    description:
+      "stream: refuse to start without a revocation stream to publish to (REDIS_URL); none: run without one, so sidecars following a stream never hear of revocations (`gatehouse dev` has its own in-process stream)",
+    default: "stream",
+    schema: types.oneOf(["stream", "none"]),
+  }),
   clientsFile: setting({
     env: "GATEHOUSE_CLIENTS_FILE",
     description:

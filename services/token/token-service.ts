@@ -1,6 +1,6 @@
 import type http from "node:http";
 import type { SettingsOf } from "../shared/config/index.ts";
-import { createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
+import { checkDatabase, createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
 import type { DatabaseTarget } from "../shared/database/target.ts";
 import type { Logger } from "../shared/logging/index.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/index.ts";
@@ -9,6 +9,7 @@ import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
+import { createFailedLoginAudit } from "./audit/failed-login-audit.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
 import { createCallerGate } from "./clients/caller-gate.ts";
 import { createClientChangeWatch } from "./clients/client-change-watch.ts";
@@ -19,7 +20,7 @@ import { createSessionJanitor, type SessionJanitor } from "./janitor/session-jan
 import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
 import { createKeyRing, KEY_RING_POLL_MS, type KeyRing } from "./keys/key-ring.ts";
 import { createKeyRotation, type KeyRotation } from "./keys/key-rotation.ts";
-import { createSuccessorKeys } from "./keys/refresh-keys.ts";
+import { createMacKeys, createSuccessorKeys } from "./keys/refresh-keys.ts";
 import { createSigningKeys } from "./keys/signing-keys.ts";
 import { oauthRoutes } from "./oauth/oauth-routes.ts";
 import {
@@ -29,6 +30,7 @@ import {
   revokeGuardFromConfig,
 } from "./overload/guard-from-config.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
+import { registerRevocationTransport, revocationTransportOf } from "./revocation/revocation-transport.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
 import { createSqlTokenStore } from "./store/sql-token-store.ts";
 import { pgliteTransactions, poolTransactions } from "./store/sql-transaction.ts";
@@ -66,7 +68,8 @@ export interface StartTokenServiceOptions {
   now?: () => number;
   /**
    * The revocation bus the outbox relay publishes to (e.g. an in-process bus for `gatehouse dev`).
-   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox.
+   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox,
+   * which `config.revocation` must allow (`none`).
    */
   bus?: RevocationBus;
   /** Overrides the relay's fast-path publish (tests). */
@@ -88,17 +91,34 @@ export interface RunningTokenService {
 export async function startTokenService(options: StartTokenServiceOptions): Promise<RunningTokenService> {
   const { config, logger } = options;
   const now = options.now ?? Date.now;
+  const transport = revocationTransportOf(
+    config.revocation,
+    config.redisUrl !== undefined && config.redisUrl !== "",
+    options.bus !== undefined,
+  );
   const metrics = options.metrics ?? createMetricsRegistry("token");
+  // Before the pool and Prisma: an unreachable, misnamed or unmigrated database is one line, not
+  // Prisma's dump from whichever query happened to run first.
+  if (options.database.kind === "postgres") await checkDatabase(options.database);
   const db = await createDatabase(options.database, { poolSize: config.databasePoolSize });
   let servers: RpcServers | undefined;
   const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });
-  const successorKeys = createSuccessorKeys({
+  const refreshKeyOptions = {
     prisma: db.prisma,
     masterKey: config.masterKey,
     log: logger,
     pollMs: KEY_RING_POLL_MS,
     now,
-  });
+  };
+  const successorKeys = createSuccessorKeys(refreshKeyOptions);
+  const macKeys = createMacKeys(refreshKeyOptions);
+  registerRevocationTransport(metrics, transport);
+  if (transport === "none") {
+    logger.warn(
+      { revocation: transport },
+      "GATEHOUSE_REVOCATION=none: revocations are not published, so sidecars accept revoked tokens until they expire",
+    );
+  }
   let rotation: KeyRotation | undefined;
   let retention: AuditRetention | undefined;
   let janitor: SessionJanitor | undefined;
@@ -125,15 +145,23 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     },
     log: logger,
   });
+  const failedLogins = createFailedLoginAudit({
+    db: executor,
+    isListed: clientWatch.isListed,
+    now,
+    log: logger,
+  });
   const authenticator = createCallerAuthenticator({
     clients: prismaClientLookup(db.prisma),
     cacheTtlMs: config.credentialCacheTtl,
     isListed: clientWatch.isListed,
+    onRefused: failedLogins.refused,
     now,
   });
   try {
     await keys.start();
     await successorKeys.start();
+    await macKeys.start();
     await clientWatch.start();
     relay?.start();
     const deps = {
@@ -142,6 +170,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       keys,
       issuer: config.issuer,
       successorKeys,
+      macKeys,
       maxAccessTokenTtlSeconds: Math.floor(config.maxAccessTokenTtl / 1000),
       now,
       publish: options.publish ?? relay?.publish ?? (async () => false),
@@ -180,8 +209,8 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     }
     const readiness = createReadiness(db, keys);
     servers = await startRpcServers({
-      grpc: config.grpcListen,
-      http: config.httpListen,
+      grpc: { ...config.grpcListen, setting: "GATEHOUSE_LISTEN" },
+      http: { ...config.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
       services: [tokenServiceHandlers(deps), adminServiceHandlers({ ...deps, signingKeys })],
       logger,
       metrics,
@@ -190,7 +219,11 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         ...oauthRoutes({ ...deps, gate: createCallerGate(deps) }, { logger, metrics }),
         "GET /readyz": async (_req, res) => {
           const problems = await readiness();
-          sendJson(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
+          sendJson(res, problems.length === 0 ? 200 : 503, {
+            ready: problems.length === 0,
+            problems,
+            revocation: transport,
+          });
         },
         "GET /metrics": async (_req, res) => {
           const text = await metrics.metrics();
@@ -202,6 +235,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   } catch (err) {
     keys.stop();
     successorKeys.stop();
+    macKeys.stop();
     await clientWatch.stop();
     await relay?.stop();
     await ownBus?.close();
@@ -211,6 +245,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   const started = servers;
   rotation?.start();
   retention?.start();
+  failedLogins.start();
   janitor?.start();
   logger.info(
     { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
@@ -229,11 +264,13 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         await started.shutdown(config.shutdownGrace);
         await rotation?.stop();
         await retention?.stop();
+        await failedLogins.stop();
         await janitor?.stop();
         await relay?.stop();
         await ownBus?.close();
         keys.stop();
         successorKeys.stop();
+        macKeys.stop();
         await clientWatch.stop();
         await db.close();
         logger.info("token service stopped");

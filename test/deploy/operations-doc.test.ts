@@ -7,6 +7,7 @@ const doc = readRepoFile("docs/operations.md");
 
 /** Variables the admin CLI and the image's health check read, outside the server settings. */
 const NOT_SERVER_SETTINGS = [
+  "GATEHOUSE_SERVER",
   "GATEHOUSE_CLIENT_ID",
   "GATEHOUSE_CLIENT_SECRET",
   "GATEHOUSE_OLD_MASTER_KEY",
@@ -41,5 +42,35 @@ describe("docs/operations.md stays true to the code and the deploy files", () =>
       expect(doc).toContain(metric);
       expect(sources).toContain(`"${metric}"`);
     }
+  });
+
+  it("names every metric Gatehouse registers", () => {
+    const root = join(REPO, "services");
+    const files = (readdirSync(root, { recursive: true }) as string[]).filter(
+      (f) => f.endsWith(".ts") && !f.startsWith("gen"),
+    );
+    const registered = new Set<string>();
+    for (const f of files) {
+      for (const m of readFileSync(join(root, f), "utf8").matchAll(/"(gatehouse_[a-z0-9_]+)"/g))
+        registered.add(m[1]!);
+    }
+    expect(registered.size).toBeGreaterThan(20);
+    const watch = doc.slice(doc.indexOf("## What to watch"));
+    const missing = [...registered].filter((name) => !watch.includes(`\`${name}\``));
+    expect(missing, 'metrics missing from "What to watch" in docs/operations.md').toEqual([]);
+  });
+
+  it("lists every audit actor the code writes", () => {
+    const root = join(REPO, "services");
+    const actors = new Set<string>();
+    for (const f of readdirSync(root, { recursive: true }) as string[]) {
+      if (!f.endsWith(".ts") || f.startsWith("gen")) continue;
+      for (const m of readFileSync(join(root, f), "utf8").matchAll(/["`](system:[a-z-]+:?)/g))
+        actors.add(m[1]!);
+    }
+    expect(actors).toContain("system:key-ring");
+    const audit = doc.slice(doc.indexOf("## Audit log"), doc.indexOf("## What to watch"));
+    const missing = [...actors].filter((actor) => !audit.includes(`\`${actor}`));
+    expect(missing, "actors missing from the Audit log section of docs/operations.md").toEqual([]);
   });
 });

@@ -58,6 +58,7 @@ function config(
     publishTimeout: 500,
     auditRetention: 400 * 86_400_000,
     shutdownGrace: 1000,
+    revocation: "none",
     ...overrides,
   };
 }
@@ -925,7 +926,7 @@ describe("master key", () => {
     const result = await rewrapKeys(prisma, masterKey, newKey);
     const rows = await prisma.signingKey.findMany({ select: { kid: true, privateKeyEnc: true } });
     const refreshKeys = await prisma.refreshKey.count();
-    expect(refreshKeys).toBe(1);
+    expect(refreshKeys).toBe(2); // the successor key and the MAC key
     expect(result).toEqual({ rewrapped: rows.length + refreshKeys, alreadyNew: 0 });
     const raw = await tdb.db.pool!.query("SELECT kid, private_key_enc FROM signing_keys");
     for (const r of raw.rows as { kid: string; private_key_enc: Buffer }[]) {

@@ -149,6 +149,7 @@ describe("audit retention", () => {
         GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
         GATEHOUSE_KEY_ROTATION: "off",
         GATEHOUSE_SHUTDOWN_GRACE: "1s",
+        GATEHOUSE_REVOCATION: "none",
       },
     });
     expect(config.auditRetention).toBe(RETENTION);

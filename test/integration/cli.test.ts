@@ -1,10 +1,14 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fingerprint } from "../../services/shared/logging/fingerprint.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
+import { encodeRevocationEntry } from "../../services/shared/revocation/revocation-entry.ts";
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { useTestRedis } from "../support/redis.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
 import { testServiceConfig } from "../support/token-service-config.ts";
@@ -181,6 +185,8 @@ describe("keys", () => {
     const early = await gatehouse(["keys", "activate", es.key.kid]);
     expect(early.code).toBe(1);
     expect(early.stderr).toMatch(/failed_precondition/);
+    expect(early.stderr).toMatch(/or now with --force/);
+    expect(early.stderr).not.toMatch(/pass force/);
     const [activated, retired] = await Promise.all([
       gatehouse(["keys", "activate", es.key.kid, "--force"]),
       gatehouse(["keys", "retire", rsaKid, "--json"]).then(json),
@@ -192,9 +198,20 @@ describe("keys", () => {
 
     const rotated = await gatehouse(["keys", "rotate", "--force", "--json"]).then(json);
     expect(rotated.staged.status).toBe("SIGNING_KEY_STATUS_STAGED");
-    const again = await gatehouse(["keys", "rotate"]);
+    const [again, forcedAgain] = await Promise.all([
+      gatehouse(["keys", "rotate"]),
+      gatehouse(["keys", "rotate", "--force"]),
+    ]);
     expect(again.code).toBe(0);
-    expect(again.stdout).toMatch(/nothing was due/);
+    expect(again.stdout).toMatch(new RegExp(`nothing was due; staged key ${rotated.staged.kid} signs next`));
+    // Forced with a young staged key: says why nothing happened and what would switch now.
+    expect(forcedAgain.code).toBe(0);
+    expect(forcedAgain.stdout).not.toMatch(/nothing was due/);
+    expect(forcedAgain.stdout).toMatch(
+      new RegExp(
+        `nothing changed: staged key ${rotated.staged.kid} has been published for less than the JWKS cache period .*keys activate ${rotated.staged.kid} --force`,
+      ),
+    );
 
     const revoked = await gatehouse(["keys", "revoke", es.key.kid, "--reason", "drill"]);
     expect(revoked.code).toBe(0);
@@ -404,19 +421,24 @@ describe("sessions, audit and tokens", () => {
     const jwks = `http://127.0.0.1:${service.httpPort}/.well-known/jwks.json`;
     const [h, p, s] = accessToken.split(".");
     const forged = `${h}.${Buffer.from(JSON.stringify({ sub: "mallory", exp: 9_999_999_999 })).toString("base64url")}.${s}`;
+    // Signatures and claims only: without credentials or Redis, revocation is not checked (the
+    // session behind this token was revoked above; the next test covers revocation).
+    const env = { GATEHOUSE_CLIENT_ID: undefined, GATEHOUSE_CLIENT_SECRET: undefined };
     const [plain, checked, fromStdin, bad, garbage] = await Promise.all([
-      gatehouse(["token", "inspect", accessToken]),
-      gatehouse(["token", "inspect", accessToken, "--jwks", jwks, "--audience", "orders", "--json"]).then(
-        json,
-      ),
-      gatehouse(["token", "inspect", "-", "--jwks", jwks], { input: `Bearer ${accessToken}\n` }),
-      gatehouse(["token", "inspect", forged, "--jwks", jwks]),
-      gatehouse(["token", "inspect", "not-a-jwt"]),
+      gatehouse(["token", "inspect", accessToken], { env }),
+      gatehouse(["token", "inspect", accessToken, "--jwks", jwks, "--audience", "orders", "--json"], {
+        env,
+      }).then(json),
+      gatehouse(["token", "inspect", "-", "--jwks", jwks], { env, input: `Bearer ${accessToken}\n` }),
+      gatehouse(["token", "inspect", forged, "--jwks", jwks], { env }),
+      gatehouse(["token", "inspect", "not-a-jwt"], { env }),
     ]);
     expect(plain.code).toBe(0);
     expect(plain.stdout).toMatch(/typ:\s+at\+jwt/);
     expect(plain.stdout).toMatch(/sub:\s+alice/);
     expect(plain.stdout).toMatch(/not verified/);
+    // The name logs and audit rows give the token, to match them against it.
+    expect(plain.stdout).toContain(`fingerprint ${fingerprint(accessToken)}`);
     const kid = JSON.parse(Buffer.from(h!, "base64url").toString()).kid;
     expect(checked).toMatchObject({
       header: { kid, typ: "at+jwt" },
@@ -431,6 +453,68 @@ describe("sessions, audit and tokens", () => {
     expect(p).toBeDefined();
     expect(garbage.code).toBe(1);
     expect(garbage.stderr).toMatch(/not a JWT/);
+  });
+});
+
+describe("token inspect and revocation", () => {
+  it("asks the token service, else the Redis stream, else says plainly it did not check", {
+    timeout: 180_000,
+  }, async () => {
+    const issuer = grpcTokenClient(service.grpcPort, web);
+    const [kept, revoked] = [
+      (await issuer.issue({ subject: "carol", audience: ["orders"] })).accessToken,
+      (await issuer.issue({ subject: "dave", audience: ["orders"] })).accessToken,
+    ];
+    issuer.close();
+    const revokedRun = await gatehouse(["sessions", "revoke", "--access-token", revoked]);
+    expect(revokedRun.code).toBe(0);
+
+    const tredis = await useTestRedis("inspect");
+    try {
+      const stream = `${tredis.prefix}revocations`;
+      const claims = decodeJwt(revoked);
+      const event = {
+        type: "token_revoked" as const,
+        id: "00000000-0000-4000-8000-000000000001",
+        at: Date.now(),
+        until: claims.exp!,
+        jti: claims.jti!,
+      };
+      await tredis.redis.xadd(stream, "*", ...encodeRevocationEntry(event));
+      const noCreds = { GATEHOUSE_CLIENT_ID: undefined, GATEHOUSE_CLIENT_SECRET: undefined };
+      const viaRedis = { ...noCreds, REDIS_URL: tredis.url, GATEHOUSE_REVOCATION_STREAM: stream };
+      const [svcKept, svcRevoked, redisKept, redisRevoked, unchecked, svcDown, json] = await Promise.all([
+        gatehouse(["token", "inspect", kept]),
+        gatehouse(["token", "inspect", revoked]),
+        gatehouse(["token", "inspect", kept], { env: viaRedis }),
+        gatehouse(["token", "inspect", revoked], { env: viaRedis }),
+        gatehouse(["token", "inspect", revoked], { env: noCreds }),
+        gatehouse(["token", "inspect", revoked], { env: { GATEHOUSE_SERVER: "127.0.0.1:9" } }),
+        gatehouse(["token", "inspect", revoked, "--json"]),
+      ]);
+      expect(svcKept.code).toBe(0);
+      expect(svcKept.stdout).toMatch(
+        /revoked\s+no \(asked the token service at 127\.0\.0\.1:\d+ \(Introspect\)\)/,
+      );
+      expect(svcRevoked.code).toBe(1);
+      expect(svcRevoked.stdout).toMatch(
+        /revoked\s+not active \(asked the token service .*\): revoked, expired/,
+      );
+      expect(redisKept.code).toBe(0);
+      expect(redisKept.stdout).toMatch(/revoked\s+no \(asked the revocation stream .* in Redis\)/);
+      expect(redisRevoked.code).toBe(1);
+      expect(redisRevoked.stdout).toMatch(/revoked\s+yes: token_revoked \(asked the revocation stream/);
+      // Without a source it decodes, exits 0, and says it did not look.
+      expect(unchecked.code).toBe(0);
+      expect(unchecked.stdout).toMatch(/revoked\s+not checked: set GATEHOUSE_CLIENT_ID/);
+      expect(svcDown.code).toBe(0);
+      expect(svcDown.stdout).toMatch(
+        /revoked\s+not checked: token service: cannot reach the token service at 127\.0\.0\.1:9/,
+      );
+      expect(JSON.parse(json.stdout).revocation).toMatchObject({ checked: true, verdict: "inactive" });
+    } finally {
+      await tredis.cleanup();
+    }
   });
 });
 
@@ -487,6 +571,32 @@ describe("keys rotate-successor and rewrap", () => {
       [r.kid],
     );
     expect(audit.rows).toEqual([{ actor: "system:cli" }]);
+  });
+
+  it("rotate-mac replaces the refresh-token MAC key on the database, keeping the old one", {
+    timeout: 180_000,
+  }, async () => {
+    const active = await tdb.db.pool!.query(
+      "SELECT kid FROM refresh_keys WHERE purpose = 'mac' AND status = 'active'",
+    );
+    const r = await gatehouse(["keys", "rotate-mac", "--json"], {
+      env: { GATEHOUSE_MASTER_KEY: masterKey.toString("base64") },
+    }).then(json);
+    expect(r).toEqual({
+      kid: expect.stringMatching(/^rk-mac-[0-9a-f]{16}$/),
+      replaced: active.rows[0]?.kid ?? null,
+    });
+    const again = await gatehouse(["keys", "rotate-mac", "--json"], {
+      env: { GATEHOUSE_MASTER_KEY: masterKey.toString("base64") },
+    }).then(json);
+    expect(again.replaced).toBe(r.kid);
+    const rows = await tdb.db.pool!.query("SELECT kid, status FROM refresh_keys WHERE purpose = 'mac'");
+    expect(rows.rows).toEqual(
+      expect.arrayContaining([
+        { kid: r.kid, status: "previous" },
+        { kid: again.kid, status: "active" },
+      ]),
+    );
   });
 
   it("re-encrypts every key under a new master key, and refuses keys that open with neither", {

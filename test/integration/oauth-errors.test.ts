@@ -218,7 +218,7 @@ describe("token endpoint errors (RFC 6749 §5.2)", () => {
   it.each([
     "password",
     "authorization_code",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
     "constructor",
     "__proto__",
   ])("unsupported_grant_type: %s", async (grantType) => {

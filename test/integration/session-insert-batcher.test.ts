@@ -50,6 +50,7 @@ function session(overrides: Partial<NewSession> = {}): NewSession {
         ? { userAgent: "curl/8 ✓", ipAddress: "10.0.0.1", name: "laptop" }
         : { userAgent: null, ipAddress: null, name: null },
     refreshTokenHash: randomBytes(32),
+    refreshMacKid: "rk-mac-test",
     ...overrides,
   };
 }
@@ -60,8 +61,8 @@ async function stored(id: string) {
     `SELECT s.subject, s.client_id, s.tenant, s.scopes, s.audience, s.claims, s.version, s.signing_kid,
             s.created_at, s.last_used_at, s.idle_expires_at, s.expires_at, s.revoked_at,
             s.device_user_agent, s.device_ip_address, s.device_name,
-            r.created_at AS rt_created_at, r.expires_at AS rt_expires_at, r.token_hash
-     FROM sessions s JOIN refresh_tokens r ON r.session_id = s.id WHERE s.id = $1`,
+            s.refresh_generation, s.refresh_mac_kid, s.refresh_hash AS token_hash
+     FROM sessions s WHERE s.id = $1`,
     [id],
   );
   return rows;

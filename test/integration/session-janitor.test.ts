@@ -379,7 +379,7 @@ const backendPid: SqlStatement<{ pid: number }> = {
 };
 
 describe("retention keeps a just-expired family recognisable", () => {
-  it("a rotated token of a family that expired inside the retention is still known; past it, it is gone", async () => {
+  it("a rotated token of a family that expired inside the retention is still recognised as reuse and audited; past it, it is gone", async () => {
     const deps = await flowDeps(tdb.db.prisma, poolExecutor(tdb.db.pool!), clock.now);
     try {
       const caller = () => ({ client: web, requestId: "req" });
@@ -400,12 +400,19 @@ describe("retention keeps a just-expired family recognisable", () => {
       // The session idles out (14 days), then most of the retention passes: the janitor keeps it.
       clock.advance(14 * DAY + RETENTION - MINUTE);
       expect((await janitor(onPool(tdb.db.pool!)).runOnce()).deleted.sessions).toBe(0);
-      await expect(reuse()).rejects.toMatchObject({ code: "token_expired" });
+      // Reuse of the expired family is still recognised, and audited (it was token_expired before).
+      await expect(reuse()).rejects.toMatchObject({ code: "refresh_token_reused" });
+      const audited = await q(
+        "SELECT outcome FROM audit_events WHERE action = 'refresh_token.reuse' AND target_id = $1",
+        [second.sessionId],
+      );
+      expect(audited).toEqual([{ outcome: "denied" }]);
 
       clock.advance(2 * MINUTE);
+      // The family's refresh state was its session row: no refresh_tokens rows to delete.
       expect((await janitor(onPool(tdb.db.pool!)).runOnce()).deleted).toEqual({
         sessions: 1,
-        refreshTokens: 2,
+        refreshTokens: 0,
       });
       await expect(reuse()).rejects.toMatchObject({ code: "invalid_grant" });
     } finally {
@@ -432,6 +439,7 @@ describe("scheduling", () => {
         GATEHOUSE_SHUTDOWN_GRACE: "1s",
         GATEHOUSE_AUDIT_RETENTION: "off",
         GATEHOUSE_JANITOR_INTERVAL: "1h",
+        GATEHOUSE_REVOCATION: "none",
       },
     });
     const service = await startTokenService({

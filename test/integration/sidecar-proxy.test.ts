@@ -1034,6 +1034,17 @@ describe("operations", () => {
       ),
     );
     expect((await request(sidecar.proxyPort, "/reloaded", { agent })).status).toBe(200);
+    // /readyz says the file on disk was refused, and stays ready: the previous policy still decides.
+    const refused = await fetch(`http://127.0.0.1:${sidecar.controlPort}/readyz`);
+    expect(refused.status).toBe(200);
+    const body = (await refused.json()) as { policyReload: { refused: boolean; at: string } };
+    expect(body.policyReload).toMatchObject({ refused: true, error: expect.stringContaining(file) });
+    expect(Date.parse(body.policyReload.at)).toBeGreaterThan(0);
+    // A file that compiles again clears it.
+    writeFileSync(file, POLICY);
+    await until(async () => (await request(sidecar.proxyPort, "/reloaded", { agent })).status === 401);
+    const fixed = (await (await fetch(`http://127.0.0.1:${sidecar.controlPort}/readyz`)).json()) as object;
+    expect(fixed).toMatchObject({ policyReload: { refused: false } });
     agent.destroy();
   });
 

@@ -73,6 +73,7 @@ describe("gatehouse sidecar without REDIS_URL", () => {
   const env = {
     PATH: process.env.PATH,
     GATEHOUSE_ISSUER: ISSUER,
+    GATEHOUSE_AUDIENCES: "orders",
     ...NOWHERE,
     GATEHOUSE_PROXY_LISTEN: "127.0.0.1:0",
     GATEHOUSE_CONTROL_LISTEN: "127.0.0.1:0",

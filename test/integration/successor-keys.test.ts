@@ -10,6 +10,7 @@ import {
 } from "../../services/token/token-service.ts";
 import { deriveSuccessor, hashRefreshToken } from "../../services/token/tokens/refresh-token-format.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { createLegacySession } from "../support/legacy-refresh-tokens.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient, testClock } from "../support/token-fixtures.ts";
 
@@ -43,6 +44,7 @@ function start(key: TokenServiceConfig["masterKey"]): Promise<RunningTokenServic
     publishTimeout: 500,
     auditRetention: 0,
     shutdownGrace: 1000,
+    revocation: "none",
   };
   return startTokenService({
     config,
@@ -76,9 +78,11 @@ const login = (subject: string) =>
   withTokens((t) => t.issue({ subject, audience: ["orders"], scopes: ["orders:read"] }));
 const refresh = (refreshToken: string) => withTokens((t) => t.refresh({ refreshToken }));
 
+/** The successor key recorded with a token's rotation: on the session row (v2) or its legacy row. */
 async function successorKidOf(token: string): Promise<string | null> {
   const { rows } = await tdb.db.pool!.query(
-    "SELECT successor_kid FROM refresh_tokens WHERE token_hash = $1",
+    `SELECT refresh_successor_kid AS successor_kid FROM sessions WHERE refresh_previous_hash = $1
+     UNION ALL SELECT successor_kid FROM refresh_tokens WHERE token_hash = $1`,
     [hashRefreshToken(token)],
   );
   return rows[0].successor_kid;
@@ -86,7 +90,13 @@ async function successorKidOf(token: string): Promise<string | null> {
 
 describe("refresh successor key", () => {
   it("replays a rotation made the old way (no successor kid, key derived from the master key)", async () => {
-    const { refreshToken } = await login("old-row");
+    const { refreshToken } = await createLegacySession(tdb.db.pool!, {
+      clientId: "web",
+      subject: "old-row",
+      audience: ["orders"],
+      scopes: ["orders:read"],
+      now: clock.now(),
+    });
     const legacyKey = Buffer.from(
       hkdfSync("sha256", masterKey, Buffer.alloc(0), "gatehouse refresh-token successor v1", 32),
     );

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import { encodePageToken } from "../../services/token/admin/page-cursor.ts";
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
+import { hashRefreshToken } from "../../services/token/tokens/refresh-token-format.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import {
   connectJsonClient,
@@ -146,9 +147,10 @@ describe("Issue and Refresh over gRPC and Connect/JSON", () => {
       Array.from({ length: 50 }, () => c.refresh({ refreshToken: first.refreshToken })),
     );
     expect(new Set(results.map((r) => r.refreshToken)).size).toBe(1);
+    // One rotation, whose successor is the session's live token.
     const live = await tdb.db.pool!.query(
-      "SELECT count(*)::int AS n FROM refresh_tokens WHERE session_id = $1 AND used_at IS NULL",
-      [first.sessionId],
+      "SELECT count(*)::int AS n FROM sessions WHERE id = $1 AND refresh_generation = 2 AND refresh_hash = $2",
+      [first.sessionId, hashRefreshToken(results[0]!.refreshToken)],
     );
     expect(live.rows[0].n).toBe(1);
     c.close();
@@ -195,12 +197,15 @@ describe("Issue and Refresh over gRPC and Connect/JSON", () => {
     ["oversized", "a".repeat(5000)],
   ])("refuses a %s refresh token with INVALID_ARGUMENT and writes nothing", async (_label, token) => {
     const c = grpcAs("web");
-    const before = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM refresh_tokens");
+    // Refresh state: legacy token rows, and the generations of every session.
+    const state =
+      "SELECT ((SELECT count(*) FROM refresh_tokens) + (SELECT coalesce(sum(refresh_generation), 0) FROM sessions))::int AS n";
+    const before = await tdb.db.pool!.query(state);
     expect(await failure(c.refresh({ refreshToken: token }))).toMatchObject({
       code: 3,
       reason: "invalid_request",
     });
-    const after = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM refresh_tokens");
+    const after = await tdb.db.pool!.query(state);
     expect(after.rows[0].n).toBe(before.rows[0].n);
     c.close();
   });
@@ -273,9 +278,15 @@ describe("HTTP endpoints", () => {
       jwks_uri: `${ISSUER}/.well-known/jwks.json`,
     });
     expect((await fetch(`${base()}/healthz`)).status).toBe(200);
-    expect(await (await fetch(`${base()}/readyz`)).json()).toEqual({ ready: true, problems: [] });
+    // No bus here (testServiceConfig: GATEHOUSE_REVOCATION=none), which readiness reports.
+    expect(await (await fetch(`${base()}/readyz`)).json()).toEqual({
+      ready: true,
+      problems: [],
+      revocation: "none",
+    });
     const metrics = await (await fetch(`${base()}/metrics`)).text();
     expect(metrics).toContain("gatehouse_rpc_duration_seconds");
+    expect(metrics).toMatch(/gatehouse_token_revocation_transport\{transport="none"[^}]*\} 1/);
     expect(metrics).not.toMatch(/gthr_/);
   });
 });

@@ -56,6 +56,7 @@ export async function startTestTokenService(tdb: TestDatabase): Promise<TestToke
       GATEHOUSE_JWKS_MAX_AGE: "5m",
       GATEHOUSE_KEY_ROTATION: "off",
       GATEHOUSE_SHUTDOWN_GRACE: "1s",
+      GATEHOUSE_REVOCATION: "none",
     },
   });
   const service = await startTokenService({

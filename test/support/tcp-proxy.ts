@@ -15,6 +15,8 @@ export interface TcpProxy {
   readonly running: boolean;
   /** Client connections accepted so far. */
   readonly connections: number;
+  /** Client connections open now (each with its connection to the server behind). */
+  readonly open: number;
 }
 
 /**
@@ -78,6 +80,9 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
     },
     get connections() {
       return connections;
+    },
+    get open() {
+      return pairs.size;
     },
     pause() {
       paused = true;

@@ -5,7 +5,7 @@ import type { ClientRecord } from "../../services/token/clients/client-record.ts
 import { generateClientSecret, hashClientSecret } from "../../services/token/clients/client-secret.ts";
 import type { FlowDeps } from "../../services/token/flows/flow-deps.ts";
 import { createKeyRing } from "../../services/token/keys/key-ring.ts";
-import { createSuccessorKeys } from "../../services/token/keys/refresh-keys.ts";
+import { createMacKeys, createSuccessorKeys } from "../../services/token/keys/refresh-keys.ts";
 import type { SqlExecutor } from "../../services/token/store/sql-executor.ts";
 import { createSqlTokenStore } from "../../services/token/store/sql-token-store.ts";
 
@@ -69,6 +69,8 @@ export async function flowDeps(
   await keys.start();
   const successorKeys = createSuccessorKeys({ prisma, masterKey, log, pollMs: 60_000 });
   await successorKeys.start();
+  const macKeys = createMacKeys({ prisma, masterKey, log, pollMs: 60_000 });
+  await macKeys.start();
   const published: string[][] = [];
   return {
     prisma,
@@ -76,6 +78,7 @@ export async function flowDeps(
     keys,
     issuer: "https://auth.test",
     successorKeys,
+    macKeys,
     maxAccessTokenTtlSeconds: 3600,
     now,
     async publish(ids) {
@@ -87,6 +90,7 @@ export async function flowDeps(
     stop: () => {
       keys.stop();
       successorKeys.stop();
+      macKeys.stop();
     },
   };
 }

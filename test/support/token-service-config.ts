@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { TokenServiceConfig } from "../../services/token/token-service.ts";
 
 /**
- * A token service configuration for tests: ephemeral loopback ports, a fresh master key, no Redis,
+ * A token service configuration for tests: ephemeral loopback ports, a fresh master key, no Redis (so GATEHOUSE_REVOCATION=none),
  * no scheduled rotation, the documented defaults elsewhere. Tests pass only what they are about.
  */
 export function testServiceConfig(overrides: Partial<TokenServiceConfig> = {}): TokenServiceConfig {
@@ -22,6 +22,7 @@ export function testServiceConfig(overrides: Partial<TokenServiceConfig> = {}): 
     revocationStream: "gatehouse:revocations",
     publishTimeout: 500,
     shutdownGrace: 2000,
+    revocation: overrides.redisUrl ? "stream" : "none",
     ...overrides,
   };
 }

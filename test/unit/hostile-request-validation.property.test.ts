@@ -56,12 +56,15 @@ const WRITES = new Set([
 ]);
 
 /** Storage that writes nothing: records what a flow asked for and answers "not found". */
+const MAC_KEY = { kid: "rk-mac-test", key: Buffer.alloc(32, 9) };
+
 function recordingStore(calls: string[]): TokenStore {
   const answers: Record<string, unknown> = {
     createSession: undefined,
     rotateIfLive: null,
     readRefreshState: null,
-    rotate: { kind: "gone" },
+    readFamilyState: null,
+    rotate: null,
     revokeForReuse: null,
     revokeSessions: [],
     revokeSubject: { eventId: randomUUID() },
@@ -136,6 +139,11 @@ beforeAll(async () => {
       active: () => ({ kid: "rk-test", key: Buffer.alloc(32, 7) }),
       byKid: async (kid) => ({ kid: kid ?? "rk-test", key: Buffer.alloc(32, 7) }),
     },
+    macKeys: {
+      active: () => MAC_KEY,
+      byKid: async () => MAC_KEY,
+      find: async (kid) => (kid === MAC_KEY.kid ? MAC_KEY : undefined),
+    },
     maxAccessTokenTtlSeconds: 3600,
     now: () => NOW,
     publish: async () => true,
@@ -206,7 +214,7 @@ const uuidish = fc.oneof(
 );
 const refreshish = fc.oneof(
   text,
-  fc.constant(null).map(() => generateRefreshToken()),
+  fc.constant(null).map(() => generateRefreshToken(randomUUID(), MAC_KEY)),
   fc.string({ maxLength: 60 }).map((s) => `gthr_${s}`),
 );
 const jsonValue = fc.jsonValue({ maxDepth: 3 });
@@ -401,7 +409,11 @@ describe("request validation of every TokenService RPC under hostile input", () 
             if (result.code === "invalid_request") {
               expect(
                 result.calls.filter(
-                  (c) => WRITES.has(c) || c === "readRefreshState" || c === "session.findMany",
+                  (c) =>
+                    WRITES.has(c) ||
+                    c === "readRefreshState" ||
+                    c === "readFamilyState" ||
+                    c === "session.findMany",
                 ),
               ).toEqual([]);
             }

@@ -340,7 +340,7 @@ describe("refresh-token format under hostile input", () => {
     const key = createHash("sha256").update("successor key").digest();
     fc.assert(
       fc.property(fc.nat(), fc.constantFrom(...BASE64URL), (at, ch) => {
-        const token = generateRefreshToken();
+        const token = generateRefreshToken(randomUUID(), { kid: "rk-mac-test", key });
         expect(refreshTokenShapeProblem(token)).toBeNull();
         expect(refreshTokenShapeProblem(deriveSuccessor(token, key))).toBeNull();
         const i = REFRESH_TOKEN_PREFIX.length + (at % 43);

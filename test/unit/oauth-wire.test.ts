@@ -109,10 +109,14 @@ describe("OAuth error mapping", () => {
 
 describe("grant table", () => {
   it("serves exactly the grants it lists, and no inherited names", () => {
-    expect(SUPPORTED_GRANT_TYPES).toEqual(["client_credentials", "refresh_token"]);
+    expect(SUPPORTED_GRANT_TYPES).toEqual([
+      "client_credentials",
+      "refresh_token",
+      "urn:ietf:params:oauth:grant-type:token-exchange",
+    ]);
     for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"])
       expect(grantFor(name)).toBeUndefined();
-    expect(grantFor("urn:ietf:params:oauth:grant-type:token-exchange")).toBeUndefined();
+    expect(grantFor("urn:ietf:params:oauth:grant-type:token-exchange")?.method).toBe("Exchange");
   });
 });
 

@@ -1,11 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { ERROR_CODES } from "../../services/shared/errors/codes.ts";
-import { GatehouseError } from "../../services/shared/errors/gatehouse-error.ts";
-import {
-  ACCESS_TOKEN_TYPE,
-  oauthErrorOf,
-  tokenExchangeRequestFromForm,
-} from "../../services/token/flows/token-exchange-request.ts";
 import {
   actorChain,
   checkMayAct,
@@ -147,97 +140,5 @@ describe("exchangedLifetimeSeconds", () => {
     ["the service maximum", 1000, 1000 + 9000, 7200, 3600, 3600],
   ])("%s", (_label, now, exp, ttl, max, expected) => {
     expect(exchangedLifetimeSeconds(now, exp, ttl, max)).toBe(expected);
-  });
-});
-
-describe("tokenExchangeRequestFromForm (RFC 8693 §2.1)", () => {
-  const form = (pairs: [string, string][]) => new URLSearchParams(pairs);
-  const base: [string, string][] = [
-    ["subject_token", "eyJ.subject"],
-    ["subject_token_type", ACCESS_TOKEN_TYPE],
-  ];
-
-  it("reads every parameter, audience and resource repeated, scope split on spaces", () => {
-    expect(
-      tokenExchangeRequestFromForm(
-        form([
-          ...base,
-          ["actor_token", "eyJ.actor"],
-          ["actor_token_type", "urn:ietf:params:oauth:token-type:jwt"],
-          ["audience", "orders"],
-          ["audience", "billing"],
-          ["resource", "https://billing.example/api"],
-          ["scope", "orders:read billing:read"],
-          ["requested_token_type", ACCESS_TOKEN_TYPE],
-        ]),
-      ),
-    ).toEqual({
-      subjectToken: "eyJ.subject",
-      subjectTokenType: ACCESS_TOKEN_TYPE,
-      actorToken: "eyJ.actor",
-      actorTokenType: "urn:ietf:params:oauth:token-type:jwt",
-      audience: ["orders", "billing"],
-      resource: ["https://billing.example/api"],
-      scopes: ["orders:read", "billing:read"],
-      requestedTokenType: ACCESS_TOKEN_TYPE,
-    });
-  });
-
-  it("leaves optional parameters empty", () => {
-    expect(tokenExchangeRequestFromForm(form(base))).toMatchObject({
-      actorToken: "",
-      actorTokenType: "",
-      audience: [],
-      resource: [],
-      scopes: [],
-      requestedTokenType: "",
-    });
-  });
-
-  it.each([
-    ["no subject_token", [["subject_token_type", ACCESS_TOKEN_TYPE]], "subject_token"],
-    ["no subject_token_type", [["subject_token", "eyJ.subject"]], "subject_token_type"],
-    ["an actor_token without its type", [...base, ["actor_token", "eyJ.actor"]], "actor_token_type"],
-    ["a repeated subject_token", [...base, ["subject_token", "eyJ.other"]], "subject_token"],
-    ["a repeated scope", [...base, ["scope", "a"], ["scope", "b"]], "scope"],
-  ] as [string, [string, string][], string][])("refuses %s as invalid_request", (_label, pairs, field) => {
-    try {
-      tokenExchangeRequestFromForm(form(pairs));
-      expect.unreachable();
-    } catch (err) {
-      expect(err).toBeInstanceOf(GatehouseError);
-      expect(err).toMatchObject({ code: "invalid_request", metadata: { field } });
-    }
-  });
-});
-
-describe("oauthErrorOf", () => {
-  it.each([
-    ["audience_not_allowed", "invalid_target"],
-    ["scope_not_allowed", "invalid_scope"],
-    ["unsupported_token_type", "unsupported_token_type"],
-    ["invalid_request", "invalid_request"],
-    // RFC 8693 §2.2.2: an invalid or unacceptable subject or actor token is invalid_request.
-    ["invalid_grant", "invalid_request"],
-    ["token_expired", "invalid_request"],
-    ["session_revoked", "invalid_request"],
-    ["actor_not_allowed", "invalid_request"],
-    ["tenant_not_allowed", "invalid_request"],
-    ["invalid_client", null],
-    ["unauthorized_client", null],
-    ["rate_limited", null],
-  ] as const)("%s → %s", (code, error) => {
-    expect(oauthErrorOf(code)).toBe(error);
-  });
-
-  it("answers only RFC 6749 / RFC 8693 error codes", () => {
-    const allowed = new Set([
-      null,
-      "invalid_request",
-      "invalid_target",
-      "invalid_scope",
-      "unsupported_token_type",
-    ]);
-    for (const code of ERROR_CODES) expect(allowed.has(oauthErrorOf(code))).toBe(true);
   });
 });

@@ -5,6 +5,8 @@
  * Serving code needs only `createDatabase` (and `migrationStatus` for readiness); the wasm schema
  * engine behind `migrate` / `diffMigrationsAgainstSchema` / `createMigration` loads on first use.
  */
+export { connectionFailure, databaseFailure } from "./database-failure.ts";
+export { checkDatabase } from "./database-preflight.ts";
 export {
   type CreatedMigration,
   createMigration,

@@ -244,7 +244,10 @@ function statusFromRows(rows: MigrationRow[], committedSums: Committed): Migrati
  */
 export async function migrationStatus(
   target: MigrationTarget | Database,
-  opts: { migrationsDir?: string } = {},
+  opts: {
+    migrationsDir?: string /** Postgres URL targets: give up connecting after this long. */;
+    connectTimeoutMs?: number;
+  } = {},
 ): Promise<MigrationStatus> {
   const committed = committedOf(await readMigrationsList(opts.migrationsDir));
   if ("prisma" in target) {
@@ -254,7 +257,10 @@ export async function migrationStatus(
     throw new Error("database handle has neither a pool nor a PGlite instance");
   }
   if (target.kind === "postgres") {
-    const client = new pg.Client({ connectionString: target.url });
+    const client = new pg.Client({
+      connectionString: target.url,
+      ...(opts.connectTimeoutMs === undefined ? {} : { connectionTimeoutMillis: opts.connectTimeoutMs }),
+    });
     client.on("error", () => {});
     await client.connect();
     try {

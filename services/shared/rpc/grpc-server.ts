@@ -57,8 +57,27 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
   return definition;
 }
 
+/**
+ * grpc-js writes its own errors to stderr as `E <text>`, outside our log format. They go through
+ * our logger instead, except a failed bind: {@link listenGrpc}'s caller reports that in one line
+ * of its own (shared/rpc/listen-failure.ts), so grpc-js's copy would be a second, stray one.
+ */
+function routeGrpcLogs(logger: Logger): void {
+  const line = (message: unknown, ...rest: unknown[]) => [String(message), ...rest.map(String)].join(" ");
+  grpc.setLogger({
+    error: (message?: unknown, ...rest: unknown[]) => {
+      const text = line(message, ...rest);
+      if (!text.startsWith("No address added out of total")) logger.warn({ part: "grpc-js" }, text);
+    },
+    info: (message?: unknown, ...rest: unknown[]) => logger.info({ part: "grpc-js" }, line(message, ...rest)),
+    debug: (message?: unknown, ...rest: unknown[]) =>
+      logger.debug({ part: "grpc-js" }, line(message, ...rest)),
+  });
+}
+
 /** A grpc-js server with our services registered; bind it with {@link listenGrpc}. */
 export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
+  routeGrpcLogs(options.logger);
   const server = new grpc.Server({
     ...DEFAULT_SERVER_OPTIONS,
     "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 64 * 1024,

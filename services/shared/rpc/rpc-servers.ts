@@ -3,14 +3,15 @@ import type { Logger } from "../logging/index.ts";
 import type { Registry } from "../metrics/index.ts";
 import { createGrpcServer, listenGrpc } from "./grpc-server.ts";
 import { createHttpServer, type HttpRoutes, sendJson } from "./http-server.ts";
+import { listenFailure } from "./listen-failure.ts";
 import { createRpcMetrics } from "./rpc-metrics.ts";
 import type { ServiceRegistration } from "./service-handlers.ts";
 
 export interface RpcServersOptions {
   /** Native gRPC (grpc-js, HTTP/2 cleartext unless `credentials` say otherwise). */
-  grpc: { host: string; port: number; credentials?: grpc.ServerCredentials };
-  /** Connect, gRPC-Web and the extra routes (HTTP/1.1). */
-  http: { host: string; port: number };
+  grpc: { host: string; port: number; credentials?: grpc.ServerCredentials; setting?: string };
+  /** Connect, gRPC-Web and the extra routes (HTTP/1.1). `setting` names the address in a failure to bind. */
+  http: { host: string; port: number; setting?: string };
   services: readonly ServiceRegistration[];
   /**
    * Plain HTTP routes. `GET /healthz` defaults to 200. `GET /readyz` answers 503 while draining and
@@ -90,18 +91,19 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     ...(metrics ? { metrics } : {}),
   });
 
-  const grpcPort = await listenGrpc(
-    grpcServer,
-    options.grpc.host,
-    options.grpc.port,
-    options.grpc.credentials,
-  );
+  let grpcPort: number;
+  try {
+    grpcPort = await listenGrpc(grpcServer, options.grpc.host, options.grpc.port, options.grpc.credentials);
+  } catch (err) {
+    grpcServer.forceShutdown();
+    throw listenFailure(options.grpc.setting ?? "gRPC listener", options.grpc, err);
+  }
   let httpPort: number;
   try {
     ({ port: httpPort } = await web.listen(options.http));
   } catch (err) {
     grpcServer.forceShutdown();
-    throw err;
+    throw listenFailure(options.http.setting ?? "HTTP listener", options.http, err);
   }
   const services = options.services.map((s) => s.service.typeName);
   logger.info({ grpcPort, httpPort, services }, "rpc servers listening");

@@ -13,6 +13,19 @@ export interface Readiness {
     readonly failMode: "open" | "closed";
   };
   readonly policy: string;
+  /**
+   * The last reload of the policy file, when it was refused: the file no longer compiles, so the
+   * previous policy is still in force. Reported, not a problem: that policy still decides correctly.
+   */
+  readonly policyReload: { readonly refused: false } | PolicyRefusal;
+}
+
+export interface PolicyRefusal {
+  readonly refused: true;
+  /** ISO time of the refused reload. */
+  readonly at: string;
+  /** The compiler's first problem (file:line:column: path: message). */
+  readonly error: string;
 }
 
 export interface ReadinessSources {
@@ -23,6 +36,8 @@ export interface ReadinessSources {
   failOpen: boolean;
   /** The file (or "(default)") of the policy in force; the policy is loaded before anything listens. */
   policy: () => string;
+  /** The last refused reload, until one succeeds; undefined when the file in force is the file on disk. */
+  policyRefusal: () => PolicyRefusal | undefined;
   draining: () => boolean;
   /** Extra gates, e.g. the revocation-stream follower's bootstrap; each returns its problems. */
   contributors: readonly (() => readonly string[])[];
@@ -60,5 +75,6 @@ export function readinessOf(sources: ReadinessSources): Readiness {
       failMode: sources.failOpen ? "open" : "closed",
     },
     policy: sources.policy(),
+    policyReload: sources.policyRefusal() ?? { refused: false },
   };
 }

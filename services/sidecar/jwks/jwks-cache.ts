@@ -159,11 +159,14 @@ export function createJwksCache(options: JwksCacheOptions): JwksCache {
         },
         (err: Error) => {
           inFlight = undefined;
+          // Our own stop() aborted it: nothing failed.
+          if (stopped) return;
           failures++;
           lastError = err.message;
           const level = isStale() ? "error" : "warn";
+          // The message, not the error: a routine retry is one line, never a stack trace.
           log[level](
-            { err, reason, failures, ageMs: ageMs(), keys: keys.size },
+            { err: err.message, reason, failures, ageMs: ageMs(), keys: keys.size },
             "JWKS fetch failed; keeping the last good set",
           );
           schedule(Math.min(maxRetryMs, minRetryMs * 2 ** (failures - 1)));

@@ -43,11 +43,11 @@ interface CompiledRule {
   readonly test: PathTest;
 }
 
-const TOP_KEYS = ["version", "default", "rules"];
-const RULE_KEYS = ["name", "match", "public", "audiences", "scopes", "actors"];
+export const TOP_KEYS = ["version", "default", "rules"];
+export const RULE_KEYS = ["name", "match", "public", "audiences", "scopes", "actors"];
 const DEFAULT_KEYS = ["public", "audiences", "scopes", "actors"];
-const MATCH_KEYS = ["methods", "path", "prefix", "glob", "grpc"];
-const SCOPE_KEYS = ["allOf", "anyOf"];
+export const MATCH_KEYS = ["methods", "path", "prefix", "glob", "grpc"];
+export const SCOPE_KEYS = ["allOf", "anyOf"];
 
 /** Every route needs a valid token; no scopes, the verifier's audiences. What runs without a policy file. */
 export const AUTHENTICATED_DEFAULT: Rule = Object.freeze({

@@ -36,7 +36,8 @@ export function watchPolicy(
 ): PolicyWatcher {
   const debounceMs = options.debounceMs ?? 200;
   const log = options.logger;
-  let lastText = readFileSync(file, "utf8");
+  /** The text last read; undefined after a failed read, so the next read compiles whatever it finds. */
+  let lastText: string | undefined = readFileSync(file, "utf8");
   let policy = compilePolicy(lastText, file);
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
@@ -46,6 +47,7 @@ export function watchPolicy(
     try {
       text = await readFile(file, "utf8");
     } catch (err) {
+      lastText = undefined;
       fail(err as Error);
       return false;
     }

@@ -20,8 +20,8 @@ import type {
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { AuditAction } from "../audit/audit-actions.ts";
 import { recordAudit } from "../audit/audit-record.ts";
-import { CLIENT_CHANGE_BOUND_MS } from "../clients/client-change-watch.ts";
 import { generateClientSecret, hashClientSecret, verifyClientSecret } from "../clients/client-secret.ts";
+import { disableCutOffMs } from "../clients/disable-cut-off.ts";
 import { checkText, LIMITS } from "../flows/request-limits.ts";
 import type { AdminCaller, AdminDeps } from "./admin-deps.ts";
 import { clientMessage, ROLE_BY_ENUM } from "./admin-messages.ts";
@@ -295,10 +295,7 @@ export async function disableClient(
   }
   await findOrThrow(deps.prisma, clientId);
   const t = deps.now();
-  // Other replicas may accept the client's cached credentials until their change watch sees the
-  // disable: the cut-off covers tokens they issue meanwhile too, and no more, so a client enabled
-  // again after that gets tokens the sidecars accept.
-  const notBefore = Math.ceil((t + CLIENT_CHANGE_BOUND_MS) / 1000) * 1000;
+  const notBefore = disableCutOffMs(t);
   const [result] = await deps.prisma.$queryRawUnsafe<{ sessions_revoked: number; event_id: string | null }[]>(
     DISABLE_CLIENT,
     clientId,
@@ -328,8 +325,22 @@ export async function enableClient(
   caller: AdminCaller,
   req: EnableClientRequest,
 ): Reply<typeof EnableClientResponseSchema> {
+  const seen = await findOrThrow(deps.prisma, req.clientId);
+  // Sidecars refuse the client's tokens issued before the disable's cut-off, for their whole life.
+  // Enabled earlier, Issue would answer 200 with tokens no sidecar accepts; so the client stays
+  // disabled until the cut-off has passed (at most CLIENT_CHANGE_BOUND_MS and a second after the
+  // disable), and every token issued once this returns is issued after it.
+  if (seen.disabledAt !== null) {
+    const waitMs = disableCutOffMs(seen.disabledAt.getTime()) - deps.now();
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  }
   const row = await deps.prisma.$transaction(async (tx) => {
-    const current = await findOrThrow(tx, req.clientId);
+    const current = await findOrThrow(tx, seen.id);
+    if (current.disabledAt?.getTime() !== seen.disabledAt?.getTime()) {
+      throw new GatehouseError("failed_precondition", "the client was disabled again meanwhile; retry", {
+        metadata: { client_id: seen.id },
+      });
+    }
     const at = new Date(deps.now());
     const changed = current.disabledAt !== null;
     const updated = changed

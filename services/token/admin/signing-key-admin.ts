@@ -154,5 +154,11 @@ export async function rotateSigningKeys(
     ...(result.retiring ? { retiring: signingKeyMessage(result.retiring) } : {}),
     retired: result.retired.map(signingKeyMessage),
     ...(result.nextRotationAt !== null ? { nextRotationAt: timestampFromMs(result.nextRotationAt) } : {}),
+    ...(result.waiting
+      ? {
+          waiting: signingKeyMessage(result.waiting.key),
+          waitingActivatableAt: timestampFromMs(result.waiting.activatableAt),
+        }
+      : {}),
   };
 }

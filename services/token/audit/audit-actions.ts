@@ -10,7 +10,8 @@
  *
  * Actor: `client:<client_id>` for an authenticated caller (admin or token flows alike), or
  * `system:<component>` when Gatehouse acts on its own (`system:key-rotation`,
- * `system:audit-retention`, `system:cli` for commands run straight on the database).
+ * `system:audit-retention`, `system:cli` for commands run straight on the database; the full list
+ * is in docs/operations.md).
  */
 export type AuditAction =
   // AdminService on clients; `get` and `list` are audited only when refused.
@@ -21,6 +22,9 @@ export type AuditAction =
   | "client.rotate_secret"
   | "client.disable"
   | "client.enable"
+  // A refused login (wrong secret, disabled or unknown client), outcome `denied`: one row per
+  // client id per minute and replica with the count, by `system:authenticator`.
+  | "client.authenticate"
   // Signing-key lifecycle, by an admin or by scheduled rotation; `list` only when refused.
   | "signing_key.create"
   | "signing_key.activate"

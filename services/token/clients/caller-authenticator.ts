@@ -26,6 +26,8 @@ export interface CallerAuthenticatorOptions {
    * lane of `maxPendingChecksPerClient` lookups, so made-up ids cost no more than one client's share.
    */
   isListed?: (clientId: string) => boolean;
+  /** Told of every refused login (wrong secret, disabled or unknown client), cached answers too. */
+  onRefused?: (clientId: string) => void;
   now?: () => number;
 }
 
@@ -132,7 +134,7 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
     }
   }
 
-  async function authenticateCredentials({ clientId, secret }: BasicCredentials): Promise<ClientRecord> {
+  async function verifyCredentials({ clientId, secret }: BasicCredentials): Promise<ClientRecord> {
     // No client has such an id, and Postgres cannot even compare one holding a NUL (that was a 500).
     if (clientId.length > MAX_CLIENT_ID || CONTROL.test(clientId)) throw INVALID();
     const key = createHash("sha256").update(clientId).update("\0").update(secret).digest("base64");
@@ -160,6 +162,16 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
     }
     verified.set(key, { client, until: t + ttlMs });
     return client;
+  }
+
+  async function authenticateCredentials(credentials: BasicCredentials): Promise<ClientRecord> {
+    try {
+      return await verifyCredentials(credentials);
+    } catch (err) {
+      if (err instanceof GatehouseError && err.code === "invalid_client")
+        options.onRefused?.(credentials.clientId);
+      throw err;
+    }
   }
 
   return {

@@ -1,6 +1,6 @@
 import type { Logger } from "../../shared/logging/index.ts";
 import type { KeyRing } from "../keys/key-ring.ts";
-import type { SuccessorKeys } from "../keys/refresh-keys.ts";
+import type { RefreshKeys } from "../keys/refresh-keys.ts";
 import type { TokenStore } from "../store/token-store.ts";
 
 /** What every token-service flow works with; built once at start-up. */
@@ -9,7 +9,9 @@ export interface FlowDeps {
   keys: KeyRing;
   issuer: string;
   /** HMAC keys deriving a refresh token's successor, by kid (keys/refresh-keys.ts). */
-  successorKeys: Pick<SuccessorKeys, "active" | "byKid">;
+  successorKeys: Pick<RefreshKeys, "active" | "byKid">;
+  /** HMAC keys authenticating refresh tokens, by the kid a token carries (keys/refresh-keys.ts). */
+  macKeys: Pick<RefreshKeys, "active" | "byKid" | "find">;
   /** Longest access-token lifetime of any client: how long a revocation event matters. */
   maxAccessTokenTtlSeconds: number;
   /** Epoch milliseconds; injectable so tests control time. */

@@ -5,17 +5,13 @@ import type {
   IntrospectResponseSchema,
 } from "../../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
-import {
-  hashRefreshToken,
-  isRefreshTokenShaped,
-  REFRESH_TOKEN_PREFIX,
-} from "../tokens/refresh-token-format.ts";
+import { REFRESH_TOKEN_PREFIX } from "../tokens/refresh-token-format.ts";
 import { accessTokenRevocation } from "./access-token-liveness.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { readOwnAccessToken } from "./own-access-token.ts";
+import { presentRefreshToken, readPresentedState } from "./presented-refresh-token.ts";
 import { decideRefresh } from "./refresh-decision.ts";
 import { LIMITS } from "./request-limits.ts";
-import { storedRefreshState } from "./stored-refresh-state.ts";
 
 type IntrospectResult = MessageInitShape<typeof IntrospectResponseSchema>;
 
@@ -49,10 +45,12 @@ export async function introspect(
 }
 
 async function introspectRefreshToken(deps: FlowDeps, token: string): Promise<IntrospectResult> {
-  if (!isRefreshTokenShaped(token)) return INACTIVE;
-  const row = await deps.store.readRefreshState(hashRefreshToken(token));
-  if (row === null) return INACTIVE;
-  const decision = decideRefresh(storedRefreshState(row), {
+  const presented = await presentRefreshToken(deps, token);
+  if (presented === null || "problem" in presented) return INACTIVE;
+  const read = await readPresentedState(deps, presented);
+  if (read === null) return INACTIVE;
+  const row = read.row;
+  const decision = decideRefresh(read.state, {
     callerClientId: row.client_id,
     now: new Date(deps.now()),
     graceMs: 0,

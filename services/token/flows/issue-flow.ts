@@ -81,7 +81,8 @@ export async function issue(
   const now = deps.now();
   const key = deps.keys.active();
   const sessionId = randomUUID();
-  const refreshToken = generateRefreshToken();
+  const macKey = deps.macKeys.active();
+  const refreshToken = generateRefreshToken(sessionId, macKey);
   const idleExpiresAt = now + client.refreshIdleTtlSeconds * 1000;
   const expiresAt = now + client.refreshAbsoluteTtlSeconds * 1000;
   const ttl = accessTokenTtlSeconds(client.accessTokenTtlSeconds, deps.maxAccessTokenTtlSeconds);
@@ -102,6 +103,7 @@ export async function issue(
     expiresAt: new Date(expiresAt),
     device,
     refreshTokenHash: hashRefreshToken(refreshToken),
+    refreshMacKid: macKey.kid,
   });
   const accessToken = key.sign(
     buildAccessTokenClaims({

@@ -47,6 +47,15 @@ export function decideRefresh(state: StoredRefreshState | null, ctx: RefreshCont
     return { kind: "reject", code: "session_revoked", message: "the subject's sessions have been revoked" };
   }
   const now = ctx.now.getTime();
+  // Reuse is judged before expiry: a rotated token replayed after its family expired is still theft
+  // worth an audit row, and the janitor keeps expired families for GATEHOUSE_SESSION_RETENTION so
+  // that it can be recognised. A benign grace-window retry of an expired family is merely expired.
+  if (state.usedAt !== null) {
+    // Already rotated. A retry inside the grace window gets the same successor, unless that
+    // successor has been used in turn: then two parties hold the family, which only theft explains.
+    const withinGrace = ctx.graceMs > 0 && now - state.usedAt.getTime() <= ctx.graceMs;
+    if (!withinGrace || state.successorUsedAt !== null) return { kind: "reuse" };
+  }
   if (now >= state.expiresAt.getTime()) {
     return {
       kind: "reject",
@@ -57,12 +66,7 @@ export function decideRefresh(state: StoredRefreshState | null, ctx: RefreshCont
   if (now >= state.idleExpiresAt.getTime()) {
     return { kind: "reject", code: "token_expired", message: "the session expired after being idle" };
   }
-  if (state.usedAt === null) return { kind: "rotate" };
-  // Already rotated. A retry inside the grace window gets the same successor, unless that successor
-  // has been used in turn: then two parties hold the family, which only theft explains.
-  const withinGrace = ctx.graceMs > 0 && now - state.usedAt.getTime() <= ctx.graceMs;
-  if (withinGrace && state.successorUsedAt === null) return { kind: "replay" };
-  return { kind: "reuse" };
+  return state.usedAt === null ? { kind: "rotate" } : { kind: "replay" };
 }
 
 /** Scopes for the new access token: the session's, or a subset the caller asked to narrow to. */

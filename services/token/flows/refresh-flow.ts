@@ -10,23 +10,19 @@ import { fingerprint } from "../../shared/logging/index.ts";
 import { clientActorName } from "../audit/audit-actions.ts";
 import type { ClientRecord } from "../clients/client-record.ts";
 import type { ActiveKey } from "../keys/key-ring.ts";
-import type { RefreshStateRow } from "../store/token-store.ts";
+import type { SessionRefreshRow } from "../store/token-store.ts";
 import { buildAccessTokenClaims } from "../tokens/access-token-claims.ts";
-import {
-  deriveSuccessor,
-  hashRefreshToken,
-  refreshTokenShapeProblem,
-} from "../tokens/refresh-token-format.ts";
+import { deriveNextRefreshToken, hashRefreshToken } from "../tokens/refresh-token-format.ts";
 import { accessTokenTtlSeconds } from "./access-token-lifetime.ts";
 import { ANY_TENANT, currentGrant } from "./client-allow-lists.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
+import { presentRefreshToken, readPresentedState } from "./presented-refresh-token.ts";
 import { decideRefresh, narrowScopes } from "./refresh-decision.ts";
 import { checkList, LIMITS } from "./request-limits.ts";
 import { retryConflicts } from "./retry-conflicts.ts";
-import { storedRefreshState } from "./stored-refresh-state.ts";
 
 type RefreshResult = MessageInitShape<typeof RefreshResponseSchema>;
-type SessionIdentity = Pick<RefreshStateRow, "session_id" | "subject" | "tenant">;
+type SessionIdentity = Pick<SessionRefreshRow, "session_id" | "subject" | "tenant">;
 interface Grant {
   successor: string;
   scopes: string[];
@@ -82,45 +78,54 @@ function refreshResponse(
  * Refresh: rotate a refresh token, replay its successor to a concurrent duplicate inside the grace
  * window, or revoke the family on reuse.
  *
- * A plainly live token is rotated in one statement. Everything else — or losing that statement to a
- * concurrent change — goes read → decide (pure) → apply; losing the apply to a concurrent rotation of
- * the same token just means deciding again on fresh state, which then replays the same successor.
+ * A v2 token's MAC is checked before anything else; a made-up one is refused like an unknown token
+ * without touching the database. A plainly live v2 token is rotated in one statement that writes one
+ * row. Everything else — a legacy token, or losing that statement to a concurrent change — goes
+ * read → decide (pure) → apply; losing the apply to a concurrent rotation of the same token just
+ * means deciding again on fresh state, which then replays the same successor.
  */
 export async function refresh(
   deps: FlowDeps,
   caller: Caller,
   req: MessageShape<typeof RefreshRequestSchema>,
 ): Promise<RefreshResult> {
-  const problem = refreshTokenShapeProblem(req.refreshToken);
-  if (problem) throw new GatehouseError("invalid_request", problem, { metadata: { field: "refresh_token" } });
+  // One instant per request, taken before any wait (even a refresh-key reload): a rotation records it
+  // as the rotation time, and a concurrent duplicate compares its own against that. Reading the clock
+  // after queueing for the pool instead would push duplicates that arrived together with the rotation
+  // out of the grace window when the service is busy, and log their users out.
+  const arrivedAt = deps.now();
+  const presented = await presentRefreshToken(deps, req.refreshToken);
+  if (presented !== null && "problem" in presented)
+    throw new GatehouseError("invalid_request", presented.problem, { metadata: { field: "refresh_token" } });
   const requestedScopes = checkList("scopes", req.scopes, LIMITS.scopeItems, LIMITS.scope);
+  if (presented === null) throw notValid();
   const token = req.refreshToken;
-  const hash = hashRefreshToken(token);
-  // A rotation derives with the active key and records its kid; a replay re-derives with that kid.
+  // A rotation derives with the active keys and records their kids; a replay re-derives with those.
   const successorKey = deps.successorKeys.active();
-  const successor = deriveSuccessor(token, successorKey.key);
-  const successorHash = hashRefreshToken(successor);
+  const macKey = deps.macKeys.active();
+  const successorOf = (sessionId: string, generation: number) =>
+    deriveNextRefreshToken(token, { sessionId, generation }, successorKey.key, macKey);
   const client = caller.client;
   const idleExpiry = (now: number) => new Date(now + client.refreshIdleTtlSeconds * 1000);
-  // One instant per request, taken before any database wait: a rotation records it as `used_at`, and a
-  // concurrent duplicate compares its own against that. Reading the clock after queueing for the pool
-  // instead would push duplicates that arrived together with the rotation out of the grace window when
-  // the service is busy, and log their users out.
-  const arrivedAt = deps.now();
 
   // Narrowing needs the session's scopes before anything changes, so it always reads first.
-  if (requestedScopes.length === 0) {
+  const family = presented.family;
+  if (family !== null && requestedScopes.length === 0) {
     const now = arrivedAt;
     const key = deps.keys.active();
+    const successor = successorOf(family.sessionId, family.generation);
     const rotated = await retryConflicts(() =>
       deps.store.rotateIfLive({
-        presentedHash: hash,
-        successorHash,
+        sessionId: family.sessionId,
+        presentedGeneration: family.generation,
+        presentedHash: presented.hash,
+        successorHash: hashRefreshToken(successor),
         now: new Date(now),
         idleExpiresAt: idleExpiry(now),
         signingKid: key.kid,
         callerClientId: client.id,
         successorKid: successorKey.kid,
+        macKid: macKey.kid,
         allowed: {
           audiences: client.allowedAudiences,
           tenants: client.allowedTenants.includes(ANY_TENANT) ? null : client.allowedTenants,
@@ -140,15 +145,15 @@ export async function refresh(
   }
 
   for (let attempt = 0; attempt < 4; attempt++) {
-    const row = await deps.store.readRefreshState(hash);
+    const read = await readPresentedState(deps, presented);
     const now = arrivedAt;
-    const decision = decideRefresh(row === null ? null : storedRefreshState(row), {
+    const decision = decideRefresh(read === null ? null : read.state, {
       callerClientId: client.id,
       now: new Date(now),
       graceMs: client.refreshGraceSeconds * 1000,
     });
     if (decision.kind === "reject") throw new GatehouseError(decision.code, decision.message);
-    const state = row!;
+    const { row: state, generation } = read!;
 
     if (decision.kind === "reuse") {
       const revoked = await retryConflicts(() =>
@@ -189,29 +194,31 @@ export async function refresh(
     let version = state.version;
     // Replay: the successor exists already, with the expiry it was given when it was created.
     let refreshExpiresAt = Math.min(state.idle_expires_at.getTime(), state.expires_at.getTime());
+    let successor: string;
 
     if (decision.kind === "rotate") {
+      successor = successorOf(state.session_id, generation);
       const result = await retryConflicts(() =>
         deps.store.rotate({
           sessionId: state.session_id,
-          presentedHash: hash,
-          successorHash,
+          presentedGeneration: generation,
+          presentedHash: presented.hash,
+          successorHash: hashRefreshToken(successor),
           now: new Date(now),
           idleExpiresAt: idleExpiry(now),
           signingKid: key.kid,
           successorKid: successorKey.kid,
+          macKid: macKey.kid,
         }),
       );
-      if (result.kind !== "rotated") continue; // rotated or revoked meanwhile: decide again
+      if (result === null) continue; // rotated or revoked meanwhile: decide again
       version = result.version;
       refreshExpiresAt = result.refreshExpiresAt.getTime();
+    } else {
+      successor = await read!.replaySuccessor();
     }
-    const replayed =
-      decision.kind === "rotate"
-        ? successor
-        : deriveSuccessor(token, (await deps.successorKeys.byKid(state.successor_kid)).key);
     return refreshResponse(deps, client, key, now, state, {
-      successor: replayed,
+      successor,
       audience: grant.audience,
       claims: grant.claims,
       scopes: narrowed.scopes,
@@ -223,3 +230,6 @@ export async function refresh(
     retryAfterMs: 100,
   });
 }
+
+/** Unknown, foreign and forged tokens all get this answer (refresh-decision.ts gives it for the first two). */
+const notValid = () => new GatehouseError("invalid_grant", "refresh token is not valid");

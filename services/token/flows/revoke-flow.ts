@@ -6,10 +6,14 @@ import type {
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { clientActorName } from "../audit/audit-actions.ts";
 import { actsForEveryone } from "../clients/caller-roles.ts";
-import type { SessionRevocation } from "../store/token-store.ts";
-import { hashRefreshToken, refreshTokenShapeProblem } from "../tokens/refresh-token-format.ts";
+import type { RevokedSessionRow, SessionRevocation } from "../store/token-store.ts";
 import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { readOwnAccessToken } from "./own-access-token.ts";
+import {
+  type PresentedRefreshToken,
+  presentRefreshToken,
+  readPresentedState,
+} from "./presented-refresh-token.ts";
 import { checkText, checkToken, checkUuid, LIMITS } from "./request-limits.ts";
 import { retryConflicts } from "./retry-conflicts.ts";
 
@@ -48,10 +52,12 @@ export async function revoke(
   let sessionsRevoked = 0;
   switch (target.case) {
     case "refreshToken": {
-      const problem = refreshTokenShapeProblem(target.value);
-      if (problem)
-        throw new GatehouseError("invalid_request", problem, { metadata: { field: "refresh_token" } });
-      const rows = await sessions({ selector: "refresh_token", value: hashRefreshToken(target.value) });
+      const presented = await presentRefreshToken(deps, target.value);
+      if (presented !== null && "problem" in presented)
+        throw new GatehouseError("invalid_request", presented.problem, {
+          metadata: { field: "refresh_token" },
+        });
+      const rows = await sessionsOfRefreshToken(deps, presented, sessions);
       sessionsRevoked = counted(rows);
       eventIds.push(...rows.map((r) => r.event_id));
       break;
@@ -143,4 +149,20 @@ export async function revoke(
     "revoked",
   );
   return { sessionsRevoked, eventIds, propagated };
+}
+
+/**
+ * The sessions a refresh token revokes: a legacy token's by its row; a v2 token's only when it is a
+ * genuine token of its family (MAC checked, and the stored hash where one is kept), so a made-up
+ * token naming a real session revokes nothing. Unknown tokens revoke nothing, as in RFC 7009.
+ */
+async function sessionsOfRefreshToken(
+  deps: FlowDeps,
+  presented: PresentedRefreshToken | null,
+  sessions: (r: Pick<SessionRevocation, "selector" | "value">) => Promise<RevokedSessionRow[]>,
+): Promise<RevokedSessionRow[]> {
+  if (presented === null) return [];
+  if (presented.family === null) return sessions({ selector: "refresh_token", value: presented.hash });
+  if ((await readPresentedState(deps, presented)) === null) return [];
+  return sessions({ selector: "session_id", value: presented.family.sessionId });
 }

@@ -8,11 +8,15 @@ import { type KeyTransaction, withKeyLock } from "./key-lock.ts";
 
 /**
  * Server secrets of the refresh-token machinery, each with its own key id, stored encrypted under the
- * master key (table `refresh_keys`). Today one purpose: `successor`, the HMAC key deriving a rotated
- * token's successor. The active key derives new successors; the kid is recorded with the rotation, and
- * replaced keys stay so a grace replay derives with the key that produced the successor.
+ * master key (table `refresh_keys`), one active key per purpose:
+ * - `successor`: the HMAC key deriving a rotated token's successor. The kid is recorded with the
+ *   rotation, and replaced keys stay so a grace replay derives with the key that produced the successor.
+ * - `mac`: the HMAC key authenticating a v2 refresh token (tokens/refresh-token-format.ts), named by
+ *   the kid the token carries. Replaced keys stay so the tokens they signed keep verifying.
  */
 export const SUCCESSOR_PURPOSE = "successor";
+export const MAC_PURPOSE = "mac";
+export type RefreshKeyPurpose = typeof SUCCESSOR_PURPOSE | typeof MAC_PURPOSE;
 
 /**
  * The first successor key holds the value every earlier version derived from the master key, so
@@ -23,30 +27,47 @@ export const LEGACY_SUCCESSOR_KID = "rk-successor-legacy";
 /** Associated data of a refresh key's ciphertext: it cannot pass for a signing key's, or another kid's. */
 const aad = (kid: string) => `refresh-key:${kid}`;
 
+/** The fewest milliseconds between two reloads asked for by a kid nobody here knows (a made-up token's). */
+const UNKNOWN_KID_RELOAD_COOLDOWN_MS = 1000;
+
 function legacySuccessorKey(masterKey: Buffer): Buffer {
   return Buffer.from(
     hkdfSync("sha256", masterKey, Buffer.alloc(0), "gatehouse refresh-token successor v1", 32),
   );
 }
 
-export interface SuccessorKey {
+/** The first key of a purpose: the successor key keeps the legacy value, a MAC key has none to keep. */
+function firstKey(purpose: RefreshKeyPurpose, masterKey: Buffer): { kid: string; secret: Buffer } {
+  return purpose === SUCCESSOR_PURPOSE
+    ? { kid: LEGACY_SUCCESSOR_KID, secret: legacySuccessorKey(masterKey) }
+    : { kid: newKid(purpose), secret: randomBytes(32) };
+}
+
+const newKid = (purpose: RefreshKeyPurpose) => `rk-${purpose}-${randomBytes(8).toString("hex")}`;
+
+export interface RefreshKey {
   kid: string;
   key: Buffer;
 }
 
-export interface SuccessorKeys {
-  /** Loads the keys; seeds the legacy-valued key when there is none. */
+export interface RefreshKeys {
+  /** Loads the keys; seeds the first key when there is none. */
   start(): Promise<void>;
-  /** The key new successors are derived with. */
-  active(): SuccessorKey;
+  /** The key new successors are derived (new tokens MACed) with. */
+  active(): RefreshKey;
   /** The key with this kid (null: a row rotated before refresh keys existed), reloading once if unknown. */
-  byKid(kid: string | null): Promise<SuccessorKey>;
+  byKid(kid: string | null): Promise<RefreshKey>;
+  /**
+   * The key with a kid taken from a presented token, or undefined: an unknown kid reloads at most
+   * once a second, so made-up kids cannot make every request a database read.
+   */
+  find(kid: string): Promise<RefreshKey | undefined>;
   /** Reloads from the database now (also runs every `pollMs`). */
   reload(): Promise<void>;
   stop(): void;
 }
 
-export interface SuccessorKeysOptions {
+export interface RefreshKeysOptions {
   prisma: PrismaClient;
   masterKey: Buffer;
   log: Logger;
@@ -54,15 +75,21 @@ export interface SuccessorKeysOptions {
   now?: () => number;
 }
 
-export function createSuccessorKeys(options: SuccessorKeysOptions): SuccessorKeys {
+export const createSuccessorKeys = (options: RefreshKeysOptions) =>
+  createRefreshKeys(SUCCESSOR_PURPOSE, options);
+export const createMacKeys = (options: RefreshKeysOptions) => createRefreshKeys(MAC_PURPOSE, options);
+
+export function createRefreshKeys(purpose: RefreshKeyPurpose, options: RefreshKeysOptions): RefreshKeys {
   const { prisma, masterKey, log } = options;
+  const now = options.now ?? Date.now;
   let keys = new Map<string, Buffer>();
   let activeKid: string | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let lastUnknownReload = Number.NEGATIVE_INFINITY;
 
   async function load(): Promise<void> {
     const rows = await prisma.refreshKey.findMany({
-      where: { purpose: SUCCESSOR_PURPOSE },
+      where: { purpose },
       select: { kid: true, status: true, secretEnc: true },
     });
     const next = new Map<string, Buffer>();
@@ -70,29 +97,29 @@ export function createSuccessorKeys(options: SuccessorKeysOptions): SuccessorKey
       next.set(r.kid, keys.get(r.kid) ?? decryptPrivateKey(r.secretEnc, masterKey, aad(r.kid)));
     const active = rows.find((r) => r.status === "active")?.kid;
     if (active !== activeKid && active !== undefined)
-      log.info({ kid: active }, "deriving refresh successors with key");
+      log.info({ kid: active, purpose }, "refresh key active");
     keys = next;
     activeKid = active;
   }
 
   async function seed(): Promise<void> {
     await withKeyLock(prisma, async (tx) => {
-      if ((await tx.refreshKey.count({ where: { purpose: SUCCESSOR_PURPOSE } })) > 0) return;
-      const secret = legacySuccessorKey(masterKey);
+      if ((await tx.refreshKey.count({ where: { purpose } })) > 0) return;
+      const { kid, secret } = firstKey(purpose, masterKey);
       await tx.refreshKey.create({
         data: {
-          kid: LEGACY_SUCCESSOR_KID,
-          purpose: SUCCESSOR_PURPOSE,
+          kid,
+          purpose,
           status: "active",
-          secretEnc: new Uint8Array(encryptPrivateKey(secret, masterKey, aad(LEGACY_SUCCESSOR_KID))),
-          createdAt: new Date((options.now ?? Date.now)()),
+          secretEnc: new Uint8Array(encryptPrivateKey(secret, masterKey, aad(kid))),
+          createdAt: new Date(now()),
         },
       });
       secret.fill(0);
     });
   }
 
-  const get = (kid: string): SuccessorKey | undefined => {
+  const get = (kid: string): RefreshKey | undefined => {
     const key = keys.get(kid);
     return key ? { kid, key } : undefined;
   };
@@ -112,7 +139,7 @@ export function createSuccessorKeys(options: SuccessorKeysOptions): SuccessorKey
     active() {
       const key = activeKid === undefined ? undefined : get(activeKid);
       if (!key)
-        throw new GatehouseError("unavailable", "no active refresh successor key", { retryAfterMs: 5000 });
+        throw new GatehouseError("unavailable", `no active refresh ${purpose} key`, { retryAfterMs: 5000 });
       return key;
     },
     async byKid(kid) {
@@ -120,8 +147,16 @@ export function createSuccessorKeys(options: SuccessorKeysOptions): SuccessorKey
       // Rotated on another replica since this one last looked.
       if (!keys.has(wanted)) await load();
       const key = get(wanted);
-      if (!key) throw new GatehouseError("internal", `refresh successor key ${wanted} is missing`);
+      if (!key) throw new GatehouseError("internal", `refresh ${purpose} key ${wanted} is missing`);
       return key;
+    },
+    async find(kid) {
+      const known = get(kid);
+      // Real time, not the injectable clock: this protects the database, whatever time tests pretend.
+      if (known || performance.now() - lastUnknownReload < UNKNOWN_KID_RELOAD_COOLDOWN_MS) return known;
+      lastUnknownReload = performance.now();
+      await load();
+      return get(kid);
     },
     reload: load,
     stop() {
@@ -134,16 +169,29 @@ export function createSuccessorKeys(options: SuccessorKeysOptions): SuccessorKey
  * Makes a new random successor key the active one; the one it replaces stays (status `previous`) for
  * grace replays of tokens it derived successors for. Audited as `refresh_key.rotate`.
  */
-export async function rotateSuccessorKey(
+export const rotateSuccessorKey = (
   prisma: PrismaClient,
   masterKey: Buffer,
+  by: AuditActor,
+  now: () => number = Date.now,
+) => rotateRefreshKey(prisma, masterKey, SUCCESSOR_PURPOSE, by, now);
+
+/**
+ * Makes a new random key of `purpose` the active one; the one it replaces stays (status `previous`):
+ * a successor key for grace replays of the successors it derived, a MAC key for the tokens it signed.
+ * Audited as `refresh_key.rotate`.
+ */
+export async function rotateRefreshKey(
+  prisma: PrismaClient,
+  masterKey: Buffer,
+  purpose: RefreshKeyPurpose,
   by: AuditActor,
   now: () => number = Date.now,
 ): Promise<{ kid: string; replaced: string | null }> {
   return withKeyLock(prisma, async (tx: KeyTransaction) => {
     const at = new Date(now());
     const current = await tx.refreshKey.findFirst({
-      where: { purpose: SUCCESSOR_PURPOSE, status: "active" },
+      where: { purpose, status: "active" },
       select: { kid: true },
     });
     if (current) {
@@ -152,12 +200,12 @@ export async function rotateSuccessorKey(
         data: { status: "previous", replacedAt: at },
       });
     }
-    const kid = `rk-successor-${randomBytes(8).toString("hex")}`;
+    const kid = newKid(purpose);
     const secret = randomBytes(32);
     await tx.refreshKey.create({
       data: {
         kid,
-        purpose: SUCCESSOR_PURPOSE,
+        purpose,
         status: "active",
         secretEnc: new Uint8Array(encryptPrivateKey(secret, masterKey, aad(kid))),
         createdAt: at,
@@ -171,7 +219,7 @@ export async function rotateSuccessorKey(
       targetType: "refresh_key",
       targetId: kid,
       outcome: "success",
-      details: { purpose: SUCCESSOR_PURPOSE, replaced: current?.kid ?? null },
+      details: { purpose, replaced: current?.kid ?? null },
     });
     return { kid, replaced: current?.kid ?? null };
   });

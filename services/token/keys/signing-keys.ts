@@ -61,6 +61,11 @@ export interface RotationResult {
   retired: SigningKeyRecord[];
   /** When the next step is due under the schedule; null when nothing ever will be. */
   nextRotationAt: number | null;
+  /**
+   * When this step activated nothing: the newest staged key (the next to sign) and when it has
+   * been published for the JWKS cache period, the earliest a forced step may activate it.
+   */
+  waiting: { key: SigningKeyRecord; activatableAt: number } | null;
 }
 
 /** Signing-key transitions, each one transaction under the key lock with its audit row. */
@@ -216,7 +221,7 @@ export function createSigningKeys(options: SigningKeysOptions): SigningKeys {
         if (!force && readyAt > t) {
           throw wrongState(
             kid,
-            `signing key ${kid} has been published for less than the JWKS cache period; it may sign from ${new Date(readyAt).toISOString()} (or pass force)`,
+            `signing key ${kid} has been published for less than the JWKS cache period; it may sign from ${new Date(readyAt).toISOString()}, or now with --force (ActivateSigningKey force) if every sidecar has fetched it`,
             { activatable_at: new Date(readyAt).toISOString() },
           );
         }
@@ -316,6 +321,7 @@ export function createSigningKeys(options: SigningKeysOptions): SigningKeys {
           retiring: null,
           retired: [],
           nextRotationAt: null,
+          waiting: null,
         };
         for (const kid of plan.retire) {
           result.retired.push(await retireExpired(tx, kid, at, by, "every token it signed has expired"));
@@ -339,6 +345,15 @@ export function createSigningKeys(options: SigningKeysOptions): SigningKeys {
           select: PUBLIC_COLUMNS,
         });
         result.nextRotationAt = nextRotationAt(after.map(times), policy, rotation);
+        const next = after
+          .filter((r) => r.status === "staged")
+          .sort((a, b) => +b.createdAt - +a.createdAt)[0];
+        if (!result.activated && next) {
+          result.waiting = {
+            key: next,
+            activatableAt: activatableAt({ createdAt: next.createdAt.getTime() }, policy),
+          };
+        }
         return result;
       });
     },

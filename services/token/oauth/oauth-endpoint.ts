@@ -7,7 +7,7 @@ import { settleFailure } from "../../shared/rpc/call-failure.ts";
 import type { HttpRouteHandler } from "../../shared/rpc/http-server.ts";
 import type { RpcMetrics } from "../../shared/rpc/rpc-metrics.ts";
 import type { TokenServiceMethod } from "../clients/caller-roles.ts";
-import { sendOAuthError } from "./oauth-errors.ts";
+import { type GrantErrorMapping, sendOAuthError } from "./oauth-errors.ts";
 
 /**
  * The call context of one OAuth form post. `method` starts as the endpoint's and becomes the
@@ -18,6 +18,8 @@ export class FormCallContext implements CallContext {
   readonly service = TokenService.typeName;
   readonly protocol = "oauth2";
   readonly requestId: string;
+  /** The grant's own error names (RFC 8693 §2.2.2), set by the token endpoint with `method`. */
+  grantErrorOf: GrantErrorMapping | undefined;
 
   constructor(
     private readonly req: http.IncomingMessage,
@@ -83,7 +85,7 @@ export function oauthEndpoint(
       else {
         // Refused before the body was read (too large, wrong type): close rather than drain it.
         if (!req.complete) res.setHeader("connection", "close");
-        sendOAuthError(res, err, ctx.requestId);
+        sendOAuthError(res, err, ctx.requestId, ctx.grantErrorOf);
       }
     }
   };

@@ -15,6 +15,18 @@ export type OAuthErrorName =
   | "temporarily_unavailable"
   | "server_error";
 
+/**
+ * The errors a grant may answer with in place of the shared mapping: all 400s. The codes answered
+ * with another status (client authentication, load, outages) are the same for every grant.
+ */
+export type GrantErrorName = Exclude<
+  OAuthErrorName,
+  "invalid_client" | "temporarily_unavailable" | "server_error"
+>;
+
+/** A grant's own error names for some codes (grants/grant.ts `errorOf`); null defers to BY_CODE. */
+export type GrantErrorMapping = (code: GatehouseErrorCode) => GrantErrorName | null;
+
 interface OAuthError {
   error: OAuthErrorName;
   status: number;
@@ -50,7 +62,10 @@ const BY_CODE: Partial<Record<GatehouseErrorCode, OAuthError>> = {
   internal: { error: "server_error", status: 500 },
 };
 
-export function oauthErrorOf(code: GatehouseErrorCode): OAuthError {
+/** The OAuth error for `code`: the grant's own name when it has one, else the shared one. */
+export function oauthErrorOf(code: GatehouseErrorCode, grantErrorOf?: GrantErrorMapping): OAuthError {
+  const own = grantErrorOf?.(code) ?? null;
+  if (own !== null) return BAD(own);
   return BY_CODE[code] ?? BAD("invalid_request");
 }
 
@@ -61,10 +76,15 @@ export const CLIENT_AUTH_REALM = "gatehouse";
  * Writes an OAuth error answer: JSON `{error, error_description}` with `no-store`. `invalid_client`
  * is a 401 with `WWW-Authenticate: Basic` (RFC 6749 §5.2: required when the client used Basic; an
  * HTTP 401 always names a scheme). Retry hints become `retry-after`. The description is our public
- * message only, never the private cause.
+ * message only, never the private cause. `grantErrorOf` is the grant's own mapping, once known.
  */
-export function sendOAuthError(res: http.ServerResponse, err: GatehouseError, requestId: string): void {
-  const { error, status } = oauthErrorOf(err.code);
+export function sendOAuthError(
+  res: http.ServerResponse,
+  err: GatehouseError,
+  requestId: string,
+  grantErrorOf?: GrantErrorMapping,
+): void {
+  const { error, status } = oauthErrorOf(err.code, grantErrorOf);
   const headers: http.OutgoingHttpHeaders = {
     "content-type": "application/json",
     "cache-control": "no-store",

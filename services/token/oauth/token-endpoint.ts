@@ -30,6 +30,7 @@ export function tokenEndpoint(deps: OAuthDeps): OAuthHandler {
       );
     }
     ctx.method = grant.method;
+    ctx.grantErrorOf = grant.errorOf;
     const answer = await deps.gate(grant.method, authenticateClient(deps, auth), ctx.requestId, (caller) =>
       grant.handle(deps, caller, form),
     );

@@ -97,6 +97,7 @@ function oneRowParams(s: NewSession): unknown[] {
     s.device.ipAddress,
     s.device.name,
     s.refreshTokenHash,
+    s.refreshMacKid,
   ];
 }
 
@@ -118,6 +119,7 @@ function groupRow(s: NewSession) {
     device_ip_address: s.device.ipAddress,
     device_name: s.device.name,
     refresh_token_hash: s.refreshTokenHash.toString("hex"),
+    refresh_mac_kid: s.refreshMacKid,
   };
 }
 

@@ -1,13 +1,14 @@
 import { createSessionInsertBatcher } from "./session-insert-batcher.ts";
 import { accessTokenStatus } from "./sql/access-token-status.ts";
-import { readRefreshState } from "./sql/read-refresh-state.ts";
+import { readFamilyState, readRefreshState } from "./sql/read-refresh-state.ts";
 import { recordExchange } from "./sql/record-exchange.ts";
 import { revokeForReuse } from "./sql/revoke-for-reuse.ts";
 import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
 import { rotateIfLive } from "./sql/rotate-if-live.ts";
 import { rotateRefreshToken } from "./sql/rotate-refresh-token.ts";
+import { rotateSession } from "./sql/rotate-session.ts";
 import type { SqlExecutor } from "./sql-executor.ts";
-import type { TokenStore } from "./token-store.ts";
+import type { Rotation, TokenStore } from "./token-store.ts";
 
 /**
  * {@link TokenStore} over one SQL executor: each method is exactly one statement, one round trip;
@@ -20,19 +21,13 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
 
     async rotateIfLive(r) {
       const rows = await db.query(rotateIfLive, [
-        r.presentedHash,
-        r.successorHash,
-        r.now,
-        r.idleExpiresAt,
-        r.signingKid,
+        ...rotationParams(r),
         r.callerClientId,
-        r.successorKid,
         r.allowed.audiences,
         r.allowed.tenants,
         r.allowed.subjectPrefixes,
       ]);
-      const row = rows[0];
-      return row?.rotated ? row : null;
+      return rows[0] ?? null;
     },
 
     async readRefreshState(tokenHash) {
@@ -40,20 +35,27 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
       return rows[0] ?? null;
     },
 
+    async readFamilyState(sessionId) {
+      const rows = await db.query(readFamilyState, [sessionId]);
+      return rows[0] ?? null;
+    },
+
     async rotate(r) {
-      const rows = await db.query(rotateRefreshToken, [
-        r.sessionId,
-        r.presentedHash,
-        r.successorHash,
-        r.now,
-        r.idleExpiresAt,
-        r.signingKid,
-        r.successorKid,
-      ]);
+      const rows =
+        r.presentedGeneration === 0
+          ? await db.query(rotateRefreshToken, [
+              r.sessionId,
+              r.presentedHash,
+              r.successorHash,
+              r.now,
+              r.idleExpiresAt,
+              r.signingKid,
+              r.successorKid,
+              r.macKid,
+            ])
+          : await db.query(rotateSession, rotationParams(r));
       const row = rows[0];
-      if (!row) return { kind: "session_gone" };
-      if (!row.rotated) return { kind: "lost_race" };
-      return { kind: "rotated", version: row.version, refreshExpiresAt: row.expires_at };
+      return row ? { version: row.version, refreshExpiresAt: row.expires_at } : null;
     },
 
     async revokeForReuse(sessionId, now, relevantUntil, audit) {
@@ -133,4 +135,19 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
       ]);
     },
   };
+}
+
+/** $1-$9 of rotate-session.ts, shared by the fast path. */
+function rotationParams(r: Rotation): unknown[] {
+  return [
+    r.sessionId,
+    r.presentedGeneration,
+    r.presentedHash,
+    r.successorHash,
+    r.now,
+    r.idleExpiresAt,
+    r.signingKid,
+    r.successorKid,
+    r.macKid,
+  ];
 }

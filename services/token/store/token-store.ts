@@ -1,5 +1,5 @@
 import type { AuditActorName } from "../audit/audit-actions.ts";
-import type { RefreshStateRow } from "./sql/read-refresh-state.ts";
+import type { FamilyStateRow, RefreshStateRow, SessionRefreshRow } from "./sql/read-refresh-state.ts";
 import type { RevokedSessionRow, SessionSelector } from "./sql/revoke-sessions.ts";
 import type { RotatedSessionRow } from "./sql/rotate-if-live.ts";
 
@@ -21,10 +21,14 @@ export interface NewSession {
   expiresAt: Date;
   device: { userAgent: string | null; ipAddress: string | null; name: string | null };
   refreshTokenHash: Buffer;
+  /** MAC key the refresh token carries. */
+  refreshMacKid: string;
 }
 
 export interface Rotation {
   sessionId: string;
+  /** The presented token's generation; 0 for a legacy (v1) token, whose state is a refresh_tokens row. */
+  presentedGeneration: number;
   presentedHash: Buffer;
   successorHash: Buffer;
   now: Date;
@@ -32,12 +36,12 @@ export interface Rotation {
   signingKid: string;
   /** Refresh key that derived `successorHash`'s token, recorded so a grace replay derives the same. */
   successorKid: string;
+  /** MAC key the successor carries, recorded so a grace replay re-mints the same token. */
+  macKid: string;
 }
 
-export type RotationResult =
-  | { kind: "rotated"; version: number; refreshExpiresAt: Date }
-  | { kind: "lost_race" }
-  | { kind: "session_gone" };
+/** null: nothing changed — a concurrent rotation or revoke got there first, or the session is gone. */
+export type RotationResult = { version: number; refreshExpiresAt: Date } | null;
 
 export interface AuditContext {
   /** `client:<id>` of the caller (see audit/audit-actions.ts). */
@@ -77,14 +81,8 @@ export interface AccessTokenStatus {
   clientDisabledAt: Date | null;
 }
 
-export interface FastRotation {
-  presentedHash: Buffer;
-  successorHash: Buffer;
-  now: Date;
-  idleExpiresAt: Date;
-  signingKid: string;
+export interface FastRotation extends Rotation {
   callerClientId: string;
-  successorKid: string;
   /** The caller's allow-lists now: the fast path rotates only a session they still admit. */
   allowed: {
     audiences: readonly string[];
@@ -113,9 +111,15 @@ export interface ExchangeRecord extends AuditContext {
 
 export interface TokenStore {
   createSession(s: NewSession): Promise<void>;
-  /** Rotates in one round trip when the token is plainly live; null means "decide the slow way". */
+  /**
+   * Rotates a v2 token in one statement writing one row when it is plainly live; null means "decide
+   * the slow way".
+   */
   rotateIfLive(r: FastRotation): Promise<RotatedSessionRow | null>;
+  /** A legacy (v1) token's state, by its hash. */
   readRefreshState(tokenHash: Buffer): Promise<RefreshStateRow | null>;
+  /** A session's v2 refresh state, by the session id a v2 token carries. */
+  readFamilyState(sessionId: string): Promise<FamilyStateRow | null>;
   rotate(r: Rotation): Promise<RotationResult>;
   revokeForReuse(
     sessionId: string,
@@ -140,4 +144,11 @@ export interface TokenStore {
   recordExchange(r: ExchangeRecord): Promise<void>;
 }
 
-export type { RefreshStateRow, RevokedSessionRow, RotatedSessionRow, SessionSelector };
+export type {
+  FamilyStateRow,
+  RefreshStateRow,
+  RevokedSessionRow,
+  RotatedSessionRow,
+  SessionRefreshRow,
+  SessionSelector,
+};

@@ -66,6 +66,7 @@ export async function startTokenServiceProcess(options: TokenServiceOptions): Pr
   const env = baseEnv({
     DATABASE_URL: options.databaseUrl,
     REDIS_URL: options.redisUrl,
+    GATEHOUSE_REVOCATION: options.redisUrl === undefined ? "none" : "stream",
     GATEHOUSE_MASTER_KEY: masterKey,
     GATEHOUSE_LISTEN: `127.0.0.1:${grpcPort}`,
     GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { poolConfig, schemaOf } from "../../../services/shared/database/postgres.ts";
-import { hashRefreshToken } from "../../../services/token/tokens/refresh-token-format.ts";
+import { hashRefreshToken, parseRefreshToken } from "../../../services/token/tokens/refresh-token-format.ts";
 
 /** What the clients of one session were handed: every refresh token, and the newest one. */
 export interface SessionLedger {
@@ -9,9 +9,16 @@ export interface SessionLedger {
   current: string;
 }
 
+/**
+ * One refresh token the database accounts for. A session row holds its family's generation and the
+ * hashes of the live and the previous token; earlier generations are accounted for by number only
+ * (`token_hash` null). Legacy (v1) tokens are rows of their own.
+ */
 export interface StoredToken {
   session_id: string;
-  token_hash: Buffer;
+  token_hash: Buffer | null;
+  /** The v2 generation; null for a legacy row. */
+  generation: number | null;
   live: boolean;
 }
 
@@ -37,10 +44,21 @@ export function ledgerProblems(
   tokens: readonly StoredToken[],
   revokedSessions: readonly string[],
 ): LedgerProblems {
-  const known = new Set(tokens.map((t) => t.token_hash.toString("hex")));
+  const known = new Set(tokens.flatMap((t) => (t.token_hash ? [t.token_hash.toString("hex")] : [])));
+  // Generations whose hash is no longer kept: a token of one is known by its session and generation.
+  const byNumber = new Set(
+    tokens.filter((t) => t.token_hash === null).map((t) => `${t.session_id}/${t.generation}`),
+  );
+  const isKnown = (token: string) => {
+    if (known.has(hashRefreshToken(token).toString("hex"))) return true;
+    const parsed = parseRefreshToken(token);
+    return (
+      "version" in parsed && parsed.version === 2 && byNumber.has(`${parsed.sessionId}/${parsed.generation}`)
+    );
+  };
   const live = new Map<string, string[]>();
   for (const t of tokens) {
-    if (!t.live) continue;
+    if (!t.live || t.token_hash === null) continue;
     const list = live.get(t.session_id) ?? [];
     list.push(t.token_hash.toString("hex"));
     live.set(t.session_id, list);
@@ -58,7 +76,7 @@ export function ledgerProblems(
     if (liveHashes.length > 1) problems.forks.push(sessionId);
     if (liveHashes.length === 0 && !revoked.has(sessionId)) problems.noLiveToken.push(sessionId);
     for (const token of ledger.received) {
-      if (!known.has(hashRefreshToken(token).toString("hex"))) problems.unknownTokens++;
+      if (!isKnown(token)) problems.unknownTokens++;
     }
     if (!revoked.has(sessionId) && !liveHashes.includes(hashRefreshToken(ledger.current).toString("hex"))) {
       problems.currentNotLive.push(sessionId);
@@ -100,8 +118,14 @@ export async function readLedgerRows(
   await client.connect();
   try {
     const tokens = await client.query<StoredToken>(
-      `SELECT session_id::text AS session_id, token_hash, used_at IS NULL AS live
-         FROM refresh_tokens WHERE session_id = ANY($1::uuid[])`,
+      `SELECT session_id::text AS session_id, token_hash, NULL::int AS generation, used_at IS NULL AS live
+         FROM refresh_tokens WHERE session_id = ANY($1::uuid[])
+       UNION ALL
+       SELECT s.id::text, CASE g WHEN s.refresh_generation THEN s.refresh_hash
+                                 WHEN s.refresh_generation - 1 THEN s.refresh_previous_hash END,
+              g, g = s.refresh_generation
+         FROM sessions s, generate_series(1, s.refresh_generation) AS g
+        WHERE s.id = ANY($1::uuid[])`,
       [sessionIds],
     );
     const revoked = await client.query<{ id: string }>(

@@ -1,10 +1,13 @@
+import type { GatehouseErrorCode } from "../../../shared/errors/codes.ts";
 import type { TokenServiceMethod } from "../../clients/caller-roles.ts";
 import type { Caller, FlowDeps } from "../../flows/flow-deps.ts";
 import type { FormParams } from "../form-body.ts";
+import type { GrantErrorName } from "../oauth-errors.ts";
 
-/** A successful token answer (RFC 6749 §5.1). */
+/** A successful token answer (RFC 6749 §5.1; RFC 8693 §2.2.1 adds `issued_token_type`). */
 export interface TokenResponse {
   access_token: string;
+  issued_token_type?: string;
   token_type: "Bearer";
   expires_in: number;
   refresh_token?: string;
@@ -18,6 +21,11 @@ export interface TokenResponse {
 export interface Grant {
   readonly method: TokenServiceMethod;
   handle(deps: FlowDeps, caller: Caller, form: FormParams): Promise<TokenResponse>;
+  /**
+   * The grant's own `error` for a code, where its RFC departs from RFC 6749 §5.2 (RFC 8693 §2.2.2);
+   * null, or no function, leaves the code to the mapping every grant shares (oauth-errors.ts).
+   */
+  readonly errorOf?: (code: GatehouseErrorCode) => GrantErrorName | null;
 }
 
 /** `scope` (RFC 6749 §3.3): space-delimited, order irrelevant; the flows check each value. */

@@ -1,17 +1,19 @@
+import { TOKEN_EXCHANGE_GRANT_TYPE } from "../../flows/token-exchange-request.ts";
 import { clientCredentialsGrant } from "./client-credentials.ts";
 import type { Grant } from "./grant.ts";
 import { refreshTokenGrant } from "./refresh-token.ts";
+import { tokenExchangeGrant } from "./token-exchange.ts";
 
 export type { Grant, TokenResponse } from "./grant.ts";
 
 /**
  * The token endpoint's grant types, one module each. A `grant_type` not listed here is
- * `unsupported_grant_type`, `urn:ietf:params:oauth:grant-type:token-exchange` included for now.
+ * `unsupported_grant_type`.
  */
 export const GRANTS: Readonly<Record<string, Grant>> = {
   client_credentials: clientCredentialsGrant,
   refresh_token: refreshTokenGrant,
-  // urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693) plugs in here with the exchange flow.
+  [TOKEN_EXCHANGE_GRANT_TYPE]: tokenExchangeGrant,
 };
 
 /** The `grant_types_supported` of the server metadata: exactly the table above. */

@@ -1,0 +1,141 @@
+/**
+ * One load-driver process for the token service (forked by token-load.ts): grpc-js clients calling
+ * Issue or Refresh in a closed loop, `slots` calls in flight. Protocol with the coordinator, once per
+ * task: task → "ready" (after any preparation, e.g. issuing the tokens it will refresh) → "go" →
+ * result. The process serves task after task until "exit", remembering the current token of every
+ * preloaded session it refreshed, so a later task does not present a spent one (that is reuse).
+ */
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import {
+  IssueRequestSchema,
+  RefreshRequestSchema,
+  TokenService,
+} from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
+import { grpcServiceDefinition } from "../../services/shared/rpc/index.ts";
+import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
+import { preloadedRefreshToken } from "./soak-preload.ts";
+import type { DriverResult, DriverTask } from "./token-load.ts";
+
+type Call = (slot: number, method: "issue" | "refresh", req: unknown) => Promise<{ refreshToken: string }>;
+
+function connect(task: DriverTask): { call: Call; close(): void } {
+  const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(TokenService), "TokenService");
+  const channels = [0, 1].map(
+    () =>
+      new Ctor(`127.0.0.1:${task.port}`, grpc.credentials.createInsecure(), {
+        "grpc.use_local_subchannel_pool": 1,
+      }),
+  );
+  const md = new grpc.Metadata();
+  md.set("authorization", basicAuthorization(task.clientId, task.secret));
+  const call: Call = (slot, method, req) =>
+    new Promise((resolve, reject) =>
+      (channels[slot % 2] as unknown as Record<string, (...a: unknown[]) => void>)[method]!(
+        req,
+        md,
+        (err: grpc.ServiceError | null, res: { refreshToken: string }) => (err ? reject(err) : resolve(res)),
+      ),
+    );
+  return {
+    call,
+    close: () => {
+      for (const c of channels) c.close();
+    },
+  };
+}
+
+const issueRequest = (subject: string) =>
+  create(IssueRequestSchema, { subject, audience: ["orders"], scopes: ["orders:read"] });
+
+/**
+ * What each slot sends next. "refresh" rotates one fresh session per slot over and over;
+ * "refresh-preloaded" refreshes a random session of the slot's own share of the preloaded ones (so no
+ * two slots ever race on one session), remembering each successor.
+ */
+async function prepare(task: DriverTask, call: Call): Promise<(slot: number, n: number) => Promise<void>> {
+  if (task.mode === "issue") {
+    return async (slot, n) => {
+      await call(slot, "issue", issueRequest(`bench-${slot}-${n}`));
+    };
+  }
+  if (task.mode === "refresh") {
+    const tokens: string[] = [];
+    for (let s = 0; s < task.slots; s++) {
+      tokens[s] = (await call(s, "issue", issueRequest(`bench-${randomUUID()}`))).refreshToken;
+    }
+    return async (slot) => {
+      tokens[slot] = (
+        await call(slot, "refresh", create(RefreshRequestSchema, { refreshToken: tokens[slot]! }))
+      ).refreshToken;
+    };
+  }
+  const share = task.preloaded!;
+  const perSlot = Math.floor(share.count / task.slots);
+  if (perSlot < 1) throw new Error(`${share.count} preloaded sessions for ${task.slots} slots`);
+  if (currentSeed !== share.seed) {
+    current.clear();
+    currentSeed = share.seed;
+  }
+  return async (slot) => {
+    const i = share.first + slot + task.slots * Math.floor(Math.random() * perSlot);
+    const token = current.get(i) ?? preloadedRefreshToken(share.seed, i);
+    const res = await call(slot, "refresh", create(RefreshRequestSchema, { refreshToken: token }));
+    current.set(i, res.refreshToken);
+  };
+}
+
+/** The current refresh token of each preloaded session (of seed `currentSeed`) this driver rotated. */
+const current = new Map<number, string>();
+let currentSeed = "";
+
+async function run(task: DriverTask, send: (m: unknown) => Promise<void>, go: Promise<void>) {
+  const { call, close } = connect(task);
+  const next = await prepare(task, call);
+  await send({ type: "ready" });
+  await go;
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  let calls = 0;
+  let attempts = 0;
+  const started = performance.now();
+  const end = started + task.durationMs;
+  const budget = task.maxCalls ?? Number.POSITIVE_INFINITY;
+  await Promise.all(
+    Array.from({ length: task.slots }, async (_, s) => {
+      while (performance.now() < end && attempts < budget) {
+        const n = attempts++;
+        const t0 = performance.now();
+        try {
+          await next(s, n);
+          calls++;
+          latencies.push(performance.now() - t0);
+        } catch (err) {
+          const code = String((err as grpc.ServiceError).code ?? (err as Error).message);
+          errors[code] = (errors[code] ?? 0) + 1;
+        }
+      }
+    }),
+  );
+  const elapsedMs = performance.now() - started;
+  close();
+  const result: DriverResult = { calls, errors, latenciesMs: latencies, elapsedMs };
+  await send({ type: "result", result });
+}
+
+const send = (m: unknown) => new Promise<void>((resolve) => process.send!(m, () => resolve()));
+let startSignal = () => {};
+process.on("message", (m: { type: "task"; task: DriverTask } | { type: "go" } | { type: "exit" }) => {
+  if (m.type === "exit") process.exit(0);
+  else if (m.type === "go") startSignal();
+  else {
+    const go = new Promise<void>((resolve) => {
+      startSignal = resolve;
+    });
+    run(m.task, send, go).catch((err) => {
+      console.error("load driver failed:", err);
+      process.exit(1);
+    });
+  }
+});

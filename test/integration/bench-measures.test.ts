@@ -1,0 +1,141 @@
+/**
+ * The measuring parts of the benchmarks, on the real Postgres: CPU read from /proc, rows written read
+ * from Postgres' statistics, and the soak's preload, whose sessions must be refreshable through the
+ * real Refresh flow (when the refresh data model changes, this fails until soak-preload.ts follows).
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type RowsWritten,
+  rowsWrittenBetween,
+  schemaBytes,
+  settledRowsWritten,
+} from "../../bench/lib/pg-table-stats.ts";
+import { cpuBetween, postgresPids, processCpuMicros, processTree } from "../../bench/lib/process-cpu.ts";
+import { preloadedRefreshToken, preloadLiveSessions } from "../../bench/lib/soak-preload.ts";
+import { RefreshRequestSchema } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
+import type { ClientRecord } from "../../services/token/clients/client-record.ts";
+import { refresh } from "../../services/token/flows/refresh-flow.ts";
+import { poolExecutor } from "../../services/token/store/sql-executor.ts";
+import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { TEST_DATABASE_URL } from "../support/services.ts";
+import { createTestClient, flowDeps, testClock } from "../support/token-fixtures.ts";
+
+let tdb: TestDatabase;
+let deps: Awaited<ReturnType<typeof flowDeps>>;
+let web: ClientRecord;
+const clock = testClock(Date.now());
+
+beforeAll(async () => {
+  tdb = await useTestDatabase();
+  deps = await flowDeps(tdb.db.prisma, poolExecutor(tdb.db.pool!), clock.now);
+  web = (await createTestClient(tdb.db.prisma, { id: "web" })).client;
+});
+afterAll(async () => {
+  deps?.stop();
+  await tdb?.drop();
+});
+
+describe("CPU from /proc", () => {
+  it("reads this process's CPU as process.cpuUsage() does, to within a few clock ticks", () => {
+    const end = performance.now() + 200;
+    while (performance.now() < end) randomBytes(64);
+    const own = process.cpuUsage();
+    const read = processCpuMicros(process.pid)!;
+    expect(Math.abs(read - (own.user + own.system))).toBeLessThan(50_000);
+    expect(read).toBeGreaterThan(100_000);
+  });
+
+  it("answers undefined for a process that is gone, and counts a process started in between from zero", () => {
+    expect(processCpuMicros(2 ** 22 + 1)).toBeUndefined();
+    expect(cpuBetween(new Map([[1, 500]]), new Map([[1, 800]]))).toBe(300);
+    expect(cpuBetween(new Map(), new Map([[2, 700]]))).toBe(700);
+    expect(cpuBetween(new Map([[3, 900]]), new Map())).toBe(0);
+  });
+
+  it("finds a child in a process's tree, and Postgres' processes", async () => {
+    const child = spawn("sleep", ["5"]);
+    try {
+      expect(processTree(process.pid)).toContain(child.pid);
+      expect(postgresPids().length).toBeGreaterThan(0);
+    } finally {
+      child.kill();
+    }
+  });
+});
+
+describe("rows written, from pg_stat_user_tables", () => {
+  it("counts inserts and updates of the schema once the writer's statistics are flushed", async () => {
+    const pool = tdb.db.pool!;
+    const reader = await pool.connect();
+    const writer = await pool.connect();
+    try {
+      const before = await settledRowsWritten(reader, tdb.schema, { minWaitMs: 0, quietMs: 0 });
+      await writer.query("CREATE TABLE bench_probe (id int PRIMARY KEY, n int, tag text)");
+      await writer.query("INSERT INTO bench_probe SELECT i, 0, 'x' FROM generate_series(1, 3) AS i");
+      await writer.query("UPDATE bench_probe SET n = n + 1 WHERE id <= 2");
+      // The writer's counters stay in its own memory until it flushes them; make it flush now.
+      await writer.query("SELECT pg_stat_force_next_flush()");
+      await writer.query("SELECT 1");
+      const after = await settledRowsWritten(reader, tdb.schema, { minWaitMs: 0, quietMs: 500 });
+      const delta = rowsWrittenBetween(before, after);
+      expect(delta.perTable.bench_probe).toEqual({ inserted: 3, updated: 2, hotUpdated: 2 });
+      expect((await schemaBytes(reader, tdb.schema)).bench_probe).toBeGreaterThan(0);
+    } finally {
+      await writer.query("DROP TABLE IF EXISTS bench_probe");
+      writer.release();
+      reader.release();
+    }
+  });
+
+  it("subtracts per table and leaves out tables nothing was written to", () => {
+    const at = (ins: number, upd: number, other: number): RowsWritten => ({
+      inserted: ins + other,
+      updated: upd,
+      hotUpdated: upd,
+      perTable: {
+        sessions: { inserted: ins, updated: upd, hotUpdated: upd },
+        clients: { inserted: other, updated: 0, hotUpdated: 0 },
+      },
+    });
+    expect(rowsWrittenBetween(at(10, 4, 1), at(12, 9, 1))).toEqual({
+      inserted: 2,
+      updated: 5,
+      hotUpdated: 5,
+      perTable: { sessions: { inserted: 2, updated: 5, hotUpdated: 5 } },
+    });
+  });
+});
+
+describe("soak preload", () => {
+  it("writes live sessions whose derived tokens rotate through the real Refresh flow", async () => {
+    const seed = randomBytes(8).toString("hex");
+    await preloadLiveSessions({
+      url: TEST_DATABASE_URL,
+      schema: tdb.schema,
+      clientId: "web",
+      count: 40,
+      seed,
+    });
+    const { rows } = await tdb.db.pool!.query(
+      "SELECT count(*)::int AS n FROM sessions WHERE subject LIKE 'soak-%'",
+    );
+    expect(rows[0].n).toBe(40);
+    for (const i of [0, 17, 39]) {
+      const first = await refresh(
+        deps,
+        { client: web, requestId: `r-${i}` },
+        create(RefreshRequestSchema, { refreshToken: preloadedRefreshToken(seed, i) }),
+      );
+      expect(first.refreshToken).toMatch(/^gthr_/);
+      const second = await refresh(
+        deps,
+        { client: web, requestId: `r2-${i}` },
+        create(RefreshRequestSchema, { refreshToken: first.refreshToken! }),
+      );
+      expect(second.sessionId).toBe(first.sessionId);
+    }
+  });
+});
