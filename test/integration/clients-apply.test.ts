@@ -327,6 +327,7 @@ describe("GATEHOUSE_CLIENTS_FILE at token-service start", () => {
       GATEHOUSE_LISTEN: "127.0.0.1:0",
       GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
       GATEHOUSE_LOG_LEVEL: "silent",
+      GATEHOUSE_REVOCATION: "none",
       GATEHOUSE_CLIENTS_FILE: join(dir, "start-bad.yaml"),
     });
     expect(r.code).toBe(2);
