@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { userInfo } from "node:os";
 import { create } from "@bufbuild/protobuf";
 import {
   AdminService,
@@ -18,6 +17,7 @@ import { databaseSettings, loadSettings } from "../shared/config/index.ts";
 import { createClient } from "../token/admin/client-admin.ts";
 import { tokenServiceSettings } from "../token/token-service-settings.ts";
 import { type Output, outputFor, printMessage, when } from "./cli-output.ts";
+import { safeUser } from "./cli-user.ts";
 import {
   clientDetails,
   clientsTable,
@@ -29,6 +29,7 @@ import {
   settingsFrom,
   showSecret,
 } from "./client-flags.ts";
+import { applyCommand } from "./clients-apply-command.ts";
 import { EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { commandGroup, positionalArgs, type Subcommand } from "./command-group.ts";
 import { CONNECTION_FLAGS, CONNECTION_USAGE, type RpcConnection, withConnection } from "./rpc-connection.ts";
@@ -125,16 +126,6 @@ async function createDirect(init: object, databaseUrlFlag: string | undefined) {
     );
   } finally {
     await db.close();
-  }
-}
-
-function safeUser(): string {
-  try {
-    return userInfo()
-      .username.replace(/[^\w.-]/g, "_")
-      .slice(0, 64);
-  } catch {
-    return "unknown";
   }
 }
 
@@ -328,6 +319,15 @@ the disable's cut-off has passed, so every token issued once it returns passes t
 
 export const clientsCommand = commandGroup(
   "clients",
-  "Manage clients: create, list, get, update, rotate-secret, disable, enable",
-  [createCommand, listCommand, getCommand, updateCommand, rotateSecretCommand, disableCommand, enableCommand],
+  "Manage clients: create, list, get, update, rotate-secret, disable, enable, apply",
+  [
+    createCommand,
+    listCommand,
+    getCommand,
+    updateCommand,
+    rotateSecretCommand,
+    disableCommand,
+    enableCommand,
+    applyCommand,
+  ],
 );

@@ -215,4 +215,11 @@ export const tokenServiceSettings = {
     default: "30s",
     schema: types.duration({ maxMs: 3_600_000 }),
   }),
+  clientsFile: setting({
+    env: "GATEHOUSE_CLIENTS_FILE",
+    description:
+      "A clients file (YAML, see docs/operations.md) applied once at start as `gatehouse clients apply` would, without pruning; an invalid file or a failed apply stops the start",
+    optional: true,
+    schema: types.text(),
+  }),
 };

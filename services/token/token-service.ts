@@ -15,6 +15,7 @@ import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
 import { createCallerGate } from "./clients/caller-gate.ts";
 import { createClientChangeWatch } from "./clients/client-change-watch.ts";
 import { prismaClientLookup } from "./clients/prisma-client-lookup.ts";
+import { applyClientsFileAtStart } from "./clients-file/clients-file-at-start.ts";
 import type { FlowDeps } from "./flows/flow-deps.ts";
 import { createSessionJanitor, type SessionJanitor } from "./janitor/session-janitor.ts";
 import { keyLifecyclePolicy } from "./keys/key-lifecycle.ts";
@@ -46,6 +47,7 @@ export type TokenServiceConfig = Omit<
   | "sessionRetention"
   | "janitorInterval"
   | "janitorBatchSize"
+  | "clientsFile"
   | OverloadSettingKey
 > &
   OverloadConfig & {
@@ -55,6 +57,8 @@ export type TokenServiceConfig = Omit<
     sessionRetention?: number;
     janitorInterval?: number;
     janitorBatchSize?: number;
+    /** GATEHOUSE_CLIENTS_FILE: a clients file applied before the service listens. */
+    clientsFile?: string;
   };
 
 export interface StartTokenServiceOptions {
@@ -184,6 +188,9 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       revokeLimit: revokeGuardFromConfig(config, metrics),
       authenticator,
     };
+    if (config.clientsFile) {
+      await applyClientsFileAtStart({ path: config.clientsFile, env: process.env, db, deps });
+    }
     const signingKeys = createSigningKeys({
       prisma: db.prisma,
       masterKey: config.masterKey,

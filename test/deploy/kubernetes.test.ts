@@ -103,13 +103,16 @@ describe("every kustomization renders and every object matches its Kubernetes sc
     expect(DIRS).toEqual(
       expect.arrayContaining([
         "base",
+        "clients",
         "example-app",
         "istio",
         "migrate",
         "namespace",
         "overlays/dev",
+        "overlays/dev/clients",
         "overlays/dev/migrate",
         "overlays/production",
+        "overlays/production/clients",
         "overlays/production/migrate",
       ]),
     );
@@ -353,6 +356,44 @@ describe("migration Job", () => {
     const migrate = new Set(gatehouseImages(render(`${dir}/migrate`)));
     expect(app.size).toBe(1);
     expect(migrate).toEqual(app);
+  });
+});
+
+describe("clients-apply Job", () => {
+  it("applies the ConfigMap's clients file once, on the database, with client secrets from a Secret", async () => {
+    const objects = render("clients");
+    const job = find(objects, "Job", "gatehouse-clients-apply") as unknown as IJob;
+    const pod = job.spec!.template.spec!;
+    expect(pod.restartPolicy).toBe("Never");
+    const container = pod.containers[0]!;
+    expect(container.args).toEqual([
+      "clients",
+      "apply",
+      "-f",
+      "/etc/gatehouse/clients.yaml",
+      "--direct",
+      "--prune",
+    ]);
+    const mount = container.volumeMounts!.find((m) => m.mountPath === "/etc/gatehouse")!;
+    const configMap = pod.volumes!.find((v) => v.name === mount.name)!.configMap!.name!;
+    const cm = find(objects, "ConfigMap", configMap) as unknown as IConfigMap;
+    // The file in the ConfigMap is one `clients apply` accepts, each secret_from_env set by the Job.
+    const { parseClientsFile } = await import("../../services/token/clients-file/clients-file.ts");
+    const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, "x".repeat(40)]));
+    const clients = parseClientsFile(cm.data!["clients.yaml"]!, {
+      path: "clients.yaml",
+      env,
+      maxAccessTokenTtlSeconds: 3600,
+    });
+    expect(clients.length).toBeGreaterThan(0);
+    for (const e of container.env ?? []) {
+      if (e.name !== "DATABASE_URL")
+        expect(e.valueFrom?.secretKeyRef?.name, e.name).toBe("gatehouse-client-secrets");
+    }
+  });
+
+  it.each(OVERLAYS)("uses the same image as the token service in %s", (dir) => {
+    expect(new Set(gatehouseImages(render(`${dir}/clients`)))).toEqual(new Set(gatehouseImages(render(dir))));
   });
 });
 

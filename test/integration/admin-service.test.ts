@@ -406,6 +406,49 @@ describe("clients", () => {
     c.close();
   });
 
+  it("rotates to a chosen secret once: the same secret again writes and audits nothing", async () => {
+    const c = admin();
+    await c.createClient({
+      clientId: "chooser",
+      name: "c",
+      roles: [ClientRole.ISSUER],
+      allowedAudiences: ["orders"],
+    });
+    const chosen = `chosen-${randomBytes(24).toString("base64url")}`;
+    const audits = () =>
+      tdb.db.prisma.auditEvent.count({ where: { targetId: "chooser", action: "client.rotate_secret" } });
+    const dry = await c.rotateClientSecret({ clientId: "chooser", clientSecret: chosen, validateOnly: true });
+    expect(dry.rotated).toBe(true);
+    expect(await audits()).toBe(0);
+    const first = await c.rotateClientSecret({ clientId: "chooser", clientSecret: chosen });
+    // The caller has the secret: it is not echoed back.
+    expect(first).toMatchObject({ rotated: true, clientSecret: "" });
+    const t = grpcTokenClient(service.grpcPort, { id: "chooser", secret: chosen });
+    await t.issue({ subject: "cy", audience: ["orders"] });
+    t.close();
+    const before = await tdb.db.prisma.client.findUniqueOrThrow({ where: { id: "chooser" } });
+    const again = await c.rotateClientSecret({ clientId: "chooser", clientSecret: chosen });
+    const dryAgain = await c.rotateClientSecret({
+      clientId: "chooser",
+      clientSecret: chosen,
+      validateOnly: true,
+    });
+    expect([again.rotated, dryAgain.rotated]).toEqual([false, false]);
+    expect(await tdb.db.prisma.client.findUniqueOrThrow({ where: { id: "chooser" } })).toEqual(before);
+    expect(await audits()).toBe(1);
+    for (const [req, field] of [
+      [{ clientSecret: "short" }, "client_secret"],
+      [{ clientSecret: `has space ${"x".repeat(40)}` }, "client_secret"],
+      [{ validateOnly: true }, "validate_only"],
+    ] as const) {
+      expect(await failure(c.rotateClientSecret({ clientId: "chooser", ...req }))).toMatchObject({
+        reason: "invalid_request",
+        metadata: { field },
+      });
+    }
+    c.close();
+  });
+
   it("disables a client: revokes its sessions and queues client_disabled with its audit row in one go", async () => {
     const c = admin();
     const created = await c.createClient({

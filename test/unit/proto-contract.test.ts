@@ -402,6 +402,8 @@ describe("gatehouse.v1.AdminService", () => {
     expect(fieldSignatures(AdminService.method.rotateClientSecret.input)).toEqual([
       "client_id:string",
       "previous_secret_overlap:google.protobuf.Duration",
+      "client_secret:string",
+      "validate_only:bool",
     ]);
   });
 

@@ -22,7 +22,9 @@ export const ROLE_BY_ENUM: ReadonlyMap<ClientRole, RoleName> = new Map([
   [ClientRole.INTROSPECTOR, "introspector"],
   [ClientRole.ADMIN, "admin"],
 ]);
-const ENUM_BY_ROLE = new Map([...ROLE_BY_ENUM].map(([k, v]) => [v as string, k]));
+export const ENUM_BY_ROLE: ReadonlyMap<string, ClientRole> = new Map(
+  [...ROLE_BY_ENUM].map(([k, v]) => [v as string, k]),
+);
 
 export const ALGORITHM_BY_ENUM: ReadonlyMap<SigningAlgorithm, AlgorithmName> = new Map([
   [SigningAlgorithm.EDDSA, "EdDSA"],

@@ -20,12 +20,13 @@ import type {
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { AuditAction } from "../audit/audit-actions.ts";
 import { recordAudit } from "../audit/audit-record.ts";
-import { generateClientSecret, hashClientSecret } from "../clients/client-secret.ts";
+import { generateClientSecret, hashClientSecret, verifyClientSecret } from "../clients/client-secret.ts";
 import { disableCutOffMs } from "../clients/disable-cut-off.ts";
 import { checkText, LIMITS } from "../flows/request-limits.ts";
 import type { AdminCaller, AdminDeps } from "./admin-deps.ts";
 import { clientMessage, ROLE_BY_ENUM } from "./admin-messages.ts";
 import {
+  checkChosenSecret,
   checkClientId,
   generateClientId,
   settingsForCreate,
@@ -36,6 +37,14 @@ import { checkClientKeys, hasTrustSource, trustForCreate, trustForUpdate, trustO
 import { decodePageToken, encodePageToken, pageSize } from "./page-cursor.ts";
 
 type Reply<S extends DescMessage> = Promise<MessageInitShape<S>>;
+
+/** What the client handlers use of AdminDeps (`clients apply --direct` builds just this). */
+export type ClientAdminDeps = Pick<
+  AdminDeps,
+  "prisma" | "now" | "maxAccessTokenTtlSeconds" | "publish" | "log" | "trustedIssuers"
+> & {
+  authenticator: Pick<AdminDeps["authenticator"], "forget">;
+};
 
 const DEFAULT_OVERLAP_MS = 24 * 3_600_000;
 const MAX_OVERLAP_MS = 7 * 86_400_000;
@@ -89,6 +98,8 @@ export async function createClient(
   deps: Pick<AdminDeps, "prisma" | "now" | "maxAccessTokenTtlSeconds" | "trustedIssuers">,
   caller: AdminCaller,
   req: CreateClientRequest,
+  /** A secret the operator chose (a clients file's `secret_from_env`); default: a generated one. */
+  chosenSecret?: string,
 ): Reply<typeof CreateClientResponseSchema> {
   const id = req.clientId === "" ? generateClientId() : checkClientId(req.clientId);
   const settings = settingsForCreate(req, deps.maxAccessTokenTtlSeconds);
@@ -101,7 +112,11 @@ export async function createClient(
       { metadata: { field: "no_secret" } },
     );
   }
-  const secret = req.noSecret ? "" : generateClientSecret();
+  const secret = req.noSecret
+    ? ""
+    : chosenSecret === undefined
+      ? generateClientSecret()
+      : checkChosenSecret(chosenSecret);
   const secretHash = req.noSecret ? null : await hashClientSecret(secret);
   const at = new Date(deps.now());
   try {
@@ -128,14 +143,14 @@ export async function createClient(
       );
       return created;
     });
-    return { client: clientMessage(row), clientSecret: secret };
+    return { client: clientMessage(row), clientSecret: chosenSecret === undefined ? secret : "" };
   } catch (err) {
     throw taken(err, id);
   }
 }
 
 export async function getClient(
-  deps: AdminDeps,
+  deps: Pick<AdminDeps, "prisma">,
   req: GetClientRequest,
 ): Reply<typeof GetClientResponseSchema> {
   return { client: clientMessage(await findOrThrow(deps.prisma, req.clientId)) };
@@ -145,7 +160,7 @@ export async function getClient(
 export const CLIENT_CURSOR = ["text"] as const;
 
 export async function listClients(
-  deps: AdminDeps,
+  deps: Pick<AdminDeps, "prisma">,
   req: ListClientsRequest,
 ): Reply<typeof ListClientsResponseSchema> {
   const role = req.role === 0 ? null : ROLE_BY_ENUM.get(req.role);
@@ -177,7 +192,7 @@ export async function listClients(
 }
 
 export async function updateClient(
-  deps: AdminDeps,
+  deps: ClientAdminDeps,
   caller: AdminCaller,
   req: UpdateClientRequest,
 ): Reply<typeof UpdateClientResponseSchema> {
@@ -214,7 +229,7 @@ export async function updateClient(
 }
 
 export async function rotateClientSecret(
-  deps: AdminDeps,
+  deps: ClientAdminDeps,
   caller: AdminCaller,
   req: RotateClientSecretRequest,
 ): Reply<typeof RotateClientSecretResponseSchema> {
@@ -225,10 +240,25 @@ export async function rotateClientSecret(
       metadata: { field: "previous_secret_overlap" },
     });
   }
-  const secret = generateClientSecret();
+  const chosen = req.clientSecret === "" ? undefined : checkChosenSecret(req.clientSecret);
+  if (chosen === undefined && req.validateOnly) {
+    throw new GatehouseError("invalid_request", "validate_only needs client_secret", {
+      metadata: { field: "validate_only" },
+    });
+  }
+  // A chosen secret that already is the client's changes nothing: a clients file applied again (or
+  // by several replicas at once) writes and audits nothing.
+  const isCurrent = async (row: ClientRow) =>
+    chosen !== undefined && row.secretHash !== null && (await verifyClientSecret(chosen, row.secretHash));
+  const before = await findOrThrow(deps.prisma, req.clientId);
+  const same = await isCurrent(before);
+  if (same || req.validateOnly) return { clientSecret: "", rotated: !same, client: clientMessage(before) };
+  const secret = chosen ?? generateClientSecret();
   const secretHash = await hashClientSecret(secret);
   const row = await deps.prisma.$transaction(async (tx) => {
-    const current = await findOrThrow(tx, req.clientId);
+    await tx.$queryRaw`SELECT id FROM clients WHERE id = ${before.id} FOR UPDATE`;
+    const current = await findOrThrow(tx, before.id);
+    if (await isCurrent(current)) return undefined;
     if (current.disabledAt !== null) {
       throw new GatehouseError("failed_precondition", `client ${current.id} is disabled: enable it first`, {
         metadata: { client_id: current.id },
@@ -252,14 +282,23 @@ export async function rotateClientSecret(
       tx,
       audit(caller, at, "client.rotate_secret", current.id, {
         overlap_seconds: Math.floor(overlapMs / 1000),
+        chosen_secret: chosen !== undefined,
       }),
     );
     return updated;
   });
+  if (row === undefined) {
+    return {
+      clientSecret: "",
+      rotated: false,
+      client: clientMessage(await findOrThrow(deps.prisma, before.id)),
+    };
+  }
   // A cached (client, old secret) pair must not outlive the overlap, least of all a zero one.
   deps.authenticator.forget(row.id);
   return {
-    clientSecret: secret,
+    clientSecret: chosen === undefined ? secret : "",
+    rotated: true,
     previousSecretExpiresAt: timestampFromDate(row.previousSecretExpiresAt!),
     client: clientMessage(row),
   };
@@ -296,7 +335,7 @@ const DISABLE_CLIENT = `
   SELECT (SELECT count(*) FROM s)::int AS sessions_revoked, (SELECT event_id::text FROM o) AS event_id`;
 
 export async function disableClient(
-  deps: AdminDeps,
+  deps: ClientAdminDeps,
   caller: AdminCaller,
   req: DisableClientRequest,
 ): Reply<typeof DisableClientResponseSchema> {
@@ -335,7 +374,7 @@ export async function disableClient(
 }
 
 export async function enableClient(
-  deps: AdminDeps,
+  deps: ClientAdminDeps,
   caller: AdminCaller,
   req: EnableClientRequest,
 ): Reply<typeof EnableClientResponseSchema> {

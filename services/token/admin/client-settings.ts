@@ -62,6 +62,17 @@ export function checkClientId(id: string, field = "client_id"): string {
   return id;
 }
 
+/** 32-256 printable ASCII characters: as hard to guess as a generated secret can be asked to be. */
+const CHOSEN_SECRET = /^[\x21-\x7e]{32,256}$/;
+
+/** A secret the caller chose (a clients file's `secret_from_env`) instead of a generated one. */
+export function checkChosenSecret(secret: string): string {
+  if (!CHOSEN_SECRET.test(secret)) {
+    throw invalid("client_secret", "must be 32-256 printable ASCII characters without spaces");
+  }
+  return secret;
+}
+
 /** A random client id for CreateClient without one. */
 export function generateClientId(): string {
   return `client-${randomBytes(6).toString("hex")}`;
