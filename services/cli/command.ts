@@ -23,7 +23,14 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(ar
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const message = (err as Error).message;
+    // Key ids are RFC 7638 thumbprints (base64url), so one in 64 starts with '-' and reads as flags.
+    const dashed = argv.find((a) => /^-[^-]/.test(a) && a.length > 2);
+    throw new UsageError(
+      dashed === undefined
+        ? message
+        : `${message} (an argument starting with '-' goes after --: … -- ${dashed})`,
+    );
   }
 }
 

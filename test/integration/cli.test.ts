@@ -119,6 +119,8 @@ describe("help and usage errors", () => {
     const cases: [string[], RegExp, Record<string, string | undefined>?][] = [
       [["keys", "activate"], /missing KID/],
       [["keys", "list", "--bogus"], /Unknown option '--bogus'/],
+      // A thumbprint kid can start with '-': the refusal says how to pass it.
+      [["keys", "activate", "-hXyz"], /goes after --: … -- -hXyz/],
       [["keys", "frobnicate"], /unknown subcommand "frobnicate"/],
       [["keys"], /missing subcommand/],
       [["clients", "create", "--name", "x"], /at least one --role/],
@@ -182,14 +184,14 @@ describe("keys", () => {
     expect(rsa.stdout).toMatch(/RS256\s+staged/);
     const rsaKid = rsa.stdout.split("\n")[1]!.split(/\s+/)[0]!;
 
-    const early = await gatehouse(["keys", "activate", es.key.kid]);
+    const early = await gatehouse(["keys", "activate", "--", es.key.kid]);
     expect(early.code).toBe(1);
     expect(early.stderr).toMatch(/failed_precondition/);
     expect(early.stderr).toMatch(/or now with --force/);
     expect(early.stderr).not.toMatch(/pass force/);
     const [activated, retired] = await Promise.all([
-      gatehouse(["keys", "activate", es.key.kid, "--force"]),
-      gatehouse(["keys", "retire", rsaKid, "--json"]).then(json),
+      gatehouse(["keys", "activate", "--force", "--", es.key.kid]),
+      gatehouse(["keys", "retire", "--json", "--", rsaKid]).then(json),
     ]);
     expect(activated.code).toBe(0);
     expect(activated.stdout).toMatch(new RegExp(`${es.key.kid}\\s+ES256\\s+active`));
@@ -213,7 +215,7 @@ describe("keys", () => {
       ),
     );
 
-    const revoked = await gatehouse(["keys", "revoke", es.key.kid, "--reason", "drill"]);
+    const revoked = await gatehouse(["keys", "revoke", "--reason", "drill", "--", es.key.kid]);
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toMatch(new RegExp(`revoked ${es.key.kid}: \\d+ live session`));
     const all = await gatehouse(["keys", "list", "--include-retired", "--json"]).then(json);
