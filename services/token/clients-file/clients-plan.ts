@@ -1,11 +1,10 @@
-import type { ClientSettings } from "../admin/client-settings.ts";
-import { CLIENT_FILE_FIELDS } from "./client-file-fields.ts";
+import { CLIENT_FILE_FIELDS, type ClientFileState } from "./client-file-fields.ts";
 import type { DesiredClient } from "./clients-file.ts";
 
 /** A registered client as `clients apply` compares it. */
 export interface CurrentClient {
   id: string;
-  settings: ClientSettings;
+  settings: ClientFileState;
   disabled: boolean;
   disabledReason: string;
 }
@@ -56,13 +55,11 @@ function same(a: unknown, b: unknown): boolean {
 }
 
 /** The settings fields whose stored value differs from the file's, in the table's order. */
-export function changedFields(want: ClientSettings, have: ClientSettings): FieldChange[] {
-  return CLIENT_FILE_FIELDS.filter((f) => !same(want[f.setting], have[f.setting])).map((f) => ({
-    key: f.key,
-    path: f.path,
-    from: show(have[f.setting]),
-    to: show(want[f.setting]),
-  }));
+export function changedFields(want: ClientFileState, have: ClientFileState): FieldChange[] {
+  return CLIENT_FILE_FIELDS.filter((f) => !same(want[f.setting], have[f.setting])).map((f) => {
+    const shown = f.show ?? show;
+    return { key: f.key, path: f.path, from: shown(have[f.setting]), to: shown(want[f.setting]) };
+  });
 }
 
 function wantDisabled(client: DesiredClient, have: CurrentClient): boolean | undefined {
