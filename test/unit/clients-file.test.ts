@@ -358,7 +358,18 @@ describe("the example clients file", () => {
   it("is one `clients apply` accepts", async () => {
     const { readFile } = await import("node:fs/promises");
     const text = await readFile(new URL("../../deploy/clients.example.yaml", import.meta.url), "utf8");
-    const clients = parse(text, { ORDERS_SECRET: SECRET });
-    expect(clients.map((c) => c.id)).toEqual(["orders", "payments-introspector", "legacy-batch"]);
+    const clients = parseClientsFile(text, {
+      path: "deploy/clients.example.yaml",
+      env: { ORDERS_SECRET: SECRET },
+      maxAccessTokenTtlSeconds: 3600,
+      trustedIssuers: ["https://kubernetes.default.svc.cluster.local"],
+    });
+    expect(clients.map((c) => c.id)).toEqual([
+      "orders",
+      "payments-introspector",
+      "legacy-batch",
+      "shop-orders",
+    ]);
+    expect(clients[3]!.request.noSecret).toBe(true);
   });
 });

@@ -4,7 +4,6 @@ import { CreateClientRequestSchema } from "../../gen/proto/gatehouse/v1/admin_se
 import { ConfigError } from "../../shared/config/settings.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import {
-  type ClientSettings,
   checkChosenSecret,
   checkClientId,
   settingsForCreate,
