@@ -376,6 +376,32 @@ describe("trust sources in a clients file", () => {
     expect(await audits()).toHaveLength(auditCount);
   });
 
+  it("--direct and GATEHOUSE_CLIENTS_FILE check federated_issuer against the applier's trusted issuers", {
+    timeout: 90_000,
+  }, async () => {
+    const trusted = JSON.stringify([{ issuer: CLUSTER }]);
+    const cart = SHOP.replaceAll("shop-orders", "shop-cart").replace("shop:orders", "shop:cart");
+    const direct = await apply(await file("cart.yaml", cart), ["--direct"], {
+      GATEHOUSE_TRUSTED_ISSUERS: trusted,
+    });
+    expect(direct.code, direct.stderr).toBe(0);
+    expect(direct.stdout).toContain("created shop-cart\n  secret: none (no_secret)");
+    expect((await row("shop-cart")).federatedSubject).toBe("system:serviceaccount:shop:cart");
+    const queue = SHOP.replaceAll("shop-orders", "shop-queue").replace("shop:orders", "shop:queue");
+    const replica = await startTokenService({
+      config: testServiceConfig({
+        databasePoolSize: 2,
+        clientsFile: await file("queue.yaml", queue),
+        masterKey,
+        trustedIssuers: [{ issuer: CLUSTER }],
+      }),
+      database: { kind: "postgres", url: tdb.url },
+      logger: silent,
+    });
+    await replica.shutdown();
+    expect(await row("shop-queue")).toMatchObject({ secretHash: null, federatedIssuer: CLUSTER });
+  });
+
   it("refuses invalid trust with exit 2 and one line, writing nothing: over RPC and --direct", {
     timeout: 60_000,
   }, async () => {
