@@ -373,6 +373,9 @@ describe("trust sources in a clients file", () => {
     const again = await apply(path);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain("unchanged signer");
+    const direct = await apply(path, ["--direct"]);
+    expect(direct.code, direct.stderr).toBe(0);
+    expect(direct.stdout).toContain("unchanged signer");
     expect(await audits()).toHaveLength(auditCount);
   });
 

@@ -3,11 +3,7 @@ import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
 import { CreateClientRequestSchema } from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { ConfigError } from "../../shared/config/settings.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
-import {
-  checkChosenSecret,
-  checkClientId,
-  settingsForCreate,
-} from "../admin/client-settings.ts";
+import { checkChosenSecret, checkClientId, settingsForCreate } from "../admin/client-settings.ts";
 import { checkNoSecret, trustForCreate } from "../admin/client-trust.ts";
 import {
   CLIENT_FILE_FIELDS,
