@@ -137,6 +137,8 @@ function parseEntry(
     // The file's fields become the request's: the same rules (role names, reserved claims, bounds,
     // trust sources) as CreateClient.
     const req = create(CreateClientRequestSchema, full);
+    // Over the AdminService this side does not know the server's list: the server refuses an
+    // untrusted issuer itself, when it creates or updates that client.
     const trusted = options.trustedIssuers ?? (req.federatedIssuer === "" ? [] : [req.federatedIssuer]);
     const trust = trustForCreate(req, trusted);
     checkNoSecret(noSecret, trust);
