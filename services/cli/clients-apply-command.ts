@@ -57,6 +57,7 @@ function rpcClientAdmin(c: RpcConnection<typeof AdminService>): ClientAdminPort 
         settings: settingsOfMessage(client),
         disabled: client.disabledAt !== undefined,
         disabledReason: client.disabledReason,
+        hasSecret: client.hasSecret,
       }));
     },
     async create(request, secret) {

@@ -344,6 +344,18 @@ describe("trust sources in a clients file", () => {
     const events = (await audits()).slice(auditCount);
     expect(events.map((e) => `${e.action} ${e.targetId}`)).toEqual(["client.update shop-orders"]);
     expect(events[0]!.details).toMatchObject({ fields: ["federated_subject"] });
+    // no_secret on a client that has a secret: said, since no apply takes a secret away.
+    const secretful = await apply(
+      await file(
+        "orders-no-secret.yaml",
+        `clients:\n  - id: orders\n    roles: [issuer]\n    federated_issuer: ${CLUSTER}\n    federated_subject: system:serviceaccount:shop:legacy\n    no_secret: true\n`,
+      ),
+      ["--dry-run"],
+    );
+    expect(secretful.code, secretful.stderr).toBe(0);
+    expect(secretful.stdout).toMatch(
+      /would update orders\n( {2}.*\n)* {2}secret: kept \(no_secret applies only when a client is created\)/,
+    );
   });
 
   it("compares a JWKS canonically: one registered with other spacing and key order is unchanged", {

@@ -274,6 +274,7 @@ const have = (id: string, over: Partial<CurrentClient> = {}): CurrentClient => (
   settings: settings({ name: id }),
   disabled: false,
   disabledReason: "",
+  hasSecret: true,
   ...over,
 });
 
@@ -323,6 +324,20 @@ describe("planning an apply", () => {
     expect(step).toMatchObject({
       kind: "update",
       fields: [{ key: "jwks", from: "none", to: expect.stringMatching(/^\[k1\] sha256:[0-9a-f]{16}$/) }],
+    });
+  });
+
+  it("says when a no_secret client keeps the secret it already has", () => {
+    const [fed] = parse(FEDERATED);
+    const kept = have("shop-orders", { settings: fed!.settings });
+    expect(planClients([fed!], [kept], { prune: false })[0]).toMatchObject({
+      kind: "unchanged",
+      keepsSecret: true,
+    });
+    const none = have("shop-orders", { settings: fed!.settings, hasSecret: false });
+    expect(planClients([fed!], [none], { prune: false })[0]).toMatchObject({ keepsSecret: false });
+    expect(planClients([orders!], [have("orders")], { prune: false })[0]).toMatchObject({
+      keepsSecret: false,
     });
   });
 

@@ -94,6 +94,8 @@ async function applyStep(port: ClientAdminPort, step: ClientStep, dryRun: boolea
         }
         if (step.disable === false) await port.enable(client.id);
       }
+      // Said, not silently ignored: the operator may believe the secret no longer works.
+      if (step.keepsSecret) lines.push("secret: kept (no_secret applies only when a client is created)");
       if (client.secret && step.endsDisabled) lines.push("secret: not checked while disabled");
       else if (client.secret && (await port.adoptSecret(client.id, client.secret.value, { dryRun }))) {
         lines.push(`secret: rotated to $${client.secret.variable}`);

@@ -7,6 +7,7 @@ export interface CurrentClient {
   settings: ClientFileState;
   disabled: boolean;
   disabledReason: string;
+  hasSecret: boolean;
 }
 
 /**
@@ -33,9 +34,11 @@ export type ClientStep =
       disable?: boolean;
       /** Whether it is disabled once applied: a disabled client's secret is left alone. */
       endsDisabled: boolean;
+      /** The file says no_secret but the client has one, which no apply takes away. */
+      keepsSecret: boolean;
     }
   /** Listed, equal settings; a file-named secret is still checked when applied. */
-  | { kind: "unchanged"; client: DesiredClient; endsDisabled: boolean }
+  | { kind: "unchanged"; client: DesiredClient; endsDisabled: boolean; keepsSecret: boolean }
   | { kind: "prune"; id: string }
   /** Registered, not listed, and left alone: no --prune, already disabled, or the caller itself. */
   | { kind: "unlisted"; id: string; why: string };
@@ -92,8 +95,18 @@ export function planClients(
     const fields = changedFields(client.settings, have.settings);
     const disable = wantDisabled(client, have);
     const endsDisabled = disable ?? have.disabled;
-    if (fields.length === 0 && disable === undefined) return { kind: "unchanged", client, endsDisabled };
-    return { kind: "update", client, fields, endsDisabled, ...(disable === undefined ? {} : { disable }) };
+    const keepsSecret = client.request.noSecret === true && have.hasSecret;
+    if (fields.length === 0 && disable === undefined) {
+      return { kind: "unchanged", client, endsDisabled, keepsSecret };
+    }
+    return {
+      kind: "update",
+      client,
+      fields,
+      endsDisabled,
+      keepsSecret,
+      ...(disable === undefined ? {} : { disable }),
+    };
   });
   const listed = new Set(desired.map((c) => c.id));
   for (const have of current) {

@@ -29,6 +29,7 @@ export function directClientAdmin(deps: ClientAdminDeps, caller: AdminCaller): C
         settings: { ...settingsOf(row), ...trustState(trustOf(row)) },
         disabled: row.disabledAt !== null,
         disabledReason: row.disabledReason ?? "",
+        hasSecret: row.secretHash !== null,
       }));
     },
     async create(request, secret) {
