@@ -57,6 +57,7 @@ function rpcClientAdmin(c: RpcConnection<typeof AdminService>): ClientAdminPort 
         settings: settingsOfMessage(client),
         disabled: client.disabledAt !== undefined,
         disabledReason: client.disabledReason,
+        hasSecret: client.hasSecret,
       }));
     },
     async create(request, secret) {
@@ -95,12 +96,17 @@ async function applyDirect(
   options: { prune: boolean; dryRun: boolean; databaseUrl: string | undefined },
 ): Promise<AppliedClient[]> {
   const settings = loadSettings(
-    { databaseUrl: databaseSettings.databaseUrl, maxAccessTokenTtl: tokenServiceSettings.maxAccessTokenTtl },
+    {
+      databaseUrl: databaseSettings.databaseUrl,
+      maxAccessTokenTtl: tokenServiceSettings.maxAccessTokenTtl,
+      trustedIssuers: tokenServiceSettings.trustedIssuers,
+    },
     { flags: { "database-url": options.databaseUrl } },
   );
   const maxAccessTokenTtlSeconds = Math.floor(settings.maxAccessTokenTtl / 1000);
+  const trustedIssuers = settings.trustedIssuers.map((i) => i.issuer);
   // Refuse a bad file before opening the database.
-  await readClientsFile(file, { env: process.env, maxAccessTokenTtlSeconds });
+  await readClientsFile(file, { env: process.env, maxAccessTokenTtlSeconds, trustedIssuers });
   const { createDatabase } = await import("../shared/database/index.ts");
   const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 3 });
   try {
@@ -115,6 +121,7 @@ async function applyDirect(
         prisma: db.prisma,
         now: Date.now,
         maxAccessTokenTtlSeconds,
+        trustedIssuers,
         // Replicas learn of the change through their client change watch; the outbox relay of a
         // running token service publishes a disable's revocation event.
         authenticator: { forget() {} },

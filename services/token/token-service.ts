@@ -188,8 +188,14 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       revokeLimit: revokeGuardFromConfig(config, metrics),
       authenticator,
     };
+    const trustedIssuers = config.trustedIssuers.map((i) => i.issuer);
     if (config.clientsFile) {
-      await applyClientsFileAtStart({ path: config.clientsFile, env: process.env, db, deps });
+      await applyClientsFileAtStart({
+        path: config.clientsFile,
+        env: process.env,
+        db,
+        deps: { ...deps, trustedIssuers },
+      });
     }
     const signingKeys = createSigningKeys({
       prisma: db.prisma,
@@ -225,7 +231,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
         adminServiceHandlers({
           ...deps,
           signingKeys,
-          trustedIssuers: config.trustedIssuers.map((i) => i.issuer),
+          trustedIssuers,
         }),
       ],
       logger,

@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import { verifyClientSecret } from "../../services/token/clients/client-secret.ts";
@@ -23,6 +24,8 @@ const BIN = fileURLToPath(new URL("../../bin/gatehouse.mjs", import.meta.url));
 const SECRET_A = `a${randomBytes(30).toString("base64url")}`;
 const SECRET_B = `b${randomBytes(30).toString("base64url")}`;
 const masterKey = randomBytes(32);
+/** The cluster issuer the token service trusts; nothing is fetched from it when clients register. */
+const CLUSTER = "https://cluster.test";
 const silent = createLogger({ level: "silent", component: "token", pretty: false });
 
 let tdb: TestDatabase;
@@ -102,7 +105,12 @@ beforeAll(async () => {
     secret: (await createTestClient(tdb.db.prisma, { id: "root", roles: ["admin"] })).secret,
   };
   service = await startTokenService({
-    config: testServiceConfig({ databasePoolSize: 6, shutdownGrace: 1000, masterKey }),
+    config: testServiceConfig({
+      databasePoolSize: 6,
+      shutdownGrace: 1000,
+      masterKey,
+      trustedIssuers: [{ issuer: CLUSTER }],
+    }),
     database: { kind: "postgres", url: tdb.url },
     logger: silent,
   });
@@ -275,6 +283,185 @@ describe("gatehouse clients apply over the AdminService", () => {
     const events = (await audits()).filter((e) => e.targetId === "reports");
     expect(events.map((e) => e.action)).toEqual(["client.create", "client.disable"]);
     for (const e of events) expect(e.actor).toMatch(/^system:cli-direct:/);
+  });
+});
+
+const SHOP = `clients:
+  - id: shop-orders
+    roles: [service]
+    federated_issuer: ${CLUSTER}
+    federated_subject: system:serviceaccount:shop:orders
+    no_secret: true
+`;
+
+describe("trust sources in a clients file", () => {
+  it("creates a federated client without a secret: none printed, none stored", {
+    timeout: 60_000,
+  }, async () => {
+    const r = await apply(await file("shop.yaml", SHOP));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      `created shop-orders\n  secret: none (no_secret)\n  federated_issuer: ${CLUSTER}\n  federated_subject: system:serviceaccount:shop:orders`,
+    );
+    expect(r.stdout).not.toContain("client secret of");
+    expect(r.stderr).not.toContain("Store the secrets");
+    const created = await row("shop-orders");
+    expect(created).toMatchObject({
+      secretHash: null,
+      federatedIssuer: CLUSTER,
+      federatedSubject: "system:serviceaccount:shop:orders",
+    });
+    const [event] = (await audits()).filter((e) => e.targetId === "shop-orders");
+    expect(event).toMatchObject({ action: "client.create", details: { has_secret: false } });
+  });
+
+  it("applied again, changes nothing: no write, no audit event", { timeout: 60_000 }, async () => {
+    const before = await snapshot();
+    const auditCount = (await audits()).length;
+    const r = await apply(join(dir, "shop.yaml"));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("unchanged shop-orders");
+    expect(await snapshot()).toBe(before);
+    expect(await audits()).toHaveLength(auditCount);
+  });
+
+  it("a changed federated_subject: --dry-run shows it and writes nothing; apply updates it, audited", {
+    timeout: 60_000,
+  }, async () => {
+    const path = await file("shop-moved.yaml", SHOP.replace("shop:orders", "shop:orders-v2"));
+    const before = await snapshot();
+    const auditCount = (await audits()).length;
+    const dry = await apply(path, ["--dry-run"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(
+      "would update shop-orders\n  federated_subject: system:serviceaccount:shop:orders → system:serviceaccount:shop:orders-v2",
+    );
+    expect(await snapshot()).toBe(before);
+    const r = await apply(path);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("updated shop-orders\n  federated_subject:");
+    expect((await row("shop-orders")).federatedSubject).toBe("system:serviceaccount:shop:orders-v2");
+    const events = (await audits()).slice(auditCount);
+    expect(events.map((e) => `${e.action} ${e.targetId}`)).toEqual(["client.update shop-orders"]);
+    expect(events[0]!.details).toMatchObject({ fields: ["federated_subject"] });
+    // no_secret on a client that has a secret: said, since no apply takes a secret away.
+    const secretful = await apply(
+      await file(
+        "orders-no-secret.yaml",
+        `clients:\n  - id: orders\n    roles: [issuer]\n    federated_issuer: ${CLUSTER}\n    federated_subject: system:serviceaccount:shop:legacy\n    no_secret: true\n`,
+      ),
+      ["--dry-run"],
+    );
+    expect(secretful.code, secretful.stderr).toBe(0);
+    expect(secretful.stdout).toMatch(
+      /would update orders\n( {2}.*\n)* {2}secret: kept \(no_secret applies only when a client is created\)/,
+    );
+  });
+
+  it("compares a JWKS canonically: one registered with other spacing and key order is unchanged", {
+    timeout: 60_000,
+  }, async () => {
+    const { publicKey } = await generateKeyPair("ES256");
+    const jwk = { ...(await exportJWK(publicKey)), kid: "signer-1" };
+    const members = Object.entries(jwk)
+      .map(([k, v]) => `${k}: "${v}"`)
+      .join(", ");
+    const path = await file(
+      "signer.yaml",
+      `clients:\n  - id: signer\n    roles: [service]\n    no_secret: true\n    jwks:\n      keys:\n        - {${members}}\n`,
+    );
+    const created = await apply(path);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(
+      /created signer\n {2}secret: none \(no_secret\)\n {2}jwks: \[signer-1\] sha256:/,
+    );
+    // As a hand-written CreateClient would have stored it.
+    const reordered = Object.fromEntries(Object.entries(jwk).reverse());
+    await tdb.db.prisma.client.update({
+      where: { id: "signer" },
+      data: { jwks: JSON.stringify({ keys: [reordered] }, null, 2) },
+    });
+    const auditCount = (await audits()).length;
+    const again = await apply(path);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain("unchanged signer");
+    const direct = await apply(path, ["--direct"]);
+    expect(direct.code, direct.stderr).toBe(0);
+    expect(direct.stdout).toContain("unchanged signer");
+    expect(await audits()).toHaveLength(auditCount);
+  });
+
+  it("--direct and GATEHOUSE_CLIENTS_FILE check federated_issuer against the applier's trusted issuers", {
+    timeout: 90_000,
+  }, async () => {
+    const trusted = JSON.stringify([{ issuer: CLUSTER }]);
+    const cart = SHOP.replaceAll("shop-orders", "shop-cart").replace("shop:orders", "shop:cart");
+    const direct = await apply(await file("cart.yaml", cart), ["--direct"], {
+      GATEHOUSE_TRUSTED_ISSUERS: trusted,
+    });
+    expect(direct.code, direct.stderr).toBe(0);
+    expect(direct.stdout).toContain("created shop-cart\n  secret: none (no_secret)");
+    expect((await row("shop-cart")).federatedSubject).toBe("system:serviceaccount:shop:cart");
+    const queue = SHOP.replaceAll("shop-orders", "shop-queue").replace("shop:orders", "shop:queue");
+    const replica = await startTokenService({
+      config: testServiceConfig({
+        databasePoolSize: 2,
+        clientsFile: await file("queue.yaml", queue),
+        masterKey,
+        trustedIssuers: [{ issuer: CLUSTER }],
+      }),
+      database: { kind: "postgres", url: tdb.url },
+      logger: silent,
+    });
+    await replica.shutdown();
+    expect(await row("shop-queue")).toMatchObject({ secretHash: null, federatedIssuer: CLUSTER });
+  });
+
+  it("refuses invalid trust with exit 2 and one line, writing nothing: over RPC and --direct", {
+    timeout: 60_000,
+  }, async () => {
+    const before = await snapshot();
+    const direct = { GATEHOUSE_TRUSTED_ISSUERS: JSON.stringify([{ issuer: CLUSTER }]) };
+    const cases: [string, string[], RegExp][] = [
+      [
+        `${BASE}${SHOP.replace("clients:\n", "").replace(CLUSTER, "https://evil.test")}`,
+        ["--direct"],
+        /: client shop-orders: federated_issuer is not one of this server's trusted issuers/,
+      ],
+      [
+        `${BASE}  - id: leaky\n    roles: [service]\n    jwks: {keys: [{kty: EC, crv: P-256, x: a, y: b, d: c}]}\n`,
+        [],
+        /: client leaky: jwks holds private key material \(d\): register public keys only\n$/,
+      ],
+      [
+        `${BASE}  - id: leaky\n    roles: [service]\n    jwks: {keys: [{kty: EC, crv: P-256, x: a, y: b, d: c}]}\n`,
+        ["--direct"],
+        /: client leaky: jwks holds private key material \(d\)/,
+      ],
+      [
+        `${BASE}  - id: broken\n    roles: [service]\n    jwks: {keys: [{kty: EC, crv: P-256, kid: bad, x: AAAA, y: AAAA}]}\n`,
+        ["--direct"],
+        /: client broken: jwks key bad is not usable: /,
+      ],
+      [
+        SHOP.replace("no_secret: true", "no_secret: true\n    secret_from_env: BILLING_SECRET"),
+        [],
+        /: client shop-orders: no_secret and secret_from_env cannot both be set/,
+      ],
+    ];
+    const runs = await Promise.all(
+      cases.map(async ([text, flags], i) =>
+        apply(await file(`bad-trust-${i}.yaml`, text), flags, flags.length > 0 ? direct : {}),
+      ),
+    );
+    runs.forEach((r, i) => {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(/^gatehouse clients: configuration error: \S+bad-trust-\d\.yaml: /);
+      expect(r.stderr).toMatch(cases[i]![2]);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    });
+    expect(await snapshot()).toBe(before);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CLIENT_DEFAULTS, type ClientSettings } from "../../services/token/admin/client-settings.ts";
+import { CLIENT_DEFAULTS } from "../../services/token/admin/client-settings.ts";
+import type { ClientFileState } from "../../services/token/clients-file/client-file-fields.ts";
 import { ClientsFileError, parseClientsFile } from "../../services/token/clients-file/clients-file.ts";
 import {
   type CurrentClient,
@@ -8,8 +9,14 @@ import {
 } from "../../services/token/clients-file/clients-plan.ts";
 
 const SECRET = "s".repeat(40);
+const CLUSTER = "https://cluster.example";
 const parse = (text: string, env: Record<string, string> = {}) =>
-  parseClientsFile(text, { path: "clients.yaml", env, maxAccessTokenTtlSeconds: 3600 });
+  parseClientsFile(text, {
+    path: "clients.yaml",
+    env,
+    maxAccessTokenTtlSeconds: 3600,
+    trustedIssuers: [CLUSTER],
+  });
 
 function refusal(text: string, env: Record<string, string> = {}): string {
   try {
@@ -40,6 +47,10 @@ describe("parsing a clients file", () => {
       allowedSubjectPrefixes: [],
       ...CLIENT_DEFAULTS,
       rateLimitPerSecond: null,
+      jwks: null,
+      jwksUri: null,
+      federatedIssuer: null,
+      federatedSubject: null,
     });
     expect(orders!.disabled).toBeUndefined();
     expect(orders!.secret).toBeUndefined();
@@ -155,7 +166,106 @@ describe("parsing a clients file", () => {
   });
 });
 
-const settings = (over: Partial<ClientSettings> = {}): ClientSettings => ({
+const KEY = {
+  kty: "EC",
+  crv: "P-256",
+  kid: "k1",
+  x: "WKn-ZIGevcwGIyyrzFoZNBdaq9_TsqzGl96oc0CWuis",
+  y: "y77t-RvAHRKTsSGdIYUfweuOvwrvDD-Q3Hv5J0fSKbE",
+};
+const FEDERATED = `clients:
+  - id: shop-orders
+    roles: [service]
+    federated_issuer: ${CLUSTER}
+    federated_subject: system:serviceaccount:shop:orders
+    no_secret: true
+`;
+
+describe("trust sources in a clients file", () => {
+  it("reads a federated client without a secret", () => {
+    const [c] = parse(FEDERATED);
+    expect(c!.settings).toMatchObject({
+      federatedIssuer: CLUSTER,
+      federatedSubject: "system:serviceaccount:shop:orders",
+      jwks: null,
+      jwksUri: null,
+    });
+    expect(c!.request).toMatchObject({ noSecret: true, federatedIssuer: CLUSTER });
+  });
+
+  it("takes a JWKS as a YAML map and sends it as canonical JSON, whatever the key order", () => {
+    const yaml = (members: string) => `clients:
+  - id: signer
+    roles: [service]
+    jwks:
+      keys:
+        - {${members}}
+`;
+    const [a] = parse(yaml(`kty: EC, crv: P-256, kid: k1, x: "${KEY.x}", y: "${KEY.y}"`));
+    const [b] = parse(yaml(`y: "${KEY.y}", x: "${KEY.x}", kid: k1, crv: P-256, kty: EC`));
+    expect(a!.request.jwks).toBe(b!.request.jwks);
+    expect(JSON.parse(a!.request.jwks!)).toEqual({ keys: [KEY] });
+    expect(a!.settings.jwks).toBe(a!.request.jwks);
+  });
+
+  it("reads a jwks_uri", () => {
+    const [c] = parse(`${ORDERS}    jwks_uri: https://orders.example/jwks.json\n`);
+    expect(c!.settings.jwksUri).toBe("https://orders.example/jwks.json");
+  });
+
+  it.each([
+    [
+      "an issuer this server does not trust",
+      FEDERATED.replace(CLUSTER, "https://evil.example"),
+      /^clients\.yaml: client shop-orders: federated_issuer is not one of this server's trusted issuers/,
+    ],
+    [
+      "a federated issuer without a subject",
+      `${ORDERS}    federated_issuer: ${CLUSTER}\n`,
+      /client orders: federated_subject and federated_issuer go together/,
+    ],
+    [
+      "a private key member in jwks",
+      `${ORDERS}    jwks: {keys: [{kty: EC, crv: P-256, x: a, y: b, d: secret}]}\n`,
+      /client orders: jwks holds private key material \(d\): register public keys only/,
+    ],
+    ["a jwks that is not a map", `${ORDERS}    jwks: "{}"\n`, /client orders: jwks must be a JWK Set/],
+    [
+      "jwks and jwks_uri together",
+      `${ORDERS}    jwks: {keys: [{kty: EC, crv: P-256, x: a, y: b}]}\n    jwks_uri: https://o.example/jwks\n`,
+      /client orders: jwks_uri and jwks cannot both be set/,
+    ],
+    [
+      "an http jwks_uri off loopback",
+      `${ORDERS}    jwks_uri: http://o.example/jwks\n`,
+      /client orders: jwks_uri /,
+    ],
+    [
+      "an empty federated_subject",
+      `${ORDERS}    federated_subject: ""\n`,
+      /federated_subject must be a non-empty string/,
+    ],
+    [
+      "no_secret without a trust source",
+      `${ORDERS}    no_secret: true\n`,
+      /client orders: no_secret needs a trust source/,
+    ],
+    [
+      "no_secret that is not a boolean",
+      FEDERATED.replace("no_secret: true", "no_secret: yes please"),
+      /no_secret must be true or false/,
+    ],
+    [
+      "no_secret with secret_from_env",
+      `${FEDERATED}    secret_from_env: SHOP_SECRET\n`,
+      /client shop-orders: no_secret and secret_from_env cannot both be set/,
+    ],
+  ])("refuses %s with one line", (_what, text, message) => {
+    expect(refusal(text, { SHOP_SECRET: SECRET })).toMatch(message);
+  });
+});
+
+const settings = (over: Partial<ClientFileState> = {}): ClientFileState => ({
   ...parse(ORDERS)[0]!.settings,
   ...over,
 });
@@ -164,6 +274,7 @@ const have = (id: string, over: Partial<CurrentClient> = {}): CurrentClient => (
   settings: settings({ name: id }),
   disabled: false,
   disabledReason: "",
+  hasSecret: true,
   ...over,
 });
 
@@ -189,6 +300,44 @@ describe("planning an apply", () => {
         { key: "scopes", path: "allowed_scopes", from: "[a]", to: "[a, b]" },
         { key: "access_token_ttl", path: "access_token_ttl", from: "60", to: "600" },
       ],
+    });
+  });
+
+  it("shows a changed trust source; a JWKS by its kids and fingerprint", () => {
+    const [fed] = parse(FEDERATED);
+    const moved = have("shop-orders", {
+      settings: { ...fed!.settings, federatedSubject: "system:serviceaccount:shop:old" },
+    });
+    expect(planClients([fed!], [moved], { prune: false })[0]).toMatchObject({
+      kind: "update",
+      fields: [
+        {
+          key: "federated_subject",
+          path: "federated_subject",
+          from: "system:serviceaccount:shop:old",
+          to: "system:serviceaccount:shop:orders",
+        },
+      ],
+    });
+    const [signer] = parse(`${ORDERS}    jwks: {keys: [{kty: EC, crv: P-256, kid: k1, x: a, y: b}]}\n`);
+    const [step] = planClients([signer!], [have("orders", { settings: settings() })], { prune: false });
+    expect(step).toMatchObject({
+      kind: "update",
+      fields: [{ key: "jwks", from: "none", to: expect.stringMatching(/^\[k1\] sha256:[0-9a-f]{16}$/) }],
+    });
+  });
+
+  it("says when a no_secret client keeps the secret it already has", () => {
+    const [fed] = parse(FEDERATED);
+    const kept = have("shop-orders", { settings: fed!.settings });
+    expect(planClients([fed!], [kept], { prune: false })[0]).toMatchObject({
+      kind: "unchanged",
+      keepsSecret: true,
+    });
+    const none = have("shop-orders", { settings: fed!.settings, hasSecret: false });
+    expect(planClients([fed!], [none], { prune: false })[0]).toMatchObject({ keepsSecret: false });
+    expect(planClients([orders!], [have("orders")], { prune: false })[0]).toMatchObject({
+      keepsSecret: false,
     });
   });
 
@@ -224,7 +373,18 @@ describe("the example clients file", () => {
   it("is one `clients apply` accepts", async () => {
     const { readFile } = await import("node:fs/promises");
     const text = await readFile(new URL("../../deploy/clients.example.yaml", import.meta.url), "utf8");
-    const clients = parse(text, { ORDERS_SECRET: SECRET });
-    expect(clients.map((c) => c.id)).toEqual(["orders", "payments-introspector", "legacy-batch"]);
+    const clients = parseClientsFile(text, {
+      path: "deploy/clients.example.yaml",
+      env: { ORDERS_SECRET: SECRET },
+      maxAccessTokenTtlSeconds: 3600,
+      trustedIssuers: ["https://kubernetes.default.svc.cluster.local"],
+    });
+    expect(clients.map((c) => c.id)).toEqual([
+      "orders",
+      "payments-introspector",
+      "legacy-batch",
+      "shop-orders",
+    ]);
+    expect(clients[3]!.request.noSecret).toBe(true);
   });
 });

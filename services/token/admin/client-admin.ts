@@ -33,7 +33,14 @@ import {
   settingsForUpdate,
   settingsOf,
 } from "./client-settings.ts";
-import { checkClientKeys, hasTrustSource, trustForCreate, trustForUpdate, trustOf } from "./client-trust.ts";
+import {
+  checkClientKeys,
+  checkNoSecret,
+  hasTrustSource,
+  trustForCreate,
+  trustForUpdate,
+  trustOf,
+} from "./client-trust.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-cursor.ts";
 
 type Reply<S extends DescMessage> = Promise<MessageInitShape<S>>;
@@ -105,13 +112,7 @@ export async function createClient(
   const settings = settingsForCreate(req, deps.maxAccessTokenTtlSeconds);
   const trust = trustForCreate(req, deps.trustedIssuers ?? []);
   await checkClientKeys(trust);
-  if (req.noSecret && !hasTrustSource(trust)) {
-    throw new GatehouseError(
-      "invalid_request",
-      "no_secret needs a trust source: jwks, jwks_uri, or federated_issuer and federated_subject",
-      { metadata: { field: "no_secret" } },
-    );
-  }
+  checkNoSecret(req.noSecret, trust);
   const secret = req.noSecret
     ? ""
     : chosenSecret === undefined

@@ -103,6 +103,16 @@ export function hasTrustSource(t: ClientTrust): boolean {
   return t.jwks !== null || t.jwksUri !== null || t.federatedIssuer !== null;
 }
 
+/** A client created without a secret must have another way to authenticate. */
+export function checkNoSecret(noSecret: boolean, t: ClientTrust): void {
+  if (noSecret && !hasTrustSource(t)) {
+    throw invalid(
+      "no_secret",
+      "needs a trust source: jwks, jwks_uri, or federated_issuer and federated_subject",
+    );
+  }
+}
+
 export function trustForCreate(req: TrustFields, trusted: readonly string[]): ClientTrust {
   const t = {} as ClientTrust;
   for (const set of Object.values(SETTERS)) Object.assign(t, set(req, trusted));

@@ -1,11 +1,16 @@
 import { type Duration, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import type { Client, CreateClientRequest } from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { types } from "../../shared/config/index.ts";
+import { fingerprint } from "../../shared/logging/fingerprint.ts";
 import { ENUM_BY_ROLE, ROLE_BY_ENUM } from "../admin/admin-messages.ts";
 import type { ClientSettings } from "../admin/client-settings.ts";
+import type { ClientTrust } from "../admin/client-trust.ts";
 
 /** The CreateClient/UpdateClient request fields a clients file sets. */
 export type ClientRequestFields = Partial<Omit<CreateClientRequest, "$typeName" | "$unknown" | "clientId">>;
+
+/** Everything a clients file declares about a client, as `clients apply` compares it. */
+export type ClientFileState = ClientSettings & ClientTrust;
 
 /** A value of the wrong type: the message completes "key ..." (the caller names file and client). */
 export class FieldTypeError extends Error {
@@ -21,11 +26,13 @@ export interface ClientFileField {
   key: string;
   /** The proto field name, also the update_mask path. */
   path: string;
-  setting: keyof ClientSettings;
+  setting: keyof ClientFileState;
   /** The YAML value as request fields; throws FieldTypeError for a value of the wrong type. */
   read(value: unknown): ClientRequestFields;
-  /** The stored value as a Client message shows it, in ClientSettings' form. */
-  current(c: Client): ClientSettings[keyof ClientSettings];
+  /** The stored value as a Client message shows it, in ClientFileState's form. */
+  current(c: Client): ClientFileState[keyof ClientFileState];
+  /** How a diff shows a value too long for one line. */
+  show?(value: ClientFileState[keyof ClientFileState]): string;
 }
 
 function strings(value: unknown): string[] {
@@ -77,6 +84,63 @@ const lifetime = (
   current: (c) => seconds(c[field]),
 });
 
+/** JSON with every object's keys sorted: equal documents give equal text, however they were written. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/**
+ * A stored JWKS in the form a file's compares with: canonical, so a set registered over the
+ * AdminService with other spacing or key order is not a change. Text that is not JSON stays as is
+ * (it differs from any file's, and the update then replaces it).
+ */
+export function canonicalJwks(text: string | null): string | null {
+  if (text === null || text === "") return null;
+  try {
+    return canonicalJson(JSON.parse(text));
+  } catch {
+    return text;
+  }
+}
+
+/** A stored trust as `clients apply` compares it. */
+export function trustState(t: ClientTrust): ClientTrust {
+  return { ...t, jwks: canonicalJwks(t.jwks) };
+}
+
+/** A JWKS in a diff: its key ids and a fingerprint, so a changed key under the same kid shows. */
+function showJwks(value: unknown): string {
+  if (typeof value !== "string") return "none";
+  let kids = "";
+  try {
+    const keys = (JSON.parse(value) as { keys?: { kid?: unknown }[] }).keys ?? [];
+    kids = keys.map((k) => (typeof k.kid === "string" ? k.kid : "(no kid)")).join(", ");
+  } catch {
+    kids = "not JSON";
+  }
+  return `[${kids}] sha256:${fingerprint(value)}`;
+}
+
+/** A trust field held as text; empty in a Client message means unset. */
+const trustText = (
+  key: string,
+  field: "jwksUri" | "federatedIssuer" | "federatedSubject",
+): ClientFileField => ({
+  key,
+  path: key,
+  setting: field,
+  read: (v) => {
+    if (typeof v !== "string" || v === "") throw new FieldTypeError("must be a non-empty string");
+    return { [field]: v };
+  },
+  current: (c) => (c[field] === "" ? null : c[field]),
+  show: (v) => (v === null ? "none" : String(v)),
+});
+
 /** Every client setting a clients file may hold, in the order a diff lists them. */
 export const CLIENT_FILE_FIELDS: readonly ClientFileField[] = [
   {
@@ -125,6 +189,23 @@ export const CLIENT_FILE_FIELDS: readonly ClientFileField[] = [
     },
     current: (c) => (c.rateLimitPerSecond === 0 ? null : c.rateLimitPerSecond),
   },
+  {
+    // An object in YAML (a JWK Set reads best as one); sent and stored as canonical JSON text.
+    key: "jwks",
+    path: "jwks",
+    setting: "jwks",
+    read: (v) => {
+      if (v === null || typeof v !== "object" || Array.isArray(v)) {
+        throw new FieldTypeError('must be a JWK Set: a map with a "keys" list');
+      }
+      return { jwks: canonicalJson(v) };
+    },
+    current: (c) => canonicalJwks(c.jwks),
+    show: showJwks,
+  },
+  trustText("jwks_uri", "jwksUri"),
+  trustText("federated_issuer", "federatedIssuer"),
+  trustText("federated_subject", "federatedSubject"),
 ];
 
 /** The YAML key of a proto field, to name it in a refusal. */
@@ -132,9 +213,9 @@ export function keyOfPath(path: string): string | undefined {
   return CLIENT_FILE_FIELDS.find((f) => f.path === path)?.key;
 }
 
-/** A client's settings as a Client message shows them. */
-export function settingsOfMessage(c: Client): ClientSettings {
+/** A client's settings and trust as a Client message shows them. */
+export function settingsOfMessage(c: Client): ClientFileState {
   const s = {} as Record<string, unknown>;
   for (const f of CLIENT_FILE_FIELDS) s[f.setting] = f.current(c);
-  return s as unknown as ClientSettings;
+  return s as unknown as ClientFileState;
 }

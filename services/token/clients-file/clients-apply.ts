@@ -1,6 +1,12 @@
 import type { ClientRequestFields } from "./client-file-fields.ts";
 import type { DesiredClient } from "./clients-file.ts";
-import { type ClientStep, type CurrentClient, PRUNE_REASON, planClients } from "./clients-plan.ts";
+import {
+  type ClientStep,
+  type CurrentClient,
+  changedFields,
+  PRUNE_REASON,
+  planClients,
+} from "./clients-plan.ts";
 
 /**
  * How `clients apply` reads and changes clients: over the AdminService (the CLI's --server) or
@@ -46,16 +52,25 @@ export async function applyClients(
   return out;
 }
 
+/** A new client's trust sources, as its diff against nothing would show them. */
+function trustLines(client: DesiredClient): string[] {
+  const none = { jwks: null, jwksUri: null, federatedIssuer: null, federatedSubject: null };
+  return changedFields(client.settings, { ...client.settings, ...none }).map((f) => `${f.key}: ${f.to}`);
+}
+
 async function applyStep(port: ClientAdminPort, step: ClientStep, dryRun: boolean): Promise<AppliedClient> {
   switch (step.kind) {
     case "create": {
       const { client } = step;
       const lines = client.secret ? [`secret: from $${client.secret.variable}`] : [];
+      if (client.request.noSecret) lines.push("secret: none (no_secret)");
+      lines.push(...trustLines(client));
       if (client.disabled) lines.push("disabled: true");
       if (dryRun) return { id: client.id, kind: "create", lines };
       const secret = await port.create(client.request, client.secret?.value);
       if (client.disabled) await port.disable(client.id, "disabled by the clients file");
-      return { id: client.id, kind: "create", lines, ...(client.secret ? {} : { secret }) };
+      const printed = client.secret || client.request.noSecret ? {} : { secret };
+      return { id: client.id, kind: "create", lines, ...printed };
     }
     case "update":
     case "unchanged": {
@@ -79,6 +94,8 @@ async function applyStep(port: ClientAdminPort, step: ClientStep, dryRun: boolea
         }
         if (step.disable === false) await port.enable(client.id);
       }
+      // Said, not silently ignored: the operator may believe the secret no longer works.
+      if (step.keepsSecret) lines.push("secret: kept (no_secret applies only when a client is created)");
       if (client.secret && step.endsDisabled) lines.push("secret: not checked while disabled");
       else if (client.secret && (await port.adoptSecret(client.id, client.secret.value, { dryRun }))) {
         lines.push(`secret: rotated to $${client.secret.variable}`);

@@ -3,14 +3,11 @@ import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
 import { CreateClientRequestSchema } from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { ConfigError } from "../../shared/config/settings.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
-import {
-  type ClientSettings,
-  checkChosenSecret,
-  checkClientId,
-  settingsForCreate,
-} from "../admin/client-settings.ts";
+import { checkChosenSecret, checkClientId, settingsForCreate } from "../admin/client-settings.ts";
+import { checkNoSecret, trustForCreate } from "../admin/client-trust.ts";
 import {
   CLIENT_FILE_FIELDS,
+  type ClientFileState,
   type ClientRequestFields,
   FieldTypeError,
   keyOfPath,
@@ -26,13 +23,17 @@ import {
  *       roles: [issuer]
  *       scopes: [orders.read]
  *       secret_from_env: ORDERS_SECRET
+ *     - id: shop-orders
+ *       federated_issuer: https://kubernetes.default.svc
+ *       federated_subject: system:serviceaccount:shop:orders
+ *       no_secret: true
  */
 export interface DesiredClient {
   id: string;
   /** CreateClient's fields (the client id included): what a create sends, and an update's source. */
   request: ClientRequestFields & { clientId: string; name: string };
-  /** The settings the client must end up with, every default filled in. */
-  settings: ClientSettings;
+  /** The settings and trust the client must end up with, every default filled in. */
+  settings: ClientFileState;
   /** Absent: left as it is, so a client disabled in an incident stays disabled when the file is applied. */
   disabled?: boolean;
   /** The secret, read from the environment variable the file names; never from the file itself. */
@@ -43,7 +44,7 @@ export interface DesiredClient {
 export class ClientsFileError extends ConfigError {}
 
 /** Keys a client entry may hold besides its settings. */
-const OWN_KEYS = new Set(["id", "disabled", "secret_from_env"]);
+const OWN_KEYS = new Set(["id", "disabled", "secret_from_env", "no_secret"]);
 const FIELD_BY_KEY = new Map(CLIENT_FILE_FIELDS.map((f) => [f.key, f]));
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
@@ -54,6 +55,11 @@ export interface ParseOptions {
   env: Record<string, string | undefined>;
   /** GATEHOUSE_MAX_ACCESS_TOKEN_TTL in seconds, as CreateClient checks it. */
   maxAccessTokenTtlSeconds: number;
+  /**
+   * GATEHOUSE_TRUSTED_ISSUERS' issuers, as CreateClient checks federated_issuer against them.
+   * Undefined over the AdminService, whose server checks its own list.
+   */
+  trustedIssuers?: readonly string[];
 }
 
 export function parseClientsFile(text: string, options: ParseOptions): DesiredClient[] {
@@ -113,11 +119,30 @@ function parseEntry(
     if (err instanceof GatehouseError) fail("id", err.message.replace(/^id /, ""));
     throw err;
   }
-  const full = { ...request, clientId: id, name: (request.name as string | undefined) ?? id };
-  let settings: ClientSettings;
+  if (entry.no_secret !== undefined && typeof entry.no_secret !== "boolean") {
+    fail("no_secret", "must be true or false");
+  }
+  const noSecret = entry.no_secret === true;
+  if (noSecret && entry.secret_from_env !== undefined) {
+    fail("no_secret", "and secret_from_env cannot both be set: a client without a secret takes none");
+  }
+  const full = {
+    ...request,
+    clientId: id,
+    name: (request.name as string | undefined) ?? id,
+    ...(noSecret ? { noSecret } : {}),
+  };
+  let settings: ClientFileState;
   try {
-    // The file's lists become the request's: the same rules (role names, reserved claims, bounds).
-    settings = settingsForCreate(create(CreateClientRequestSchema, full), options.maxAccessTokenTtlSeconds);
+    // The file's fields become the request's: the same rules (role names, reserved claims, bounds,
+    // trust sources) as CreateClient.
+    const req = create(CreateClientRequestSchema, full);
+    // Over the AdminService this side does not know the server's list: the server refuses an
+    // untrusted issuer itself, when it creates or updates that client.
+    const trusted = options.trustedIssuers ?? (req.federatedIssuer === "" ? [] : [req.federatedIssuer]);
+    const trust = trustForCreate(req, trusted);
+    checkNoSecret(noSecret, trust);
+    settings = { ...settingsForCreate(req, options.maxAccessTokenTtlSeconds), ...trust };
   } catch (err) {
     if (!(err instanceof GatehouseError)) throw err;
     const path = err.metadata.field ?? "";

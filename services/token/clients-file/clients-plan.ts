@@ -1,13 +1,13 @@
-import type { ClientSettings } from "../admin/client-settings.ts";
-import { CLIENT_FILE_FIELDS } from "./client-file-fields.ts";
+import { CLIENT_FILE_FIELDS, type ClientFileState } from "./client-file-fields.ts";
 import type { DesiredClient } from "./clients-file.ts";
 
 /** A registered client as `clients apply` compares it. */
 export interface CurrentClient {
   id: string;
-  settings: ClientSettings;
+  settings: ClientFileState;
   disabled: boolean;
   disabledReason: string;
+  hasSecret: boolean;
 }
 
 /**
@@ -34,9 +34,11 @@ export type ClientStep =
       disable?: boolean;
       /** Whether it is disabled once applied: a disabled client's secret is left alone. */
       endsDisabled: boolean;
+      /** The file says no_secret but the client has one, which no apply takes away. */
+      keepsSecret: boolean;
     }
   /** Listed, equal settings; a file-named secret is still checked when applied. */
-  | { kind: "unchanged"; client: DesiredClient; endsDisabled: boolean }
+  | { kind: "unchanged"; client: DesiredClient; endsDisabled: boolean; keepsSecret: boolean }
   | { kind: "prune"; id: string }
   /** Registered, not listed, and left alone: no --prune, already disabled, or the caller itself. */
   | { kind: "unlisted"; id: string; why: string };
@@ -56,13 +58,11 @@ function same(a: unknown, b: unknown): boolean {
 }
 
 /** The settings fields whose stored value differs from the file's, in the table's order. */
-export function changedFields(want: ClientSettings, have: ClientSettings): FieldChange[] {
-  return CLIENT_FILE_FIELDS.filter((f) => !same(want[f.setting], have[f.setting])).map((f) => ({
-    key: f.key,
-    path: f.path,
-    from: show(have[f.setting]),
-    to: show(want[f.setting]),
-  }));
+export function changedFields(want: ClientFileState, have: ClientFileState): FieldChange[] {
+  return CLIENT_FILE_FIELDS.filter((f) => !same(want[f.setting], have[f.setting])).map((f) => {
+    const shown = f.show ?? show;
+    return { key: f.key, path: f.path, from: shown(have[f.setting]), to: shown(want[f.setting]) };
+  });
 }
 
 function wantDisabled(client: DesiredClient, have: CurrentClient): boolean | undefined {
@@ -95,8 +95,18 @@ export function planClients(
     const fields = changedFields(client.settings, have.settings);
     const disable = wantDisabled(client, have);
     const endsDisabled = disable ?? have.disabled;
-    if (fields.length === 0 && disable === undefined) return { kind: "unchanged", client, endsDisabled };
-    return { kind: "update", client, fields, endsDisabled, ...(disable === undefined ? {} : { disable }) };
+    const keepsSecret = client.request.noSecret === true && have.hasSecret;
+    if (fields.length === 0 && disable === undefined) {
+      return { kind: "unchanged", client, endsDisabled, keepsSecret };
+    }
+    return {
+      kind: "update",
+      client,
+      fields,
+      endsDisabled,
+      keepsSecret,
+      ...(disable === undefined ? {} : { disable }),
+    };
   });
   const listed = new Set(desired.map((c) => c.id));
   for (const have of current) {

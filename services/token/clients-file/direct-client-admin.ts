@@ -15,6 +15,8 @@ import {
   updateClient,
 } from "../admin/client-admin.ts";
 import { settingsOf } from "../admin/client-settings.ts";
+import { trustOf } from "../admin/client-trust.ts";
+import { trustState } from "./client-file-fields.ts";
 import type { ClientAdminPort } from "./clients-apply.ts";
 
 /** `clients apply` straight on the database, through the same handlers the AdminService runs. */
@@ -24,9 +26,10 @@ export function directClientAdmin(deps: ClientAdminDeps, caller: AdminCaller): C
       const rows = await deps.prisma.client.findMany({ orderBy: { id: "asc" } });
       return rows.map((row) => ({
         id: row.id,
-        settings: settingsOf(row),
+        settings: { ...settingsOf(row), ...trustState(trustOf(row)) },
         disabled: row.disabledAt !== null,
         disabledReason: row.disabledReason ?? "",
+        hasSecret: row.secretHash !== null,
       }));
     },
     async create(request, secret) {
