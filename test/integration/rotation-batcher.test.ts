@@ -30,7 +30,7 @@ function recordingExecutor(inner: SqlExecutor) {
   /** The session ids of each grouped statement's rows. */
   const groups = () =>
     named("gh_rotate_if_live_many").map((c) =>
-      (JSON.parse(c.params[0] as string) as { session_id: string }[]).map((r) => r.session_id),
+      (JSON.parse(c.params[1] as string) as { session_id: string }[]).map((r) => r.session_id),
     );
   return { executor, named, groups };
 }

@@ -14,7 +14,6 @@ import type { FastRotation } from "./token-store.ts";
  * Two rotations of one session never share a group: the later waits for a later group, so it runs
  * after the earlier committed and finds the generation moved, exactly as it would have alone (a
  * grace-window duplicate then replays the same successor; a reused token is judged on fresh state).
- * A group's rows are sorted by session id so concurrent groups lock rows in one order.
  *
  * Why: one commit and one round trip per rotation make Postgres, not the service, the cost of
  * Refresh (shared/notes/refresh-storage.md; bench/soak.ts measures the SQL-level gain).
@@ -31,11 +30,9 @@ export function createRotationBatcher(
         return rows[0] ?? null;
       },
       async many(group) {
-        const order = group
-          .map((q, i) => ({ row: q.row, i }))
-          .sort((a, b) => compare(a.row.session_id, b.row.session_id));
         const rows = await db.query(rotateIfLiveMany, [
-          JSON.stringify(order.map(({ row, i }) => ({ ...row, i }))),
+          group.map((q) => q.r.sessionId),
+          JSON.stringify(group.map((q, i) => ({ ...q.row, i }))),
         ]);
         const rotated: (RotatedSessionRow | null)[] = group.map(() => null);
         for (const { i, ...row } of rows) rotated[i] = row;
@@ -52,8 +49,6 @@ interface Queued {
   r: FastRotation;
   row: ReturnType<typeof groupRow>;
 }
-
-const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** $1-$13 of rotate-if-live.ts. */
 function oneRowParams(r: FastRotation): unknown[] {
