@@ -14,6 +14,8 @@
  *    index + TOAST bytes of the schema's tables after / before them.
  * 3. Group commit for rotations, at the SQL level (bench/lib/rotation-group-commit.ts): one UPDATE per
  *    rotation against one UPDATE per group, on `--group-sessions` sessions for `--group-duration` s each.
+ *    The service itself groups its fast-path rotations (services/token/store/rotation-batcher.ts), so
+ *    steps 1 and 2 measure it with group commit; bench/token-service.ts gives the service-level gain.
  *
  * Load comes from separate driver processes (bench/lib/token-load.ts); each driver slot refreshes
  * sessions of its own share only, so no two calls race on one session. Every schema is dropped at the
