@@ -14,6 +14,8 @@
  *    index + TOAST bytes of the schema's tables after / before them.
  * 3. Group commit for rotations, at the SQL level (bench/lib/rotation-group-commit.ts): one UPDATE per
  *    rotation against one UPDATE per group, on `--group-sessions` sessions for `--group-duration` s each.
+ *    The service itself groups its fast-path rotations (services/token/store/rotation-batcher.ts), so
+ *    steps 1 and 2 measure it with group commit; bench/token-service.ts gives the service-level gain.
  *
  * Load comes from separate driver processes (bench/lib/token-load.ts); each driver slot refreshes
  * sessions of its own share only, so no two calls race on one session. Every schema is dropped at the
@@ -29,7 +31,7 @@ import { report, row } from "./lib/bench-results.ts";
 import { measureWindow, type WindowCost } from "./lib/measured-window.ts";
 import { schemaBytes } from "./lib/pg-table-stats.ts";
 import { compareGroupCommit, type RotationRun } from "./lib/rotation-group-commit.ts";
-import { preloadLiveSessions } from "./lib/soak-preload.ts";
+import { preloadedTokens, preloadLiveSessions, serviceMacKey } from "./lib/soak-preload.ts";
 import { type LoadResult, startLoadDrivers } from "./lib/token-load.ts";
 
 const { values } = parseArgs({
@@ -81,9 +83,12 @@ interface SoakResult {
 async function refreshOver(count: number, kind: string, growth: boolean): Promise<SoakResult> {
   const schema = newSchema(kind);
   const { clientId, secret } = await createBenchSchema(DATABASE_URL, schema);
-  const seed = randomBytes(16).toString("hex");
+  // The service gets this master key, so it loads the MAC key the preloaded tokens carry.
+  const masterKey = randomBytes(32);
+  const macKey = await serviceMacKey(DATABASE_URL, schema, masterKey);
+  const tokens = preloadedTokens(randomBytes(16).toString("hex"), macKey);
   const t0 = performance.now();
-  await preloadLiveSessions({ url: DATABASE_URL, schema, clientId, count, seed });
+  await preloadLiveSessions({ url: DATABASE_URL, schema, clientId, count, tokens });
   const preloadS = (performance.now() - t0) / 1000;
   console.log(`${kind}: ${count} live sessions preloaded in ${preloadS.toFixed(1)} s`);
   const server = await startTokenService(
@@ -93,6 +98,7 @@ async function refreshOver(count: number, kind: string, growth: boolean): Promis
       GATEHOUSE_RATE_LIMIT_ISSUE: "off",
       GATEHOUSE_RATE_LIMIT_REFRESH: "off",
       GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
+      GATEHOUSE_MASTER_KEY: masterKey.toString("base64"),
     },
     { schema },
   );
@@ -104,7 +110,7 @@ async function refreshOver(count: number, kind: string, growth: boolean): Promis
       clientId,
       secret,
       mode: "refresh-preloaded" as const,
-      preloaded: { seed, count },
+      preloaded: { tokens, count },
     };
     await load.drive({ ...task, durationMs: warmupMs }, concurrency);
     const target = { databaseUrl: DATABASE_URL, schema, servicePid: server.child.pid! };

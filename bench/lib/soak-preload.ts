@@ -1,27 +1,77 @@
 /**
  * The soak's preload: N live, refreshable sessions written with COPY, and the plaintext refresh
- * token of each, computed again from (seed, index) by whoever refreshes them, so nothing has to
- * carry millions of tokens between processes.
+ * token of each, computed again from (seed, index, MAC key) by whoever refreshes them, so nothing
+ * has to carry millions of tokens between processes.
  *
- * This is the one place that knows what a live session is in storage. Today: a `sessions` row plus
- * its unused `refresh_tokens` row (the token stored as its SHA-256, as Issue stores it). When the
- * refresh data model changes, change this module (rows and token format) and nothing else.
+ * This is the one place that knows what a live session is in storage. Today: one `sessions` row per
+ * session holding its v2 refresh state (generation 1, the SHA-256 of its live token, the kid of the
+ * MAC key that token carries), exactly what Issue writes; no `refresh_tokens` row. Each token is a
+ * v2 token (services/token/tokens/refresh-token-format.ts) of generation 1 under the MAC key the
+ * service will use, its random part HMAC-SHA256 of the index under the seed. When the refresh data
+ * model changes, change this module (rows and token format) and nothing else.
  *
  * COPY goes through `psql` (`COPY … FROM STDIN`): the `pg` driver has no COPY of its own and the
  * Postgres client tools are on every machine that runs Postgres. The copy session sets
  * `session_replication_role = replica` (superuser; so is the bench's `postgres` role) to skip the
- * per-row foreign-key check of refresh_tokens → sessions, whose rows are consistent by construction.
+ * per-row foreign-key check of sessions → clients, whose rows are consistent by construction.
  */
 import { spawn } from "node:child_process";
-import { createHash, createHmac } from "node:crypto";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import type { Writable } from "node:stream";
 import pg from "pg";
-import { hashRefreshToken, REFRESH_TOKEN_PREFIX } from "../../services/token/tokens/refresh-token-format.ts";
+import { createDatabase } from "../../services/shared/database/index.ts";
+import { createLogger } from "../../services/shared/logging/index.ts";
+import { createMacKeys } from "../../services/token/keys/refresh-keys.ts";
+import {
+  deriveNextRefreshToken,
+  hashRefreshToken,
+  type RefreshMacKey,
+} from "../../services/token/tokens/refresh-token-format.ts";
 
-/** The refresh token of preloaded session `i`: shaped like any other (`gthr_` + 43 base64url). */
-export function preloadedRefreshToken(seed: string, i: number): string {
-  return REFRESH_TOKEN_PREFIX + createHmac("sha256", seed).update(`token:${i}`).digest("base64url");
+/** What derives every preloaded token; plain strings, so it can travel to the load-driver processes. */
+export interface PreloadedTokens {
+  /** A fresh random string per run. */
+  seed: string;
+  /** The service's active refresh MAC key: its kid, and the key as hex. */
+  macKid: string;
+  macKeyHex: string;
+}
+
+export function preloadedTokens(seed: string, macKey: RefreshMacKey): PreloadedTokens {
+  return { seed, macKid: macKey.kid, macKeyHex: Buffer.from(macKey.key).toString("hex") };
+}
+
+/**
+ * The refresh MAC key a service started on `schema` with `masterKey` will mint and verify with: the
+ * service's own key store (keys/refresh-keys.ts) seeds it if the schema has none, and the service
+ * loads that same active key when it starts.
+ */
+export async function serviceMacKey(url: string, schema: string, masterKey: Buffer): Promise<RefreshMacKey> {
+  const db = await createDatabase({ kind: "postgres", url, schema });
+  const log = createLogger({ level: "silent", component: "soak-preload", pretty: false });
+  const keys = createMacKeys({ prisma: db.prisma, masterKey, log, pollMs: 3_600_000 });
+  try {
+    await keys.start();
+    return keys.active();
+  } finally {
+    keys.stop();
+    await db.close();
+  }
+}
+
+/**
+ * The refresh token of preloaded session `i`: a v2 token of generation 1, as Issue would have minted,
+ * its random part derived from (seed, i) by the format's own derivation.
+ */
+export function preloadedRefreshToken(tokens: PreloadedTokens, i: number): string {
+  const macKey = { kid: tokens.macKid, key: Buffer.from(tokens.macKeyHex, "hex") };
+  return deriveNextRefreshToken(
+    `preload:${i}`,
+    { sessionId: preloadedSessionId(tokens.seed, i), generation: 0 },
+    Buffer.from(tokens.seed),
+    macKey,
+  );
 }
 
 function preloadedSessionId(seed: string, i: number): string {
@@ -39,8 +89,7 @@ export interface PreloadOptions {
   /** The client the sessions belong to (it must exist and allow audience `orders`). */
   clientId: string;
   count: number;
-  /** Tokens are derived from it: a fresh random string per run. */
-  seed: string;
+  tokens: PreloadedTokens;
 }
 
 /** One `COPY table (columns) FROM STDIN` through psql, fed `count` lines of `line(i)` (text format). */
@@ -80,8 +129,8 @@ async function copyRows(
 }
 
 /**
- * Writes `count` live sessions with their refresh tokens, then VACUUM ANALYZE, so the tables look like
- * those of a service that has been up for a while (visibility map set, planner statistics current).
+ * Writes `count` live sessions with their refresh state, then VACUUM ANALYZE, so the table looks like
+ * that of a service that has been up for a while (visibility map set, planner statistics current).
  */
 export async function preloadLiveSessions(o: PreloadOptions): Promise<void> {
   const now = Date.now();
@@ -89,40 +138,37 @@ export async function preloadLiveSessions(o: PreloadOptions): Promise<void> {
   const created = ts(now - 3_600_000);
   const idleExpires = ts(now + 30 * 86_400_000);
   const expires = ts(now + 60 * 86_400_000);
-  const q = (t: string) => `"${o.schema}".${t}`;
-  await Promise.all([
-    copyRows(
-      o.url,
-      q("sessions"),
-      [
-        "id",
-        "subject",
-        "client_id",
-        "scopes",
-        "audience",
-        "signing_kid",
-        "created_at",
-        "last_used_at",
-        "idle_expires_at",
-        "expires_at",
-      ],
-      o.count,
-      (i) =>
-        `${preloadedSessionId(o.seed, i)}\tsoak-${i}\t${o.clientId}\t{orders:read}\t{orders}\tpreload\t${created}\t${created}\t${idleExpires}\t${expires}`,
-    ),
-    copyRows(
-      o.url,
-      q("refresh_tokens"),
-      ["token_hash", "session_id", "created_at", "expires_at"],
-      o.count,
-      (i) =>
-        `\\\\x${hashRefreshToken(preloadedRefreshToken(o.seed, i)).toString("hex")}\t${preloadedSessionId(o.seed, i)}\t${created}\t${idleExpires}`,
-    ),
-  ]);
+  const sessions = `"${o.schema}".sessions`;
+  const fixed = `${o.clientId}\t{orders:read}\t{orders}\tpreload\t${created}\t${created}\t${idleExpires}\t${expires}\t1\t1`;
+  await copyRows(
+    o.url,
+    sessions,
+    [
+      "id",
+      "subject",
+      "client_id",
+      "scopes",
+      "audience",
+      "signing_kid",
+      "created_at",
+      "last_used_at",
+      "idle_expires_at",
+      "expires_at",
+      "version",
+      "refresh_generation",
+      "refresh_hash",
+      "refresh_mac_kid",
+    ],
+    o.count,
+    (i) => {
+      const hash = hashRefreshToken(preloadedRefreshToken(o.tokens, i)).toString("hex");
+      return `${preloadedSessionId(o.tokens.seed, i)}\tsoak-${i}\t${fixed}\t\\\\x${hash}\t${o.tokens.macKid}`;
+    },
+  );
   const c = new pg.Client({ connectionString: o.url });
   await c.connect();
   try {
-    await c.query(`VACUUM ANALYZE ${q("sessions")}, ${q("refresh_tokens")}`);
+    await c.query(`VACUUM ANALYZE ${sessions}`);
   } finally {
     await c.end();
   }

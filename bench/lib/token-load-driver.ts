@@ -74,13 +74,13 @@ async function prepare(task: DriverTask, call: Call): Promise<(slot: number, n: 
   const share = task.preloaded!;
   const perSlot = Math.floor(share.count / task.slots);
   if (perSlot < 1) throw new Error(`${share.count} preloaded sessions for ${task.slots} slots`);
-  if (currentSeed !== share.seed) {
+  if (currentSeed !== share.tokens.seed) {
     current.clear();
-    currentSeed = share.seed;
+    currentSeed = share.tokens.seed;
   }
   return async (slot) => {
     const i = share.first + slot + task.slots * Math.floor(Math.random() * perSlot);
-    const token = current.get(i) ?? preloadedRefreshToken(share.seed, i);
+    const token = current.get(i) ?? preloadedRefreshToken(share.tokens, i);
     const res = await call(slot, "refresh", create(RefreshRequestSchema, { refreshToken: token }));
     current.set(i, res.refreshToken);
   };

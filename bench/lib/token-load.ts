@@ -7,6 +7,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { percentile } from "./bench-results.ts";
+import type { PreloadedTokens } from "./soak-preload.ts";
 
 const DRIVER = fileURLToPath(new URL("./token-load-driver.ts", import.meta.url));
 
@@ -20,7 +21,7 @@ export interface DriverTask {
   /** Stop after this many calls (of this driver), even before `durationMs`. */
   maxCalls?: number;
   /** "refresh-preloaded": this driver's share of the sessions written by soak-preload.ts. */
-  preloaded?: { seed: string; first: number; count: number };
+  preloaded?: { tokens: PreloadedTokens; first: number; count: number };
 }
 
 export interface DriverResult {
@@ -41,7 +42,7 @@ export interface LoadResult {
 
 export type LoadTask = Omit<DriverTask, "slots" | "maxCalls" | "preloaded"> & {
   maxCalls?: number;
-  preloaded?: { seed: string; count: number };
+  preloaded?: { tokens: PreloadedTokens; count: number };
 };
 
 /** Split `total` into `parts` near-equal integers. */
@@ -105,7 +106,7 @@ export function startLoadDrivers(count: number): LoadDrivers {
           ...common,
           slots: slots[i]!,
           ...(calls ? { maxCalls: calls[i]! } : {}),
-          ...(preloaded ? { preloaded: { seed: preloaded.seed, first, count: sessions![i]! } } : {}),
+          ...(preloaded ? { preloaded: { tokens: preloaded.tokens, first, count: sessions![i]! } } : {}),
         };
         d.child.send({ type: "task", task: driverTask });
       }

@@ -14,11 +14,18 @@ import {
   settledRowsWritten,
 } from "../../bench/lib/pg-table-stats.ts";
 import { cpuBetween, postgresPids, processCpuMicros, processTree } from "../../bench/lib/process-cpu.ts";
-import { preloadedRefreshToken, preloadLiveSessions } from "../../bench/lib/soak-preload.ts";
+import {
+  preloadedRefreshToken,
+  preloadedTokens,
+  preloadLiveSessions,
+  serviceMacKey,
+} from "../../bench/lib/soak-preload.ts";
 import { RefreshRequestSchema } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
+import { migrate } from "../../services/shared/database/index.ts";
 import type { ClientRecord } from "../../services/token/clients/client-record.ts";
 import { refresh } from "../../services/token/flows/refresh-flow.ts";
 import { poolExecutor } from "../../services/token/store/sql-executor.ts";
+import { parseRefreshToken } from "../../services/token/tokens/refresh-token-format.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { TEST_DATABASE_URL } from "../support/services.ts";
 import { createTestClient, flowDeps, testClock } from "../support/token-fixtures.ts";
@@ -111,23 +118,30 @@ describe("rows written, from pg_stat_user_tables", () => {
 
 describe("soak preload", () => {
   it("writes live sessions whose derived tokens rotate through the real Refresh flow", async () => {
-    const seed = randomBytes(8).toString("hex");
+    const tokens = preloadedTokens(randomBytes(8).toString("hex"), deps.macKeys.active());
     await preloadLiveSessions({
       url: TEST_DATABASE_URL,
       schema: tdb.schema,
       clientId: "web",
       count: 40,
-      seed,
+      tokens,
     });
     const { rows } = await tdb.db.pool!.query(
-      "SELECT count(*)::int AS n FROM sessions WHERE subject LIKE 'soak-%'",
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE refresh_generation = 1 AND refresh_mac_kid = $1
+                                                   AND refresh_hash IS NOT NULL)::int AS v2
+         FROM sessions WHERE subject LIKE 'soak-%'`,
+      [tokens.macKid],
     );
-    expect(rows[0].n).toBe(40);
+    expect(rows[0]).toEqual({ n: 40, v2: 40 });
+    const legacy = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM refresh_tokens");
+    expect(legacy.rows[0].n).toBe(0);
+    const parsed = parseRefreshToken(preloadedRefreshToken(tokens, 17));
+    expect(parsed).toMatchObject({ version: 2, generation: 1, kid: tokens.macKid });
     for (const i of [0, 17, 39]) {
       const first = await refresh(
         deps,
         { client: web, requestId: `r-${i}` },
-        create(RefreshRequestSchema, { refreshToken: preloadedRefreshToken(seed, i) }),
+        create(RefreshRequestSchema, { refreshToken: preloadedRefreshToken(tokens, i) }),
       );
       expect(first.refreshToken).toMatch(/^gthr_/);
       const second = await refresh(
@@ -136,6 +150,24 @@ describe("soak preload", () => {
         create(RefreshRequestSchema, { refreshToken: first.refreshToken! }),
       );
       expect(second.sessionId).toBe(first.sessionId);
+    }
+    const rotated = await tdb.db.pool!.query(
+      "SELECT count(*)::int AS n FROM sessions WHERE subject LIKE 'soak-%' AND refresh_generation = 3",
+    );
+    expect(rotated.rows[0].n).toBe(3);
+  });
+
+  it("finds the MAC key a service on the schema uses, seeded once", async () => {
+    const masterKey = randomBytes(32);
+    const schema = `${tdb.schema}_mac`;
+    await migrate({ kind: "postgres", url: TEST_DATABASE_URL, schema });
+    try {
+      const first = await serviceMacKey(TEST_DATABASE_URL, schema, masterKey);
+      const again = await serviceMacKey(TEST_DATABASE_URL, schema, masterKey);
+      expect(again.kid).toBe(first.kid);
+      expect(Buffer.from(again.key).equals(Buffer.from(first.key))).toBe(true);
+    } finally {
+      await tdb.db.pool!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     }
   });
 });

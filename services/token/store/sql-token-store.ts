@@ -1,10 +1,10 @@
+import { createRotationBatcher } from "./rotation-batcher.ts";
 import { createSessionInsertBatcher } from "./session-insert-batcher.ts";
 import { accessTokenStatus } from "./sql/access-token-status.ts";
 import { readFamilyState, readRefreshState } from "./sql/read-refresh-state.ts";
 import { recordExchange } from "./sql/record-exchange.ts";
 import { revokeForReuse } from "./sql/revoke-for-reuse.ts";
 import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
-import { rotateIfLive } from "./sql/rotate-if-live.ts";
 import { rotateRefreshToken } from "./sql/rotate-refresh-token.ts";
 import { rotateSession } from "./sql/rotate-session.ts";
 import type { SqlExecutor } from "./sql-executor.ts";
@@ -12,23 +12,14 @@ import type { Rotation, TokenStore } from "./token-store.ts";
 
 /**
  * {@link TokenStore} over one SQL executor: each method is exactly one statement, one round trip;
- * createSession's statements also carry the sessions of concurrent Issue calls (see
- * session-insert-batcher.ts).
+ * createSession's statements also carry the sessions of concurrent Issue calls, and rotateIfLive's
+ * the rotations of concurrent Refresh calls (see session-insert-batcher.ts, rotation-batcher.ts).
  */
 export function createSqlTokenStore(db: SqlExecutor): TokenStore {
   return {
     createSession: createSessionInsertBatcher(db),
 
-    async rotateIfLive(r) {
-      const rows = await db.query(rotateIfLive, [
-        ...rotationParams(r),
-        r.callerClientId,
-        r.allowed.audiences,
-        r.allowed.tenants,
-        r.allowed.subjectPrefixes,
-      ]);
-      return rows[0] ?? null;
-    },
+    rotateIfLive: createRotationBatcher(db),
 
     async readRefreshState(tokenHash) {
       const rows = await db.query(readRefreshState, [tokenHash]);
@@ -137,7 +128,7 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
   };
 }
 
-/** $1-$9 of rotate-session.ts, shared by the fast path. */
+/** $1-$9 of rotate-session.ts. */
 function rotationParams(r: Rotation): unknown[] {
   return [
     r.sessionId,
