@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   IssueRequestSchema,
   RefreshRequestSchema,
@@ -130,7 +130,7 @@ function janitor(
 }
 
 /** The pool's executor, recording what every batch statement reported. */
-function recordingBatches(pool: pg.Pool) {
+function recordingBatches(pool: pg.Pool, onBatch?: () => void) {
   const batches: { due_sessions: number; refresh_tokens: number; sessions: number }[] = [];
   const tx = poolTransactions(pool);
   const db: DbUnderTest = {
@@ -140,7 +140,10 @@ function recordingBatches(pool: pg.Pool) {
         fn({
           async query<Row>(statement: SqlStatement<Row>, params: readonly unknown[]) {
             const rows = await inner.query(statement, params);
-            if (statement.name === pruneSessionsBatch.name) batches.push(rows[0] as never);
+            if (statement.name === pruneSessionsBatch.name) {
+              batches.push(rows[0] as never);
+              onBatch?.();
+            }
             return rows;
           },
         }),
@@ -362,11 +365,16 @@ describe("failures and stopping", () => {
 
   it("stop() ends a pass after its current batch", async () => {
     await seed({ label: "due", n: 20, tokens: 1, expiresAt: clock.now() - RETENTION - DAY });
-    const { db, batches } = recordingBatches(tdb.db.pool!);
+    // stop() is called from inside the first batch, not from a poll that a loaded machine may run
+    // only after the whole pass (the test was flaky that way).
+    let stopped: Promise<void> | undefined;
+    const { db, batches } = recordingBatches(tdb.db.pool!, () => {
+      stopped ??= j.stop();
+    });
     const j = janitor(db, { batchSize: 5, intervalMs: 3_600_000 });
     j.start(); // the first pass starts at once
-    while (batches.length === 0) await new Promise((r) => setTimeout(r, 5));
-    await j.stop();
+    await vi.waitFor(() => expect(stopped).toBeDefined());
+    await stopped;
     expect(batches.length).toBeLessThan(4);
     expect(await left("due")).toBeGreaterThan(0);
     expect(await locksHere()).toBe(0);
