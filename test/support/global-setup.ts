@@ -2,11 +2,12 @@ import { accessSync, constants } from "node:fs";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { NGINX_BINARY } from "./nginx.ts";
+import { PGBOUNCER_BINARY } from "./pgbouncer.ts";
 import { HOW_TO_START, probe, TEST_DATABASE_URL, TEST_REDIS_URL } from "./services.ts";
 
 /**
  * Runs once before any test file. Integration tests need the real Postgres and Redis, and the guard's
- * differential tests a real nginx; when one is missing the run stops here with one message saying how
+ * differential tests a real nginx, the janitor's pooler test a real PgBouncer; when one is missing the run stops here with one message saying how
  * to start or install it, instead of hundreds of timeouts.
  */
 export default async function checkServices(): Promise<void> {
@@ -47,6 +48,13 @@ export default async function checkServices(): Promise<void> {
     accessSync(NGINX_BINARY, constants.X_OK);
   } catch {
     problems.push(`nginx is not installed (${NGINX_BINARY}). Install it with:\n  ${HOW_TO_START.nginx}`);
+  }
+  try {
+    accessSync(PGBOUNCER_BINARY, constants.X_OK);
+  } catch {
+    problems.push(
+      `PgBouncer is not installed (${PGBOUNCER_BINARY}). Install it with:\n  ${HOW_TO_START.pgbouncer}`,
+    );
   }
   if (problems.length > 0) {
     throw new Error(`Integration tests need the real services on this machine.\n${problems.join("\n")}`);

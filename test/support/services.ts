@@ -9,6 +9,7 @@ export const HOW_TO_START = {
   redis:
     'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log',
   nginx: "apt-get install -y nginx",
+  pgbouncer: "apt-get install -y pgbouncer",
 };
 
 /** Opens a TCP connection to the URL's host and port; resolves with an error text, or null when reachable. */
