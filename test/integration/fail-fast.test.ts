@@ -97,15 +97,22 @@ function run(
       process.kill(-child.pid!, "SIGKILL");
     }, EXIT_DEADLINE_MS);
     child.on("error", reject);
-    child.on("close", (code) => {
+    child.on("close", async (code) => {
       clearTimeout(deadline);
-      let leftover = true;
-      try {
-        process.kill(-child.pid!, 0);
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        leftover = false;
-      }
+      // A helper the command started (tsx's esbuild service, say) may still be on its way out when the
+      // command's pipes close: give the group 2 s to be gone before calling anything left over.
+      const groupAlive = () => {
+        try {
+          process.kill(-child.pid!, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const until = performance.now() + 2_000;
+      while (groupAlive() && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+      const leftover = groupAlive();
+      if (leftover) process.kill(-child.pid!, "SIGKILL");
       resolve({ code, stdout, stderr, hung, leftover, ms: Math.round(performance.now() - started) });
     });
   });
