@@ -1,6 +1,7 @@
 import { createGroupCommit, type GroupCommitOptions } from "./group-commit.ts";
 import { type RotatedSessionRow, rotateIfLive } from "./sql/rotate-if-live.ts";
 import { rotateIfLiveMany } from "./sql/rotate-if-live-many.ts";
+import { rotationParams } from "./sql/rotate-session.ts";
 import type { SqlExecutor } from "./sql-executor.ts";
 import type { FastRotation } from "./token-store.ts";
 
@@ -50,18 +51,10 @@ interface Queued {
   row: ReturnType<typeof groupRow>;
 }
 
-/** $1-$13 of rotate-if-live.ts. */
+/** $1-$13 of rotate-if-live.ts: rotate-session.ts's $1-$9, then the caller's allow-lists. */
 function oneRowParams(r: FastRotation): unknown[] {
   return [
-    r.sessionId,
-    r.presentedGeneration,
-    r.presentedHash,
-    r.successorHash,
-    r.now,
-    r.idleExpiresAt,
-    r.signingKid,
-    r.successorKid,
-    r.macKid,
+    ...rotationParams(r),
     r.callerClientId,
     r.allowed.audiences,
     r.allowed.tenants,

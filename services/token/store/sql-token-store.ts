@@ -6,9 +6,9 @@ import { recordExchange } from "./sql/record-exchange.ts";
 import { revokeForReuse } from "./sql/revoke-for-reuse.ts";
 import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
 import { rotateRefreshToken } from "./sql/rotate-refresh-token.ts";
-import { rotateSession } from "./sql/rotate-session.ts";
+import { rotateSession, rotationParams } from "./sql/rotate-session.ts";
 import type { SqlExecutor } from "./sql-executor.ts";
-import type { Rotation, TokenStore } from "./token-store.ts";
+import type { TokenStore } from "./token-store.ts";
 
 /**
  * {@link TokenStore} over one SQL executor: each method is exactly one statement, one round trip;
@@ -126,19 +126,4 @@ export function createSqlTokenStore(db: SqlExecutor): TokenStore {
       ]);
     },
   };
-}
-
-/** $1-$9 of rotate-session.ts. */
-function rotationParams(r: Rotation): unknown[] {
-  return [
-    r.sessionId,
-    r.presentedGeneration,
-    r.presentedHash,
-    r.successorHash,
-    r.now,
-    r.idleExpiresAt,
-    r.signingKid,
-    r.successorKid,
-    r.macKid,
-  ];
 }

@@ -1,4 +1,5 @@
 import { sql } from "../sql-executor.ts";
+import type { Rotation } from "../token-store.ts";
 
 /**
  * The SQL expressions one rotation's values are read from: `$n` parameters in the one-row statements,
@@ -67,3 +68,18 @@ export const rotateSession = sql<{ version: number; expires_at: Date }>(
     WHERE ${rotateGuard(ROTATION_PARAMS)}
    RETURNING s.version, LEAST($6::timestamptz, s.expires_at) AS expires_at`,
 );
+
+/** $1-$9 of rotateSession, which rotate-if-live.ts's $1-$9 are too. */
+export function rotationParams(r: Rotation): unknown[] {
+  return [
+    r.sessionId,
+    r.presentedGeneration,
+    r.presentedHash,
+    r.successorHash,
+    r.now,
+    r.idleExpiresAt,
+    r.signingKid,
+    r.successorKid,
+    r.macKid,
+  ];
+}
