@@ -196,8 +196,6 @@ const SETTERS: Record<string, Setter> = {
   },
 };
 
-export const UPDATABLE_FIELDS: readonly string[] = [...Object.keys(SETTERS), ...TRUST_FIELDS];
-
 function checkLifetimes(s: ClientSettings): ClientSettings {
   if (s.refreshIdleTtlSeconds > s.refreshAbsoluteTtlSeconds) {
     throw invalid("refresh_idle_ttl", "must not be longer than refresh_absolute_ttl");

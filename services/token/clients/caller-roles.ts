@@ -34,10 +34,6 @@ const ROLES_FOR: Record<TokenServiceMethod, readonly ClientRole[] | "anyone" | "
   Exchange: ["service", "admin"],
 };
 
-export function needsAuthentication(method: TokenServiceMethod): boolean {
-  return ROLES_FOR[method] !== "anyone";
-}
-
 export function mayCall(roles: readonly string[], method: TokenServiceMethod): boolean {
   const allowed = ROLES_FOR[method];
   if (allowed === "anyone" || allowed === "any-client") return true;
