@@ -1,6 +1,8 @@
-// The API contract in proto/, checked through the generated protobuf-es code: the RPC and field
-// names clients and deploy files rely on, and wire compatibility with what Envoy and gRPC clients
-// put on (and read from) the wire, using bytes encoded by hand from the published field numbers.
+// What the API contract in proto/ promises beyond its shape, checked through the generated
+// protobuf-es code: which RPCs are side-effect free, where secrets may appear, JSON forms, and wire
+// compatibility with what Envoy and gRPC clients put on (and read from) the wire, using bytes encoded
+// by hand from the published field numbers. The shape itself (names, numbers, types) is guarded by
+// `buf breaking` against main in `npm run check`, not restated here.
 import { generateKeyPairSync, type JsonWebKey } from "node:crypto";
 import {
   create,
@@ -119,134 +121,6 @@ const bytes = (...parts: number[][]): Uint8Array => new Uint8Array(parts.flat())
 // --- TokenService ---------------------------------------------------------------------------
 
 describe("gatehouse.v1.TokenService", () => {
-  it("has exactly the contract's RPCs, each unary with its own request and response", () => {
-    expect(TokenService.typeName).toBe("gatehouse.v1.TokenService");
-    expect(rpcSignatures(TokenService)).toEqual([
-      "Issue(IssueRequest) -> IssueResponse",
-      "IssueServiceToken(IssueServiceTokenRequest) -> IssueServiceTokenResponse",
-      "Refresh(RefreshRequest) -> RefreshResponse",
-      "Revoke(RevokeRequest) -> RevokeResponse",
-      "Introspect(IntrospectRequest) -> IntrospectResponse",
-      "ListSessions(ListSessionsRequest) -> ListSessionsResponse",
-      "GetJwks(GetJwksRequest) -> GetJwksResponse",
-      "Exchange(ExchangeRequest) -> ExchangeResponse",
-    ]);
-    for (const m of TokenService.methods) expect(m.methodKind, m.name).toBe("unary");
-  });
-
-  const timestamp = "google.protobuf.Timestamp";
-  const cases: Array<[rpc: string, request: string[], response: string[]]> = [
-    [
-      "Issue",
-      [
-        "subject:string",
-        "audience:repeated string",
-        "scopes:repeated string",
-        "tenant:string",
-        "claims:google.protobuf.Struct",
-        "device:gatehouse.v1.Device",
-      ],
-      [
-        "access_token:string",
-        `access_token_expires_at:${timestamp}`,
-        "refresh_token:string",
-        `refresh_token_expires_at:${timestamp}`,
-        "session_id:string",
-        "token_type:string",
-        "scopes:repeated string",
-        "audience:repeated string",
-      ],
-    ],
-    [
-      "IssueServiceToken",
-      ["audience:repeated string", "scopes:repeated string"],
-      [
-        "access_token:string",
-        `access_token_expires_at:${timestamp}`,
-        "token_type:string",
-        "scopes:repeated string",
-      ],
-    ],
-    [
-      "Refresh",
-      ["refresh_token:string", "scopes:repeated string"],
-      [
-        "access_token:string",
-        `access_token_expires_at:${timestamp}`,
-        "refresh_token:string",
-        `refresh_token_expires_at:${timestamp}`,
-        "session_id:string",
-        "token_type:string",
-        "scopes:repeated string",
-        "audience:repeated string",
-      ],
-    ],
-    [
-      "Revoke",
-      [
-        "refresh_token:string",
-        "access_token:string",
-        "session_id:string",
-        "subject:string",
-        "access_only:bool",
-        "reason:string",
-      ],
-      ["sessions_revoked:int32", "event_ids:repeated string", "propagated:bool"],
-    ],
-    [
-      "Introspect",
-      ["token:string", "token_type_hint:string"],
-      [
-        "active:bool",
-        "subject:string",
-        "client_id:string",
-        "scopes:repeated string",
-        "audience:repeated string",
-        "session_id:string",
-        "session_version:int32",
-        "token_type:string",
-        `issued_at:${timestamp}`,
-        `expires_at:${timestamp}`,
-        "jti:string",
-      ],
-    ],
-    [
-      "ListSessions",
-      ["subject:string", "page_size:int32", "page_token:string"],
-      ["sessions:repeated gatehouse.v1.Session", "next_page_token:string"],
-    ],
-    ["GetJwks", [], ["keys:repeated gatehouse.v1.Jwk"]],
-    [
-      "Exchange",
-      [
-        "subject_token:string",
-        "subject_token_type:string",
-        "actor_token:string",
-        "actor_token_type:string",
-        "audience:repeated string",
-        "resource:repeated string",
-        "scopes:repeated string",
-        "requested_token_type:string",
-      ],
-      [
-        "access_token:string",
-        "issued_token_type:string",
-        "token_type:string",
-        `access_token_expires_at:${timestamp}`,
-        "scopes:repeated string",
-        "audience:repeated string",
-        "actors:repeated string",
-      ],
-    ],
-  ];
-
-  it.each(cases)("%s has the contract's request and response fields", (rpc, request, response) => {
-    const method = TokenService.methods.find((m) => m.name === rpc);
-    expect(method).toBeDefined();
-    expect(fieldSignatures(method!.input)).toEqual(request);
-    expect(fieldSignatures(method!.output)).toEqual(response);
-  });
-
   it("marks exactly the read-only RPCs side-effect free, so Connect clients can use GET", () => {
     const readOnly = TokenService.methods
       .filter((m) => m.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS)
@@ -276,31 +150,6 @@ describe("gatehouse.v1.TokenService", () => {
   it("gives RefreshResponse the same fields, numbers and types as IssueResponse", () => {
     expect(fieldSignatures(RefreshResponseSchema)).toEqual(fieldSignatures(IssueResponseSchema));
     expect(fieldNumbers(RefreshResponseSchema)).toEqual(fieldNumbers(IssueResponseSchema));
-  });
-
-  it("describes Session and Device with the contract's fields", () => {
-    const session = TokenService.method.listSessions.output.fields[0]!;
-    expect(session.fieldKind === "list" && session.listKind === "message").toBe(true);
-    if (session.fieldKind !== "list" || session.listKind !== "message") return;
-    expect(fieldSignatures(session.message)).toEqual([
-      "session_id:string",
-      "subject:string",
-      "client_id:string",
-      `created_at:${timestamp}`,
-      `last_used_at:${timestamp}`,
-      `idle_expires_at:${timestamp}`,
-      `expires_at:${timestamp}`,
-      "version:int32",
-      "scopes:repeated string",
-      "device:gatehouse.v1.Device",
-    ]);
-    const device = session.message.fields.find((f) => f.name === "device")!;
-    if (device.fieldKind !== "message") throw new Error("device is not a message field");
-    expect(fieldSignatures(device.message)).toEqual([
-      "user_agent:string",
-      "ip_address:string",
-      "name:string",
-    ]);
   });
 });
 
@@ -345,34 +194,6 @@ describe("gatehouse.v1.Jwk", () => {
 // --- AdminService ---------------------------------------------------------------------------
 
 describe("gatehouse.v1.AdminService", () => {
-  it("has the client, signing key and audit RPCs", () => {
-    expect(AdminService.typeName).toBe("gatehouse.v1.AdminService");
-    expect(AdminService.methods.map((m) => m.name)).toEqual([
-      "CreateClient",
-      "GetClient",
-      "ListClients",
-      "UpdateClient",
-      "RotateClientSecret",
-      "DisableClient",
-      "EnableClient",
-      "CreateSigningKey",
-      "ActivateSigningKey",
-      "RetireSigningKey",
-      "RevokeSigningKey",
-      "ListSigningKeys",
-      "RotateSigningKeys",
-      "ListAuditEvents",
-    ]);
-    for (const m of AdminService.methods) {
-      expect(m.input.name, m.name).toBe(`${m.name}Request`);
-      expect(m.output.name, m.name).toBe(`${m.name}Response`);
-    }
-    const readOnly = AdminService.methods
-      .filter((m) => m.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS)
-      .map((m) => m.name);
-    expect(readOnly).toEqual(["GetClient", "ListClients", "ListSigningKeys", "ListAuditEvents"]);
-  });
-
   it("returns a client secret only from CreateClient and RotateClientSecret, and never a hash", () => {
     const withSecret = AdminService.methods
       .filter((m) => m.output.fields.some((f) => f.name === "client_secret"))
@@ -385,26 +206,6 @@ describe("gatehouse.v1.AdminService", () => {
       );
       expect(secretish, desc.typeName).toEqual([]);
     }
-  });
-
-  it("takes an update_mask on UpdateClient and Durations for the lifetimes", () => {
-    const update = AdminService.method.updateClient.input;
-    expect(fieldSignatures(update)).toContain("update_mask:google.protobuf.FieldMask");
-    expect(fieldSignatures(ClientSchema)).toEqual(
-      expect.arrayContaining([
-        "roles:repeated gatehouse.v1.ClientRole",
-        "access_token_ttl:google.protobuf.Duration",
-        "refresh_idle_ttl:google.protobuf.Duration",
-        "refresh_absolute_ttl:google.protobuf.Duration",
-        "refresh_grace_period:google.protobuf.Duration",
-      ]),
-    );
-    expect(fieldSignatures(AdminService.method.rotateClientSecret.input)).toEqual([
-      "client_id:string",
-      "previous_secret_overlap:google.protobuf.Duration",
-      "client_secret:string",
-      "validate_only:bool",
-    ]);
   });
 
   it("encodes client roles as prefixed enum names in JSON", () => {
@@ -497,12 +298,6 @@ describe("google.rpc.Status with ErrorInfo", () => {
     expect(err?.findDetails(ErrorInfoSchema)).toMatchObject([
       { reason: "rate_limited", domain: "gatehouse" },
     ]);
-  });
-
-  it("has Google's field numbers", () => {
-    expect(fieldNumbers(StatusSchema)).toEqual({ code: 1, message: 2, details: 3 });
-    expect(fieldNumbers(ErrorInfoSchema)).toEqual({ reason: 1, domain: 2, metadata: 3 });
-    expect(fieldNumbers(RetryInfoSchema)).toEqual({ retry_delay: 1 });
   });
 });
 
