@@ -17,7 +17,7 @@ import { tokenServiceSettings } from "../../services/token/token-service-setting
 import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type TestRedis, useTestRedis } from "../support/redis.ts";
-import { ISSUER, silentLogger, testSidecarSettings, until } from "../support/sidecar-fixtures.ts";
+import { ISSUER, silentLogger, testSidecarSettings } from "../support/sidecar-fixtures.ts";
 import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
 
@@ -117,7 +117,9 @@ describe("disabling and at once re-enabling a client", () => {
     try {
       const disabled = await admin.disableClient({ clientId: "web", reason: "test" });
       expect(disabled.propagated).toBe(true);
-      await until(async () => (await atSidecar(before)) === "client_disabled", 2000);
+      await expect
+        .poll(async () => (await atSidecar(before)) === "client_disabled", { timeout: 2000 })
+        .toBeTruthy();
       // While disabled, Issue refuses; the enable right after must not leave a window where Issue
       // answers 200 with tokens every sidecar refuses.
       const c = grpcTokenClient(service.grpcPort, creds.web);

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropSchema, type TestDatabase, testSchemaName, useTestDatabase } from "../support/database.ts";
+import { freePort } from "../support/ports.ts";
 import { useTestRedis } from "../support/redis.ts";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../support/services.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -482,14 +483,3 @@ describe("commands that touch the database directly", () => {
     EXIT_DEADLINE_MS + 15_000,
   );
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}

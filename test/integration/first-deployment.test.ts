@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { dropSchema, testSchemaName } from "../support/database.ts";
+import { freePort } from "../support/ports.ts";
 import { type TestRedis, useTestRedis } from "../support/redis.ts";
 import { TEST_DATABASE_URL } from "../support/services.ts";
 
@@ -37,17 +37,6 @@ function walkThroughBlocks(): Block[] {
     script: m[1]!,
     expected: [...m[1]!.matchAll(/#=> (.+)$/gm)].map((e) => e[1]!.trim()),
   }));
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function groupAlive(pid: number): boolean {

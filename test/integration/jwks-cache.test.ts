@@ -112,14 +112,6 @@ const codeOf = async (f: () => unknown) => {
   }
 };
 
-const until = async (condition: () => boolean, ms = 5000) => {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
 describe("JWKS cache against a real HTTP endpoint", () => {
   it("fetches at start and resolves keys by kid and algorithm", async () => {
     const { server, cache } = await setup({}, [keyA, keyB]);
@@ -140,9 +132,9 @@ describe("JWKS cache against a real HTTP endpoint", () => {
     const { server, cache } = await setup({ minRefreshMs: 50 });
     server.cacheControl = "max-age=1"; // refresh at 80%: 800 ms
     await cache.ready();
-    await until(() => server.requests >= 2);
+    await expect.poll(() => server.requests >= 2, { timeout: 5000 }).toBeTruthy();
     expect(server.ifNoneMatch.slice(0, 2)).toEqual([undefined, '"v1"']);
-    await until(() => server.notModified >= 1);
+    await expect.poll(() => server.notModified >= 1, { timeout: 5000 }).toBeTruthy();
     expect(cache.resolve(keyA.kid, "EdDSA")).toBeDefined();
   });
 

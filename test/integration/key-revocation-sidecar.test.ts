@@ -19,7 +19,7 @@ import { tokenServiceSettings } from "../../services/token/token-service-setting
 import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type TestRedis, useTestRedis } from "../support/redis.ts";
-import { ISSUER, silentLogger, testSidecarSettings, until } from "../support/sidecar-fixtures.ts";
+import { ISSUER, silentLogger, testSidecarSettings } from "../support/sidecar-fixtures.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient, testClock } from "../support/token-fixtures.ts";
 
@@ -132,7 +132,7 @@ async function login(subject: string) {
 /** The sidecar's forward-auth answer: "ok", or the reason it gives in WWW-Authenticate. */
 async function atSidecar(token: string): Promise<string> {
   // After the clock jumps, wait for the follower's next read to confirm the state at the new time.
-  await until(() => !state.isStale(clock.now()));
+  await expect.poll(() => !state.isStale(clock.now()), { timeout: 5000 }).toBeTruthy();
   const res = await fetch(`http://127.0.0.1:${sidecar.controlPort}/authz`, {
     headers: { authorization: `Bearer ${token}`, "x-forwarded-uri": "/orders/1" },
   });
@@ -192,7 +192,9 @@ describe("revoking the active signing key", () => {
     // Both tokens were verified (and cached) by the sidecar before; the cache never skips revocation.
     // `propagated` means the event was on the stream when the RPC returned: the follower has it
     // within its next read.
-    await until(() => state.check(identityOf(bob.token)) === "key_revoked", 1000);
+    await expect
+      .poll(() => state.check(identityOf(bob.token)) === "key_revoked", { timeout: 1000 })
+      .toBeTruthy();
     const appliedMs = keyRevokedAt.get(compromised)! - returned;
     expect(await atSidecar(bob.token)).toBe("key_revoked");
     expect(await atSidecar(ann.token)).toBe("key_revoked");
@@ -239,7 +241,7 @@ describe("revoking the active signing key", () => {
     expect(r.activatedKey).toBeUndefined();
     // No token carries that kid (it never signed): ask the sidecar's state directly.
     const carrying = { jti: "j", subject: "s", clientId: "web", kid: staged, issuedAt: clock.now() / 1000 };
-    await until(() => state.check(carrying) === "key_revoked", 2000);
+    await expect.poll(() => state.check(carrying) === "key_revoked", { timeout: 2000 }).toBeTruthy();
     await sidecar.jwks.refreshNow();
     expect(sidecarKids()).not.toContain(staged);
     expect(await atSidecar((await login("dot")).token)).toBe("ok");

@@ -13,7 +13,7 @@ import {
 import { createRangeReader, type RangeReader } from "../../services/shared/revocation/redis-range-reader.ts";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
 import { createStreamFollower } from "../../services/sidecar/revocation-stream/index.ts";
-import { freePort } from "../reliability/support/ports.ts";
+import { freePort } from "../support/ports.ts";
 import { type TestRedis, useTestRedis } from "../support/redis.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 

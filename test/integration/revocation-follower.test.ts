@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createMetricsRegistry, type Registry } from "../../services/shared/metrics/index.ts";
 import { createInProcessBus, type InProcessBus } from "../../services/shared/revocation/in-process-bus.ts";
 import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
@@ -132,13 +132,14 @@ const token = (jti: string, extra: { sid?: string; sv?: number; sub?: string; ia
   sessionVersion: extra.sv,
 });
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<number> {
+/** Milliseconds until `fn` holds, polled by vi.waitFor. */
+async function until(what: string, fn: () => boolean | Promise<boolean>, timeout = 5000): Promise<number> {
   const t0 = performance.now();
-  for (;;) {
-    if (await fn()) return performance.now() - t0;
-    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await vi.waitFor(async () => (await fn()) || Promise.reject(new Error(`timed out waiting for ${what}`)), {
+    timeout,
+    interval: 5,
+  });
+  return performance.now() - t0;
 }
 
 async function metric(registry: Registry, name: string): Promise<number> {

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { decodeJwt } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   IssueRequestSchema,
   RevokeRequestSchema,
@@ -165,18 +165,12 @@ async function streamEntries(): Promise<{ id: string; event: RevocationEvent | n
   return raw.map(([id, fields]) => ({ id, event: decodeRevocationEntry(fields) }));
 }
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 5000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** `fn`'s first truthy result, polled by vi.waitFor. */
+function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeout = 5000): Promise<T> {
+  return vi.waitFor(async () => (await fn()) || Promise.reject(new Error(`timed out waiting for ${what}`)), {
+    timeout,
+    interval: 20,
+  }) as Promise<T>;
 }
 
 /** A metric's value on a replica's registry (summed over series matching `labels`). */

@@ -27,7 +27,6 @@ import {
   removePolicies,
   silentLogger,
   testSidecarSettings,
-  until,
   writePolicy,
 } from "../support/sidecar-fixtures.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
@@ -286,7 +285,7 @@ describe("revoking the user's session", () => {
       c.revoke({ target: { case: "sessionId", value: user.sessionId } }),
     );
     expect(revoked.propagated).toBe(true);
-    await until(async () => (await proxyGet("/orders", byB)) === 401, 2000);
+    await expect.poll(async () => (await proxyGet("/orders", byB)) === 401, { timeout: 2000 }).toBeTruthy();
     const ms = performance.now() - started;
     // Revoke returns once the event is on the stream; the sidecar applies it in milliseconds. The
     // bound leaves room for a loaded 2-core machine; P5 measures the real figure.

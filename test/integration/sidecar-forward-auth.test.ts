@@ -10,7 +10,6 @@ import {
   startTestSidecar,
   startTestTokenService,
   type TestTokenService,
-  until,
   writePolicy,
 } from "../support/sidecar-fixtures.ts";
 
@@ -358,7 +357,7 @@ describe("gatehouse sidecar (the process)", () => {
     });
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     try {
-      await until(() => out.includes('"msg":"sidecar ready"'), 20_000);
+      await expect.poll(() => out.includes('"msg":"sidecar ready"'), { timeout: 20_000 }).toBeTruthy();
       const listening = JSON.parse(out.split("\n").find((l) => l.includes('"sidecar listening"'))!);
       const ready = await fetch(`http://127.0.0.1:${listening.controlPort}/readyz`);
       expect(ready.status).toBe(200);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { freePort } from "../support/ports.ts";
 import { type TestRedis, useTestRedis } from "../support/redis.ts";
 import { ISSUER, startTestTokenService, type TestTokenService } from "../support/sidecar-fixtures.ts";
 
@@ -51,16 +52,6 @@ afterAll(async () => {
   await tdb?.drop();
   rmSync(work, { recursive: true, force: true });
 });
-
-function freePort(): Promise<number> {
-  const s = http.createServer();
-  return new Promise((resolve) =>
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    }),
-  );
-}
 
 function get(port: number, path: string, headers: http.OutgoingHttpHeaders = {}) {
   return new Promise<{ status: number; body: string }>((resolve) => {

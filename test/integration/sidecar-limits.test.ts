@@ -11,7 +11,6 @@ import {
   startTestTokenService,
   type TestTokenService,
   testSidecarSettings,
-  until,
   writePolicy,
 } from "../support/sidecar-fixtures.ts";
 
@@ -118,7 +117,7 @@ const GET = "GET /public/x HTTP/1.1\r\nhost: a\r\n\r\n";
 async function getOn(conn: Awaited<ReturnType<typeof rawConnection>>): Promise<string> {
   const before = conn.data().length;
   conn.socket.write(GET);
-  await until(() => /\r\n\r\nok$/.test(conn.data().slice(before)), 1500);
+  await expect.poll(() => /\r\n\r\nok$/.test(conn.data().slice(before)), { timeout: 1500 }).toBeTruthy();
   return conn.data().slice(before);
 }
 
@@ -476,7 +475,7 @@ async function rawH2Burst(port: number, count: number, path: string, bearer: str
       frame(0x4, 0, 0, Buffer.alloc(0)),
     ]),
   );
-  await until(() => refused + answered >= count || goaway, 3000);
+  await expect.poll(() => refused + answered >= count || goaway, { timeout: 3000 }).toBeTruthy();
   conn.socket.destroy();
   return { refused, answered, goaway };
 }

@@ -13,7 +13,6 @@ import {
   startTestSidecar,
   startTestTokenService,
   type TestTokenService,
-  until,
   writePolicy,
 } from "../support/sidecar-fixtures.ts";
 import { decodeFailure } from "../support/token-clients.ts";
@@ -670,7 +669,7 @@ describe("proxy to an h2c upstream", () => {
     expect((await request(viaH2.proxyPort, "/api/before", { headers: bearer(reader) })).status).toBe(200);
     expect(h2Sessions.size).toBeGreaterThan(0);
     for (const session of h2Sessions) session.destroy();
-    await until(() => h2Sessions.size === 0);
+    await expect.poll(() => h2Sessions.size === 0, { timeout: 5000 }).toBeTruthy();
     await new Promise((r) => setTimeout(r, 20));
     const after = await request(viaH2.proxyPort, "/api/after", { headers: bearer(reader) });
     expect(after.status).toBe(200);
@@ -831,9 +830,10 @@ async function h2WebSocket(port: number, headers: http2.OutgoingHttpHeaders, pat
   });
   /** The first whole (short, text) frame received. */
   const frame = () =>
-    until(() => buffered.length >= 2 && buffered.length >= 2 + (buffered[1]! & 0x7f)).then(() =>
-      wsRead(buffered),
-    );
+    expect
+      .poll(() => buffered.length >= 2 && buffered.length >= 2 + (buffered[1]! & 0x7f), { timeout: 5000 })
+      .toBe(true)
+      .then(() => wsRead(buffered));
   const body = () =>
     new Promise<string>((r) =>
       stream.readableEnded ? r(buffered.toString()) : stream.once("end", () => r(buffered.toString())),
@@ -1023,16 +1023,20 @@ describe("operations", () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     expect((await request(sidecar.proxyPort, "/reloaded", { agent })).status).toBe(401);
     writeFileSync(file, `${POLICY}\n  - match: { prefix: /reloaded }\n    public: true\n`);
-    await until(async () => (await request(sidecar.proxyPort, "/reloaded", { agent })).status === 200);
+    await expect
+      .poll(async () => (await request(sidecar.proxyPort, "/reloaded", { agent })).status === 200, {
+        timeout: 5000,
+      })
+      .toBeTruthy();
     const after = await request(sidecar.proxyPort, "/reloaded", { agent });
     expect(after.reused).toBe(true);
     // A file that does not compile leaves the last good policy in force.
     writeFileSync(file, "rules: [ { match: { prefix: nope } } ]");
-    await until(async () =>
-      /gatehouse_sidecar_policy_reloads_total\{outcome="error"/.test(
-        await (await fetch(`http://127.0.0.1:${sidecar.controlPort}/metrics`)).text(),
-      ),
-    );
+    await expect
+      .poll(async () => (await fetch(`http://127.0.0.1:${sidecar.controlPort}/metrics`)).text(), {
+        timeout: 5000,
+      })
+      .toMatch(/gatehouse_sidecar_policy_reloads_total\{outcome="error"/);
     expect((await request(sidecar.proxyPort, "/reloaded", { agent })).status).toBe(200);
     // /readyz says the file on disk was refused, and stays ready: the previous policy still decides.
     const refused = await fetch(`http://127.0.0.1:${sidecar.controlPort}/readyz`);
@@ -1042,7 +1046,11 @@ describe("operations", () => {
     expect(Date.parse(body.policyReload.at)).toBeGreaterThan(0);
     // A file that compiles again clears it.
     writeFileSync(file, POLICY);
-    await until(async () => (await request(sidecar.proxyPort, "/reloaded", { agent })).status === 401);
+    await expect
+      .poll(async () => (await request(sidecar.proxyPort, "/reloaded", { agent })).status === 401, {
+        timeout: 5000,
+      })
+      .toBeTruthy();
     const fixed = (await (await fetch(`http://127.0.0.1:${sidecar.controlPort}/readyz`)).json()) as object;
     expect(fixed).toMatchObject({ policyReload: { refused: false } });
     agent.destroy();
@@ -1065,7 +1073,7 @@ describe("operations", () => {
         )
         .on("error", reject);
     });
-    await until(() => received === "first\n");
+    await expect.poll(() => received === "first\n", { timeout: 5000 }).toBeTruthy();
     const stopped = sidecar.shutdown(5000);
     const ready = await fetch(`http://127.0.0.1:${sidecar.controlPort}/readyz`);
     expect(ready.status).toBe(503);

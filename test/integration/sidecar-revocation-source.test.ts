@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../services/shared/config/index.ts";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
 import { type RunningSidecar, startSidecar } from "../../services/sidecar/sidecar.ts";
-import { ISSUER, silentLogger, testSidecarSettings, until } from "../support/sidecar-fixtures.ts";
+import { ISSUER, silentLogger, testSidecarSettings } from "../support/sidecar-fixtures.ts";
 
 /**
  * Issue 14 item 7: a sidecar that follows no revocation stream accepts revoked tokens until they
@@ -104,7 +104,7 @@ describe("gatehouse sidecar without REDIS_URL", () => {
       out += d;
     });
     try {
-      await until(() => out.includes('"msg":"sidecar listening"'), 20_000);
+      await expect.poll(() => out.includes('"msg":"sidecar listening"'), { timeout: 20_000 }).toBeTruthy();
       const warning = out.split("\n").find((l) => l.includes("GATEHOUSE_REVOCATION=none"));
       expect(JSON.parse(warning!)).toMatchObject({ level: "warn" });
     } finally {

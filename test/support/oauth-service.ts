@@ -1,4 +1,3 @@
-import net from "node:net";
 import { Writable } from "node:stream";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import {
@@ -7,6 +6,7 @@ import {
   type TokenServiceConfig,
 } from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "./database.ts";
+import { freePort } from "./ports.ts";
 import { type ClientSpec, createTestClient, testClock } from "./token-fixtures.ts";
 import { testServiceConfig } from "./token-service-config.ts";
 
@@ -20,18 +20,6 @@ export interface OAuthTestService {
   /** Every log line the service wrote (level info and above). */
   logLines: string[];
   stop(): Promise<void>;
-}
-
-/** A free loopback port (asked of the kernel, then released for the service to take). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**

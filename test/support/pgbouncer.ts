@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./nginx.ts";
+import { freePort } from "./ports.ts";
 import { TEST_DATABASE_URL } from "./services.ts";
 
 export const PGBOUNCER_BINARY = "/usr/sbin/pgbouncer";

@@ -147,11 +147,3 @@ export function writePolicy(text: string, name = "policy.yaml"): string {
 export function removePolicies(): void {
   for (const dir of policyDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
-
-export async function until(condition: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -353,14 +353,6 @@ describe("route policy: reload", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const until = async (condition: () => boolean, ms = 3000) => {
-    const deadline = Date.now() + ms;
-    while (!condition()) {
-      if (Date.now() > deadline) throw new Error("timed out");
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-
   it("picks up a new file, and keeps the old policy when the new one is invalid", async () => {
     dir = mkdtempSync(join(tmpdir(), "gatehouse-policy-"));
     const file = join(dir, "policy.yaml");
@@ -380,12 +372,12 @@ describe("route policy: reload", () => {
       // Replace the file the way editors and ConfigMaps do: write elsewhere, rename over.
       writeFileSync(join(dir, "next"), "rules:\n  - match: { prefix: /open }\n    public: true\n");
       renameSync(join(dir, "next"), file);
-      await until(() => changes.length === 1);
+      await expect.poll(() => changes.length === 1, { timeout: 3000 }).toBeTruthy();
       expect(watcher.current().match({ method: "GET", path: "/open" }).public).toBe(true);
       expect(watcher.current().match({ method: "GET", path: "/public/x" }).public).toBe(false);
 
       writeFileSync(file, "rules:\n  - match: { prefix: nope }\n");
-      await until(() => errors.length === 1);
+      await expect.poll(() => errors.length === 1, { timeout: 3000 }).toBeTruthy();
       expect(errors[0]).toBeInstanceOf(PolicyError);
       expect(errors[0]!.message).toContain("policy.yaml:2:");
       expect(watcher.current().match({ method: "GET", path: "/open" }).public).toBe(true);

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { freePorts } from "./ports.ts";
+import { freePorts } from "../../support/ports.ts";
 import { rememberSecrets } from "./run-directory.ts";
 import { type Exit, type SpawnedProcess, spawnProcess } from "./spawned-process.ts";
 import { httpStatus, waitFor } from "./wait.ts";

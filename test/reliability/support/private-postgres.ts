@@ -3,7 +3,7 @@ import { chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { freePort } from "./ports.ts";
+import { freePort } from "../../support/ports.ts";
 import { logsDirectory } from "./run-directory.ts";
 
 const run = promisify(execFile);

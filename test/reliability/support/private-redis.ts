@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { freePort } from "./ports.ts";
+import { freePort } from "../../support/ports.ts";
 import { type SpawnedProcess, spawnProcess } from "./spawned-process.ts";
 import { waitFor } from "./wait.ts";
 
