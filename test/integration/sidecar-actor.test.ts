@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,6 +20,7 @@ import { type RunningSidecar, startSidecar } from "../../services/sidecar/sideca
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { tokenServiceSettings } from "../../services/token/token-service-settings.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { type RecordingUpstream, startRecordingUpstream } from "../support/fake-upstreams.ts";
 import { type TestRedis, useTestRedis } from "../support/redis.ts";
 import {
   ISSUER,
@@ -53,12 +53,7 @@ let sidecar: RunningSidecar;
 let follower: StreamFollower;
 let sidecarBus: RevocationBus;
 const creds: Record<string, { id: string; secret: string }> = {};
-const seen: http.IncomingHttpHeaders[] = [];
-const app = http.createServer((req, res) => {
-  seen.push(req.headers);
-  req.resume();
-  res.writeHead(200).end("ok");
-});
+let app: RecordingUpstream;
 
 beforeAll(async () => {
   tdb = await useTestDatabase();
@@ -93,7 +88,7 @@ beforeAll(async () => {
     database: { kind: "postgres", url: tdb.url },
     logger: silentLogger(),
   });
-  await new Promise<void>((r) => app.listen(0, "127.0.0.1", () => r()));
+  app = await startRecordingUpstream();
   // The follower as `gatehouse sidecar` builds it when REDIS_URL is set (sidecar-command.ts).
   const logger = silentLogger();
   sidecarBus = createRedisBus({ url: tredis.url, name: "gatehouse-sidecar", logger });
@@ -102,7 +97,7 @@ beforeAll(async () => {
   sidecar = await startSidecar({
     settings: testSidecarSettings({
       GATEHOUSE_TOKEN_SERVICE_URL: `http://127.0.0.1:${service.httpPort}`,
-      GATEHOUSE_UPSTREAM: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+      GATEHOUSE_UPSTREAM: app.url,
       GATEHOUSE_REVOCATION_STREAM: stream,
       GATEHOUSE_POLICY_FILE: writePolicy(POLICY),
     }),
@@ -118,8 +113,7 @@ afterAll(async () => {
   await follower?.stop();
   await sidecarBus?.close();
   await service?.shutdown();
-  app.closeAllConnections();
-  app.close();
+  await app?.close();
   await tredis?.cleanup();
   await tdb?.drop();
   removePolicies();
@@ -223,7 +217,7 @@ describe("x-gatehouse-actor", () => {
   it("the proxy passes the chain, outermost first, and drops the caller's copies in any spelling", async () => {
     const { byB } = await chain();
     expect(await proxyGet("/orders", byB, SPOOFED)).toBe(200);
-    const headers = seen.at(-1)!;
+    const headers = app.last().headers;
     expect(headers["x-gatehouse-actor"]).toBe("svc-b,svc-a");
     expect(headers).not.toHaveProperty("x_gatehouse_actor");
     expect(Object.keys(headers).filter((n) => n.replaceAll("_", "-") === "x-gatehouse-actor")).toEqual([
@@ -236,7 +230,7 @@ describe("x-gatehouse-actor", () => {
   it("the proxy sends no actor header for the user's own token, whatever the caller sent", async () => {
     const { user } = await chain();
     expect(await proxyGet("/orders", user.accessToken, SPOOFED)).toBe(200);
-    expect(Object.keys(seen.at(-1)!).filter((n) => /actor/i.test(n))).toEqual([]);
+    expect(Object.keys(app.last().headers).filter((n) => /actor/i.test(n))).toEqual([]);
   });
 
   it("forward-auth answers with the chain", async () => {

@@ -1,7 +1,5 @@
-import { createHash } from "node:crypto";
 import * as http from "node:http";
 import * as http2 from "node:http2";
-import type { AddressInfo, Socket } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +10,7 @@ import {
 import { grpcServiceDefinition } from "../../services/shared/rpc/grpc-server.ts";
 import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { type RecordingUpstream, startRecordingUpstream } from "../support/fake-upstreams.ts";
 import {
   startTestSidecar,
   startTestTokenService,
@@ -44,37 +43,9 @@ const FORWARDING = {
   forwarded: "for=6.6.6.6;proto=https",
 };
 
-interface Seen {
-  kind: "request" | "upgrade";
-  headers: http.IncomingHttpHeaders;
-  trailers: NodeJS.Dict<string>;
-}
-
-/** An HTTP/1.1 app that records what reached it: requests (with trailers) and WebSocket handshakes. */
-function startRecordingUpstream() {
-  const seen: Seen[] = [];
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on("end", () => {
-      seen.push({ kind: "request", headers: req.headers, trailers: req.trailers });
-      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
-    });
-  });
-  server.on("upgrade", (req: http.IncomingMessage, socket: Socket) => {
-    seen.push({ kind: "upgrade", headers: req.headers, trailers: {} });
-    const accept = createHash("sha1")
-      .update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
-      .digest("base64");
-    socket.end(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-    );
-  });
-  return { server, seen, last: () => seen.at(-1)! };
-}
-
 let tdb: TestDatabase;
 let ts: TestTokenService;
-const app = startRecordingUpstream();
+let app: RecordingUpstream;
 let sidecar: RunningSidecar;
 let behindProxy: RunningSidecar;
 let reader: { token: string; sessionId: string };
@@ -82,10 +53,10 @@ let reader: { token: string; sessionId: string };
 beforeAll(async () => {
   tdb = await useTestDatabase();
   ts = await startTestTokenService(tdb);
-  await new Promise<void>((r) => app.server.listen(0, "127.0.0.1", () => r()));
+  app = await startRecordingUpstream();
   const env = {
     GATEHOUSE_TOKEN_SERVICE_URL: ts.url,
-    GATEHOUSE_UPSTREAM: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
+    GATEHOUSE_UPSTREAM: app.url,
   };
   sidecar = await startTestSidecar(env);
   behindProxy = await startTestSidecar({ ...env, GATEHOUSE_TRUSTED_PROXIES: "10.0.0.0/8, 127.0.0.0/8, ::1" });
@@ -94,8 +65,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sidecar?.shutdown(100);
   await behindProxy?.shutdown(100);
-  app.server.closeAllConnections();
-  app.server.close();
+  await app?.close();
   await ts?.service.shutdown();
   await tdb?.drop();
 });
