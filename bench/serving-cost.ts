@@ -15,7 +15,6 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { availableParallelism, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
@@ -37,6 +36,7 @@ import {
   grpcServiceDefinition,
   listenGrpc,
 } from "../services/shared/rpc/index.ts";
+import { benchArgs } from "./lib/bench-args.ts";
 import { row, report as writeReport } from "./lib/bench-results.ts";
 
 const KINDS = ["grpcjs", "grpcjs_bare", "connect_grpc", "connect_json", "connect_json_bare"] as const;
@@ -61,16 +61,14 @@ type FromChild =
   | { type: "report"; calls: number; errors: number };
 
 const self = fileURLToPath(import.meta.url);
-const { values: args } = parseArgs({
-  options: {
-    role: { type: "string", default: "main" },
-    kind: { type: "string", default: "grpcjs" },
-    duration: { type: "string", default: "5" },
-    rounds: { type: "string", default: "2" },
-    warmup: { type: "string", default: "1" },
-    concurrency: { type: "string", default: "32" },
-    clients: { type: "string", default: "2" },
-  },
+const args = benchArgs("npx tsx bench/serving-cost.ts [flags]", {
+  role: "main",
+  kind: "grpcjs",
+  duration: 5,
+  rounds: 2,
+  warmup: 1,
+  concurrency: 32,
+  clients: 2,
 });
 
 // --- server process -------------------------------------------------------------------------
@@ -310,11 +308,11 @@ async function measureOnce(
 
 async function main(): Promise<void> {
   const o: Options = {
-    seconds: Number(args.duration),
-    warmup: Number(args.warmup),
-    rounds: Number(args.rounds),
-    concurrency: Number(args.concurrency),
-    clients: Number(args.clients),
+    seconds: args.duration,
+    warmup: args.warmup,
+    rounds: args.rounds,
+    concurrency: args.concurrency,
+    clients: args.clients,
   };
   console.log(
     `serving cost: ${o.seconds}s per server in ${o.rounds} interleaved rounds after a ${o.warmup}s warmup each, ` +

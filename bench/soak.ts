@@ -23,8 +23,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
-import { parseArgs } from "node:util";
 import pg from "pg";
+import { benchArgs } from "./lib/bench-args.ts";
 import { createBenchSchema } from "./lib/bench-client.ts";
 import { DATABASE_URL, startTokenService } from "./lib/bench-processes.ts";
 import { report, row } from "./lib/bench-results.ts";
@@ -34,35 +34,28 @@ import { compareGroupCommit, type RotationRun } from "./lib/rotation-group-commi
 import { preloadedTokens, preloadLiveSessions, serviceMacKey } from "./lib/soak-preload.ts";
 import { type LoadResult, startLoadDrivers } from "./lib/token-load.ts";
 
-const { values } = parseArgs({
-  options: {
-    sessions: { type: "string", default: "5000000" },
-    "empty-sessions": { type: "string", default: "1000" },
-    duration: { type: "string", default: "60" },
-    warmup: { type: "string", default: "3" },
-    "growth-refreshes": { type: "string", default: "1000000" },
-    "growth-max-duration": { type: "string", default: "1800" },
-    concurrency: { type: "string", default: "32" },
-    drivers: { type: "string", default: "1" },
-    "group-sessions": { type: "string", default: "20000" },
-    "group-duration": { type: "string", default: "10" },
-  },
+const args = benchArgs("npx tsx bench/soak.ts [flags]", {
+  sessions: 5_000_000,
+  "empty-sessions": 1000,
+  duration: 60,
+  warmup: 3,
+  "growth-refreshes": 1_000_000,
+  "growth-max-duration": 1800,
+  concurrency: 32,
+  drivers: 1,
+  "group-sessions": 20_000,
+  "group-duration": 10,
 });
-function positive(name: keyof typeof values): number {
-  const v = Number(values[name]);
-  if (!(v > 0)) throw new TypeError(`--${name} must be a positive number, got ${values[name]}`);
-  return v;
-}
-const sessions = Math.floor(positive("sessions"));
-const emptySessions = Math.floor(positive("empty-sessions"));
-const durationMs = positive("duration") * 1000;
-const warmupMs = positive("warmup") * 1000;
-const growthRefreshes = Math.floor(positive("growth-refreshes"));
-const growthMaxMs = positive("growth-max-duration") * 1000;
-const concurrency = Math.floor(positive("concurrency"));
-const drivers = Math.floor(positive("drivers"));
-const groupSessions = Math.floor(positive("group-sessions"));
-const groupDurationMs = positive("group-duration") * 1000;
+const sessions = Math.floor(args.sessions);
+const emptySessions = Math.floor(args["empty-sessions"]);
+const durationMs = args.duration * 1000;
+const warmupMs = args.warmup * 1000;
+const growthRefreshes = Math.floor(args["growth-refreshes"]);
+const growthMaxMs = args["growth-max-duration"] * 1000;
+const concurrency = Math.max(1, Math.floor(args.concurrency));
+const drivers = Math.max(1, Math.floor(args.drivers));
+const groupSessions = Math.floor(args["group-sessions"]);
+const groupDurationMs = args["group-duration"] * 1000;
 
 const schemas: string[] = [];
 const newSchema = (kind: string) => {
@@ -158,84 +151,93 @@ function groupCommitVerdict(single: RotationRun, batched: RotationRun) {
   return { pays: (throughput >= 1.1 || dbCpu <= 0.9) && p99 <= 2, throughput, dbCpu, p99 };
 }
 
-try {
-  const empty = await refreshOver(emptySessions, "empty", false);
-  const soak = await refreshOver(sessions, "full", true);
-  const groupSchema = newSchema("gc");
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA "${groupSchema}"`);
-  await admin.end();
-  const group = await compareGroupCommit({
-    url: DATABASE_URL,
-    schema: groupSchema,
-    sessions: groupSessions,
-    concurrency,
-    durationMs: groupDurationMs,
-  });
-  const verdict = groupCommitVerdict(group.single, group.batched);
-  const growth = soak.growth!;
-  const before = sum(growth.bytesBefore);
-  const after = sum(growth.bytesAfter);
-  const s = soak.refresh;
-  const e = empty.refresh;
-  report(
-    "soak",
-    [
-      row("soak_refresh_per_s", s.load.perSecond, "calls/s", e.load.perSecond),
-      row("soak_refresh_p99_ms", s.load.p99, "ms", e.load.p99),
-      row("soak_refresh_ratio", s.load.perSecond / e.load.perSecond, "of empty db's (target ≥ 0.9)"),
-      row("soak_refresh_service_cpu_us", s.serviceCpuUs, "µs/call", e.serviceCpuUs),
-      row("soak_refresh_db_cpu_us", s.dbCpuUs, "µs/call", e.dbCpuUs),
-      row("soak_growth_refreshes", growth.load.calls, "refreshes", growthRefreshes),
-      row("soak_bytes_before_mb", before / 1_048_576, "MB"),
-      row("soak_bytes_after_mb", after / 1_048_576, "MB"),
-      row("soak_table_growth_ratio", after / before, "after / before (target ≤ 1.05)"),
-      row("soak_preload_s", soak.preloadS, "s"),
-      row("group_single_per_s", group.single.perSecond, "rotations/s"),
-      row("group_batched_per_s", group.batched.perSecond, "rotations/s", group.single.perSecond),
-      row("group_single_p99_ms", group.single.p99, "ms"),
-      row("group_batched_p99_ms", group.batched.p99, "ms", group.single.p99),
-      row("group_single_db_cpu_us", group.single.dbCpuUs, "µs/rotation"),
-      row("group_batched_db_cpu_us", group.batched.dbCpuUs, "µs/rotation", group.single.dbCpuUs),
-      row("group_single_client_cpu_us", group.single.clientCpuUs, "µs/rotation"),
-      row("group_batched_client_cpu_us", group.batched.clientCpuUs, "µs/rotation", group.single.clientCpuUs),
-    ],
-    {
-      sessions,
-      emptySessions,
-      durationS: durationMs / 1000,
-      warmupS: warmupMs / 1000,
+async function main(): Promise<void> {
+  try {
+    const empty = await refreshOver(emptySessions, "empty", false);
+    const soak = await refreshOver(sessions, "full", true);
+    const groupSchema = newSchema("gc");
+    const admin = new pg.Client({ connectionString: DATABASE_URL });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA "${groupSchema}"`);
+    await admin.end();
+    const group = await compareGroupCommit({
+      url: DATABASE_URL,
+      schema: groupSchema,
+      sessions: groupSessions,
       concurrency,
-      drivers,
-      growthRefreshes,
-      growthRefreshesDone: growth.load.calls,
-      growthRefreshPerS: Math.round(growth.load.perSecond),
-      loadAverage: { empty: empty.loadAverage, soak: soak.loadAverage },
-      errors: { empty: e.load.errors, soak: s.load.errors, growth: growth.load.errors },
-      bytesMbBefore: mb(growth.bytesBefore),
-      bytesMbAfter: mb(growth.bytesAfter),
-      ownBackendsCpuUs: { empty: Math.round(e.ownBackendsCpuUs), soak: Math.round(s.ownBackendsCpuUs) },
-      groupCommit: {
-        how: "bench-only SQL: one guarded UPDATE of a one-row session (notes/refresh-storage.md) per rotation vs session-insert-batcher's policy (≤ 2 statements in flight, ≤ 64 rows per UPDATE … FROM unnest)",
-        sessions: groupSessions,
-        durationS: groupDurationMs / 1000,
-        single: group.single,
-        batched: group.batched,
-        pays: verdict.pays,
-        batchedOverSingle: {
-          throughput: round(verdict.throughput),
-          dbCpu: round(verdict.dbCpu),
-          p99: round(verdict.p99),
+      durationMs: groupDurationMs,
+    });
+    const verdict = groupCommitVerdict(group.single, group.batched);
+    const growth = soak.growth!;
+    const before = sum(growth.bytesBefore);
+    const after = sum(growth.bytesAfter);
+    const s = soak.refresh;
+    const e = empty.refresh;
+    report(
+      "soak",
+      [
+        row("soak_refresh_per_s", s.load.perSecond, "calls/s", e.load.perSecond),
+        row("soak_refresh_p99_ms", s.load.p99, "ms", e.load.p99),
+        row("soak_refresh_ratio", s.load.perSecond / e.load.perSecond, "of empty db's (target ≥ 0.9)"),
+        row("soak_refresh_service_cpu_us", s.serviceCpuUs, "µs/call", e.serviceCpuUs),
+        row("soak_refresh_db_cpu_us", s.dbCpuUs, "µs/call", e.dbCpuUs),
+        row("soak_growth_refreshes", growth.load.calls, "refreshes", growthRefreshes),
+        row("soak_bytes_before_mb", before / 1_048_576, "MB"),
+        row("soak_bytes_after_mb", after / 1_048_576, "MB"),
+        row("soak_table_growth_ratio", after / before, "after / before (target ≤ 1.05)"),
+        row("soak_preload_s", soak.preloadS, "s"),
+        row("group_single_per_s", group.single.perSecond, "rotations/s"),
+        row("group_batched_per_s", group.batched.perSecond, "rotations/s", group.single.perSecond),
+        row("group_single_p99_ms", group.single.p99, "ms"),
+        row("group_batched_p99_ms", group.batched.p99, "ms", group.single.p99),
+        row("group_single_db_cpu_us", group.single.dbCpuUs, "µs/rotation"),
+        row("group_batched_db_cpu_us", group.batched.dbCpuUs, "µs/rotation", group.single.dbCpuUs),
+        row("group_single_client_cpu_us", group.single.clientCpuUs, "µs/rotation"),
+        row(
+          "group_batched_client_cpu_us",
+          group.batched.clientCpuUs,
+          "µs/rotation",
+          group.single.clientCpuUs,
+        ),
+      ],
+      {
+        sessions,
+        emptySessions,
+        durationS: durationMs / 1000,
+        warmupS: warmupMs / 1000,
+        concurrency,
+        drivers,
+        growthRefreshes,
+        growthRefreshesDone: growth.load.calls,
+        growthRefreshPerS: Math.round(growth.load.perSecond),
+        loadAverage: { empty: empty.loadAverage, soak: soak.loadAverage },
+        errors: { empty: e.load.errors, soak: s.load.errors, growth: growth.load.errors },
+        bytesMbBefore: mb(growth.bytesBefore),
+        bytesMbAfter: mb(growth.bytesAfter),
+        ownBackendsCpuUs: { empty: Math.round(e.ownBackendsCpuUs), soak: Math.round(s.ownBackendsCpuUs) },
+        groupCommit: {
+          how: "bench-only SQL: one guarded UPDATE of a one-row session (notes/refresh-storage.md) per rotation vs session-insert-batcher's policy (≤ 2 statements in flight, ≤ 64 rows per UPDATE … FROM unnest)",
+          sessions: groupSessions,
+          durationS: groupDurationMs / 1000,
+          single: group.single,
+          batched: group.batched,
+          pays: verdict.pays,
+          batchedOverSingle: {
+            throughput: round(verdict.throughput),
+            dbCpu: round(verdict.dbCpu),
+            p99: round(verdict.p99),
+          },
+          rule: "pays = throughput ≥ 1.1× or Postgres CPU per rotation ≤ 0.9×, with p99 at most 2×",
         },
-        rule: "pays = throughput ≥ 1.1× or Postgres CPU per rotation ≤ 0.9×, with p99 at most 2×",
+        how: "gatehouse serve in its own process; sessions preloaded by COPY (bench/lib/soak-preload.ts); random sessions refreshed from separate driver processes; all on this machine's 2 cores",
       },
-      how: "gatehouse serve in its own process; sessions preloaded by COPY (bench/lib/soak-preload.ts); random sessions refreshed from separate driver processes; all on this machine's 2 cores",
-    },
-  );
-} finally {
-  const c = new pg.Client({ connectionString: DATABASE_URL });
-  await c.connect();
-  for (const schema of schemas) await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await c.end();
+    );
+  } finally {
+    const c = new pg.Client({ connectionString: DATABASE_URL });
+    await c.connect();
+    for (const schema of schemas) await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await c.end();
+  }
 }
+
+await main();
