@@ -39,9 +39,14 @@ import { sleep, waitFor } from "./support/wait.ts";
  * Runs on the shared Postgres (a schema of its own) and Redis (a stream key of its own).
  */
 
-const SESSIONS_DUE = 150;
+/**
+ * Enough work that the janitor's pass outlasts its 10 s interval (60 batches, each holding the
+ * witness for WITNESS_HOLD_S), so every replica not holding the lock tries at least once meanwhile,
+ * and the pruner's pass (8 batches of 1000) spans the three replicas' start-up passes.
+ */
+const SESSIONS_DUE = 600;
 const JANITOR_BATCH = 10;
-const AUDIT_DUE = 2500;
+const AUDIT_DUE = 8000;
 const REVOKED = 90;
 const KEPT = 15;
 /** Revocations completed before the kill. */
