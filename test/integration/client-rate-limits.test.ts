@@ -208,7 +208,11 @@ describe("a client's own rate limit", () => {
           clientId: "slow",
           updateMask: { paths: ["rate_limit_per_second"] },
         }),
-      ).rejects.toMatchObject({ code: 3, reason: "invalid_request", metadata: { field: "rate_limit_burst" } });
+      ).rejects.toMatchObject({
+        code: 3,
+        reason: "invalid_request",
+        metadata: { field: "rate_limit_burst" },
+      });
     } finally {
       admin.close();
     }
