@@ -19,6 +19,7 @@ export const SETTINGS_FLAGS = {
   "absolute-ttl": { type: "string" },
   grace: { type: "string" },
   "rate-limit": { type: "string" },
+  "rate-burst": { type: "string" },
   "jwks-file": { type: "string" },
   "jwks-uri": { type: "string" },
   "federated-issuer": { type: "string" },
@@ -37,7 +38,9 @@ export const SETTINGS_USAGE = `  --name TEXT           human-readable name (1-12
   --idle-ttl DUR        session idle timeout, 1h up to --absolute-ttl (default 14d)
   --absolute-ttl DUR    session absolute lifetime, 1h-365d (default 90d)
   --grace DUR           refresh grace window, 0s-60s (default 10s; 0s disables it)
-  --rate-limit N        token calls per second (0: the server default)
+  --rate-limit N        calls per second of each rate-limited method, replacing the server's
+                        GATEHOUSE_RATE_LIMIT_* for this client (0: the server defaults)
+  --rate-burst N        how many calls may come at once after a quiet spell (0: same as the rate)
   --jwks-file PATH      private_key_jwt: the client's public JWK Set, read from PATH ('' clears)
   --jwks-uri URL        private_key_jwt: where the client's JWK Set is served ('' clears)
   --federated-issuer U  a trusted issuer (GATEHOUSE_TRUSTED_ISSUERS) whose tokens authenticate
@@ -111,6 +114,8 @@ export function settingsFrom(values: SettingsValues) {
     set("refresh_grace_period", "refreshGracePeriod", durationFlag("grace", values.grace));
   if (values["rate-limit"] !== undefined)
     set("rate_limit_per_second", "rateLimitPerSecond", integerFlag("rate-limit", values["rate-limit"]));
+  if (values["rate-burst"] !== undefined)
+    set("rate_limit_burst", "rateLimitBurst", integerFlag("rate-burst", values["rate-burst"]));
   if (values["jwks-file"] !== undefined) set("jwks", "jwks", jwksFile(values["jwks-file"]));
   if (values["jwks-uri"] !== undefined) set("jwks_uri", "jwksUri", values["jwks-uri"]);
   if (values["federated-issuer"] !== undefined)
@@ -127,6 +132,12 @@ function jwksFile(path: string): string {
   } catch (err) {
     throw new UsageError(`--jwks-file: cannot read ${path}: ${(err as Error).message}`);
   }
+}
+
+function rateLimitText(c: Client): string {
+  if (c.rateLimitPerSecond === 0) return "server defaults";
+  const burst = c.rateLimitBurst === 0 ? Math.max(1, c.rateLimitPerSecond) : c.rateLimitBurst;
+  return `${c.rateLimitPerSecond}/s per method, burst ${burst}`;
 }
 
 const secs = (d: Duration | undefined) => (d ? span(Math.floor(durationMs(d) / 1000)) : "-");
@@ -159,7 +170,7 @@ export function clientDetails(c: Client): string {
     ["refresh idle ttl", secs(c.refreshIdleTtl)],
     ["refresh absolute", secs(c.refreshAbsoluteTtl)],
     ["refresh grace", secs(c.refreshGracePeriod)],
-    ["rate limit", c.rateLimitPerSecond === 0 ? "server default" : `${c.rateLimitPerSecond}/s`],
+    ["rate limit", rateLimitText(c)],
     ["created", when(c.createdAt)],
     ["updated", when(c.updatedAt)],
     ["secret rotated", when(c.secretRotatedAt)],

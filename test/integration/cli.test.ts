@@ -281,6 +281,10 @@ describe("clients", () => {
         "*",
         "--subject-prefix",
         "",
+        "--rate-limit",
+        "5",
+        "--rate-burst",
+        "20",
         "--json",
       ]).then(json),
     ]);
@@ -292,8 +296,13 @@ describe("clients", () => {
       allowedScopes: ["orders:read"],
       refreshGracePeriod: "0s",
       allowedTenants: ["*"],
+      rateLimitPerSecond: 5,
+      rateLimitBurst: 20,
     });
     expect(updated.client.allowedSubjectPrefixes).toEqual([]);
+    expect((await gatehouse(["clients", "get", "billing"])).stdout).toMatch(
+      /rate limit:\s+5\/s per method, burst 20/,
+    );
 
     const rotated = await gatehouse([
       "clients",

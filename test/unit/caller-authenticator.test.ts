@@ -31,6 +31,8 @@ async function fixture(extra: { maxPendingChecks?: number; maxPendingChecksPerCl
     refreshIdleTtlSeconds: 1209600,
     refreshAbsoluteTtlSeconds: 7776000,
     refreshGraceSeconds: 10,
+    rateLimitPerSecond: null,
+    rateLimitBurst: null,
     disabledAt: null,
   };
   const rows = new Map<string, ClientRecord>([["orders", base]]);

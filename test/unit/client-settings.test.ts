@@ -53,6 +53,17 @@ describe("settingsForCreate", () => {
       allowedSubjectPrefixes: [],
       ...CLIENT_DEFAULTS,
       rateLimitPerSecond: null,
+      rateLimitBurst: null,
+    });
+  });
+
+  it("stores a client's own rate limit and burst; 0 stores null (the defaults, the rate)", () => {
+    expect(
+      settingsForCreate(createReq({ rateLimitPerSecond: 5, rateLimitBurst: 20 }), MAX_TTL_SECONDS),
+    ).toMatchObject({ rateLimitPerSecond: 5, rateLimitBurst: 20 });
+    expect(settingsForCreate(createReq({ rateLimitPerSecond: 5 }), MAX_TTL_SECONDS)).toMatchObject({
+      rateLimitPerSecond: 5,
+      rateLimitBurst: null,
     });
   });
 
@@ -113,6 +124,10 @@ describe("settingsForCreate", () => {
       { refreshIdleTtl: durationFromMs(30 * 86_400_000), refreshAbsoluteTtl: durationFromMs(86_400_000) },
     ],
     ["rate_limit_per_second", { rateLimitPerSecond: -1 }],
+    ["rate_limit_per_second", { rateLimitPerSecond: 1_000_001 }],
+    ["rate_limit_burst", { rateLimitPerSecond: 5, rateLimitBurst: -1 }],
+    ["rate_limit_burst", { rateLimitPerSecond: 5, rateLimitBurst: 1_000_001 }],
+    // A burst sizes the client's own bucket: without its own rate there is none.
     ["rate_limit_burst", { rateLimitBurst: 10 }],
   ] as const)("refuses a bad %s", (field, init) => {
     expect(codeOf(() => settingsForCreate(createReq(init as object), MAX_TTL_SECONDS))).toEqual({
@@ -153,6 +168,19 @@ describe("settingsForUpdate", () => {
       ).toEqual({ code: "invalid_request", field: "update_mask" });
     },
   );
+
+  it("refuses clearing the rate while a burst stays; clearing both restores the defaults", () => {
+    const limited = { ...current, rateLimitPerSecond: 5, rateLimitBurst: 20 };
+    const rateOnly = create(UpdateClientRequestSchema, { updateMask: { paths: ["rate_limit_per_second"] } });
+    expect(codeOf(() => settingsForUpdate(limited, rateOnly, MAX_TTL_SECONDS))).toEqual({
+      code: "invalid_request",
+      field: "rate_limit_burst",
+    });
+    const both = create(UpdateClientRequestSchema, {
+      updateMask: { paths: ["rate_limit_per_second", "rate_limit_burst"] },
+    });
+    expect(settingsForUpdate(limited, both, MAX_TTL_SECONDS).settings).toEqual(current);
+  });
 
   it("checks the result as a whole: idle timeout within the absolute lifetime", () => {
     const req = create(UpdateClientRequestSchema, {

@@ -47,6 +47,7 @@ describe("parsing a clients file", () => {
       allowedSubjectPrefixes: [],
       ...CLIENT_DEFAULTS,
       rateLimitPerSecond: null,
+      rateLimitBurst: null,
       jwks: null,
       jwksUri: null,
       federatedIssuer: null,
@@ -72,6 +73,7 @@ describe("parsing a clients file", () => {
     refresh_absolute_ttl: 1d
     refresh_grace: 0s
     rate_limit_per_second: 50
+    rate_limit_burst: 80
     disabled: false
     secret_from_env: BILLING_SECRET
 `,
@@ -86,6 +88,7 @@ describe("parsing a clients file", () => {
       refreshAbsoluteTtlSeconds: 86_400,
       refreshGraceSeconds: 0,
       rateLimitPerSecond: 50,
+      rateLimitBurst: 80,
     });
     expect(c!.disabled).toBe(false);
     expect(c!.secret).toEqual({ variable: "BILLING_SECRET", value: SECRET });
@@ -113,6 +116,11 @@ describe("parsing a clients file", () => {
       "a non-integer rate",
       `${ORDERS}    rate_limit_per_second: fast\n`,
       /rate_limit_per_second must be a whole number/,
+    ],
+    [
+      "a non-integer burst",
+      `${ORDERS}    rate_limit_per_second: 5\n    rate_limit_burst: 2.5\n`,
+      /rate_limit_burst must be a whole number/,
     ],
     [
       "disabled not a boolean",

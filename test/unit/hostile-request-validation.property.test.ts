@@ -107,6 +107,8 @@ const client: ClientRecord = {
   refreshIdleTtlSeconds: 86_400,
   refreshAbsoluteTtlSeconds: 7 * 86_400,
   refreshGraceSeconds: 10,
+  rateLimitPerSecond: null,
+  rateLimitBurst: null,
   disabledAt: null,
 };
 const caller: Caller = { client, requestId: "req-1" };

@@ -1,6 +1,7 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { GatehouseError } from "../../services/shared/errors/gatehouse-error.ts";
+import { clientRateLimit } from "../../services/token/overload/client-rate-limit.ts";
 import { overloadGuardFromConfig } from "../../services/token/overload/guard-from-config.ts";
 import {
   CONCURRENCY_RETRY_MS,
@@ -165,6 +166,91 @@ describe("overload guard", () => {
     const again = guard.admit("a", "Issue");
     expect(() => guard.admit("a", "Issue")).toThrow(GatehouseError);
     again();
+  });
+});
+
+describe("a client's own rate limit", () => {
+  it.each([
+    [{ rateLimitPerSecond: null, rateLimitBurst: null }, undefined],
+    [{ rateLimitPerSecond: 0, rateLimitBurst: null }, undefined],
+    [
+      { rateLimitPerSecond: 5, rateLimitBurst: null },
+      { ratePerSecond: 5, burst: 5 },
+    ],
+    [
+      { rateLimitPerSecond: 5, rateLimitBurst: 0 },
+      { ratePerSecond: 5, burst: 5 },
+    ],
+    [
+      { rateLimitPerSecond: 5, rateLimitBurst: 20 },
+      { ratePerSecond: 5, burst: 20 },
+    ],
+    [
+      { rateLimitPerSecond: 300, rateLimitBurst: 2 },
+      { ratePerSecond: 300, burst: 2 },
+    ],
+  ])("%j reads as %j", (fields, limit) => {
+    expect(clientRateLimit(fields)).toEqual(limit);
+  });
+
+  function guarded() {
+    const clock = { t: 0 };
+    const registry = new Registry();
+    const guard = createOverloadGuard({
+      rateLimits: { Issue: { ratePerSecond: 100, burst: 100 }, IssueServiceToken: "off" },
+      maxInFlightPerClient: "off",
+      metrics: createOverloadMetrics(registry),
+      now: () => clock.t,
+    });
+    return { guard, registry, clock };
+  }
+  const own = { ratePerSecond: 2, burst: 3 };
+  const admitted = (fn: () => unknown) => {
+    let n = 0;
+    for (let i = 0; i < 1000; i++) {
+      try {
+        fn();
+        n++;
+      } catch (err) {
+        if (!(err instanceof GatehouseError)) throw err;
+      }
+    }
+    return n;
+  };
+
+  it("replaces the method's default, downwards and upwards, counted as client_rate", async () => {
+    const { guard, registry } = guarded();
+    expect(admitted(() => guard.admit("low", "Issue", own))).toBe(3); // its burst, not the default's 100
+    expect(admitted(() => guard.admit("other", "Issue"))).toBe(100); // the default, untouched
+    expect(admitted(() => guard.admit("high", "Issue", { ratePerSecond: 500, burst: 400 }))).toBe(400);
+    expect(refusal(() => guard.admit("low", "Issue", own))).toMatchObject({
+      code: "rate_limited",
+      retryAfterMs: 500,
+      metadata: { limit: "client_rate", method: "Issue" },
+    });
+    const text = await registry.getSingleMetricAsString("gatehouse_overload_rejections_total");
+    expect(text).toContain('{client="low",method="Issue",limit="client_rate"} 998');
+    expect(text).toContain('{client="other",method="Issue",limit="rate"} 900');
+  });
+
+  it("keeps one bucket per method and refills at the client's rate", () => {
+    const { guard, clock } = guarded();
+    expect(admitted(() => guard.admit("low", "Issue", own))).toBe(3);
+    // A method with no service-wide limit is still held to the client's own one.
+    expect(admitted(() => guard.admit("low", "IssueServiceToken", own))).toBe(3);
+    expect(admitted(() => guard.admit("anyone", "IssueServiceToken"))).toBe(1000);
+    // Methods the guard does not rate-limit at all stay unlimited.
+    expect(admitted(() => guard.admit("low", "ListSessions", own))).toBe(1000);
+    clock.t = 1000;
+    expect(admitted(() => guard.admit("low", "Issue", own))).toBe(2);
+  });
+
+  it("applies a changed limit to the bucket at once: a lowered burst shrinks the saved-up tokens", () => {
+    const { guard, clock } = guarded();
+    guard.admit("c", "Issue")(); // default bucket: 99 left
+    expect(admitted(() => guard.admit("c", "Issue", own))).toBe(3);
+    clock.t = 10_000;
+    expect(admitted(() => guard.admit("c", "Issue"))).toBe(100); // limit removed: the default again
   });
 });
 

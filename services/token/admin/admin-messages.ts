@@ -65,7 +65,7 @@ export function clientMessage(row: ClientRow): MessageInitShape<typeof ClientSch
     refreshAbsoluteTtl: durationFromMs(row.refreshAbsoluteTtlSeconds * 1000),
     refreshGracePeriod: durationFromMs(row.refreshGraceSeconds * 1000),
     rateLimitPerSecond: row.rateLimitPerSecond ?? 0,
-    rateLimitBurst: 0,
+    rateLimitBurst: row.rateLimitBurst ?? 0,
     createdAt: ts(row.createdAt),
     updatedAt: ts(row.updatedAt),
     disabledAt: ts(row.disabledAt),

@@ -30,6 +30,7 @@ export interface ClientSettings {
   refreshAbsoluteTtlSeconds: number;
   refreshGraceSeconds: number;
   rateLimitPerSecond: number | null;
+  rateLimitBurst: number | null;
 }
 
 const MINUTE = 60;
@@ -134,6 +135,15 @@ function tenants(values: readonly string[]): string[] {
   return names;
 }
 
+/** The bound the service-wide `GATEHOUSE_RATE_LIMIT_*` settings have too. */
+const MAX_RATE = 1_000_000;
+
+/** 0 stores null: the server default (a rate) or the rate itself (a burst). */
+function rateField(field: string, value: number): number | null {
+  if (!(value >= 0 && value <= MAX_RATE)) throw invalid(field, `must be between 0 and ${MAX_RATE}`);
+  return value === 0 ? null : value;
+}
+
 type Setter = (f: Fields, maxAccessTtlSeconds: number) => Partial<ClientSettings>;
 
 /** One setter per field an update_mask may name, keyed by the proto field name. */
@@ -184,21 +194,22 @@ const SETTERS: Record<string, Setter> = {
       "between 0 and 60 seconds",
     ),
   }),
-  rate_limit_per_second: (f) => {
-    if (f.rateLimitPerSecond < 0) throw invalid("rate_limit_per_second", "must not be negative");
-    return { rateLimitPerSecond: f.rateLimitPerSecond === 0 ? null : f.rateLimitPerSecond };
-  },
-  // No column holds a burst size yet (no rate limiter reads one): refuse rather than drop it.
-  rate_limit_burst: (f) => {
-    if (f.rateLimitBurst !== 0)
-      throw invalid("rate_limit_burst", "is not supported by this server yet; leave it 0");
-    return {};
-  },
+  rate_limit_per_second: (f) => ({
+    rateLimitPerSecond: rateField("rate_limit_per_second", f.rateLimitPerSecond),
+  }),
+  rate_limit_burst: (f) => ({ rateLimitBurst: rateField("rate_limit_burst", f.rateLimitBurst) }),
 };
 
-function checkLifetimes(s: ClientSettings): ClientSettings {
+function checkSettings(s: ClientSettings): ClientSettings {
   if (s.refreshIdleTtlSeconds > s.refreshAbsoluteTtlSeconds) {
     throw invalid("refresh_idle_ttl", "must not be longer than refresh_absolute_ttl");
+  }
+  // A burst sizes the client's own bucket; the service-wide limits carry their own bursts.
+  if (s.rateLimitBurst !== null && s.rateLimitPerSecond === null) {
+    throw invalid(
+      "rate_limit_burst",
+      "needs rate_limit_per_second: the server defaults have their own bursts",
+    );
   }
   return s;
 }
@@ -207,7 +218,7 @@ function checkLifetimes(s: ClientSettings): ClientSettings {
 export function settingsForCreate(req: Fields, maxAccessTtlSeconds: number): ClientSettings {
   const s = {} as ClientSettings;
   for (const set of Object.values(SETTERS)) Object.assign(s, set(req, maxAccessTtlSeconds));
-  return checkLifetimes(s);
+  return checkSettings(s);
 }
 
 /** UpdateClient: the current settings with the fields named in update_mask replaced. */
@@ -232,7 +243,7 @@ export function settingsForUpdate(
     Object.assign(next, set(req, maxAccessTtlSeconds));
     if (!changed.includes(path)) changed.push(path);
   }
-  return { settings: checkLifetimes(next), changed };
+  return { settings: checkSettings(next), changed };
 }
 
 /** The settings a stored client row has now. */
@@ -250,5 +261,6 @@ export function settingsOf(row: ClientSettings): ClientSettings {
     refreshAbsoluteTtlSeconds: row.refreshAbsoluteTtlSeconds,
     refreshGraceSeconds: row.refreshGraceSeconds,
     rateLimitPerSecond: row.rateLimitPerSecond,
+    rateLimitBurst: row.rateLimitBurst,
   };
 }

@@ -190,6 +190,16 @@ export const CLIENT_FILE_FIELDS: readonly ClientFileField[] = [
     current: (c) => (c.rateLimitPerSecond === 0 ? null : c.rateLimitPerSecond),
   },
   {
+    key: "rate_limit_burst",
+    path: "rate_limit_burst",
+    setting: "rateLimitBurst",
+    read: (v) => {
+      if (!Number.isSafeInteger(v)) throw new FieldTypeError("must be a whole number (0: the rate)");
+      return { rateLimitBurst: v as number };
+    },
+    current: (c) => (c.rateLimitBurst === 0 ? null : c.rateLimitBurst),
+  },
+  {
     // An object in YAML (a JWK Set reads best as one); sent and stored as canonical JSON text.
     key: "jwks",
     path: "jwks",

@@ -1,5 +1,6 @@
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { Caller } from "../flows/flow-deps.ts";
+import { clientRateLimit } from "../overload/client-rate-limit.ts";
 import type { OverloadGuard } from "../overload/overload-guard.ts";
 import { mayCall, type TokenServiceMethod } from "./caller-roles.ts";
 import type { ClientRecord } from "./client-record.ts";
@@ -35,13 +36,14 @@ export function createCallerGate(deps: CallerGateDeps): CallerGate {
       });
     }
     const caller = { client, requestId };
-    // Limits are per client, so admission waits until the caller is known.
+    // Limits are per client, so admission waits until the caller is known. The client's own limit
+    // comes with the cached record, so a change to it arrives as a disable does (client-change-watch).
     if (method === "Revoke") {
-      deps.revokeLimit?.admit(client.id, method);
+      deps.revokeLimit?.admit(client.id, method, clientRateLimit(client));
       return flow(caller);
     }
     if (deps.overload === undefined) return flow(caller);
-    const release = deps.overload.admit(client.id, method);
+    const release = deps.overload.admit(client.id, method, clientRateLimit(client));
     try {
       return await flow(caller);
     } finally {

@@ -19,6 +19,10 @@ export interface ClientRecord {
   refreshIdleTtlSeconds: number;
   refreshAbsoluteTtlSeconds: number;
   refreshGraceSeconds: number;
+  /** The client's own rate limit, replacing the service-wide ones; null: those apply. */
+  rateLimitPerSecond: number | null;
+  /** Its bucket size; null: the rate (at least 1). */
+  rateLimitBurst: number | null;
   disabledAt: Date | null;
 }
 

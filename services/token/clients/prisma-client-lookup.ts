@@ -18,6 +18,8 @@ const RECORD = {
   refreshIdleTtlSeconds: true,
   refreshAbsoluteTtlSeconds: true,
   refreshGraceSeconds: true,
+  rateLimitPerSecond: true,
+  rateLimitBurst: true,
   disabledAt: true,
 } as const;
 

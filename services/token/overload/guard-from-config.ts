@@ -22,7 +22,10 @@ function defaultOf<K extends OverloadSettingKey>(key: K): NonNullable<OverloadCo
   return s.schema.parse(s.default) as NonNullable<OverloadConfig[K]>;
 }
 
-/** The token service's guard: Issue, Refresh, Introspect and Exchange rate limits, and the in-flight cap. */
+/**
+ * The token service's guard: Issue, Refresh, Introspect and Exchange rate limits, and the in-flight
+ * cap. IssueServiceToken has no service-wide rate limit, but a client's own limit covers it too.
+ */
 export function overloadGuardFromConfig(config: OverloadConfig, registry: Registry): OverloadGuard {
   return createOverloadGuard({
     rateLimits: {
@@ -30,6 +33,7 @@ export function overloadGuardFromConfig(config: OverloadConfig, registry: Regist
       Refresh: config.rateLimitRefresh ?? defaultOf("rateLimitRefresh"),
       Introspect: config.rateLimitIntrospect ?? defaultOf("rateLimitIntrospect"),
       Exchange: config.rateLimitExchange ?? defaultOf("rateLimitExchange"),
+      IssueServiceToken: "off",
     },
     maxInFlightPerClient: config.maxInFlightPerClient ?? defaultOf("maxInFlightPerClient"),
     // Wall time, never the service's injectable token clock: tests freeze that one.

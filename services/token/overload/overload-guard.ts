@@ -2,10 +2,14 @@ import { LRUCache } from "lru-cache";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { NO_OVERLOAD_METRICS, type OverloadMetrics } from "./overload-metrics.ts";
 import type { RateLimit } from "./rate-limit-setting.ts";
-import { type BucketState, fullBucket, takeToken } from "./token-bucket.ts";
+import { type BucketLimit, type BucketState, fullBucket, takeToken } from "./token-bucket.ts";
 
 export interface OverloadGuardOptions {
-  /** Token bucket per client for each named method; methods not listed have no rate limit. */
+  /**
+   * The service-wide token bucket per client for each named method (`off`: none). A client's own
+   * limit (`admit`'s third argument) replaces it for these methods only; methods not listed are
+   * never rate limited.
+   */
   rateLimits: Readonly<Record<string, RateLimit>>;
   /** Calls one client may have in flight at once (over every guarded method), or `off`. */
   maxInFlightPerClient: number | "off";
@@ -23,8 +27,9 @@ export interface OverloadGuard {
   /**
    * Admits one call of `method` by `clientId`, or throws `rate_limited` (RESOURCE_EXHAUSTED) with a
    * retry delay: refused fast, never queued, so one client's flood cannot hold the others back.
+   * `own` is the client's own rate limit (clients table), used instead of the method's default.
    */
-  admit(clientId: string, method: string): Release;
+  admit(clientId: string, method: string, own?: BucketLimit): Release;
 }
 
 /**
@@ -49,16 +54,12 @@ export function createOverloadGuard(options: OverloadGuardOptions): OverloadGuar
   const now = options.now ?? (() => performance.now());
   const metrics = options.metrics ?? NO_OVERLOAD_METRICS;
   const maxInFlight = options.maxInFlightPerClient === "off" ? Infinity : options.maxInFlightPerClient;
-  const limits = new Map(
-    Object.entries(options.rateLimits).flatMap(([method, limit]) =>
-      limit === "off" ? [] : [[method, limit] as const],
-    ),
-  );
+  const limits = new Map(Object.entries(options.rateLimits));
   if (limits.size === 0 && maxInFlight === Infinity) return { admit: () => NOTHING };
   const clients = new LRUCache<string, ClientState>({ max: options.maxClients ?? 10_000 });
 
   return {
-    admit(clientId, method) {
+    admit(clientId, method, own) {
       let state = clients.get(clientId);
       if (state === undefined) {
         state = { inFlight: 0, buckets: new Map() };
@@ -72,21 +73,26 @@ export function createOverloadGuard(options: OverloadGuardOptions): OverloadGuar
           { retryAfterMs: CONCURRENCY_RETRY_MS, metadata: { limit: "concurrency", method } },
         );
       }
-      const limit = limits.get(method);
-      if (limit !== undefined) {
+      const byDefault = limits.get(method);
+      const limit = byDefault === undefined ? undefined : (own ?? byDefault);
+      if (limit !== undefined && limit !== "off") {
         const t = now();
         let bucket = state.buckets.get(method);
         if (bucket === undefined) {
           bucket = fullBucket(limit, t);
           state.buckets.set(method, bucket);
+        } else if (bucket.tokens > limit.burst) {
+          // The client's limit was lowered since: its saved-up burst shrinks with it.
+          bucket.tokens = limit.burst;
         }
         const waitMs = takeToken(bucket, limit, t);
         if (waitMs > 0) {
-          metrics.rejected(clientId, method, "rate");
+          const kind = own === undefined ? "rate" : "client_rate";
+          metrics.rejected(clientId, method, kind);
           throw new GatehouseError(
             "rate_limited",
             `client ${clientId} is over its ${method} rate limit; retry after ${waitMs} ms`,
-            { retryAfterMs: waitMs, metadata: { limit: "rate", method } },
+            { retryAfterMs: waitMs, metadata: { limit: kind, method } },
           );
         }
       }
