@@ -36,28 +36,40 @@ export function retryPlan(options: RetryOptions, kind: "refresh" | "other"): Ret
 }
 
 /**
- * Runs `attempt` until it succeeds, fails with anything but `unavailable`, or the next try would
- * start past the plan's window. Only `unavailable` is retried: every other answer is the server's
- * decision, which a retry cannot change; a timeout leaves the outcome unknown and is not retried.
+ * After failure number `failures` (1 for the first) with `error`, `elapsedMs` after the first
+ * attempt started: how long to wait before the next attempt, or undefined to give up. Only
+ * `unavailable` is retried: every other answer is the server's decision, which a retry cannot
+ * change, and a timeout leaves the outcome unknown. No retry starts past the plan's window.
  */
+export function retryDelay(
+  plan: RetryPlan,
+  failures: number,
+  elapsedMs: number,
+  error: GatehouseError,
+  random: () => number = Math.random,
+): number | undefined {
+  if (error.code !== "unavailable") return undefined;
+  const delay = Math.max(
+    error.retryAfterMs ?? 0,
+    backoffDelay(failures, plan.minDelayMs, plan.maxDelayMs, random),
+  );
+  return elapsedMs + delay > plan.windowMs ? undefined : delay;
+}
+
+/** Runs `attempt` until it succeeds or {@link retryDelay} gives up; failures reject as GatehouseErrors. */
 export async function withRetry<T>(
   plan: RetryPlan,
   attempt: () => Promise<T>,
   toError: (err: unknown) => GatehouseError,
-  clock: () => number = performance.now.bind(performance),
 ): Promise<T> {
-  const first = clock();
+  const first = performance.now();
   for (let failures = 1; ; failures++) {
     try {
       return await attempt();
     } catch (err) {
       const error = toError(err);
-      if (error.code !== "unavailable") throw error;
-      const delay = Math.max(
-        error.retryAfterMs ?? 0,
-        backoffDelay(failures, plan.minDelayMs, plan.maxDelayMs),
-      );
-      if (clock() + delay - first > plan.windowMs) throw error;
+      const delay = retryDelay(plan, failures, performance.now() - first, error);
+      if (delay === undefined) throw error;
       await sleep(delay);
     }
   }
