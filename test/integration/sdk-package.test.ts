@@ -1,5 +1,13 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -43,21 +51,28 @@ describe("public names", () => {
 });
 
 describe("the built package", () => {
+  // The package as a consumer sees it: this package.json, its dependencies, and dist/sdk built by
+  // `npm run build:sdk` — into a copy, so that the test neither depends on nor disturbs the
+  // checkout's own dist/. The consumer lives beside it, with the package linked in as `gatehouse`.
+  const pkg = join(temp, "pkg");
+  const app = join(temp, "app");
   beforeAll(async () => {
-    await run("npm", ["run", "build:sdk"], { cwd: root });
-    // A consumer outside the repository, with the package linked in as `gatehouse`.
-    mkdirSync(join(temp, "node_modules"));
-    symlinkSync(root, join(temp, "node_modules/gatehouse"), "dir");
-    writeFileSync(join(temp, "package.json"), JSON.stringify({ type: "module" }));
+    mkdirSync(pkg);
+    copyFileSync(join(root, "package.json"), join(pkg, "package.json"));
+    symlinkSync(join(root, "node_modules"), join(pkg, "node_modules"), "dir");
+    await run("npm", ["run", "build:sdk", "--", "--outDir", join(pkg, "dist/sdk")], { cwd: root });
+    mkdirSync(join(app, "node_modules"), { recursive: true });
+    symlinkSync(pkg, join(app, "node_modules/gatehouse"), "dir");
+    writeFileSync(join(app, "package.json"), JSON.stringify({ type: "module" }));
   }, 240_000);
 
   it("loads by its public name in plain node", async () => {
     for (const entry of Object.keys(PUBLIC_NAMES)) {
-      expect(existsSync(join(root, "dist/sdk/sdk", `${entry}.js`))).toBe(true);
-      expect(existsSync(join(root, "dist/sdk/sdk", `${entry}.d.ts`))).toBe(true);
+      expect(existsSync(join(pkg, "dist/sdk/sdk", `${entry}.js`))).toBe(true);
+      expect(existsSync(join(pkg, "dist/sdk/sdk", `${entry}.d.ts`))).toBe(true);
     }
     writeFileSync(
-      join(temp, "consumer.mjs"),
+      join(app, "consumer.mjs"),
       `
 const names = {};
 for (const entry of ${JSON.stringify(Object.keys(PUBLIC_NAMES))}) {
@@ -78,7 +93,7 @@ try { await import("gatehouse/services/sdk/verify.ts"); internal = "imported"; }
 console.log(JSON.stringify({ names, code, sameErrorClass: client.GatehouseError === GatehouseError, internal }));
 `,
     );
-    const { stdout } = await run(process.execPath, ["consumer.mjs"], { cwd: temp });
+    const { stdout } = await run(process.execPath, ["consumer.mjs"], { cwd: app });
     expect(JSON.parse(stdout)).toEqual({
       names: PUBLIC_NAMES,
       code: "missing_token",
@@ -89,7 +104,7 @@ console.log(JSON.stringify({ names, code, sameErrorClass: client.GatehouseError 
 
   it("type-checks a TypeScript consumer against the built declarations", { timeout: 240_000 }, async () => {
     writeFileSync(
-      join(temp, "consumer.ts"),
+      join(app, "consumer.ts"),
       `
 import { createTokenClient, type TokenSet } from "gatehouse/client";
 import { createAuthInterceptor } from "gatehouse/connect";
@@ -118,7 +133,7 @@ client.issue({ subject: "s", scopes: "orders:read" });
 `,
     );
     writeFileSync(
-      join(temp, "tsconfig.json"),
+      join(app, "tsconfig.json"),
       JSON.stringify({
         compilerOptions: {
           module: "NodeNext",
@@ -134,7 +149,7 @@ client.issue({ subject: "s", scopes: "orders:read" });
       }),
     );
     const tsc = join(root, "node_modules/typescript/bin/tsc");
-    const result = await run(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: temp }).then(
+    const result = await run(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: app }).then(
       () => "",
       (err: { stdout: string }) => err.stdout,
     );
