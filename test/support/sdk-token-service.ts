@@ -92,7 +92,10 @@ export async function startSdkTokenService(
       const metric = await running.metrics.getSingleMetric("gatehouse_rpc_duration_seconds")?.get();
       let count = 0;
       for (const v of metric?.values ?? []) {
-        if ((v as { metricName?: string }).metricName === "gatehouse_rpc_duration_seconds_count" && v.labels.method === method) {
+        if (
+          (v as { metricName?: string }).metricName === "gatehouse_rpc_duration_seconds_count" &&
+          v.labels.method === method
+        ) {
           count += v.value;
         }
       }
