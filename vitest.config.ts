@@ -1,6 +1,10 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // Tests import the SDK by its public name (`gatehouse/verify`...); this package.json `exports`
+  // condition points those names at the TypeScript sources instead of the built dist/sdk. The rest
+  // are Vite's defaults for server code (its defaultServerConditions), which a list given here replaces.
+  ssr: { resolve: { conditions: ["gatehouse-source", "module", "node", "development|production"] } },
   test: {
     include: ["test/**/*.test.ts"],
     exclude: ["test/reliability/**", "node_modules/**"],
