@@ -3,7 +3,7 @@ import { loadSettings } from "../../services/shared/config/index.ts";
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { tokenServiceSettings } from "../../services/token/token-service-settings.ts";
 import type { TestDatabase } from "./database.ts";
-import { freePort } from "./nginx.ts";
+import { freePort } from "./ports.ts";
 import { ISSUER, silentLogger } from "./sidecar-fixtures.ts";
 import { createTestClient } from "./token-fixtures.ts";
 
