@@ -115,7 +115,7 @@ export function hashGeneratedNames(objects: KubeObject[]): KubeObject[] {
 }
 
 /** kustomize's ConfigMap hash (api/hasher): over the data only, not the name or labels. */
-export function configMapHash(o: KubeObject): string {
+function configMapHash(o: KubeObject): string {
   const encoded = goJson({ data: (o.data ?? {}) as Json, kind: "ConfigMap", name: "" });
   const hex = createHash("sha256").update(encoded).digest("hex");
   const map: Record<string, string> = { "0": "g", "1": "h", "3": "k", a: "m", e: "t" };
