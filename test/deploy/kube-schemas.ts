@@ -1,6 +1,7 @@
 /**
- * Validates Kubernetes (and Istio) objects against the OpenAPI schemas compiled into
- * `kubernetes-models` and `@kubernetes-models/istio`, and also reports fields the schema does not
+ * Validates Kubernetes (and Istio, and Prometheus Operator) objects against the OpenAPI schemas
+ * compiled into `kubernetes-models`, `@kubernetes-models/istio` and
+ * `@kubernetes-models/prometheus-operator`, and also reports fields the schema does not
  * know. Those schemas allow additional properties, so a misspelt `readOnlyRootFileSystem` would pass
  * them (and the API server would drop it, or reject it under strict field validation); here the
  * object is validated through a proxy that records every field the validator reads, and any field it
@@ -10,6 +11,7 @@
 import { IstioOperator } from "@kubernetes-models/istio/install.istio.io/v1alpha1";
 import { ServiceEntry } from "@kubernetes-models/istio/networking.istio.io/v1";
 import { AuthorizationPolicy } from "@kubernetes-models/istio/security.istio.io/v1";
+import { PodMonitor, ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Job } from "kubernetes-models/batch/v1";
@@ -37,6 +39,8 @@ const MODELS: readonly ModelClass[] = [
   AuthorizationPolicy,
   ServiceEntry,
   IstioOperator,
+  ServiceMonitor,
+  PodMonitor,
 ];
 
 /**

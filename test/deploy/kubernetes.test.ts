@@ -6,49 +6,23 @@ import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/Netw
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer } from "kubernetes-models/v1/Container";
-import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
-import type { IPodTemplateSpec } from "kubernetes-models/v1/PodTemplateSpec";
 import type { IProbe } from "kubernetes-models/v1/Probe";
 import type { ISecret } from "kubernetes-models/v1/Secret";
 import type { IService } from "kubernetes-models/v1/Service";
 import { describe, expect, it } from "vitest";
-import { compilePolicy } from "../../services/sidecar/policy/index.ts";
-import {
-  find,
-  idOf,
-  K8S,
-  kustomizationDirs,
-  readRepoFile,
-  readYamlDocuments,
-  render,
-} from "./deploy-files.ts";
+import { find, idOf, K8S, kustomizationDirs, readYamlDocuments, render } from "./deploy-files.ts";
 import { schemaProblems } from "./kube-schemas.ts";
+import { configMapRefs, containerEnv, containersOf, type Pod, pods, portNumber, role } from "./pod-specs.ts";
 import { type KubeObject, loadKustomization } from "./render-kustomize.ts";
 
 const DIRS = kustomizationDirs();
 const OVERLAYS = ["overlays/dev", "overlays/production"];
+/** What an operator applies: every overlay kustomization (the others are parts of them). */
+const DEPLOYABLE = DIRS.filter(
+  (d) => d.startsWith("overlays/") || d === "namespace" || d.endsWith("/namespace"),
+);
 const TOKEN = "gatehouse-token-service";
 const SECRET_ENV = ["DATABASE_URL", "GATEHOUSE_MASTER_KEY", "REDIS_URL"];
-
-interface Pod {
-  id: string;
-  owner: KubeObject;
-  template: IPodTemplateSpec;
-  spec: IPodSpec;
-}
-
-function pods(objects: KubeObject[]): Pod[] {
-  return objects
-    .filter((o) => o.kind === "Deployment" || o.kind === "Job")
-    .map((o) => {
-      const template = (o as unknown as IDeployment | IJob).spec!.template as IPodTemplateSpec;
-      return { id: idOf(o), owner: o, template, spec: template.spec! };
-    });
-}
-
-function containersOf(spec: IPodSpec): IContainer[] {
-  return [...(spec.initContainers ?? []), ...spec.containers];
-}
 
 /** Runs for the pod's lifetime: regular containers, and init containers that are native sidecars. */
 function longRunning(pod: Pod): IContainer[] {
@@ -57,20 +31,6 @@ function longRunning(pod: Pod): IContainer[] {
     ...(pod.spec.initContainers ?? []).filter((c) => c.restartPolicy === "Always"),
     ...pod.spec.containers,
   ];
-}
-
-/** The Gatehouse role a container runs (`serve`, `sidecar`, `migrate`), if it runs one. */
-function role(c: IContainer): string | undefined {
-  return c.command === undefined ? c.args?.[0] : undefined;
-}
-
-function portNumber(spec: IPodSpec, port: number | string | undefined): number | undefined {
-  if (typeof port === "number") return port;
-  for (const c of containersOf(spec)) {
-    const hit = c.ports?.find((p) => p.name === port);
-    if (hit) return hit.containerPort;
-  }
-  return undefined;
 }
 
 function probePath(probe: IProbe | undefined): string | undefined {
@@ -90,32 +50,38 @@ function secretRefs(objects: KubeObject[]): { namespace: string; name: string; k
   );
 }
 
-function gatehouseImages(objects: KubeObject[]): string[] {
+/** Images of `name` (gatehouse: token service, Jobs, CLI; gatehouse-sidecar) the objects run. */
+function gatehouseImages(objects: KubeObject[], name = "gatehouse"): string[] {
+  const pattern = new RegExp(`(^|/)${name}([:@]|$)`);
   return pods(objects).flatMap((pod) =>
     containersOf(pod.spec)
       .map((c) => c.image ?? "")
-      .filter((image) => /(^|\/)gatehouse([:@]|$)/.test(image)),
+      .filter((image) => pattern.test(image)),
   );
 }
 
 describe("every kustomization renders and every object matches its Kubernetes schema", () => {
-  it("finds the kustomizations (base, example app, migrate, namespace, overlays, istio)", () => {
-    expect(DIRS).toEqual(
-      expect.arrayContaining([
-        "base",
-        "clients",
-        "example-app",
-        "istio",
-        "migrate",
-        "namespace",
-        "overlays/dev",
-        "overlays/dev/clients",
-        "overlays/dev/migrate",
-        "overlays/production",
-        "overlays/production/clients",
-        "overlays/production/migrate",
-      ]),
-    );
+  it("finds the kustomizations (token service, jobs, namespaces, example apps, overlays)", () => {
+    expect(DIRS).toEqual([
+      "base",
+      "clients",
+      "example-app",
+      "example-app/app",
+      "example-app/istio",
+      "example-app/istio/app",
+      "example-app/namespace",
+      "migrate",
+      "namespace",
+      "overlays/dev",
+      "overlays/dev/clients",
+      "overlays/dev/example-app",
+      "overlays/dev/example-app-istio",
+      "overlays/dev/migrate",
+      "overlays/production",
+      "overlays/production/clients",
+      "overlays/production/example-app",
+      "overlays/production/migrate",
+    ]);
   });
 
   it.each(DIRS)("%s", (dir) => {
@@ -141,7 +107,11 @@ describe("every kustomization renders and every object matches its Kubernetes sc
   });
 });
 
-describe.each(DIRS.filter((d) => pods(render(d)).length > 0))("pod security and resources: %s", (dir) => {
+// The example app's own manifests (example-app/app, example-app/istio/app) are checked as rendered
+// by the kustomizations that inject them.
+const WITH_PODS = DIRS.filter((d) => !d.endsWith("/app") && pods(render(d)).length > 0);
+
+describe.each(WITH_PODS)("pod security and resources: %s", (dir) => {
   const all = pods(render(dir));
 
   it.each(all.map((p) => [p.id, p] as const))("%s runs restricted", (_id, pod) => {
@@ -174,21 +144,28 @@ describe.each(DIRS.filter((d) => pods(render(d)).length > 0))("pod security and 
     }
   });
 
-  it.each(all.map((p) => [p.id, p] as const))("%s has probes on /readyz and /healthz", (_id, pod) => {
+  it.each(all.map((p) => [p.id, p] as const))("%s has readiness, liveness and startup probes", (_id, pod) => {
     for (const c of longRunning(pod)) {
       const where = `${pod.id} container ${c.name}`;
-      expect(c.readinessProbe?.httpGet, where).toBeDefined();
-      expect(c.livenessProbe?.httpGet, where).toBeDefined();
+      for (const probe of [c.readinessProbe, c.livenessProbe]) {
+        expect(probe?.httpGet ?? probe?.grpc, where).toBeDefined();
+      }
       for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
         if (probe?.httpGet) expect(portNumber(pod.spec, probe.httpGet.port), where).toBeDefined();
       }
       if (role(c) === "serve" || role(c) === "sidecar") {
-        const port = role(c) === "serve" ? 7480 : 7402;
-        expect(probePath(c.readinessProbe), where).toBe("/readyz");
-        expect(probePath(c.livenessProbe), where).toBe("/healthz");
-        expect(probePath(c.startupProbe), where).toBe("/healthz");
-        for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
-          expect(portNumber(pod.spec, probe?.httpGet?.port), where).toBe(port);
+        // Readiness by grpc.health.v1 (token service: the gRPC port; sidecar: the control port);
+        // liveness and startup by HTTP /healthz, which does not follow readiness, so a database or
+        // Redis outage makes pods unready, never restarts them.
+        const [grpcPort, httpPort] = role(c) === "serve" ? [7400, 7480] : [7402, 7402];
+        expect(c.readinessProbe?.grpc, where).toEqual({ port: grpcPort });
+        expect(
+          c.ports?.map((p) => p.containerPort),
+          where,
+        ).toContain(grpcPort);
+        for (const probe of [c.livenessProbe, c.startupProbe]) {
+          expect(probePath(probe), where).toBe("/healthz");
+          expect(portNumber(pod.spec, probe?.httpGet?.port), where).toBe(httpPort);
         }
       }
     }
@@ -215,6 +192,38 @@ describe.each(DIRS.filter((d) => pods(render(d)).length > 0))("pod security and 
       expect(a["prometheus.io/path"]).toBe("/metrics");
       const declared = containersOf(pod.spec).flatMap((c) => (c.ports ?? []).map((p) => p.containerPort));
       expect(declared).toContain(Number(a["prometheus.io/port"]));
+    },
+  );
+});
+
+describe("settings come from generated ConfigMaps, read whole", () => {
+  it.each(DIRS.filter((d) => pods(render(d)).length > 0))("%s reads no ConfigMap key by name", (dir) => {
+    for (const pod of pods(render(dir))) {
+      for (const c of containersOf(pod.spec)) {
+        expect(c.env?.filter((e) => e.valueFrom?.configMapKeyRef) ?? [], `${pod.id} ${c.name}`).toEqual([]);
+      }
+    }
+  });
+
+  it.each(DEPLOYABLE.filter((d) => pods(render(d)).length > 0))(
+    "%s: every ConfigMap a pod reads is rendered beside it, settings ones hash-suffixed",
+    (dir) => {
+      const objects = render(dir);
+      for (const pod of pods(objects)) {
+        for (const name of configMapRefs(pod.spec)) {
+          const cm = objects.find(
+            (o) =>
+              o.kind === "ConfigMap" &&
+              o.metadata.name === name &&
+              o.metadata.namespace === pod.owner.metadata.namespace,
+          );
+          expect(cm, `${pod.id} reads ConfigMap ${name}`).toBeDefined();
+          // Only the route policies keep a fixed name: the sidecar reloads them in place.
+          if (name !== "gatehouse-policy" && name !== "gatehouse-clients") {
+            expect(name, `${pod.id}: a change must roll the pods`).toMatch(/-[a-z0-9]{10}$/);
+          }
+        }
+      }
     },
   );
 });
@@ -263,25 +272,44 @@ describe("no Secret is rendered; every one referenced is described in secret.exa
   });
 });
 
+/** The Prometheus pods of the monitoring namespace, the only scraper the NetworkPolicies admit. */
+const PROMETHEUS_PEER = {
+  namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+  podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+};
+
+/** GATEHOUSE_ISSUER as the token service of an overlay starts with it. */
+function issuerOf(dir: string): string {
+  const objects = render(dir);
+  const pod = pods(objects).find((p) => p.owner.metadata.name === TOKEN)!;
+  return containerEnv(objects, pod, pod.spec.containers[0]!).GATEHOUSE_ISSUER!;
+}
+
 describe("token service", () => {
   const deployment = (dir: string) => find(render(dir), "Deployment", TOKEN) as unknown as IDeployment;
   const container = (dir: string) => deployment(dir).spec!.template.spec!.containers[0]!;
   const hpa = (dir: string) =>
     find(render(dir), "HorizontalPodAutoscaler", TOKEN) as unknown as IHorizontalPodAutoscaler | undefined;
 
-  it("runs `gatehouse serve` with gRPC on 7400 and HTTP on 7480, behind a Service with appProtocol grpc", () => {
+  it("runs `gatehouse serve` with gRPC on 7400, HTTP on 7480 and the admin plane on 7490", () => {
     const c = container("base");
     expect(c.args).toEqual(["serve"]);
     expect(c.ports?.map((p) => [p.name, p.containerPort])).toEqual([
       ["grpc", 7400],
       ["http", 7480],
+      ["admin", 7490],
     ]);
     const service = find(render("base"), "Service", TOKEN) as unknown as IService;
     expect(service.spec?.ports?.map((p) => [p.name, p.port, p.targetPort, p.appProtocol])).toEqual([
       ["grpc", 7400, "grpc", "grpc"],
       ["http", 7480, "http", "http"],
     ]);
-    expect(deployment("base").spec!.template.metadata?.labels).toMatchObject(service.spec!.selector!);
+    // The admin plane has a Service of its own, so routing by the public Service never reaches it.
+    const admin = find(render("base"), "Service", `${TOKEN}-admin`) as unknown as IService;
+    expect(admin.spec?.ports?.map((p) => [p.name, p.port, p.targetPort])).toEqual([["admin", 7490, "admin"]]);
+    for (const s of [service, admin]) {
+      expect(deployment("base").spec!.template.metadata?.labels).toMatchObject(s.spec!.selector!);
+    }
     expect(deployment("base").spec!.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
   });
 
@@ -320,21 +348,81 @@ describe("token service", () => {
     }
   });
 
-  it("reads DATABASE_URL, GATEHOUSE_MASTER_KEY and REDIS_URL from its Secret, and its issuer per overlay", () => {
+  it("reads DATABASE_URL, GATEHOUSE_MASTER_KEY and REDIS_URL from its Secret, every other setting whole", () => {
     const env = Object.fromEntries((container("base").env ?? []).map((e) => [e.name, e.valueFrom]));
+    expect(Object.keys(env).sort()).toEqual(["DATABASE_URL", "GATEHOUSE_MASTER_KEY", "REDIS_URL"]);
     expect(env.DATABASE_URL?.secretKeyRef).toEqual({ name: TOKEN, key: "database-url" });
     expect(env.GATEHOUSE_MASTER_KEY?.secretKeyRef).toEqual({ name: TOKEN, key: "master-key" });
     expect(env.REDIS_URL?.secretKeyRef).toEqual({ name: TOKEN, key: "redis-url" });
-    const issuer = (dir: string) =>
-      (find(render(dir), "ConfigMap", TOKEN) as unknown as IConfigMap).data!.GATEHOUSE_ISSUER;
-    expect(issuer("overlays/production")).toMatch(/^https:\/\//);
+    for (const dir of OVERLAYS) {
+      const objects = render(dir);
+      const names = container(dir).envFrom!.map((e) => e.configMapRef!.name!);
+      expect(
+        names.map((n) => n.replace(/-[a-z0-9]{10}$/, "")),
+        dir,
+      ).toEqual(["gatehouse-issuer", TOKEN]);
+      const pod = pods(objects).find((p) => p.owner.metadata.name === TOKEN)!;
+      const settings = containerEnv(objects, pod, container(dir));
+      expect(settings.GATEHOUSE_JWKS_MAX_AGE, dir).toBe("5m");
+      expect(settings.GATEHOUSE_LOG_LEVEL, dir).toBe(dir === "overlays/dev" ? "debug" : "info");
+    }
+    expect(issuerOf("overlays/production")).toMatch(/^https:\/\//);
   });
 
-  it("is reachable on 7400 and 7480 only", () => {
+  it("answers on its public ports from anywhere, on the admin port only from operations and Prometheus", () => {
     const policy = find(render("base"), "NetworkPolicy", TOKEN) as unknown as INetworkPolicy;
     expect(policy.spec!.policyTypes).toEqual(["Ingress"]);
-    const ports = policy.spec!.ingress!.flatMap((r) => r.ports!.map((p) => p.port));
-    expect(ports.sort()).toEqual([7400, 7480]);
+    const rules = policy.spec!.ingress!;
+    expect(rules.flatMap((r) => r.ports!.map((p) => p.port)).sort()).toEqual([7400, 7480, 7490]);
+    for (const rule of rules) {
+      const ports = rule.ports!.map((p) => p.port);
+      if (ports.includes(7490)) {
+        expect(ports, "the admin port shares its rule with no public one").toEqual([7490]);
+        expect(rule.from).toEqual([
+          { namespaceSelector: { matchLabels: { "gatehouse.dev/operations": "true" } } },
+          PROMETHEUS_PEER,
+        ]);
+      } else {
+        expect(rule.from).toEqual([{ namespaceSelector: {} }]);
+      }
+    }
+  });
+});
+
+describe("issuer: one per environment, the same for the token service and every sidecar", () => {
+  it.each(OVERLAYS)("%s", (dir) => {
+    const issuer = issuerOf(dir);
+    expect(issuer).toMatch(/^https?:\/\//);
+    for (const app of [
+      `${dir}/example-app`,
+      ...(dir === "overlays/dev" ? [`${dir}/example-app-istio`] : []),
+    ]) {
+      const objects = render(app);
+      const pod = pods(objects).find((p) => p.owner.metadata.name === "demo-app")!;
+      const sidecar = pod.spec.initContainers!.find((c) => role(c) === "sidecar")!;
+      expect(containerEnv(objects, pod, sidecar).GATEHOUSE_ISSUER, app).toBe(issuer);
+      // The app's projected service-account token, its client assertion, names the same issuer.
+      const token = pod.spec.volumes!.find((v) => v.name === "gatehouse-token")!;
+      expect(token.projected!.sources![0]!.serviceAccountToken!.audience, app).toBe(issuer);
+    }
+  });
+
+  it("is written once per environment, in its issuer component", () => {
+    for (const dir of OVERLAYS) {
+      const k = loadKustomization(join(K8S, dir, "issuer")) as {
+        kind?: string;
+        configMapGenerator?: unknown[];
+      };
+      expect(k.kind).toBe("Component");
+      expect(k.configMapGenerator).toHaveLength(1);
+      for (const user of [dir, `${dir}/example-app`]) {
+        const { components = [] } = loadKustomization(join(K8S, user)) as { components?: string[] };
+        expect(
+          components.filter((c) => c.endsWith("/issuer") || c === "issuer"),
+          user,
+        ).toHaveLength(1);
+      }
+    }
   });
 });
 
@@ -399,11 +487,23 @@ describe("clients-apply Job", () => {
 
 describe("images", () => {
   it("are pinned in production: a registry, a version tag or a digest, never latest", () => {
-    for (const image of gatehouseImages(render("overlays/production"))) {
+    const images = ["overlays/production", "overlays/production/example-app"].flatMap((dir) => [
+      ...gatehouseImages(render(dir)),
+      ...gatehouseImages(render(dir), "gatehouse-sidecar"),
+    ]);
+    expect(images.some((i) => i.includes("/gatehouse-sidecar:"))).toBe(true);
+    for (const image of images) {
       expect(image).toMatch(/^[a-z0-9.-]+\.[a-z]+(:\d+)?\//);
       expect(image).toMatch(/(:\d+\.\d+\.\d+([-+][\w.]+)?|@sha256:[0-9a-f]{64})$/);
       expect(image).not.toMatch(/:latest$/);
     }
+  });
+
+  it.each(OVERLAYS)("run the sidecar from its own image, pinned with the token service's in %s", (dir) => {
+    const app = render(`${dir}/example-app`);
+    const sidecars = gatehouseImages(app, "gatehouse-sidecar");
+    expect(sidecars).toHaveLength(1);
+    expect(sidecars[0]!.replace("gatehouse-sidecar", "gatehouse")).toBe(gatehouseImages(render(dir))[0]);
   });
 });
 
@@ -417,99 +517,11 @@ describe("namespaces", () => {
       }
     }
   });
-});
 
-describe("example app with the Gatehouse sidecar", () => {
-  const objects = render("overlays/dev");
-  const deployment = find(objects, "Deployment", "demo-app") as unknown as IDeployment;
-  const pod = deployment.spec!.template.spec!;
-  const sidecar = pod.initContainers?.find((c) => role(c) === "sidecar");
-  const app = pod.containers.find((c) => c.name === "app")!;
-  const env = (name: string) => sidecar?.env?.find((e) => e.name === name);
-
-  it("runs the sidecar as a native sidecar: an init container with restartPolicy Always", () => {
-    expect(sidecar).toBeDefined();
-    expect(sidecar!.restartPolicy).toBe("Always");
-    expect(sidecar!.ports?.map((p) => p.containerPort)).toEqual([7401, 7402]);
-    // Sized from the bundled sidecar's measured idle RSS (about 64 MB, 72 MB following Redis) and
-    // room for a million revocation entries under the limit, see the manifest.
-    expect(sidecar!.resources).toEqual({
-      requests: { cpu: "50m", memory: "96Mi" },
-      limits: { cpu: "500m", memory: "384Mi" },
-    });
-    expect(env("REDIS_URL")?.valueFrom?.secretKeyRef).toEqual({
-      name: "gatehouse-sidecar",
-      key: "redis-url",
-    });
-  });
-
-  it("keeps the app on 127.0.0.1, reachable only through the sidecar's proxy port", () => {
-    expect(app.ports).toBeUndefined();
-    expect(env("GATEHOUSE_UPSTREAM")?.value).toBe("http://127.0.0.1:8080");
-    expect([...(app.command ?? []), ...(app.args ?? [])].join(" ")).toContain('listen(8080, "127.0.0.1")');
-    const service = find(objects, "Service", "demo-app") as unknown as IService;
-    expect(deployment.spec!.template.metadata?.labels).toMatchObject(service.spec!.selector!);
-    expect(service.spec!.ports!.map((p) => portNumber(pod, p.targetPort))).toEqual([7401]);
-  });
-
-  it("lets other pods reach 7401 only (7402 from the monitoring namespace, for metrics)", () => {
-    const policy = find(objects, "NetworkPolicy", "demo-app") as unknown as INetworkPolicy;
-    expect(deployment.spec!.template.metadata?.labels).toMatchObject(policy.spec!.podSelector!.matchLabels!);
-    expect(policy.spec!.policyTypes).toEqual(["Ingress"]);
-    for (const rule of policy.spec!.ingress!) {
-      const ports = rule.ports?.map((p) => p.port);
-      expect(ports, "a rule without ports opens every port").toBeDefined();
-      if (rule.from === undefined || rule.from.length === 0) expect(ports).toEqual([7401]);
-      else expect(ports).toEqual([7402]);
-      for (const peer of rule.from ?? []) expect(peer.namespaceSelector?.matchLabels).toBeDefined();
-    }
-  });
-
-  it("mounts a route policy that compiles (the same as compose's), as a directory so edits reload", () => {
-    const file = env("GATEHOUSE_POLICY_FILE")?.value ?? "";
-    const mount = sidecar!.volumeMounts!.find((m) => file.startsWith(`${m.mountPath}/`))!;
-    expect(mount.subPath).toBeUndefined();
-    const volume = pod.volumes!.find((v) => v.name === mount.name)!;
-    const cm = find(objects, "ConfigMap", volume.configMap!.name!) as unknown as IConfigMap;
-    const text = cm.data![file.slice(mount.mountPath.length + 1)]!;
-    const policy = compilePolicy(text, "policy.yaml");
-    expect(policy.match({ method: "GET", path: "/healthz" }).public).toBe(true);
-    expect(policy.match({ method: "GET", path: "/api/items" }).requirement.scopes).toEqual({
-      anyOf: ["demo:read", "demo:admin"],
-    });
-    expect(text).toBe(readRepoFile("deploy/compose/policy.yaml"));
-  });
-
-  it("probes the app through the sidecar, since the kubelet cannot reach 127.0.0.1", () => {
-    expect(portNumber(pod, app.readinessProbe?.httpGet?.port)).toBe(7401);
-  });
-
-  it("gives the app a projected service-account token for the Gatehouse issuer, and no API token", () => {
-    const tokenConfig = (find(objects, "ConfigMap", TOKEN) as unknown as IConfigMap).data!;
-    expect(pod.serviceAccountName).toBe("demo-app");
-    expect(find(objects, "ServiceAccount", "demo-app")).toMatchObject({
-      automountServiceAccountToken: false,
-    });
-    const mount = app.volumeMounts!.find((m) => m.name === "gatehouse-token")!;
-    expect(mount.readOnly).toBe(true);
-    const volume = pod.volumes!.find((v) => v.name === mount.name)!;
-    const [source] = volume.projected!.sources!;
-    expect(source!.serviceAccountToken).toEqual({
-      audience: tokenConfig.GATEHOUSE_ISSUER,
-      expirationSeconds: 3600,
-      path: "token",
-    });
-  });
-
-  it("trusts the token service's issuer and reads the JWKS from its Service", () => {
-    const sidecarConfig = (find(objects, "ConfigMap", "gatehouse-sidecar") as unknown as IConfigMap).data!;
-    const tokenConfig = (find(objects, "ConfigMap", TOKEN) as unknown as IConfigMap).data!;
-    expect(sidecar!.envFrom).toEqual([{ configMapRef: { name: "gatehouse-sidecar" } }]);
-    expect(sidecarConfig.GATEHOUSE_ISSUER).toBe(tokenConfig.GATEHOUSE_ISSUER);
-    const url = new URL(sidecarConfig.GATEHOUSE_TOKEN_SERVICE_URL!);
-    const [service, namespace] = url.hostname.split(".");
-    const target = find(objects, "Service", service!) as unknown as IService & KubeObject;
-    expect(target.metadata.namespace).toBe(namespace);
-    expect(target.spec!.ports!.find((p) => p.name === "http")?.port).toBe(Number(url.port));
+  it("are each in one kustomization of their own, so `kubectl delete -k` of anything else keeps them", () => {
+    const holders = DIRS.filter((dir) => render(dir).some((o) => o.kind === "Namespace"));
+    expect(holders).toEqual(["example-app/namespace", "namespace"]);
+    expect(render("namespace").map(idOf)).toEqual(["Namespace/-/gatehouse"]);
+    expect(render("example-app/namespace").map(idOf)).toEqual(["Namespace/-/demo"]);
   });
 });

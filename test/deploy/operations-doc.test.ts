@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO, readRepoFile } from "./deploy-files.ts";
+import { K8S, kustomizationDirs, REPO, readRepoFile } from "./deploy-files.ts";
 
 const doc = readRepoFile("docs/operations.md");
 
@@ -31,6 +31,16 @@ describe("docs/operations.md stays true to the code and the deploy files", () =>
     for (const path of paths) {
       const concrete = path.replace("<env>", "production").replace(/[.)]+$/, "");
       expect(existsSync(join(REPO, concrete)), path).toBe(true);
+    }
+  });
+
+  it("names every Kubernetes component and top-level kustomization in its layout table", () => {
+    const layout = doc.slice(doc.indexOf("### Kubernetes layout"), doc.indexOf("### Sizing"));
+    const components = readdirSync(join(K8S, "components")).map((c) => `components/${c}`);
+    const topLevel = kustomizationDirs().filter((d) => !d.startsWith("overlays/") && !d.includes("/"));
+    expect(components.length).toBeGreaterThanOrEqual(4);
+    for (const dir of [...components, ...topLevel, "overlays/dev", "overlays/production"]) {
+      expect(layout, dir).toContain(`\`deploy/k8s/${dir}\``);
     }
   });
 

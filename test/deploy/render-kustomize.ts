@@ -5,26 +5,33 @@
  * ignored, so the manifests cannot drift into features this renderer would get wrong.
  *
  * Supported: `resources` (files and kustomization directories, files only inside the kustomization's
- * own folder, as kustomize's default load restrictor requires), `components`, `patches` (strategic
- * merge, or JSON 6902 with a `target`), `namespace`, `images`, `replicas`. Applied in kustomize's
- * order: resources, components, then patches, namespace, images, replicas. Strategic merge follows
+ * own folder, as kustomize's default load restrictor requires), `components` (which may list
+ * components), `configMapGenerator` (./kustomize/config-maps.ts), `patches` (strategic merge, or
+ * JSON 6902 with a `target`; a target selects by kind, name, namespace and label selector),
+ * `namespace`, `images`, `replicas`, `replacements` (./kustomize/replacements.ts). Applied in
+ * kustomize's order: resources, components, generators, then patches, namespace, images, replicas,
+ * replacements; hash suffixes on generated names last, for the whole build. Strategic merge follows
  * kustomize's (kyaml's) list handling: lists with a Kubernetes merge key merge element by element,
  * the patch's elements first, then the remaining ones; other lists are replaced; `null` deletes a key;
  * `$patch: delete` at the top deletes the object.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
-import { parseAllDocuments } from "yaml";
+import { applyConfigMapGenerators, hashGeneratedNames } from "./kustomize/config-maps.ts";
+import {
+  clone,
+  isObject,
+  type Json,
+  type JsonObject,
+  type KubeObject,
+  list,
+  parseYaml,
+  stringList,
+} from "./kustomize/json.ts";
+import { applyReplacements } from "./kustomize/replacements.ts";
+import { type Selector, selectorOf, selects } from "./kustomize/selectors.ts";
 
-export interface KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; [key: string]: unknown };
-  [key: string]: unknown;
-}
-
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type JsonObject = { [key: string]: Json };
+export type { KubeObject } from "./kustomize/json.ts";
 
 const KUSTOMIZATION_FIELDS = new Set([
   "apiVersion",
@@ -35,6 +42,8 @@ const KUSTOMIZATION_FIELDS = new Set([
   "patches",
   "images",
   "replicas",
+  "configMapGenerator",
+  "replacements",
 ]);
 
 /** Kinds without a namespace; kustomize's namespace transformer leaves them alone (but renames a Namespace). */
@@ -57,7 +66,8 @@ export function renderKustomization(dir: string): KubeObject[] {
   const root = resolve(dir);
   const k = loadKustomization(root);
   if (k.kind === "Component") throw new Error(`${root}: a Component cannot be rendered on its own`);
-  return build(root, k, []);
+  // Generated names get their hash suffix only once the whole build is done, as in kustomize.
+  return hashGeneratedNames(build(root, k, []));
 }
 
 /** Reads `kustomization.yaml` (or `.yml`, `Kustomization`) and rejects fields this renderer lacks. */
@@ -87,17 +97,22 @@ function build(dir: string, k: JsonObject, inherited: KubeObject[]): KubeObject[
       throw new Error(`${componentDir}: listed as a component but is not one`);
     objects = build(componentDir, component, objects);
   }
+  objects = applyConfigMapGenerators(dir, k.configMapGenerator, objects);
   for (const patch of list(k.patches, "patches")) objects = applyPatch(dir, objects, patch);
   if (k.namespace !== undefined) objects = objects.map((o) => setNamespace(o, String(k.namespace)));
   for (const image of list(k.images, "images")) objects = objects.map((o) => setImage(o, image));
   for (const replicas of list(k.replicas, "replicas")) objects = setReplicas(objects, replicas);
-  return objects;
+  return applyReplacements(dir, k.replacements, objects);
 }
 
 function loadResource(dir: string, entry: string): KubeObject[] {
   const path = resolve(dir, entry);
   if (!existsSync(path)) throw new Error(`${dir}: resource ${entry} does not exist`);
-  if (statSync(path).isDirectory()) return renderKustomization(path);
+  if (statSync(path).isDirectory()) {
+    const k = loadKustomization(path);
+    if (k.kind === "Component") throw new Error(`${path}: a Component cannot be a resource`);
+    return build(path, k, []);
+  }
   const rel = relative(dir, path);
   if (rel.startsWith("..") || isAbsolute(rel)) {
     throw new Error(`${dir}: file ${entry} is outside the kustomization root (kustomize refuses it)`);
@@ -116,50 +131,34 @@ function applyPatch(dir: string, objects: KubeObject[], spec: Json): KubeObject[
   const docs = parseYaml(text, source);
   if (docs.length !== 1) throw new Error(`${source}: expected exactly one patch document`);
   const patch = docs[0]!;
-  const target = spec.target === undefined ? undefined : targetOf(spec.target, source);
+  const target = spec.target === undefined ? undefined : selectorOf(spec.target, `${source}: target`);
   if (Array.isArray(patch)) {
     if (!target) throw new Error(`${source}: a JSON 6902 patch needs a target`);
-    return objects.map((o) => (matches(o, target) ? applyJson6902(o, patch, source) : o));
+    return objects.map((o) => (selects(target, o) ? applyJson6902(o, patch, source) : o));
   }
   if (!isObject(patch)) throw new Error(`${source}: a patch must be a mapping or a list of operations`);
   const meta = isObject(patch.metadata) ? patch.metadata : {};
-  const selector = target ?? {
+  const selector: Selector = target ?? {
     kind: String(patch.kind),
     name: String(meta.name),
     namespace: meta.namespace === undefined ? undefined : String(meta.namespace),
   };
-  const hits = objects.filter((o) => matches(o, selector));
-  if (hits.length === 0) throw new Error(`${source}: no resource matches ${JSON.stringify(selector)}`);
+  const hits = objects.filter((o) => selects(selector, o));
+  // A patch that names its object must find it; one with a target may select nothing (kustomize).
+  if (hits.length === 0 && !target) {
+    throw new Error(`${source}: no resource matches ${JSON.stringify(selector)}`);
+  }
   if (patch.$patch === "delete") return objects.filter((o) => !hits.includes(o));
+  // With a target, the patch's own name and namespace are placeholders: each hit keeps its own.
+  const body = target ? { ...patch, metadata: withoutIdentity(meta) } : patch;
   return objects.map((o) =>
-    hits.includes(o) ? (strategicMerge(o as unknown as Json, patch, o.kind, []) as unknown as KubeObject) : o,
+    hits.includes(o) ? (strategicMerge(o as unknown as Json, body, o.kind, []) as unknown as KubeObject) : o,
   );
 }
 
-interface Target {
-  kind: string;
-  name: string;
-  namespace: string | undefined;
-}
-
-function targetOf(raw: Json, source: string): Target {
-  if (!isObject(raw)) throw new Error(`${source}: target must be a mapping`);
-  for (const field of Object.keys(raw)) {
-    if (!["kind", "name", "namespace"].includes(field))
-      throw new Error(`${source}: target.${field} unsupported`);
-  }
-  if (typeof raw.kind !== "string" || typeof raw.name !== "string") {
-    throw new Error(`${source}: target needs kind and name`);
-  }
-  return {
-    kind: raw.kind,
-    name: raw.name,
-    namespace: raw.namespace === undefined ? undefined : String(raw.namespace),
-  };
-}
-
-function matches(o: KubeObject, t: Target): boolean {
-  return o.kind === t.kind && o.metadata.name === t.name && o.metadata.namespace === t.namespace;
+function withoutIdentity(meta: JsonObject): JsonObject {
+  const { name: _name, namespace: _namespace, ...rest } = meta;
+  return rest;
 }
 
 /** Kubernetes' patchMergeKey for the lists deploy/k8s patches; every other list is replaced. */
@@ -322,17 +321,6 @@ function setReplicas(objects: KubeObject[], spec: Json): KubeObject[] {
   );
 }
 
-function parseYaml(text: string, source: string): Json[] {
-  const docs = parseAllDocuments(text);
-  const out: Json[] = [];
-  for (const doc of docs) {
-    if (doc.errors.length > 0) throw new Error(`${source}: ${doc.errors[0]!.message}`);
-    const value = doc.toJS() as Json | undefined;
-    if (value !== null && value !== undefined) out.push(value);
-  }
-  return out;
-}
-
 function asKubeObject(doc: Json, source: string): KubeObject {
   if (
     !isObject(doc) ||
@@ -344,25 +332,4 @@ function asKubeObject(doc: Json, source: string): KubeObject {
     throw new Error(`${source}: every document needs apiVersion, kind and metadata.name`);
   }
   return doc as unknown as KubeObject;
-}
-
-function list(value: Json | undefined, field: string): Json[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) throw new Error(`${field} must be a list`);
-  return value;
-}
-
-function stringList(value: Json | undefined, field: string): string[] {
-  return list(value, field).map((v) => {
-    if (typeof v !== "string") throw new Error(`${field} entries must be strings`);
-    return v;
-  });
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function clone<T extends Json>(value: T): T {
-  return structuredClone(value);
 }
