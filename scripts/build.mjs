@@ -7,8 +7,9 @@
 //   dist/build-info.json  { version, revision } of this build
 // Other folders under dist/ are left alone (other builds may write there).
 //
-// `node scripts/build.mjs [--out DIR] [--revision SHA] [--force]`; the revision defaults to $REVISION,
-// then to `git rev-parse HEAD`, then to "unknown" (an image build has no .git).
+// `node scripts/build.mjs [--out DIR] [--revision SHA] [--only cli|sidecar] [--force]`: each image
+// builds only the bundle it ships. The revision defaults to $REVISION, then to `git rev-parse HEAD`,
+// then to "unknown" (an image build has no .git).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -21,19 +22,30 @@ import { buildSidecarBundle } from "./sidecar-bundle.mjs";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Builds dist/ under `out`; returns what happened to each part. */
-export async function buildDist({ root = ROOT, out = join(ROOT, "dist"), revision, force = false } = {}) {
-  const cli = await buildBundle({
-    root,
-    entry: "services/cli/main.ts",
-    name: "main",
-    outdir: join(out, "cli"),
-    force,
-    builderId: sha256Of(fileURLToPath(import.meta.url)),
-    isCurrent: (dir) => currentBundle(root, dir).url !== undefined,
-    // `gatehouse dev` reads and watches its demo policy beside its own module.
-    assets: [{ from: "services/dev/demo-policy.yaml", as: "demo-policy.yaml" }],
-  });
-  const sidecar = await buildSidecarBundle({ root, outdir: join(out, "sidecar"), force });
+export async function buildDist({
+  root = ROOT,
+  out = join(ROOT, "dist"),
+  revision,
+  only,
+  force = false,
+} = {}) {
+  const skip = async () => "skipped";
+  const cli = await (only === "sidecar"
+    ? skip()
+    : buildBundle({
+        root,
+        entry: "services/cli/main.ts",
+        name: "main",
+        outdir: join(out, "cli"),
+        force,
+        builderId: sha256Of(fileURLToPath(import.meta.url)),
+        isCurrent: (dir) => currentBundle(root, dir).url !== undefined,
+        // `gatehouse dev` reads and watches its demo policy beside its own module.
+        assets: [{ from: "services/dev/demo-policy.yaml", as: "demo-policy.yaml" }],
+      }));
+  const sidecar = await (only === "cli"
+    ? skip()
+    : buildSidecarBundle({ root, outdir: join(out, "sidecar"), force }));
   const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   mkdirSync(out, { recursive: true });
   const info = { version, revision: revision ?? gitRevision(root) };
@@ -52,11 +64,17 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
     options: {
       out: { type: "string" },
       revision: { type: "string" },
+      only: { type: "string" },
       force: { type: "boolean", default: false },
     },
   });
+  if (values.only !== undefined && !["cli", "sidecar"].includes(values.only)) {
+    console.error(`build: --only takes cli or sidecar, not "${values.only}"`);
+    process.exit(2);
+  }
   const result = await buildDist({
     force: values.force,
+    only: values.only,
     ...(values.out ? { out: resolve(values.out) } : {}),
     ...(values.revision ? { revision: values.revision } : {}),
   });
