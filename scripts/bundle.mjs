@@ -119,7 +119,12 @@ function externalPackages(metafile) {
   return [...names].sort();
 }
 
-/** Names of the packages package-lock.json installs for development only (no production copy). */
+/**
+ * Names of the packages package-lock.json installs for development only (no production copy).
+ * `devOptional` counts as development: such a package is reached from production only through an
+ * optional edge (the Prisma CLI and TypeScript as @prisma/client's optional peers, PGlite inside
+ * the Prisma CLI's own dependencies), which nothing here follows at run time.
+ */
 export function devOnlyPackages(root) {
   const lock = JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8"));
   const dev = new Set();
@@ -128,7 +133,7 @@ export function devOnlyPackages(root) {
     const at = path.lastIndexOf("node_modules/");
     if (at === -1) continue;
     const name = path.slice(at + "node_modules/".length);
-    (entry.dev === true ? dev : prod).add(name);
+    (entry.dev === true || entry.devOptional === true ? dev : prod).add(name);
   }
   return [...dev].filter((name) => !prod.has(name)).sort();
 }
