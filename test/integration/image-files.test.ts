@@ -177,6 +177,25 @@ describe("the runtime file set of each image", () => {
     });
   });
 
+  it("bundles production packages only: development ones (PGlite among them) stay external", () => {
+    const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as {
+      packages: Record<string, { dev?: boolean; devOptional?: boolean }>;
+    };
+    for (const bundle of ["cli", "sidecar"]) {
+      const manifest = JSON.parse(readFileSync(join(dist, bundle, "manifest.json"), "utf8")) as {
+        inputs: Record<string, string>;
+      };
+      const packages = Object.keys(manifest.inputs)
+        .filter((f) => f.startsWith("node_modules/"))
+        .map((f) => f.replace(/\/package\.json$/, ""));
+      expect(packages.length, bundle).toBeGreaterThan(5);
+      for (const pkg of packages) {
+        const entry = lock.packages[pkg]!;
+        expect(entry.dev === true || entry.devOptional === true, `${pkg} in dist/${bundle}`).toBe(false);
+      }
+    }
+  });
+
   it("the sidecar image holds neither Prisma nor the token service", () => {
     const { app } = images.sidecar;
     expect(existsSync(join(app, "dist/cli"))).toBe(false);
