@@ -125,7 +125,7 @@ function externalPackages(metafile) {
  * optional edge (the Prisma CLI and TypeScript as @prisma/client's optional peers, PGlite inside
  * the Prisma CLI's own dependencies), which nothing here follows at run time.
  */
-export function devOnlyPackages(root) {
+function devOnlyPackages(root) {
   const lock = JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8"));
   const dev = new Set();
   const prod = new Set();

@@ -17,13 +17,13 @@ import { MANIFEST } from "../bin/sidecar-bundle.mjs";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Which bundle each image runs. */
-export const ROLES = { "token-service": "cli", sidecar: "sidecar" };
+const ROLES = { "token-service": "cli", sidecar: "sidecar" };
 
 /**
  * Copies the runtime files of `role` into `out` (emptied first). `dist` is the build to take them
  * from (default <root>/dist). Returns the node_modules package folders copied, relative to `root`.
  */
-export function stageRuntimeFiles({ role, out, root = ROOT, dist = join(ROOT, "dist") }) {
+function stageRuntimeFiles({ role, out, root = ROOT, dist = join(ROOT, "dist") }) {
   const bundle = ROLES[role];
   if (bundle === undefined)
     throw new Error(`runtime files: unknown role "${role}" (${Object.keys(ROLES).join(", ")})`);
