@@ -97,6 +97,14 @@ const BENCHES: Bench[] = [
     lane: 1,
   },
   {
+    name: "startup",
+    file: "bench/startup.ts",
+    // Quick: one measured start per runtime (plus the unmeasured one that makes the keys).
+    quickArgs: ["--starts", "1"],
+    budget: [300, 60],
+    lane: 1,
+  },
+  {
     name: "revocation",
     file: "bench/revocation.ts",
     quickArgs: ["--events", "60", "--subscribers", "8", "--procs", "2", "--small", "2000", "--big", "10000"],

@@ -1,7 +1,8 @@
-// Which build of `gatehouse sidecar` may run: the esbuild bundle that scripts/sidecar-bundle.mjs
-// writes (at `npm install`, and in the image build), or, when there is none or it no longer matches
-// the sources, the TypeScript through tsx. Plain JavaScript with Node built-ins only: it runs before
-// any loader is registered, in the production image too.
+// Which build of a `gatehouse` command may run: an esbuild bundle that scripts/bundle.mjs wrote
+// (dist/sidecar at `npm install`; dist/cli and dist/sidecar at `npm run build` and in the images),
+// or, in a checkout where there is none or it no longer matches the sources, the TypeScript through
+// tsx. Plain JavaScript with Node built-ins only: it runs before any loader is registered, in the
+// images too.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,12 +18,15 @@ export function sha256Of(path) {
 
 /**
  * The bundle's entry URL when `dir` holds a complete bundle built from exactly the files now under
- * `root` (sources and the package files bundled with them), else `{ reason }`. Every input is hashed
- * again, not compared by mtime: an edited, reverted, checked-out or copied file is judged by its
- * content, so a developer never runs code older than what they see, and an image whose files match
- * its bundle always uses it.
+ * `root`, else `{ reason }`. Every input is hashed again, not compared by mtime: an edited, reverted,
+ * checked-out or copied file is judged by its content, so a developer never runs code older than
+ * what they see.
+ *
+ * `sourcesShipped: false` is the image's case: the sources and bundled packages are not there (the
+ * bundle is all that ships), so an absent input is expected, but any input that is present must
+ * still match; and the packages left external (`requires`) must be installed, as built against.
  */
-export function currentSidecarBundle(root, dir) {
+export function currentBundle(root, dir, { sourcesShipped = true } = {}) {
   const manifestPath = join(dir, MANIFEST);
   if (!existsSync(manifestPath)) return { reason: `no bundle at ${dir}` };
   let manifest;
@@ -38,8 +42,19 @@ export function currentSidecarBundle(root, dir) {
   if (!existsSync(entry)) return { reason: `bundle entry ${entry} missing` };
   for (const [file, digest] of Object.entries(manifest.inputs ?? {})) {
     const path = join(root, file);
-    if (!existsSync(path) || sha256Of(path) !== digest)
-      return { reason: `${file} changed since the bundle was built` };
+    if (!existsSync(path)) {
+      if (sourcesShipped) return { reason: `${file} changed since the bundle was built` };
+    } else if (sha256Of(path) !== digest) return { reason: `${file} changed since the bundle was built` };
+  }
+  for (const [file, digest] of Object.entries(manifest.requires ?? {})) {
+    const path = join(root, file);
+    if (!existsSync(path)) return { reason: `${file} is missing (the bundle needs that package installed)` };
+    if (sha256Of(path) !== digest) return { reason: `${file} changed since the bundle was built` };
   }
   return { url: pathToFileURL(entry).href };
+}
+
+/** {@link currentBundle} for the sidecar in a checkout. */
+export function currentSidecarBundle(root, dir) {
+  return currentBundle(root, dir);
 }

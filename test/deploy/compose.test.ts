@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { describe, expect, it } from "vitest";
 import { compilePolicy } from "../../services/sidecar/policy/index.ts";
-import { DEPLOY, readRepoFile, readYaml } from "./deploy-files.ts";
+import { DEPLOY, REPO, readRepoFile, readYaml } from "./deploy-files.ts";
 
 interface Healthcheck {
   test?: string[] | string;
@@ -112,14 +112,24 @@ describe("deploy/compose.yaml", () => {
     expect(services["demo-sidecar"]!.healthcheck?.test).toContain("/readyz");
   });
 
-  it("runs each role of one Gatehouse image, hardened like the Kubernetes pods", () => {
+  it("runs the token-service image for migrate and serve, the sidecar image for the sidecar, hardened like the Kubernetes pods", () => {
     expect(GATEHOUSE.sort()).toEqual(["demo-app", "demo-sidecar", "migrate", "token-service"]);
     expect(services.migrate!.command).toEqual(["migrate"]);
     expect(services["token-service"]!.command).toEqual(["serve"]);
     expect(services["demo-sidecar"]!.command).toEqual(["sidecar"]);
+    const dockerfileOf: Record<string, string> = {
+      migrate: "deploy/docker/token-service.Dockerfile",
+      "token-service": "deploy/docker/token-service.Dockerfile",
+      "demo-sidecar": "deploy/docker/sidecar.Dockerfile",
+      "demo-app": "deploy/docker/sidecar.Dockerfile",
+    };
+    // Image names with a default, overridable from the environment (`${NAME:-default}`).
+    expect(services.migrate!.image).toMatch(/^\$\{GATEHOUSE_IMAGE:-gatehouse:dev\}$/);
+    expect(services["demo-sidecar"]!.image).toMatch(/^\$\{GATEHOUSE_SIDECAR_IMAGE:-gatehouse-sidecar:dev\}$/);
     for (const name of GATEHOUSE) {
       const s = services[name]!;
-      expect(s.build).toEqual({ context: "..", dockerfile: "deploy/docker/Dockerfile" });
+      expect(s.build).toEqual({ context: "..", dockerfile: dockerfileOf[name] });
+      expect(existsSync(join(REPO, s.build!.dockerfile)), s.build!.dockerfile).toBe(true);
       expect(s.read_only, name).toBe(true);
       expect(
         s.tmpfs?.some((t) => t.split(":")[0] === "/tmp"),

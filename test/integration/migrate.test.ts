@@ -3,6 +3,7 @@ import { readdirSync } from "node:fs";
 import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -13,7 +14,6 @@ import {
   migrate,
   migrationStatus,
   openPGlite,
-  PGlite,
   pendingMigrations,
 } from "../../services/shared/database/index.ts";
 import { dropSchema, type TestDatabase, testSchemaName, useTestDatabase } from "../support/database.ts";

@@ -11,7 +11,8 @@ export const loggingSettings = {
   }),
   logPretty: setting({
     env: "GATEHOUSE_LOG_PRETTY",
-    description: "Human-readable logs; unset means pretty on a terminal, JSON otherwise",
+    description:
+      "Human-readable logs (needs pino-pretty, a development dependency: not in the images); unset means pretty on a terminal when pino-pretty is installed, JSON otherwise",
     optional: true,
     schema: boolean(),
   }),

@@ -21,7 +21,7 @@ export {
   pendingMigrations,
   type ShadowTarget,
 } from "./migrate.ts";
-export { openPGlite, PGlite } from "./pglite.ts";
+export { openPGlite, type PGlite } from "./pglite.ts";
 export {
   type CreateDatabaseOptions,
   createDatabase,

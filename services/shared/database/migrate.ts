@@ -68,7 +68,7 @@ export async function migrate(target: MigrationTarget, opts: MigrateOptions = {}
     serialized(db, async () => {
       const status = statusFromRows(await pgliteMigrationRows(db), committed);
       if (status.pending.length === 0 && status.failed.length === 0) return { applied: [] };
-      return applyWithEngine(pgliteAdapterFactory(db), migrationsList, log);
+      return applyWithEngine(await pgliteAdapterFactory(db), migrationsList, log);
     }),
   );
 }
@@ -353,7 +353,7 @@ export async function diffMigrationsAgainstSchema(opts: DiffOptions = {}): Promi
       adapterName: "gatehouse-pglite",
       async connect() {
         main ??= await openPGlite();
-        return pgliteAdapterFactory(main).connect();
+        return (await pgliteAdapterFactory(main)).connect();
       },
       connectToShadowDb: pgliteShadowAdapter,
     };

@@ -6,17 +6,45 @@
  * work; never a stand-in for Postgres in tests of concurrency.
  */
 import { mkdir } from "node:fs/promises";
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from "@prisma/driver-adapter-utils";
-import { PrismaPGlite } from "pglite-prisma-adapter";
+import { ConfigError } from "../config/settings.ts";
 
-export { PGlite };
+export type { PGlite };
+
+interface PGliteModules {
+  PGlite: typeof import("@electric-sql/pglite").PGlite;
+  PrismaPGlite: typeof import("pglite-prisma-adapter").PrismaPGlite;
+}
+
+let loading: Promise<PGliteModules> | undefined;
+
+/**
+ * PGlite and its Prisma adapter are development dependencies (the demo database of `gatehouse dev`,
+ * the shadow database of `migrate --create`): they load only when asked for, so `serve` and
+ * `migrate` on Postgres run without them, as they do in the image.
+ */
+function loadPGlite(): Promise<PGliteModules> {
+  loading ??= Promise.all([import("@electric-sql/pglite"), import("pglite-prisma-adapter")]).then(
+    ([pglite, adapter]) => ({ PGlite: pglite.PGlite, PrismaPGlite: adapter.PrismaPGlite }),
+    (err: unknown) => {
+      loading = undefined;
+      if ((err as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw err;
+      throw new ConfigError(
+        "DATABASE_URL",
+        "unset, and the embedded database (PGlite, a development dependency) is not installed here: set DATABASE_URL to a Postgres URL",
+      );
+    },
+  );
+  return loading;
+}
 
 /**
  * Opens (and creates if needed) a PGlite database: in memory when `dataDir` is undefined, else in that
  * folder (created if missing). Resolves once the database is ready.
  */
 export async function openPGlite(dataDir?: string): Promise<PGlite> {
+  const { PGlite } = await loadPGlite();
   if (dataDir !== undefined && !dataDir.includes("://")) await mkdir(dataDir, { recursive: true });
   const db = new PGlite(dataDir === undefined ? undefined : { dataDir });
   await db.waitReady;
@@ -49,10 +77,11 @@ function awaitScripts(adapter: SqlDriverAdapter, db: PGlite): SqlDriverAdapter {
  * engine disposes it (the upstream factory never closes its shadow instances). With `closeOnDispose`,
  * disposing the main adapter (Prisma's `$disconnect()`) also closes `db`.
  */
-export function pgliteAdapterFactory(
+export async function pgliteAdapterFactory(
   db: PGlite,
   opts: { closeOnDispose?: boolean } = {},
-): SqlMigrationAwareDriverAdapterFactory {
+): Promise<SqlMigrationAwareDriverAdapterFactory> {
+  const { PrismaPGlite } = await loadPGlite();
   const inner = new PrismaPGlite(db);
   return {
     provider: inner.provider,
@@ -74,6 +103,7 @@ export function pgliteAdapterFactory(
 
 /** A fresh in-memory PGlite as a schema-engine shadow database, closed when the engine disposes it. */
 export async function pgliteShadowAdapter(): Promise<SqlDriverAdapter> {
+  const { PrismaPGlite } = await loadPGlite();
   const shadow = await openPGlite();
   const adapter = awaitScripts(await new PrismaPGlite(shadow).connect(), shadow);
   const dispose = adapter.dispose.bind(adapter);

@@ -68,7 +68,7 @@ export async function createDatabase(
   }
   const owned = !("db" in target);
   const db = "db" in target ? target.db : await openPGlite(target.dataDir);
-  const prisma = new PrismaClient({ adapter: pgliteAdapterFactory(db) });
+  const prisma = new PrismaClient({ adapter: await pgliteAdapterFactory(db) });
   let closed: Promise<void> | undefined;
   return {
     prisma,
@@ -101,7 +101,7 @@ export async function createPrismaClient(
     pool.on("error", () => {});
     return new PrismaClient({ adapter: new PrismaPg(pool, { schema, disposeExternalPool: true }) });
   }
-  if ("db" in target) return new PrismaClient({ adapter: pgliteAdapterFactory(target.db) });
+  if ("db" in target) return new PrismaClient({ adapter: await pgliteAdapterFactory(target.db) });
   const db = await openPGlite(target.dataDir);
-  return new PrismaClient({ adapter: pgliteAdapterFactory(db, { closeOnDispose: true }) });
+  return new PrismaClient({ adapter: await pgliteAdapterFactory(db, { closeOnDispose: true }) });
 }

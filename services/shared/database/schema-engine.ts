@@ -21,6 +21,7 @@
  * - Errors from the database arrive as a wasm error whose real cause sits in the adapter's error
  *   registry; {@link withSchemaEngine} rethrows the original driver error when it can find it.
  */
+import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
@@ -33,12 +34,23 @@ import type { MigrationDirectory, MigrationList, SchemaEngine } from "@prisma/sc
 
 export type { MigrationList, SchemaEngine };
 
-/** Repository root (this file lives in services/shared/database/). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+/**
+ * The folder holding `prisma/`: the repository root when this runs from services/shared/database/,
+ * the image's /app when it runs from a bundle under dist/ (whose depth differs), so it is found by
+ * walking up rather than by a fixed number of `..`.
+ */
+export const REPO_ROOT = folderWith(join("prisma", "migrations"), dirname(fileURLToPath(import.meta.url)));
 /** The Prisma schema that owns the data model. */
 export const SCHEMA_PATH = join(REPO_ROOT, "prisma", "schema.prisma");
 /** Committed migrations, one `<timestamp>_<name>/migration.sql` per folder. */
 export const MIGRATIONS_DIR = join(REPO_ROOT, "prisma", "migrations");
+
+function folderWith(relativePath: string, from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, relativePath))) return dir;
+    if (dirname(dir) === dir) return resolve(from, "../../..");
+  }
+}
 
 type WasmGlue = typeof import("@prisma/schema-engine-wasm/schema_engine_bg");
 

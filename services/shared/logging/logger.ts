@@ -1,4 +1,6 @@
+import { createRequire } from "node:module";
 import { type Logger, type LoggerOptions, pino } from "pino";
+import { ConfigError } from "../config/settings.ts";
 
 /**
  * Field names whose values are tokens or secrets, at the top level and one or two levels down.
@@ -65,8 +67,16 @@ export function createLogger(config: LoggerConfig): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };
-  const pretty = config.pretty ?? (config.destination === undefined && process.stdout.isTTY === true);
+  const pretty =
+    config.pretty ?? (config.destination === undefined && process.stdout.isTTY === true && prettyInstalled());
   if (pretty) {
+    // pino-pretty is a development dependency: production images log JSON lines only.
+    if (!prettyInstalled()) {
+      throw new ConfigError(
+        "GATEHOUSE_LOG_PRETTY",
+        "pretty logs need pino-pretty, a development dependency that is not installed here; unset it (logs are JSON lines)",
+      );
+    }
     return pino({
       ...options,
       transport: {
@@ -76,6 +86,15 @@ export function createLogger(config: LoggerConfig): Logger {
     });
   }
   return config.destination ? pino(options, config.destination as pino.DestinationStream) : pino(options);
+}
+
+function prettyInstalled(): boolean {
+  try {
+    createRequire(import.meta.url).resolve("pino-pretty");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export type { Logger };

@@ -1,12 +1,13 @@
 # syntax=docker/dockerfile:1
 #
-# Gatehouse: one image for every role; the subcommand picks it.
+# Gatehouse token service image (`gatehouse`): the token service, the admin CLI and the migrations.
 #   docker run IMAGE serve      token service (gRPC :7400, HTTP :7480)
-#   docker run IMAGE sidecar    sidecar verifier (proxy :7401, control :7402)
 #   docker run IMAGE migrate    apply database migrations, then exit
+#   docker run IMAGE keys list  any other `gatehouse` command
+# The sidecar has its own, smaller image: deploy/docker/sidecar.Dockerfile.
 #
 # Build from the repository root (needs BuildKit, the default since Docker 23):
-#   docker build -f deploy/docker/Dockerfile -t gatehouse:dev \
+#   docker build -f deploy/docker/token-service.Dockerfile -t gatehouse:dev \
 #     --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" \
 #     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --build-arg SOURCE_URL=<repository URL> .
 #
@@ -14,16 +15,17 @@
 #   docker run --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges:true \
 #     -e DATABASE_URL -e GATEHOUSE_ISSUER -e GATEHOUSE_MASTER_KEY -p 7400:7400 -p 7480:7480 gatehouse:dev serve
 #
-# The runtime is read-only-root friendly: nothing is written outside /tmp (mount an emptyDir or a
-# tmpfs there), tsx compiles in memory (TSX_DISABLE_CACHE), and the files belong to root, so the
-# process (uid 10001) could not change them even on a writable root. `sidecar` runs from the esbuild
-# bundle in dist/sidecar (its first log line says `"runtime":"bundle"`); the other roles through tsx.
+# What runs is compiled JavaScript only: the esbuild bundle of `npm run build` (dist/cli) and the
+# few packages it leaves external (scripts/runtime-files.mjs), no TypeScript, tsx, esbuild, Prisma
+# CLI, PGlite or pino-pretty. GATEHOUSE_RUNTIME=dist makes the launcher refuse a missing or stale
+# build instead of falling back. Read-only-root friendly: nothing is written outside /tmp, and the
+# files belong to root, so the process (uid 10001) could not change them even on a writable root.
 #
 # For reproducible production builds pin the base by digest:
 #   --build-arg NODE_IMAGE=node:24-bookworm-slim@sha256:<digest>
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# ---- build: the full install from the lockfile, code generation, then dev dependencies pruned ----
+# ---- build: the full install from the lockfile, code generation, the bundle, its runtime files ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ENV CI=true \
@@ -45,21 +47,15 @@ RUN --mount=type=cache,target=/root/.npm \
     { npm ci || npm install --no-save; } \
  && test -f services/gen/prisma/client.ts \
  && test -d services/gen/proto/gatehouse
-# The sidecar bundle (bin/gatehouse.mjs runs `sidecar` from it: about 45 MB less RSS than tsx and
-# ready several times sooner), built from the sources the runtime stage copies too, so the launcher's
-# content check finds it current there. Built on its own (not through the postinstall, which skips
-# it while the sources are absent) so that a failure fails the build.
 COPY tsconfig.json ./
 COPY bin/ bin/
 COPY services/ services/
-COPY scripts/sidecar-bundle.mjs scripts/sidecar-bundle.mjs
-RUN node scripts/sidecar-bundle.mjs --force \
- && test -f dist/sidecar/sidecar.mjs \
- && test -f dist/sidecar/manifest.json \
- && npm prune --omit=dev \
- && test -f node_modules/tsx/package.json
+COPY scripts/build.mjs scripts/bundle.mjs scripts/sidecar-bundle.mjs scripts/runtime-files.mjs scripts/
+ARG REVISION=unknown
+RUN REVISION="${REVISION}" node scripts/build.mjs --only cli \
+ && node scripts/runtime-files.mjs token-service /runtime
 
-# ---- runtime: production node_modules, generated code, the sidecar bundle and the TypeScript sources tsx runs ----
+# ---- runtime: the bundle, the packages it needs, the launcher, the migrations ----
 FROM ${NODE_IMAGE} AS runtime
 # Stamped by the release build; SOURCE_URL is where the repository is published.
 ARG VERSION=0.1.0
@@ -67,7 +63,7 @@ ARG REVISION=unknown
 ARG CREATED=unknown
 ARG SOURCE_URL=""
 LABEL org.opencontainers.image.title="gatehouse" \
-      org.opencontainers.image.description="Gatehouse authentication core: token service and sidecar verifier with millisecond revocation" \
+      org.opencontainers.image.description="Gatehouse token service: issues, refreshes and revokes tokens for microservice platforms" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
@@ -88,24 +84,18 @@ RUN groupadd --system --gid 10001 gatehouse \
 
 WORKDIR /app
 ENV NODE_ENV=production \
-    TSX_DISABLE_CACHE=1 \
+    GATEHOUSE_RUNTIME=dist \
     HOME=/tmp \
     TMPDIR=/tmp
 
-COPY --from=build /app/package.json ./package.json
-COPY --from=build /app/node_modules/ node_modules/
-COPY tsconfig.json ./tsconfig.json
-COPY bin/ bin/
-COPY services/ services/
-COPY --from=build /app/services/gen/ services/gen/
-COPY --from=build /app/dist/ dist/
-COPY prisma/ prisma/
+COPY --from=build /runtime/ ./
+COPY bin/gatehouse.mjs bin/sidecar-bundle.mjs bin/
+COPY prisma/migrations/ prisma/migrations/
 COPY deploy/docker/healthcheck.mjs deploy/docker/healthcheck.mjs
 
 USER 10001:10001
-EXPOSE 7400 7401 7402 7480
-# Works for both long-running roles: /healthz on the token service's HTTP listener (:7480), else on
-# the sidecar's control listener (:7402). Pass /readyz as an argument to check readiness instead.
+EXPOSE 7400 7480
+# /healthz on the token service's HTTP listener (:7480). Pass /readyz to check readiness instead.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "/app/deploy/docker/healthcheck.mjs"]
 ENTRYPOINT ["node", "/app/bin/gatehouse.mjs"]
