@@ -31,6 +31,8 @@ export interface OtelTracingOptions {
   serviceName: string;
   sampler: SamplerName;
   samplerArg: number;
+  /** Time between two batch exports. */
+  exportDelayMs: number;
   logger: Logger;
 }
 
@@ -46,7 +48,12 @@ export function createOtelTracing(options: OtelTracingOptions): Tracing {
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }),
     sampler: samplerOf(options.sampler, options.samplerArg),
-    spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: options.url }) })],
+    spanProcessors: [
+      new BatchSpanProcessor({
+        exporter: new OTLPTraceExporter({ url: options.url }),
+        scheduledDelayMillis: options.exportDelayMs,
+      }),
+    ],
   });
   const tracer = provider.getTracer("gatehouse");
   const propagator = new W3CTraceContextPropagator();

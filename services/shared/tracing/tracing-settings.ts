@@ -53,6 +53,13 @@ export function tracingSettings(defaultServiceName: string) {
       default: "false",
       schema: types.boolean(),
     }),
+    otelBspScheduleDelay: setting({
+      env: "OTEL_BSP_SCHEDULE_DELAY",
+      flag: "otel-bsp-schedule-delay",
+      description: "Milliseconds between two exports of the batched spans",
+      default: "5000",
+      schema: types.integer(1, 600_000),
+    }),
   };
 }
 
@@ -78,6 +85,7 @@ export interface TracingSettings {
   otelTracesSampler: SamplerName;
   otelTracesSamplerArg: number;
   otelSdkDisabled: boolean;
+  otelBspScheduleDelay: number;
 }
 
 /**

@@ -52,6 +52,7 @@ export async function startTracing(settings: TracingSettings, logger: Logger): P
     serviceName: settings.otelServiceName,
     sampler: settings.otelTracesSampler,
     samplerArg: settings.otelTracesSamplerArg,
+    exportDelayMs: settings.otelBspScheduleDelay,
     logger,
   });
   logger.info(
