@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
-import { type OtlpReceiver, startOtlpReceiver } from "../support/otlp-receiver.ts";
+import { type OtlpReceiver, startOtlpReceiver } from "../../bench/lib/otlp-receiver.ts";
 import { ISSUER, until } from "../support/sidecar-fixtures.ts";
 
 /**

@@ -17,7 +17,7 @@ import { tracingSettings } from "../../services/shared/tracing/tracing-settings.
 import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
 import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "../support/otlp-receiver.ts";
+import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "../../bench/lib/otlp-receiver.ts";
 import {
   removePolicies,
   silentLogger,

@@ -3,7 +3,8 @@ import type { AddressInfo } from "node:net";
 
 /**
  * A tiny OTLP/HTTP traces receiver (JSON encoding, what `@opentelemetry/exporter-trace-otlp-http`
- * sends) for tests and benches: `POST /v1/traces` bodies are kept, raw and as flat spans.
+ * sends) for tests and benches: `POST /v1/traces` bodies are kept, raw and as flat spans; with
+ * `{ keep: false }` (benches under load) they are only counted.
  *
  * ```ts
  * const receiver = await startOtlpReceiver();
@@ -19,6 +20,8 @@ export interface OtlpReceiver {
   spans(): ReceivedSpan[];
   /** The request bodies as they came (to check that no secret was exported). */
   bodies(): string[];
+  /** Exports received and their bytes (kept or not). */
+  received(): { exports: number; bytes: number };
   close(): Promise<void>;
 }
 
@@ -62,15 +65,23 @@ interface OtlpExport {
   }[];
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+export async function startOtlpReceiver(options: { keep?: boolean } = {}): Promise<OtlpReceiver> {
+  const keep = options.keep ?? true;
   const spans: ReceivedSpan[] = [];
   const bodies: string[] = [];
+  const received = { exports: 0, bytes: 0 };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       if (req.method !== "POST" || req.url !== "/v1/traces") {
         res.writeHead(404).end();
+        return;
+      }
+      received.exports += 1;
+      for (const c of chunks) received.bytes += c.length;
+      if (!keep) {
+        res.writeHead(200, { "content-type": "application/json" }).end("{}");
         return;
       }
       const text = Buffer.concat(chunks).toString("utf8");
@@ -90,6 +101,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     endpoint: `http://127.0.0.1:${port}`,
     spans: () => [...spans],
     bodies: () => [...bodies],
+    received: () => ({ ...received }),
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
