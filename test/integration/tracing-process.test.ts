@@ -4,14 +4,14 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type OtlpReceiver, startOtlpReceiver } from "../../bench/lib/otlp-receiver.ts";
+import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { ISSUER, until } from "../support/sidecar-fixtures.ts";
 
 /**
  * Tracing's cost when off is no SDK at all: `gatehouse sidecar` (from its esbuild bundle, as a pod
  * runs it) and `gatehouse serve` are started as processes with a module-load recorder
- * (support/module-loads) and must never load an OpenTelemetry module unless an OTLP endpoint is set.
+ * (support/module-loads) and must never load an OpenTelemetry SDK module unless an OTLP endpoint is set.
  * With one set, the same sidecar loads the SDK chunk and exports its spans.
  */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -20,7 +20,11 @@ const RECORDER = join(ROOT, "test/support/module-loads/register.mjs");
 mkdirSync(join(ROOT, "dist"), { recursive: true });
 const work = mkdtempSync(join(ROOT, "dist", ".tracing-test-"));
 const bundleDir = join(work, "bundle");
-const OTEL = /@opentelemetry|otel-tracing/;
+/**
+ * The SDK's packages and our chunk that imports them. Not `@opentelemetry/api`: prom-client depends
+ * on it (CPU-time exemplars), so it was in every process before tracing existed.
+ */
+const OTEL = /@opentelemetry\/(?!api\/)|otel-tracing/;
 
 let tdb: TestDatabase;
 let receiver: OtlpReceiver;
@@ -118,7 +122,7 @@ const sidecarEnv = {
 };
 
 describe("with no OTLP endpoint", () => {
-  it("the bundled sidecar loads no OpenTelemetry module", async () => {
+  it("the bundled sidecar loads no OpenTelemetry SDK module", async () => {
     const sidecar = await start("sidecar", sidecarEnv, "sidecar listening");
     expect(sidecar.lines.find((l) => l.msg === "sidecar starting")?.runtime).toBe("bundle");
     const modules = sidecar.modules();
@@ -127,7 +131,7 @@ describe("with no OTLP endpoint", () => {
     expect(await sidecar.stop()).toBe(0);
   }, 60_000);
 
-  it("the token service loads no OpenTelemetry module", async () => {
+  it("the token service loads no OpenTelemetry SDK module", async () => {
     const serve = await start(
       "serve",
       {

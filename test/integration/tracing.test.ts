@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "../../bench/lib/otlp-receiver.ts";
 import { HeaderValueOption_HeaderAppendAction } from "../../services/gen/proto/envoy/config/core/v3/base_pb.ts";
 import {
   Authorization,
@@ -17,7 +18,6 @@ import { tracingSettings } from "../../services/shared/tracing/tracing-settings.
 import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
 import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "../../bench/lib/otlp-receiver.ts";
 import {
   removePolicies,
   silentLogger,
