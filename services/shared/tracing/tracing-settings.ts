@@ -63,7 +63,7 @@ export function tracingSettings(defaultServiceName: string) {
   };
 }
 
-export const SAMPLERS = [
+const SAMPLERS = [
   "always_on",
   "always_off",
   "traceidratio",
