@@ -32,21 +32,27 @@ export function endRpcSpan(span: TraceSpan | undefined, grpcCode: number, reason
 
 /**
  * Runs `work` inside a child span of `span` (a flow's database work, the caller's authentication),
- * or just runs it when there is no span.
+ * or, with no span, just runs it: the same promise, nothing added.
  */
-export async function inChildSpan<T>(
+export function inChildSpan<T>(
   span: TraceSpan | undefined,
   name: string,
   work: () => Promise<T>,
 ): Promise<T> {
   if (span === undefined) return work();
   const child = span.child(name);
-  try {
-    const result = await work();
-    child.end();
-    return result;
-  } catch (err) {
+  const failed = (err: unknown): never => {
     child.end(GatehouseError.from(err).code);
     throw err;
+  };
+  let pending: Promise<T>;
+  try {
+    pending = work();
+  } catch (err) {
+    return Promise.reject(err).catch(failed);
   }
+  return pending.then((result) => {
+    child.end();
+    return result;
+  }, failed);
 }
