@@ -19,6 +19,10 @@
  *   install; GATEHOUSE_RUNTIME=bundle, so a missing bundle fails the run instead of measuring tsx).
  * - ext_authz_cpu_us_per_call: server CPU per ext_authz Check on the sidecar's control port (our
  *   gRPC-over-node:http2 unary), vs the same Check handler served by grpc-js.
+ * - *_traced: a second sidecar with tracing on (OTEL_EXPORTER_OTLP_ENDPOINT, every request sampled,
+ *   spans exported to an OTLP/HTTP receiver in this process), its idle RSS, and forward-auth and
+ *   proxy rates in rounds alternating with the untraced sidecar (limit = untraced); the ratios to
+ *   express-jwt again with the traced figures.
  *
  * Loopback only; every phase is bounded by --duration. Writes bench/results/sidecar.json.
  */
@@ -44,6 +48,7 @@ import {
 import { buildAccessTokenClaims } from "../services/token/tokens/access-token-claims.ts";
 import { createAccessTokenSigner } from "../services/token/tokens/access-token-signer.ts";
 import { type BenchRow, flag, percentile, report, row } from "./lib/bench-results.ts";
+import { startOtlpReceiver } from "./lib/otlp-receiver.ts";
 
 const durationS = flag("duration", 5);
 // --concurrency is what run-all passes to every bench; here it means autocannon connections.
@@ -216,7 +221,11 @@ interface Sidecar {
   readyMs: number;
 }
 
-async function startSidecar(command: string[], upstreamPort: number): Promise<Sidecar> {
+async function startSidecar(
+  command: string[],
+  upstreamPort: number,
+  extraEnv: Record<string, string> = {},
+): Promise<Sidecar> {
   const [proxyPort, controlPort] = [await freePort(), await freePort()];
   const started = performance.now();
   const child = spawn(process.execPath, command, {
@@ -234,6 +243,7 @@ async function startSidecar(command: string[], upstreamPort: number): Promise<Si
       GATEHOUSE_RUNTIME: "bundle",
       // The bench measures checks, not revocation: no stream, on purpose.
       GATEHOUSE_REVOCATION: "none",
+      ...extraEnv,
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -360,6 +370,40 @@ rows.push(row("proxy_req_per_s", px.ours, "req/s", px.peer));
 rows.push(row("proxy_ratio_to_express_jwt", px.ours / px.peer, "ratio", 2));
 rows.push(row("express_jwt_proxy_req_per_s", px.peer, "req/s"));
 rows.push(row("rss_load_mb", Math.max(fa.peakMb, px.peakMb), "MB"));
+
+// The same two entry points with tracing on, in rounds alternating with the untraced sidecar.
+const receiver = await startOtlpReceiver({ keep: false });
+const traced = await startSidecar(["bin/gatehouse.mjs", "sidecar"], upstream.port, {
+  OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+  OTEL_SERVICE_NAME: "gatehouse-sidecar-bench",
+});
+await new Promise((r) => setTimeout(r, 1000));
+rows.push(row("rss_idle_mb_traced", rssMb(traced.pid), "MB", 80));
+async function alternate(path: string, headers: Record<string, string>, port: (s: Sidecar) => number) {
+  const urlOf = (s: Sidecar) => `http://127.0.0.1:${port(s)}${path}`;
+  await load(urlOf(traced), esTokens, headers, warm);
+  const rounds = durationS >= 4 ? 3 : 1;
+  const seconds = Math.max(1, Math.round(durationS / rounds));
+  let plain = 0;
+  let withTracing = 0;
+  for (let r = 0; r < rounds; r++) {
+    plain += (await load(urlOf(sidecar), esTokens, headers, seconds)).requests.average / rounds;
+    withTracing += (await load(urlOf(traced), esTokens, headers, seconds)).requests.average / rounds;
+  }
+  return { plain, traced: withTracing };
+}
+const faTraced = await alternate("/authz", forwardHeaders, (s) => s.controlPort);
+const pxTraced = await alternate("/api/items", {}, (s) => s.proxyPort);
+rows.push(row("http_checks_per_s_traced", faTraced.traced, "req/s", faTraced.plain));
+rows.push(row("http_ratio_to_express_jwt_traced", faTraced.traced / fa.peer, "ratio", 2));
+rows.push(row("proxy_req_per_s_traced", pxTraced.traced, "req/s", pxTraced.plain));
+rows.push(row("proxy_ratio_to_express_jwt_traced", pxTraced.traced / px.peer, "ratio", 2));
+await stop(traced.child);
+notes.tracing = {
+  how: "a second sidecar with OTEL_EXPORTER_OTLP_ENDPOINT (parentbased_always_on: every request a root span plus its verify span), exporting to a receiver in this process that drains and counts",
+  ...receiver.received(),
+};
+await receiver.close();
 
 // Latency overhead: one closed-loop client (so no request waits behind another), alternating
 // direct and proxied slices; distinct ES256 tokens, so every proxied request verifies a signature.

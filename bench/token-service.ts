@@ -13,6 +13,9 @@
  * The service runs as its own process (`gatehouse serve`); load comes from separate driver processes
  * (bench/lib/token-load.ts), all on loopback. Beside throughput: CPU per call of the service process
  * and of Postgres, and rows written per Refresh, over each measured window (bench/lib/measured-window.ts).
+ * Then the same Issue and Refresh windows against a second `gatehouse serve` with tracing on
+ * (every call sampled, spans exported over OTLP/HTTP to a receiver in this process):
+ * `*_traced` rows, whose limit is the untraced figure of the same run.
  */
 import { generateKeyPairSync, randomBytes, randomUUID, sign } from "node:crypto";
 import pg from "pg";
@@ -35,6 +38,7 @@ import { flag, percentile, report, row } from "./lib/bench-results.ts";
 import { measureWindow } from "./lib/measured-window.ts";
 import { measureOAuthRefresh, oauthRefreshRows } from "./lib/oauth-refresh.ts";
 import { measureOidcProviderRefresh, OIDC_PROVIDER_CONFIG } from "./lib/oidc-provider-peer.ts";
+import { startOtlpReceiver } from "./lib/otlp-receiver.ts";
 import { driveLoad } from "./lib/token-load.ts";
 
 const BASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -143,9 +147,12 @@ async function main() {
   // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service.
   const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
   let server: TokenServiceProcess | undefined;
+  // One master key for both services (untraced, then traced) on the schema's signing keys.
+  const masterKey = randomBytes(32).toString("base64");
   try {
     server = await startTokenService(
       {
+        GATEHOUSE_MASTER_KEY: masterKey,
         GATEHOUSE_LOG_LEVEL: "warn",
         GATEHOUSE_DATABASE_POOL_SIZE: String(pool),
         // One client is the whole load here: measure capacity, not the per-client limits.
@@ -184,6 +191,20 @@ async function main() {
       durationMs,
     });
     await server.stop();
+    const traced = await measureTraced(
+      {
+        GATEHOUSE_MASTER_KEY: masterKey,
+        GATEHOUSE_LOG_LEVEL: "warn",
+        GATEHOUSE_DATABASE_POOL_SIZE: String(pool),
+        GATEHOUSE_RATE_LIMIT_ISSUE: "off",
+        GATEHOUSE_RATE_LIMIT_REFRESH: "off",
+        GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
+      },
+      schema,
+      (port) => ({ port, clientId: "bench", secret }),
+      (pid) => ({ databaseUrl: BASE_URL, schema, servicePid: pid }),
+      { durationMs, concurrency, drivers },
+    );
     const limit = await bareRotation(BASE_URL, schema, "bench", concurrency, durationMs);
     const peer = withPeer
       ? await measureOidcProviderRefresh({
@@ -214,6 +235,12 @@ async function main() {
             ]
           : []),
         row("ed25519_sign_per_s", signLimit, "signs/s"),
+        // Tracing on (all sampled, OTLP export) beside the figures above; limit = untraced.
+        row("issue_per_s_traced", traced.issue.load.perSecond, "calls/s", issue.load.perSecond),
+        row("refresh_per_s_traced", traced.refresh.load.perSecond, "calls/s", refresh.load.perSecond),
+        row("issue_p99_ms_traced", traced.issue.load.p99, "ms", issue.load.p99),
+        row("refresh_p99_ms_traced", traced.refresh.load.p99, "ms", refresh.load.p99),
+        row("refresh_service_cpu_us_traced", traced.refresh.serviceCpuUs, "µs/call", refresh.serviceCpuUs),
         row("refresh_target_ratio", refresh.load.perSecond / 2500, "of 2,500/s target"),
         row("issue_target_ratio", issue.load.perSecond / 3000, "of 3,000/s target"),
         // CPU per call over each measured window; the limit column holds the target.
@@ -237,6 +264,12 @@ async function main() {
           oauthRefresh: oauthRefresh.errors,
           assertionRefresh: assertionRefresh.errors,
           oidcProvider: peer?.errors,
+          issueTraced: traced.issue.load.errors,
+          refreshTraced: traced.refresh.load.errors,
+        },
+        tracing: {
+          how: "a second gatehouse serve with OTEL_EXPORTER_OTLP_ENDPOINT (sampler parentbased_always_on, every call a root span), exporting to an OTLP/HTTP receiver in the bench process that drains and counts",
+          ...traced.received,
         },
         oidcProvider: peer ? OIDC_PROVIDER_CONFIG : "skipped (--peer 0)",
         how: "gatehouse serve in its own process on real Postgres; grpc-js drivers in separate processes; all on this machine's 2 cores",
@@ -267,5 +300,40 @@ async function main() {
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;
+
+/**
+ * Issue and Refresh windows against a `gatehouse serve` with tracing on, on the same schema, after
+ * the untraced one stopped (so they never share the cores).
+ */
+async function measureTraced(
+  env: Record<string, string>,
+  schema: string,
+  task: (port: number) => { port: number; clientId: string; secret: string },
+  target: (pid: number) => { databaseUrl: string; schema: string; servicePid: number },
+  load: { durationMs: number; concurrency: number; drivers: number },
+) {
+  const receiver = await startOtlpReceiver({ keep: false });
+  const server = await startTokenService(
+    { ...env, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_SERVICE_NAME: "gatehouse-bench" },
+    { schema, showLogs: true },
+  );
+  try {
+    const t = task(server.grpcPort);
+    const where = target(server.child.pid!);
+    const { durationMs, concurrency, drivers } = load;
+    await driveLoad({ ...t, mode: "issue", durationMs: 1000 }, concurrency, drivers); // warm-up
+    const issue = await measureWindow(where, (atStart) =>
+      driveLoad({ ...t, mode: "issue", durationMs }, concurrency, drivers, atStart),
+    );
+    const refresh = await measureWindow(where, (atStart) =>
+      driveLoad({ ...t, mode: "refresh", durationMs }, concurrency, drivers, atStart),
+    );
+    await server.stop();
+    return { issue, refresh, received: receiver.received() };
+  } finally {
+    await server.stop();
+    await receiver.close();
+  }
+}
 
 await main();

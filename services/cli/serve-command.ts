@@ -1,5 +1,6 @@
 import { loadSettings } from "../shared/config/index.ts";
 import { createLogger } from "../shared/logging/index.ts";
+import { startTracing } from "../shared/tracing/tracing.ts";
 import { startTokenService } from "../token/token-service.ts";
 import { tokenServiceSettings } from "../token/token-service-settings.ts";
 import { type Command, EXIT_OK, rawFlags } from "./command.ts";
@@ -20,14 +21,21 @@ export const serveCommand: Command = {
   async run(argv) {
     const settings = loadSettings(tokenServiceSettings, { flags: rawFlags(argv) });
     const logger = createLogger({ level: settings.logLevel, pretty: settings.logPretty, component: "token" });
+    const tracing = await startTracing(settings, logger);
     const service = await startTokenService({
       config: settings,
       database: { kind: "postgres", url: settings.databaseUrl },
       logger,
+      tracing,
+    }).catch(async (err) => {
+      await tracing?.shutdown();
+      throw err;
     });
     const signal = await untilSignal();
     logger.info({ signal }, "shutting down");
     await service.shutdown();
+    // After the listeners: the last calls' spans are exported too.
+    await tracing?.shutdown();
     return EXIT_OK;
   },
 };

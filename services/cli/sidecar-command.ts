@@ -1,6 +1,7 @@
 import { loadSettings } from "../shared/config/settings.ts";
 import { createLogger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry } from "../shared/metrics/registry.ts";
+import { startTracing } from "../shared/tracing/tracing.ts";
 import { revocationSourceOf } from "../sidecar/revocation-state/revocation-source.ts";
 import { startSidecar } from "../sidecar/sidecar.ts";
 import { sidecarSettings } from "../sidecar/sidecar-settings.ts";
@@ -38,6 +39,8 @@ export const sidecarCommand: Command = {
     // Before anything connects: a sidecar that would follow no stream starts only when told to.
     revocationSourceOf(settings.revocation, settings.redisUrl !== undefined && settings.redisUrl !== "");
     const metrics = createMetricsRegistry("sidecar");
+    // Undefined unless an OTLP endpoint is set: only then is the SDK (a chunk of its own) loaded.
+    const tracing = await startTracing(settings, logger);
     // The stream follower (and ioredis) load only when there is a stream to follow: the sidecar's
     // idle footprint is a target of its own.
     const redisUrl = settings.redisUrl;
@@ -69,17 +72,20 @@ export const sidecarCommand: Command = {
         settings,
         logger,
         metrics,
+        tracing,
         ...(follow ? follow.revocations.sidecarOptions() : {}),
       });
     } catch (err) {
       // The follower's Redis connections would keep the process alive, never ready, forever.
       await stopFollowing();
+      await tracing?.shutdown();
       throw err;
     }
     const signal = await untilSignal();
     logger.info({ signal }, "shutting down");
     await sidecar.shutdown();
     await stopFollowing();
+    await tracing?.shutdown();
     return EXIT_OK;
   },
 };

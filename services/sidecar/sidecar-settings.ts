@@ -1,4 +1,5 @@
 import { loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
+import { tracingSettings } from "../shared/tracing/tracing-settings.ts";
 import { DEFAULT_MAX_PATH_LENGTH } from "./policy/canonical-path.ts";
 
 /** Everything `gatehouse sidecar` reads at start-up, parsed once into one options object. */
@@ -188,4 +189,5 @@ export const sidecarSettings = {
     default: "256",
     schema: types.integer(1, 100_000),
   }),
+  ...tracingSettings("gatehouse-sidecar"),
 };

@@ -2,6 +2,7 @@ import { ConfigError, type SettingsOf } from "../shared/config/settings.ts";
 import type { Logger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/registry.ts";
 import { listenFailure } from "../shared/rpc/listen-failure.ts";
+import type { Tracing } from "../shared/tracing/tracing.ts";
 import { createControlServer } from "./control/control-server.ts";
 import { createDecisionMetrics } from "./control/decision-metrics.ts";
 import { createGuard } from "./control/guard.ts";
@@ -44,6 +45,11 @@ export interface StartSidecarOptions {
   now?: () => number;
   /** Where metrics go. Default: a new `sidecar` registry with the process metrics. */
   metrics?: Registry;
+  /**
+   * Spans for the proxy, ext_authz and forward-auth (the command starts it from the OTEL_*
+   * settings); without it trace context passes through untouched and nothing is recorded.
+   */
+  tracing?: Tracing | undefined;
 }
 
 export interface RunningSidecar {
@@ -224,17 +230,20 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     },
     metrics: decisionMetrics,
     logger,
+    tracing: options.tracing,
   });
   const control = createControlServer({
     check: createCheckHandler({
       guard,
       forwardToken: settings.forwardToken,
       stripAuthorization: settings.stripAuthorization,
+      tracing: options.tracing,
     }),
     forwardAuth: createForwardAuth({
       guard,
       forwardToken: settings.forwardToken,
       headers: settings.forwardAuthHeaders,
+      tracing: options.tracing,
     }),
     readiness,
     metrics,

@@ -3,6 +3,7 @@ import type { PrismaClient } from "../gen/prisma/client.ts";
 import { TokenService } from "../gen/proto/gatehouse/v1/token_service_pb.ts";
 import type { CallContext } from "../shared/rpc/call-context.ts";
 import { defineService, type ServiceRegistration } from "../shared/rpc/service-handlers.ts";
+import { inChildSpan } from "../shared/tracing/rpc-spans.ts";
 import type { CallerAuthenticator } from "./clients/caller-authenticator.ts";
 import { type CallerGateDeps, createCallerGate } from "./clients/caller-gate.ts";
 import type { TokenServiceMethod } from "./clients/caller-roles.ts";
@@ -22,16 +23,20 @@ export interface TokenServiceHandlerDeps extends FlowDeps, CallerGateDeps {
 /**
  * TokenService over every protocol: authenticate the calling client (`authorization` or a client
  * assertion in `x-gatehouse-client-assertion`), check its role may call the method, then run the
- * flow (clients/caller-gate.ts). GetJwks is public, as a JWKS is.
+ * flow (clients/caller-gate.ts). GetJwks is public, as a JWKS is. With tracing on, the caller's
+ * authentication and the flow (its database work) are child spans of the call's span.
  */
 export function tokenServiceHandlers(deps: TokenServiceHandlerDeps): ServiceRegistration {
   const gate = createCallerGate(deps);
   const run = <T>(ctx: CallContext, method: TokenServiceMethod, flow: (caller: Caller) => Promise<T>) =>
     gate(
       method,
-      () => deps.authenticator.authenticateRequest((name) => ctx.header(name)),
+      () =>
+        inChildSpan(ctx.span, "authenticate caller", () =>
+          deps.authenticator.authenticateRequest((name) => ctx.header(name)),
+        ),
       ctx.requestId,
-      flow,
+      (caller) => inChildSpan(ctx.span, `${method} flow`, () => flow(caller)),
     );
 
   return defineService(TokenService, {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { databaseSettings, loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
+import { tracingSettings } from "../shared/tracing/tracing-settings.ts";
 import { trustedIssuersSetting } from "./assertions/trusted-issuers.ts";
 import { limitOrOff, rateLimitSetting } from "./overload/rate-limit-setting.ts";
 
@@ -222,4 +223,5 @@ export const tokenServiceSettings = {
     optional: true,
     schema: types.text(),
   }),
+  ...tracingSettings("gatehouse-token"),
 };

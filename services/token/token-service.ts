@@ -7,6 +7,8 @@ import { createMetricsRegistry, type Registry } from "../shared/metrics/index.ts
 import { createRedisBus } from "../shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
+import type { Tracing } from "../shared/tracing/tracing.ts";
+import type { TracingSettingKey } from "../shared/tracing/tracing-settings.ts";
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
 import { assertionAuthenticatorFromConfig } from "./assertions/assertions-from-config.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
@@ -49,6 +51,7 @@ export type TokenServiceConfig = Omit<
   | "janitorBatchSize"
   | "clientsFile"
   | OverloadSettingKey
+  | TracingSettingKey
 > &
   OverloadConfig & {
     /** Loaded settings always have it (default 400 days); a hand-made config without it keeps every event. */
@@ -76,6 +79,8 @@ export interface StartTokenServiceOptions {
   /** Overrides the relay's fast-path publish (tests). */
   publish?: FlowDeps["publish"];
   metrics?: Registry;
+  /** A span per RPC and OAuth request (the command starts it from the OTEL_* settings); none when omitted. */
+  tracing?: Tracing | undefined;
 }
 
 export interface RunningTokenService {
@@ -236,9 +241,13 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       ],
       logger,
       metrics,
+      tracing: options.tracing,
       extraRoutes: {
         "GET /.well-known/jwks.json": (req, res) => serveJwks(req, res, keys, config.jwksMaxAge),
-        ...oauthRoutes({ ...deps, gate: createCallerGate(deps) }, { logger, metrics }),
+        ...oauthRoutes(
+          { ...deps, gate: createCallerGate(deps) },
+          { logger, metrics, tracing: options.tracing },
+        ),
         "GET /readyz": async (_req, res) => {
           const problems = await readiness();
           sendJson(res, problems.length === 0 ? 200 : 503, {

@@ -202,6 +202,14 @@ describe("forward-auth /authz", () => {
       "x-forwarded-uri": "/public/logo.png",
     });
     expect(known.headers.get("x-gatehouse-subject")).toBe("alice");
+    // Other credentials (Basic, for the app itself) are not a bearer token to refuse: the route is public.
+    const basic = await authz({
+      authorization: "Basic dXNlcjpwYXNz",
+      "x-forwarded-method": "GET",
+      "x-forwarded-uri": "/public/logo.png",
+    });
+    expect(basic.status).toBe(200);
+    expect(basic.headers.get("x-gatehouse-subject")).toBeNull();
   });
 
   it("refuses a path that normalization would change, and a request without the original URI", async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSettings } from "../../services/shared/config/index.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
+import type { Tracing } from "../../services/shared/tracing/tracing.ts";
 import {
   type SidecarSettings,
   type StartSidecarOptions,
@@ -36,8 +37,11 @@ export interface TestTokenService {
   url: string;
 }
 
-/** A real token service on the test database, with an issuing client `web`. */
-export async function startTestTokenService(tdb: TestDatabase): Promise<TestTokenService> {
+/** A real token service on the test database, with an issuing client `web`; `tracing` as `gatehouse serve` would start it. */
+export async function startTestTokenService(
+  tdb: TestDatabase,
+  options: { tracing?: Tracing } = {},
+): Promise<TestTokenService> {
   const { prisma } = tdb.db;
   const web = await createTestClient(prisma, {
     id: "web",
@@ -63,6 +67,7 @@ export async function startTestTokenService(tdb: TestDatabase): Promise<TestToke
     config,
     database: { kind: "postgres", url: tdb.url },
     logger: silentLogger(),
+    tracing: options.tracing,
   });
   const client = grpcTokenClient(service.grpcPort, { id: "web", secret: web.secret });
   return {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Metadata } from "@grpc/grpc-js";
+import type { TraceSpan } from "../tracing/tracing.ts";
 
 /** The wire protocol a call arrived on; `oauth2` is a form post to an OAuth endpoint on :7480. */
 export type RpcProtocol = "grpc" | "grpc-web" | "connect" | "oauth2";
@@ -23,6 +24,8 @@ export interface CallContext {
   readonly peer: string | undefined;
   /** The caller's `x-request-id` when it is sane (1-128 chars of `[\w.-]`), else a random UUID. */
   readonly requestId: string;
+  /** The call's trace span when tracing is on: handlers hang child spans (a flow's database work) on it. */
+  readonly span?: TraceSpan | undefined;
 }
 
 const SANE_REQUEST_ID = /^[\w.-]{1,128}$/;
@@ -38,6 +41,7 @@ export function requestIdFrom(header: string | undefined): string {
  */
 export class GrpcCallContext implements CallContext {
   readonly protocol = "grpc";
+  span: TraceSpan | undefined;
   #requestId: string | undefined;
 
   constructor(
@@ -65,6 +69,7 @@ export class GrpcCallContext implements CallContext {
 
 /** CallContext over a Fetch-API `Headers` object, as connect-node hands it to handlers. */
 export class HeadersCallContext implements CallContext {
+  span: TraceSpan | undefined;
   #requestId: string | undefined;
 
   constructor(

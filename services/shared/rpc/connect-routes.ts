@@ -2,6 +2,8 @@ import type { DescMessage, Message, MessageInitShape } from "@bufbuild/protobuf"
 import { type ConnectRouter, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { GrpcCode, grpcCodeOf } from "../errors/status-map.ts";
 import type { Logger } from "../logging/index.ts";
+import { endRpcSpan, rpcSpan } from "../tracing/rpc-spans.ts";
+import type { Tracing } from "../tracing/tracing.ts";
 import { HeadersCallContext, type RpcProtocol } from "./call-context.ts";
 import { settleFailure } from "./call-failure.ts";
 import { toConnectError } from "./error-wire.ts";
@@ -11,6 +13,8 @@ import { type BoundMethod, boundMethods, type ServiceRegistration } from "./serv
 export interface ConnectRoutesOptions {
   logger: Logger;
   metrics?: RpcMetrics;
+  /** A span per call, continuing the caller's `traceparent`; none when omitted. */
+  tracing?: Tracing | undefined;
 }
 
 /**
@@ -36,13 +40,22 @@ export function createConnectRoutes(
   return (router) => {
     for (const { registration, methods } of bound) {
       for (const m of methods) {
-        router.rpc(m.method, wrap(registration.service.typeName, m, options.logger, metrics));
+        router.rpc(
+          m.method,
+          wrap(registration.service.typeName, m, options.logger, metrics, options.tracing),
+        );
       }
     }
   };
 }
 
-function wrap(serviceName: string, { method, handler }: BoundMethod, logger: Logger, metrics: RpcMetrics) {
+function wrap(
+  serviceName: string,
+  { method, handler }: BoundMethod,
+  logger: Logger,
+  metrics: RpcMetrics,
+  tracing: Tracing | undefined,
+) {
   const methodName = method.name;
   return async (req: Message, hctx: HandlerContext): Promise<MessageInitShape<DescMessage>> => {
     const started = performance.now();
@@ -54,14 +67,17 @@ function wrap(serviceName: string, { method, handler }: BoundMethod, logger: Log
       hctx.requestHeader,
       hctx.values.get(kPeer),
     );
+    ctx.span = rpcSpan(tracing, serviceName, methodName, protocol, (name) => ctx.header(name));
     try {
       const response = await handler(req, ctx);
       metrics.record(serviceName, methodName, protocol, GrpcCode.OK, (performance.now() - started) / 1000);
+      endRpcSpan(ctx.span, GrpcCode.OK);
       return response;
     } catch (thrown) {
       const err = settleFailure(thrown, ctx, logger);
       const seconds = (performance.now() - started) / 1000;
       metrics.record(serviceName, methodName, protocol, grpcCodeOf(err.code), seconds, err.code);
+      endRpcSpan(ctx.span, grpcCodeOf(err.code), err.code);
       throw toConnectError(err, ctx.requestId);
     }
   };

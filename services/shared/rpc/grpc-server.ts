@@ -3,6 +3,8 @@ import * as grpc from "@grpc/grpc-js";
 import { GatehouseError } from "../errors/gatehouse-error.ts";
 import { GrpcCode } from "../errors/status-map.ts";
 import type { Logger } from "../logging/index.ts";
+import { endRpcSpan, rpcSpan } from "../tracing/rpc-spans.ts";
+import type { Tracing } from "../tracing/tracing.ts";
 import { GrpcCallContext } from "./call-context.ts";
 import { settleFailure } from "./call-failure.ts";
 import { toGrpcStatus } from "./error-wire.ts";
@@ -17,6 +19,8 @@ export interface GrpcServerOptions {
   maxReceiveMessageBytes?: number;
   /** grpc-js channel options, applied over the defaults below. */
   serverOptions?: grpc.ServerOptions;
+  /** A span per call, continuing the caller's `traceparent`; none when omitted. */
+  tracing?: Tracing | undefined;
 }
 
 /**
@@ -113,6 +117,7 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
         bound,
         options.logger,
         metrics,
+        options.tracing,
       );
     }
     server.addService(definition, implementation);
@@ -147,17 +152,20 @@ function unaryCall(
   { method, handler }: BoundMethod,
   logger: Logger,
   metrics: RpcMetrics,
+  tracing: Tracing | undefined,
 ): grpc.handleUnaryCall<unknown, Uint8Array> {
   const methodName = method.name;
   const output = method.output;
   return (call, callback) => {
     const started = performance.now();
     const ctx = new GrpcCallContext(serviceName, methodName, call);
+    ctx.span = rpcSpan(tracing, serviceName, methodName, "grpc", (name) => ctx.header(name));
     const fail = (thrown: unknown): void => {
       const err = settleFailure(thrown, ctx, logger);
       const status = toGrpcStatus(err, ctx.requestId);
       callback(status);
       metrics.record(serviceName, methodName, "grpc", status.code, elapsed(started), err.code);
+      endRpcSpan(ctx.span, status.code, err.code);
     };
     const request = call.request;
     if (request instanceof DecodeFailure) {
@@ -183,13 +191,9 @@ function unaryCall(
         return;
       }
       callback(null, bytes);
-      metrics.record(
-        serviceName,
-        methodName,
-        "grpc",
-        call.cancelled ? GrpcCode.CANCELLED : GrpcCode.OK,
-        elapsed(started),
-      );
+      const code = call.cancelled ? GrpcCode.CANCELLED : GrpcCode.OK;
+      metrics.record(serviceName, methodName, "grpc", code, elapsed(started));
+      endRpcSpan(ctx.span, code);
     }, fail);
   };
 }

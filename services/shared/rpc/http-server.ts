@@ -2,6 +2,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Logger } from "../logging/index.ts";
+import type { Tracing } from "../tracing/tracing.ts";
 import { createConnectNodeHandler } from "./connect-node-handler.ts";
 import { createConnectRoutes } from "./connect-routes.ts";
 import type { RpcMetrics } from "./rpc-metrics.ts";
@@ -21,6 +22,8 @@ export interface HttpServerOptions {
   metrics?: RpcMetrics;
   /** Largest request message. Default 64 KiB. */
   readMaxBytes?: number;
+  /** A span per RPC (not per plain route), continuing the caller's `traceparent`. */
+  tracing?: Tracing | undefined;
 }
 
 export interface HttpServer {
@@ -54,6 +57,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       ? options.routes
       : createConnectRoutes(options.routes ?? [], {
           logger,
+          tracing: options.tracing,
           ...(options.metrics ? { metrics: options.metrics } : {}),
         });
   const rpc = createConnectNodeHandler({

@@ -1,6 +1,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../logging/index.ts";
 import type { Registry } from "../metrics/index.ts";
+import type { Tracing } from "../tracing/tracing.ts";
 import { createGrpcServer, listenGrpc } from "./grpc-server.ts";
 import { createHttpServer, type HttpRoutes, sendJson } from "./http-server.ts";
 import { listenFailure } from "./listen-failure.ts";
@@ -29,6 +30,8 @@ export interface RpcServersOptions {
    * sleep instead, or set a few seconds here).
    */
   drainDelayMs?: number;
+  /** A span per RPC on every protocol (see shared/tracing); none when omitted. */
+  tracing?: Tracing | undefined;
 }
 
 export interface RpcServers {
@@ -81,6 +84,7 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     services: options.services,
     logger,
     maxReceiveMessageBytes: maxBytes,
+    tracing: options.tracing,
     ...(metrics ? { metrics } : {}),
   });
   const web = createHttpServer({
@@ -88,6 +92,7 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     extraRoutes,
     logger,
     readMaxBytes: maxBytes,
+    tracing: options.tracing,
     ...(metrics ? { metrics } : {}),
   });
 

@@ -118,9 +118,11 @@ export function createGuard(options: GuardOptions): Guard {
           let identity: Identity | null = null;
           if (request.authorization !== undefined) {
             // A public route serves everyone; a valid token still tells the app who is calling.
-            identity = await verifier
-              .verify(bearerToken(request.authorization), rule.requirement)
-              .catch(() => null);
+            // Other credentials (Basic, for the app itself) are the app's business, not a refusal.
+            const presented = bearerTokenOrUndefined(request.authorization);
+            if (presented !== undefined) {
+              identity = await verifier.verify(presented, rule.requirement).catch(() => null);
+            }
           }
           metrics.decision(mode, identity === null ? "public" : "ok", (performance.now() - started) / 1000);
           return { allowed: true, identity, path, rule };
@@ -134,6 +136,14 @@ export function createGuard(options: GuardOptions): Guard {
       }
     },
   };
+}
+
+function bearerTokenOrUndefined(authorization: HeaderValue): string | undefined {
+  try {
+    return bearerToken(authorization);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The path part of a request target (query and fragment cut off). */

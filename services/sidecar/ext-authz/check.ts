@@ -11,8 +11,10 @@ import {
 } from "../../gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
 import type { StatusCode } from "../../gen/proto/envoy/type/v3/http_status_pb.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import type { Tracing } from "../../shared/tracing/tracing.ts";
 import { type Denial, httpDenialHeaders } from "../control/denial.ts";
 import type { Guard } from "../control/guard.ts";
+import { checkInSpan, endGuardSpan, guardSpan } from "../control/guard-span.ts";
 import { identityHeaders, isGatehouseHeader } from "../control/identity-headers.ts";
 import { type CheckedHttpRequest, readCheckRequest } from "./check-request.ts";
 
@@ -25,6 +27,11 @@ export interface CheckHandlerOptions {
   forwardToken: boolean;
   /** Have Envoy remove `authorization` before the request goes upstream. */
   stripAuthorization: boolean;
+  /**
+   * A span per Check, continuing the trace context of the request being checked; an allowed
+   * answer then sets `traceparent` (and `tracestate`) upstream, naming that span.
+   */
+  tracing?: Tracing | undefined;
 }
 
 const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD;
@@ -56,16 +63,16 @@ export function createCheckHandler(
       throw new GatehouseError("invalid_request", "CheckRequest has no attributes.request.http");
     }
     const { headers } = http;
-    const result = await guard.check(
-      {
-        method: http.method || headers[":method"] || "GET",
-        target: http.path || headers[":path"] || "/",
-        authorization: headers.authorization,
-        requireNormalPath: true,
-      },
-      "ext_authz",
-    );
+    const request = {
+      method: http.method || headers[":method"] || "GET",
+      target: http.path || headers[":path"] || "/",
+      authorization: headers.authorization,
+      requireNormalPath: true,
+    };
+    const span = guardSpan(options.tracing, "ext_authz", request, (name) => headers[name]);
+    const result = await checkInSpan(guard, request, "ext_authz", span);
     if (!result.allowed) {
+      endGuardSpan(span, result.denial.httpStatus, result.denial.code);
       let answer = denied.get(result.denial);
       if (answer === undefined) {
         answer = deniedResponse(result.denial);
@@ -84,6 +91,13 @@ export function createCheckHandler(
       if (isGatehouseHeader(name) && !set.some(([n]) => n === name)) remove.push(name);
     }
     if (stripAuthorization && headers.authorization !== undefined) remove.push("authorization");
+    const context = span?.headers();
+    if (context !== undefined) {
+      set.push(["traceparent", context.traceparent]);
+      if (context.tracestate !== undefined) set.push(["tracestate", context.tracestate]);
+      else if (headers.tracestate !== undefined) remove.push("tracestate");
+    }
+    endGuardSpan(span, 200);
     return okResponse(set, remove);
   };
 }

@@ -1,7 +1,9 @@
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import type { Tracing } from "../../shared/tracing/tracing.ts";
 import { denialOf, grpcDenialHeaders, httpDenialHeaders } from "../control/denial.ts";
 import { type Exchange, sendJson } from "../control/exchange.ts";
 import type { Guard } from "../control/guard.ts";
+import { checkInSpan, endGuardSpan, guardSpan } from "../control/guard-span.ts";
 import { identityHeaders } from "../control/identity-headers.ts";
 
 export interface ForwardAuthOptions {
@@ -10,6 +12,11 @@ export interface ForwardAuthOptions {
   forwardToken: boolean;
   /** Which header pair the front proxy puts the original method and URI in. */
   headers: ForwardAuthHeaders;
+  /**
+   * A span per check, continuing the caller's trace; an allowed answer then carries a `traceparent`
+   * naming it, for the front proxy to pass to the app (docs/operations.md, "Tracing").
+   */
+  tracing?: Tracing | undefined;
 }
 
 export type ForwardAuthHeaders = "x-forwarded" | "x-original";
@@ -72,21 +79,23 @@ export function createForwardAuth(options: ForwardAuthOptions): (exchange: Excha
       return;
     }
     const grpc = (exchange.header("content-type") ?? "").startsWith("application/grpc");
-    const result = await guard.check(
-      {
-        method,
-        target,
-        authorization: exchange.header("authorization"),
-        requireNormalPath: true,
-      },
-      "forward_auth",
-    );
+    const request = {
+      method,
+      target,
+      authorization: exchange.header("authorization"),
+      requireNormalPath: true,
+    };
+    const span = guardSpan(options.tracing, "forward_auth", request, exchange.header);
+    const result = await checkInSpan(guard, request, "forward_auth", span);
     if (result.allowed) {
       const headers: Record<string, string> = { "cache-control": "no-store" };
       if (result.identity !== null) {
         for (const [name, value] of identityHeaders(result.identity, forwardToken)) headers[name] = value;
       }
+      const context = span?.headers();
+      if (context !== undefined) Object.assign(headers, context);
       exchange.respond(200, headers);
+      endGuardSpan(span, 200);
       return;
     }
     const { denial } = result;
@@ -97,6 +106,7 @@ export function createForwardAuth(options: ForwardAuthOptions): (exchange: Excha
       headers["grpc-message"] = message!;
     }
     exchange.respond(denial.httpStatus, headers, denial.body);
+    endGuardSpan(span, denial.httpStatus, denial.code);
   };
 }
 

@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import * as http2 from "node:http2";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { GrpcCode } from "../../shared/errors/status-map.ts";
+import type { TraceSpan, Tracing } from "../../shared/tracing/tracing.ts";
 import type { DecisionMetrics } from "../control/decision-metrics.ts";
 import {
   type Denial,
@@ -10,7 +11,8 @@ import {
   grpcStatusHeaders,
   httpDenialHeaders,
 } from "../control/denial.ts";
-import { type Guard, type GuardResult, queryOf } from "../control/guard.ts";
+import { type Guard, type GuardRequest, type GuardResult, queryOf } from "../control/guard.ts";
+import { checkInSpan, endGuardSpan, guardSpan } from "../control/guard-span.ts";
 import { identityHeaders } from "../control/identity-headers.ts";
 import { watchBodyIdle } from "./body-idle.ts";
 import { type CleartextListener, createCleartextListener } from "./cleartext-listener.ts";
@@ -37,6 +39,11 @@ export interface ProxyServerOptions {
   limits: ProxyLimits;
   metrics: DecisionMetrics;
   logger: { debug(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  /**
+   * A span per request, continuing the caller's trace; the app then gets a `traceparent` naming
+   * that span. Without it the caller's `traceparent` and `tracestate` pass through untouched.
+   */
+  tracing?: Tracing | undefined;
 }
 
 export interface ProxyLimits {
@@ -65,13 +72,14 @@ const GRPC_UNAVAILABLE = grpcStatusHeaders(GrpcCode.UNAVAILABLE, UNAVAILABLE.mes
  * WebSockets come as HTTP/1.1 upgrades (websocket.ts) or HTTP/2 extended CONNECT (websocket-h2.ts).
  */
 export function createProxyServer(options: ProxyServerOptions): CleartextListener {
-  const { guard, upstream, metrics, logger, limits } = options;
+  const { guard, upstream, metrics, logger, limits, tracing } = options;
 
   function upstreamHeaders(
     headers: http.IncomingHttpHeaders,
     result: Extract<GuardResult, { allowed: true }>,
     remoteAddress: string | undefined,
     authority: string | undefined,
+    span: TraceSpan | undefined,
   ): http.OutgoingHttpHeaders {
     const out = requestHeadersForUpstream(headers, {
       stripAuthorization: options.stripAuthorization,
@@ -81,6 +89,12 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     });
     if (result.identity !== null) {
       for (const [name, value] of identityHeaders(result.identity, options.forwardToken)) out[name] = value;
+    }
+    const context = span?.headers();
+    if (context !== undefined) {
+      out.traceparent = context.traceparent;
+      if (context.tracestate === undefined) delete out.tracestate;
+      else out.tracestate = context.tracestate;
     }
     return out;
   }
@@ -99,10 +113,18 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
     const headers = req.headers;
     const target = req.url ?? "/";
     const grpc = isGrpcContentType(headers["content-type"]);
-    guard
-      .check({ method: req.method ?? "GET", target, authorization: headers.authorization }, "proxy")
+    const request: GuardRequest = {
+      method: req.method ?? "GET",
+      target,
+      authorization: headers.authorization,
+    };
+    const span = guardSpan(tracing, "proxy", request, (name) => first(headers[name]));
+    let refusal: string | undefined;
+    if (span !== undefined) res.once("close", () => endGuardSpan(span, res.statusCode, refusal));
+    checkInSpan(guard, request, "proxy", span)
       .then((result) => {
         if (!result.allowed) {
+          refusal = result.denial.code;
           denyHttp1(res, result.denial, grpc);
           return;
         }
@@ -112,7 +134,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
           method: req.method ?? "GET",
           path: result.path + queryOf(target),
           authority: headers.host,
-          headers: upstreamHeaders(headers, result, req.socket.remoteAddress, headers.host),
+          headers: upstreamHeaders(headers, result, req.socket.remoteAddress, headers.host, span),
           hasBody,
         });
         if (hasBody) {
@@ -206,11 +228,17 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
       return;
     }
     const hasBody = !stream.endAfterHeaders;
-    guard
-      .check({ method, target, authorization: headers.authorization }, "proxy")
+    const request: GuardRequest = { method, target, authorization: headers.authorization };
+    const span = guardSpan(tracing, "proxy", request, (name) => first(headers[name]));
+    let refusal: string | undefined;
+    if (span !== undefined) {
+      stream.once("close", () => endGuardSpan(span, Number(stream.sentHeaders?.[":status"] ?? 0), refusal));
+    }
+    checkInSpan(guard, request, "proxy", span)
       .then((result) => {
         if (stream.closed) return;
         if (!result.allowed) {
+          refusal = result.denial.code;
           denyHttp2(stream, result.denial, grpc);
           return;
         }
@@ -218,7 +246,7 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
           method,
           path: result.path + queryOf(target),
           authority,
-          headers: upstreamHeaders(headers, result, stream.session?.socket?.remoteAddress, authority),
+          headers: upstreamHeaders(headers, result, stream.session?.socket?.remoteAddress, authority, span),
           hasBody,
         });
         if (hasBody) {
@@ -358,6 +386,10 @@ export function createProxyServer(options: ProxyServerOptions): CleartextListene
 }
 
 const INTERNAL_BODY = JSON.stringify({ error: "internal", message: "internal error" });
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
 
 function denyHttp1(res: http.ServerResponse, denial: Denial, grpc: boolean): void {
   if (grpc) res.writeHead(200, grpcDenialHeaders(denial)).end();

@@ -6,6 +6,8 @@ import { type CallContext, requestIdFrom } from "../../shared/rpc/call-context.t
 import { settleFailure } from "../../shared/rpc/call-failure.ts";
 import type { HttpRouteHandler } from "../../shared/rpc/http-server.ts";
 import type { RpcMetrics } from "../../shared/rpc/rpc-metrics.ts";
+import { endRpcSpan, rpcSpan } from "../../shared/tracing/rpc-spans.ts";
+import type { TraceSpan, Tracing } from "../../shared/tracing/tracing.ts";
 import type { TokenServiceMethod } from "../clients/caller-roles.ts";
 import { type GrantErrorMapping, sendOAuthError } from "./oauth-errors.ts";
 
@@ -20,6 +22,7 @@ export class FormCallContext implements CallContext {
   readonly requestId: string;
   /** The grant's own error names (RFC 8693 §2.2.2), set by the token endpoint with `method`. */
   grantErrorOf: GrantErrorMapping | undefined;
+  span: TraceSpan | undefined;
 
   constructor(
     private readonly req: http.IncomingMessage,
@@ -43,6 +46,8 @@ export class FormCallContext implements CallContext {
 export interface OAuthEndpointOptions {
   logger: Logger;
   metrics: RpcMetrics;
+  /** A span per request, continuing the caller's `traceparent`; none when omitted. */
+  tracing?: Tracing | undefined;
 }
 
 /** Handles one OAuth request; writes its success answer, throws anything else. */
@@ -67,10 +72,13 @@ export function oauthEndpoint(
   return async (req, res) => {
     const started = performance.now();
     const ctx = new FormCallContext(req, method);
+    ctx.span = rpcSpan(options.tracing, ctx.service, method, "oauth2", (name) => ctx.header(name));
     const seconds = () => (performance.now() - started) / 1000;
     try {
       await handle(ctx, req, res);
       options.metrics.record(ctx.service, ctx.method, ctx.protocol, GrpcCode.OK, seconds());
+      ctx.span?.setAttribute("rpc.method", ctx.method);
+      endRpcSpan(ctx.span, GrpcCode.OK);
     } catch (thrown) {
       const err = settleFailure(thrown, ctx, options.logger);
       options.metrics.record(
@@ -81,6 +89,8 @@ export function oauthEndpoint(
         seconds(),
         err.code,
       );
+      ctx.span?.setAttribute("rpc.method", ctx.method);
+      endRpcSpan(ctx.span, grpcCodeOf(err.code), err.code);
       if (res.headersSent) res.destroy();
       else {
         // Refused before the body was read (too large, wrong type): close rather than drain it.

@@ -3,6 +3,7 @@ import type { Logger } from "../../shared/logging/index.ts";
 import type { Registry } from "../../shared/metrics/index.ts";
 import { type HttpRoutes, sendJson } from "../../shared/rpc/http-server.ts";
 import { createRpcMetrics } from "../../shared/rpc/rpc-metrics.ts";
+import type { Tracing } from "../../shared/tracing/tracing.ts";
 import { introspectionEndpoint } from "./introspection-endpoint.ts";
 import type { OAuthDeps } from "./oauth-deps.ts";
 import { oauthEndpoint } from "./oauth-endpoint.ts";
@@ -14,6 +15,8 @@ export interface OAuthRoutesOptions {
   logger: Logger;
   /** Where the `gatehouse_rpc_*` metrics go (shared with the RPCs, `protocol="oauth2"`). */
   metrics: Registry;
+  /** A span per request (see shared/tracing); none when omitted. */
+  tracing?: Tracing | undefined;
 }
 
 /**
@@ -25,7 +28,11 @@ export interface OAuthRoutesOptions {
  * startRpcServers({ ..., extraRoutes: { ...oauthRoutes(deps, { logger, metrics }), ... } });
  */
 export function oauthRoutes(deps: OAuthDeps, options: OAuthRoutesOptions): HttpRoutes {
-  const endpoint = { logger: options.logger, metrics: createRpcMetrics(options.metrics) };
+  const endpoint = {
+    logger: options.logger,
+    metrics: createRpcMetrics(options.metrics),
+    tracing: options.tracing,
+  };
   const metadata = authorizationServerMetadata(deps.issuer);
   return {
     [`POST ${OAUTH_PATHS.token}`]: oauthEndpoint("Token", endpoint, tokenEndpoint(deps)),
