@@ -25,6 +25,8 @@ const SECRET_KEYS = [
   "private_key",
   "databaseUrl",
   "redisUrl",
+  "redisPassword",
+  "redisSentinelPassword",
 ];
 
 /**
