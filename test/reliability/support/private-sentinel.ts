@@ -3,13 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { REDIS_SENTINEL_BINARY } from "../../support/services.ts";
 import { freePorts } from "./ports.ts";
 import { rememberSecrets } from "./run-directory.ts";
 import { type SpawnedProcess, spawnProcess } from "./spawned-process.ts";
 import { waitFor } from "./wait.ts";
-
-/** The Debian package's binary (`apt-get install -y redis-sentinel`). */
-export const REDIS_SENTINEL_BINARY = "/usr/bin/redis-sentinel";
 
 export const MASTER_NAME = "gatehouse-test";
 /** The ACL user Gatehouse connects to the data nodes as (REDIS_USERNAME). */
