@@ -1,4 +1,10 @@
+import { execFile, execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import type { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { redisSettings } from "../../services/shared/config/common-settings.ts";
@@ -6,6 +12,7 @@ import { loadSettings } from "../../services/shared/config/settings.ts";
 import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
 import { GuardedSentinelConnector } from "../../services/shared/revocation/redis-connector.ts";
 import { redisTargetOf } from "../../services/shared/revocation/redis-target.ts";
+import { encodeRevocationEntry } from "../../services/shared/revocation/revocation-entry.ts";
 import { type PrivateSentinels, startPrivateSentinels } from "../reliability/support/private-sentinel.ts";
 
 /**
@@ -14,6 +21,7 @@ import { type PrivateSentinels, startPrivateSentinels } from "../reliability/sup
  * build it. The failover itself, with processes, is test/reliability/redis-sentinel-failover.test.ts.
  */
 
+const BIN = fileURLToPath(new URL("../../bin/gatehouse.mjs", import.meta.url));
 let group: PrivateSentinels;
 
 beforeAll(async () => {
@@ -108,4 +116,94 @@ describe("the revocation bus behind Sentinel", () => {
       redis.disconnect();
     }
   });
+});
+
+describe("Sentinel over TLS (REDIS_TLS, REDIS_SENTINEL_TLS), as `gatehouse token inspect` reads the stream", () => {
+  let tlsGroup: PrivateSentinels;
+  let dir: string;
+  const stream = "gatehouse:revocations";
+  const jti = "sentinel-tls-jti";
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  // Never verified here (no --jwks): inspect decodes it and asks the stream about its jti.
+  const token = `${b64({ alg: "EdDSA", typ: "at+jwt", kid: "k" })}.${b64({ sub: "erin", jti, exp })}.${Buffer.from("sig").toString("base64url")}`;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "gatehouse-sentinel-tls-"));
+    execFileSync(
+      "openssl",
+      [
+        ...[
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-days",
+          "1",
+        ],
+        ...["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        ...["-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")],
+      ],
+      { stdio: "ignore" },
+    );
+    const cert = join(dir, "cert.pem");
+    tlsGroup = await startPrivateSentinels(1, {
+      tls: { certFile: cert, keyFile: join(dir, "key.pem"), caFile: cert },
+    });
+    await tlsGroup.settled();
+    const primary = tlsGroup.admin(await tlsGroup.primaryPort());
+    await primary.xadd(
+      stream,
+      "*",
+      ...encodeRevocationEntry({ type: "token_revoked", id: randomUUID(), at: Date.now(), until: exp, jti }),
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await tlsGroup?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const inspect = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [BIN, "token", "inspect", "--json", token],
+        { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...tlsGroup.env, ...env }, timeout: 30_000 },
+        (err, stdout) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout }),
+      );
+    });
+
+  it("finds the revocation through TLS sentinels and a TLS primary, trusting NODE_EXTRA_CA_CERTS", async () => {
+    const run = await inspect({
+      REDIS_TLS: "true",
+      REDIS_SENTINEL_TLS: "true",
+      NODE_EXTRA_CA_CERTS: join(dir, "cert.pem"),
+    });
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout).revocation).toMatchObject({
+      checked: true,
+      verdict: "revoked",
+      reason: "token_revoked",
+    });
+  }, 40_000);
+
+  it.each([
+    ["without the CA, the certificate is refused", { REDIS_TLS: "true", REDIS_SENTINEL_TLS: "true" }, false],
+    ["without REDIS_SENTINEL_TLS, the TLS-only sentinel cannot be asked", { REDIS_TLS: "true" }, true],
+  ])(
+    "says it could not check: %s",
+    async (_name, env, trustCa) => {
+      const run = await inspect({ ...env, ...(trustCa && { NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") }) });
+      expect(run.code).toBe(0);
+      expect(JSON.parse(run.stdout).revocation).toMatchObject({
+        checked: false,
+        why: expect.stringMatching(/^Redis: /),
+      });
+    },
+    40_000,
+  );
 });

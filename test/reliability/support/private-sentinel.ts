@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -12,6 +12,13 @@ import { waitFor } from "./wait.ts";
 export const MASTER_NAME = "gatehouse-test";
 /** The ACL user Gatehouse connects to the data nodes as (REDIS_USERNAME). */
 export const DATA_USER = "gatehouse";
+
+/** A certificate for 127.0.0.1 and the CA that signed it (may be the same self-signed file). */
+export interface PrivateTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
 
 export interface DataNode {
   readonly port: number;
@@ -50,8 +57,34 @@ export interface PrivateSentinels {
  * and the sentinels' own; all remembered for the log check. Sentinels call a primary down after
  * 1 s, so a failover takes a few seconds.
  */
-export async function startPrivateSentinels(count = 3): Promise<PrivateSentinels> {
+export async function startPrivateSentinels(
+  count = 3,
+  options: { tls?: PrivateTls } = {},
+): Promise<PrivateSentinels> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-sentinel-"));
+  const tls = options.tls;
+  // With TLS every process listens for TLS only (port 0 turns plain TCP off) and replicates over it.
+  const tlsArgs = (port: number) =>
+    tls
+      ? [
+          "--port",
+          "0",
+          "--tls-port",
+          String(port),
+          "--tls-replication",
+          "yes",
+          "--tls-auth-clients",
+          "no",
+        ].concat([
+          "--tls-cert-file",
+          tls.certFile,
+          "--tls-key-file",
+          tls.keyFile,
+          "--tls-ca-cert-file",
+          tls.caFile,
+        ])
+      : ["--port", String(port)];
+  const clientTls = tls ? { tls: { ca: readFileSync(tls.caFile) } } : {};
   const secret = () => randomBytes(12).toString("hex");
   const adminPassword = secret();
   const dataPassword = secret();
@@ -68,7 +101,9 @@ export async function startPrivateSentinels(count = 3): Promise<PrivateSentinels
     return r;
   };
   const admin = (port: number) =>
-    track(new Redis({ port, host: "127.0.0.1", password: adminPassword, maxRetriesPerRequest: 1 }));
+    track(
+      new Redis({ port, host: "127.0.0.1", password: adminPassword, maxRetriesPerRequest: 1, ...clientTls }),
+    );
   const sentinel = (port: number) =>
     track(
       new Redis({
@@ -77,12 +112,14 @@ export async function startPrivateSentinels(count = 3): Promise<PrivateSentinels
         password: sentinelPassword,
         maxRetriesPerRequest: 1,
         enableReadyCheck: false,
+        ...clientTls,
       }),
     );
 
   const dataNode = (port: number, replicaOf?: number): DataNode => {
     const args = [
-      ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      ...tlsArgs(port),
+      ...["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
       ...["--dir", dir, "--dbfilename", `dump-${port}.rdb`, "--requirepass", adminPassword],
       ...["--user", DATA_USER, "on", `>${dataPassword}`, "~*", "&*", "+@all"],
       ...["--user", "replicator", "on", `>${replicationPassword}`, "+psync", "+replconf", "+ping", "+sync"],
@@ -97,7 +134,13 @@ export async function startPrivateSentinels(count = 3): Promise<PrivateSentinels
     writeFileSync(
       conf,
       [
-        `port ${port}`,
+        ...(tls
+          ? ["port 0", `tls-port ${port}`, "tls-replication yes", "tls-auth-clients no"].concat([
+              `tls-cert-file ${tls.certFile}`,
+              `tls-key-file ${tls.keyFile}`,
+              `tls-ca-cert-file ${tls.caFile}`,
+            ])
+          : [`port ${port}`]),
         "bind 127.0.0.1",
         `dir ${dir}`,
         `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${primary} ${Math.floor(count / 2) + 1}`,
