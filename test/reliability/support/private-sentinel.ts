@@ -9,9 +9,9 @@ import { rememberSecrets } from "./run-directory.ts";
 import { type SpawnedProcess, spawnProcess } from "./spawned-process.ts";
 import { waitFor } from "./wait.ts";
 
-export const MASTER_NAME = "gatehouse-test";
+const MASTER_NAME = "gatehouse-test";
 /** The ACL user Gatehouse connects to the data nodes as (REDIS_USERNAME). */
-export const DATA_USER = "gatehouse";
+const DATA_USER = "gatehouse";
 
 /** A certificate for 127.0.0.1 and the CA that signed it (may be the same self-signed file). */
 export interface PrivateTls {
