@@ -13,7 +13,7 @@ bus. Migrations are applied; a dev master key and two clients (demo-app, dev-adm
 and kept under DIR, so a second start reuses everything. Prints the URLs, the credentials and a
 curl walk-through when ready; Ctrl-C stops everything.
 
-DATABASE_URL, if set, is used instead of PGlite; REDIS_URL, if set, carries revocations instead of
+DATABASE_URL, if set, is used instead of PGlite; REDIS_URL (or REDIS_SENTINELS), if set, carries revocations instead of
 the in-process bus. Other GATEHOUSE_* settings apply as for serve and sidecar (docs/configuration.md).
 Every listener binds 127.0.0.1.
 

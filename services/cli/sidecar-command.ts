@@ -1,6 +1,7 @@
 import { loadSettings } from "../shared/config/settings.ts";
 import { createLogger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry } from "../shared/metrics/registry.ts";
+import { redisTargetOf } from "../shared/revocation/redis-target.ts";
 import { startTracing } from "../shared/tracing/tracing.ts";
 import { revocationSourceOf } from "../sidecar/revocation-state/revocation-source.ts";
 import { startSidecar } from "../sidecar/sidecar.ts";
@@ -13,7 +14,7 @@ const usage = `Usage: gatehouse sidecar [--flag value ...]
 Runs the sidecar verifier beside one app: the reverse proxy on GATEHOUSE_PROXY_LISTEN (:7401) in
 front of GATEHOUSE_UPSTREAM (http:// for HTTP/1.1, h2c:// for HTTP/2 and gRPC), and on
 GATEHOUSE_CONTROL_LISTEN (:7402) Envoy ext_authz (gRPC), forward-auth (/authz), /healthz, /readyz
-and /metrics. With REDIS_URL it follows the revocation stream (readiness waits for its bootstrap),
+and /metrics. With REDIS_URL (or REDIS_SENTINELS) it follows the revocation stream (readiness waits for its bootstrap),
 so revoked tokens are refused within milliseconds; without it, it starts only with
 GATEHOUSE_REVOCATION=none (revoked tokens then pass until they expire). Every setting is an environment variable or the
 matching flag; see docs/configuration.md. Required: GATEHOUSE_ISSUER. Stops gracefully on SIGTERM
@@ -37,20 +38,29 @@ export const sidecarCommand: Command = {
       "sidecar starting",
     );
     // Before anything connects: a sidecar that would follow no stream starts only when told to.
-    revocationSourceOf(settings.revocation, settings.redisUrl !== undefined && settings.redisUrl !== "");
+    const redis = redisTargetOf(settings);
+    revocationSourceOf(settings.revocation, redis !== undefined);
     const metrics = createMetricsRegistry("sidecar");
     // Undefined unless an OTLP endpoint is set: only then is the SDK (a chunk of its own) loaded.
     const tracing = await startTracing(settings, logger);
     // The stream follower (and ioredis) load only when there is a stream to follow: the sidecar's
     // idle footprint is a target of its own.
-    const redisUrl = settings.redisUrl;
-    const follow = redisUrl
+    const follow = redis
       ? await (async () => {
           const [{ createRedisBus }, { createBusFollower }] = await Promise.all([
             import("../shared/revocation/redis-bus.ts"),
             import("../sidecar/revocation-stream/bus-follower.ts"),
           ]);
-          const bus = createRedisBus({ url: redisUrl, name: "gatehouse-sidecar", logger });
+          const bus = createRedisBus({
+            url: redis.url,
+            redis: redis.redis,
+            name: "gatehouse-sidecar",
+            logger,
+          });
+          logger.info(
+            { redis: redis.where, stream: settings.revocationStream },
+            "following the revocation stream",
+          );
           const revocations = createBusFollower({
             bus,
             stream: settings.revocationStream,

@@ -142,7 +142,7 @@ the key set, names the key the token says signed it, and checks the signature an
 iss/aud when given).
 
 Revocation: with client credentials (an introspector or admin client) it asks the token service
-(Introspect); otherwise, with REDIS_URL, it reads the revocation stream
+(Introspect); otherwise, with REDIS_URL or REDIS_SENTINELS, it reads the revocation stream
 (GATEHOUSE_REVOCATION_STREAM, default gatehouse:revocations) as a sidecar would; otherwise, or when
 neither answers, it says it did not check and why.
 

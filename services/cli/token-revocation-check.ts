@@ -1,5 +1,8 @@
 import type { JWTPayload } from "jose";
 import { TokenService } from "../gen/proto/gatehouse/v1/token_service_pb.ts";
+import { redisSettings } from "../shared/config/common-settings.ts";
+import { loadSettings } from "../shared/config/settings.ts";
+import { type RedisTarget, redisTargetOf } from "../shared/revocation/redis-target.ts";
 import type { RevocationCode } from "../sidecar/revocation-state/revocation-state.ts";
 import { type ConnectionFlags, connectionTarget, withConnection } from "./rpc-connection.ts";
 
@@ -23,8 +26,8 @@ export type RevocationCheck =
 
 export interface RevocationSources {
   connection: ConnectionFlags;
-  /** REDIS_URL, when set. */
-  redisUrl: string | undefined;
+  /** REDIS_URL or REDIS_SENTINELS (and theirs), when set. */
+  redis: RedisTarget | undefined;
   /** GATEHOUSE_REVOCATION_STREAM, or its default. */
   stream: string;
 }
@@ -34,7 +37,7 @@ const DEFAULT_STREAM = "gatehouse:revocations";
 export function revocationSourcesFromEnv(connection: ConnectionFlags): RevocationSources {
   return {
     connection,
-    redisUrl: process.env.REDIS_URL || undefined,
+    redis: redisTargetOf(loadSettings(redisSettings)),
     stream: process.env.GATEHOUSE_REVOCATION_STREAM || DEFAULT_STREAM,
   };
 }
@@ -64,7 +67,7 @@ async function byStream(claims: JWTPayload, kid: string | undefined, sources: Re
       import("../sidecar/revocation-state/memory-revocation-state.ts"),
       import("../shared/revocation/stream-id.ts"),
     ]);
-  const bus = createRedisBus({ url: sources.redisUrl!, name: "gatehouse-cli" });
+  const bus = createRedisBus({ url: sources.redis?.url, redis: sources.redis?.redis, name: "gatehouse-cli" });
   try {
     const info = await bus.info(sources.stream);
     const via = `the revocation stream ${sources.stream} in Redis`;
@@ -116,7 +119,7 @@ export async function checkRevocation(
       failures.push(`token service: ${(err as Error).message}`);
     }
   }
-  if (sources.redisUrl) {
+  if (sources.redis) {
     try {
       const answer = await byStream(claims, kid, sources);
       if (answer.checked) return answer;
@@ -128,6 +131,6 @@ export async function checkRevocation(
   if (failures.length > 0) return { checked: false, why: failures.join("; ") };
   return {
     checked: false,
-    why: "set GATEHOUSE_CLIENT_ID/GATEHOUSE_CLIENT_SECRET (an introspector or admin client) or REDIS_URL",
+    why: "set GATEHOUSE_CLIENT_ID/GATEHOUSE_CLIENT_SECRET (an introspector or admin client) or REDIS_URL (or REDIS_SENTINELS)",
   };
 }

@@ -12,6 +12,7 @@ import {
 import type { Logger } from "../shared/logging/index.ts";
 import { createMetricsRegistry } from "../shared/metrics/index.ts";
 import { createInProcessBus } from "../shared/revocation/in-process-bus.ts";
+import { redisTargetOf } from "../shared/revocation/redis-target.ts";
 import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type BusFollower, createBusFollower } from "../sidecar/revocation-stream/bus-follower.ts";
 import { type RunningSidecar, startSidecar } from "../sidecar/sidecar.ts";
@@ -131,8 +132,10 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     });
     if (applied.length > 0) logger.info({ applied }, "migrations applied");
 
-    // Without REDIS_URL the relay publishes to a bus in this process, which the sidecar follows.
-    const inProcessBus = settings.redisUrl ? undefined : createInProcessBus();
+    // Without Redis (REDIS_URL or REDIS_SENTINELS) the relay publishes to a bus in this process,
+    // which the sidecar follows.
+    const redis = redisTargetOf(settings);
+    const inProcessBus = redis ? undefined : createInProcessBus();
     if (inProcessBus) stops.push(() => inProcessBus.close());
     const tokenService = await startTokenService({
       config: settings,
@@ -165,7 +168,12 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     let followBus: RevocationBus | undefined = inProcessBus;
     if (!followBus) {
       const { createRedisBus } = await import("../shared/revocation/redis-bus.ts");
-      const redisBus = createRedisBus({ url: settings.redisUrl!, name: "gatehouse-dev-sidecar", logger });
+      const redisBus = createRedisBus({
+        url: redis?.url,
+        redis: redis?.redis,
+        name: "gatehouse-dev-sidecar",
+        logger,
+      });
       stops.push(() => redisBus.close());
       followBus = redisBus;
     }
@@ -202,7 +210,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       policyFile: DEMO_POLICY_FILE,
       revocations: inProcessBus
         ? "in-process bus (the sidecar follows the token service's relay in this process)"
-        : `Redis stream ${sidecarConfig.revocationStream} (REDIS_URL)`,
+        : `Redis stream ${sidecarConfig.revocationStream} (${redis?.where})`,
       data: describeData(options.dataDir, env),
     };
     let stopping: Promise<void> | undefined;

@@ -5,6 +5,7 @@ import type { DatabaseTarget } from "../shared/database/target.ts";
 import type { Logger } from "../shared/logging/index.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/index.ts";
 import { createRedisBus } from "../shared/revocation/redis-bus.ts";
+import { type RedisSettings, redisTargetOf } from "../shared/revocation/redis-target.ts";
 import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
 import type { Tracing } from "../shared/tracing/tracing.ts";
@@ -52,8 +53,11 @@ export type TokenServiceConfig = Omit<
   | "clientsFile"
   | OverloadSettingKey
   | TracingSettingKey
+  | keyof RedisSettings
 > &
-  OverloadConfig & {
+  OverloadConfig &
+  /** REDIS_URL or REDIS_SENTINELS and theirs; none set runs without Redis. */
+  RedisSettings & {
     /** Loaded settings always have it (default 400 days); a hand-made config without it keeps every event. */
     auditRetention?: number;
     /** Loaded settings always have the janitor's three; a hand-made config without all of them runs no janitor. */
@@ -72,7 +76,7 @@ export interface StartTokenServiceOptions {
   now?: () => number;
   /**
    * The revocation bus the outbox relay publishes to (e.g. an in-process bus for `gatehouse dev`).
-   * Default: Redis at `config.redisUrl`; with neither, no relay runs and events wait in the outbox,
+   * Default: Redis at `config.redisUrl` or behind `config.redisSentinels`; with neither, no relay runs and events wait in the outbox,
    * which `config.revocation` must allow (`none`).
    */
   bus?: RevocationBus;
@@ -97,9 +101,10 @@ export interface RunningTokenService {
 export async function startTokenService(options: StartTokenServiceOptions): Promise<RunningTokenService> {
   const { config, logger } = options;
   const now = options.now ?? Date.now;
+  const redisTarget = redisTargetOf(config);
   const transport = revocationTransportOf(
     config.revocation,
-    config.redisUrl !== undefined && config.redisUrl !== "",
+    redisTarget !== undefined,
     options.bus !== undefined,
   );
   const metrics = options.metrics ?? createMetricsRegistry("token");
@@ -129,7 +134,10 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   let retention: AuditRetention | undefined;
   let janitor: SessionJanitor | undefined;
   const ownBus =
-    !options.bus && config.redisUrl ? createRedisBus({ url: config.redisUrl, logger }) : undefined;
+    !options.bus && redisTarget
+      ? createRedisBus({ url: redisTarget.url, redis: redisTarget.redis, logger })
+      : undefined;
+  if (ownBus) logger.info({ redis: redisTarget?.where }, "publishing revocations to Redis");
   const bus = options.bus ?? ownBus;
   const relay: OutboxRelay | undefined = bus
     ? createOutboxRelay({

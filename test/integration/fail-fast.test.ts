@@ -267,6 +267,24 @@ describe("gatehouse sidecar", () => {
       2,
       /configuration error: GATEHOUSE_FAIL_MODE: /,
     ],
+    [
+      "REDIS_SENTINELS beside REDIS_URL",
+      (redis) => ({ ...withRedis(redis), REDIS_SENTINELS: "127.0.0.1:26379", REDIS_SENTINEL_MASTER: "m" }),
+      2,
+      /configuration error: REDIS_SENTINELS: is set beside REDIS_URL: set one of them/,
+    ],
+    [
+      "REDIS_SENTINELS without REDIS_SENTINEL_MASTER",
+      () => ({ ...base(), REDIS_SENTINELS: "127.0.0.1:26379" }),
+      2,
+      /configuration error: REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS/,
+    ],
+    [
+      "a sentinel address that is not host:port",
+      () => ({ ...base(), REDIS_SENTINELS: "127.0.0.1:26379,redis://x", REDIS_SENTINEL_MASTER: "m" }),
+      2,
+      /configuration error: REDIS_SENTINELS: expected host:port, got redis:\/\/x/,
+    ],
   ];
 
   it.concurrent.each(cases)(
@@ -305,13 +323,13 @@ describe("gatehouse serve", () => {
       "no revocation stream (no REDIS_URL) and GATEHOUSE_REVOCATION unset",
       (app, redis) => ({ ...env(app, redis), REDIS_URL: "" }),
       2,
-      /configuration error: GATEHOUSE_REVOCATION: no revocation stream to publish to: set REDIS_URL, or GATEHOUSE_REVOCATION=none/,
+      /configuration error: GATEHOUSE_REVOCATION: no revocation stream to publish to: set REDIS_URL \(or REDIS_SENTINELS\), or GATEHOUSE_REVOCATION=none/,
     ],
     [
       "GATEHOUSE_REVOCATION=none beside REDIS_URL",
       (app, redis) => ({ ...env(app, redis), GATEHOUSE_REVOCATION: "none" }),
       2,
-      /configuration error: GATEHOUSE_REVOCATION: is none but REDIS_URL is set/,
+      /configuration error: GATEHOUSE_REVOCATION: is none but REDIS_URL \(or REDIS_SENTINELS\) is set/,
     ],
     [
       "database server unreachable",
@@ -370,6 +388,22 @@ describe("gatehouse serve", () => {
       (app, redis) => ({ ...env(app, redis), GATEHOUSE_LISTEN: "nowhere" }),
       2,
       /configuration error: GATEHOUSE_LISTEN: /,
+    ],
+    [
+      "REDIS_SENTINELS beside REDIS_URL",
+      (app, redis) => ({
+        ...env(app, redis),
+        REDIS_SENTINELS: "127.0.0.1:26379",
+        REDIS_SENTINEL_MASTER: "m",
+      }),
+      2,
+      /configuration error: REDIS_SENTINELS: is set beside REDIS_URL: set one of them/,
+    ],
+    [
+      "REDIS_PASSWORD beside REDIS_URL (which carries its own)",
+      (app, redis) => ({ ...env(app, redis), REDIS_PASSWORD: "hunter2" }),
+      2,
+      /configuration error: REDIS_PASSWORD: applies only with REDIS_SENTINELS; with REDIS_URL, credentials go in the URL/,
     ],
   ];
 

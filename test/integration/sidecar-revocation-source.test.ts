@@ -43,7 +43,9 @@ describe("revocation source", () => {
     const err = await rejection(start({}, false));
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).variable).toBe("GATEHOUSE_REVOCATION");
-    expect((err as ConfigError).message).toMatch(/set REDIS_URL, or GATEHOUSE_REVOCATION=none/);
+    expect((err as ConfigError).message).toMatch(
+      /set REDIS_URL \(or REDIS_SENTINELS\), or GATEHOUSE_REVOCATION=none/,
+    );
   });
 
   it("refuses GATEHOUSE_REVOCATION=none beside a revocation stream, rather than guess which was meant", async () => {
@@ -89,7 +91,7 @@ describe("gatehouse sidecar without REDIS_URL", () => {
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split("\n")).toEqual([
       expect.stringMatching(
-        /^gatehouse sidecar: configuration error: GATEHOUSE_REVOCATION: .*set REDIS_URL, or GATEHOUSE_REVOCATION=none/,
+        /^gatehouse sidecar: configuration error: GATEHOUSE_REVOCATION: .*set REDIS_URL \(or REDIS_SENTINELS\), or GATEHOUSE_REVOCATION=none/,
       ),
     ]);
   }, 30_000);

@@ -3,11 +3,12 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { NGINX_BINARY } from "./nginx.ts";
 import { PGBOUNCER_BINARY } from "./pgbouncer.ts";
-import { HOW_TO_START, probe, TEST_DATABASE_URL, TEST_REDIS_URL } from "./services.ts";
+import { HOW_TO_START, probe, REDIS_SENTINEL_BINARY, TEST_DATABASE_URL, TEST_REDIS_URL } from "./services.ts";
 
 /**
  * Runs once before any test file. Integration tests need the real Postgres and Redis, and the guard's
- * differential tests a real nginx, the janitor's pooler test a real PgBouncer; when one is missing the run stops here with one message saying how
+ * differential tests a real nginx, the janitor's pooler test a real PgBouncer, the Sentinel tests a real
+ * redis-sentinel; when one is missing the run stops here with one message saying how
  * to start or install it, instead of hundreds of timeouts.
  */
 export default async function checkServices(): Promise<void> {
@@ -54,6 +55,13 @@ export default async function checkServices(): Promise<void> {
   } catch {
     problems.push(
       `PgBouncer is not installed (${PGBOUNCER_BINARY}). Install it with:\n  ${HOW_TO_START.pgbouncer}`,
+    );
+  }
+  try {
+    accessSync(REDIS_SENTINEL_BINARY, constants.X_OK);
+  } catch {
+    problems.push(
+      `redis-sentinel is not installed (${REDIS_SENTINEL_BINARY}). Install it with:\n  ${HOW_TO_START.redisSentinel}`,
     );
   }
   if (problems.length > 0) {

@@ -10,7 +10,11 @@ export const HOW_TO_START = {
     'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log',
   nginx: "apt-get install -y nginx",
   pgbouncer: "apt-get install -y pgbouncer",
+  redisSentinel: "apt-get install -y redis-sentinel",
 };
+
+/** The Debian package's Sentinel (the reliability suite's failover scenario runs three of its own). */
+export const REDIS_SENTINEL_BINARY = "/usr/bin/redis-sentinel";
 
 /** Opens a TCP connection to the URL's host and port; resolves with an error text, or null when reachable. */
 export function probe(urlText: string, defaultPort: number, timeoutMs = 2000): Promise<string | null> {

@@ -141,9 +141,9 @@ describe("the token service's revocation transport", () => {
     [
       "stream",
       false,
-      /^GATEHOUSE_REVOCATION: no revocation stream to publish to: set REDIS_URL, or GATEHOUSE_REVOCATION=none/,
+      /^GATEHOUSE_REVOCATION: no revocation stream to publish to: set REDIS_URL \(or REDIS_SENTINELS\), or GATEHOUSE_REVOCATION=none/,
     ],
-    ["none", true, /^GATEHOUSE_REVOCATION: is none but REDIS_URL is set/],
+    ["none", true, /^GATEHOUSE_REVOCATION: is none but REDIS_URL \(or REDIS_SENTINELS\) is set/],
   ] as const)("refuses %s with REDIS_URL %s", (setting, redis, line) => {
     expect(() => revocationTransportOf(setting, redis, false)).toThrow(ConfigError);
     expect(() => revocationTransportOf(setting, redis, false)).toThrow(line);

@@ -85,6 +85,26 @@ export function url(protocols: readonly string[]) {
     });
 }
 
+/**
+ * Comma-separated `host:port` addresses (IPv6 hosts in brackets), blanks dropped; a bare host gets
+ * `defaultPort`. Parses to `{ host, port }` pairs.
+ */
+export function hostPorts(defaultPort: number) {
+  return list().transform((items, ctx) => {
+    const out: { host: string; port: number }[] = [];
+    for (const item of items) {
+      const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(item);
+      const port = m?.[2] === undefined ? defaultPort : Number(m[2]);
+      if (!m || port < 1 || port > 65535) {
+        ctx.addIssue({ code: "custom", message: `expected host:port, got ${item}` });
+        return z.NEVER;
+      }
+      out.push({ host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port });
+    }
+    return out;
+  });
+}
+
 /** Comma-separated list, blanks dropped. */
 export function list() {
   return z.string().transform((s) =>

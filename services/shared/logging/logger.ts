@@ -27,6 +27,8 @@ const SECRET_KEYS = [
   "private_key",
   "databaseUrl",
   "redisUrl",
+  "redisPassword",
+  "redisSentinelPassword",
 ];
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { backoffDelay } from "./backoff.ts";
-import { GuardedConnector } from "./redis-connector.ts";
+import { GuardedConnector, GuardedSentinelConnector } from "./redis-connector.ts";
 import { createRangeReader, type RangeReader } from "./redis-range-reader.ts";
 import { abortError, type BusEntry, type RevocationBus, type StreamInfo } from "./revocation-bus.ts";
 
@@ -12,8 +12,8 @@ export interface BusLogger {
 }
 
 export interface RedisBusOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
+  /** `redis://` or `rediss://` URL; unset behind Sentinel (`redis.sentinels`, see redis-target.ts). */
+  url?: string | undefined;
   /** Connection name shown by CLIENT LIST. Default `gatehouse`. */
   name?: string;
   /** A command (not a blocking read) fails after this long. Default 2000 ms. */
@@ -97,10 +97,21 @@ export function createRedisBus(options: RedisBusOptions): RevocationBus {
     retryStrategy: (times) => backoffDelay(times, minMs, maxMs),
     ...options.redis,
   };
-  // Behind Sentinel (or a connector of the caller's) ioredis must find the server itself.
-  if (!base.Connector && !(base.sentinels && base.sentinels.length > 0)) base.Connector = GuardedConnector;
+  const commandTimeoutMs = options.commandTimeoutMs ?? 2000;
+  if (base.sentinels && base.sentinels.length > 0) {
+    // Behind Sentinel ioredis asks the sentinels where the primary is on every (re)connect, and
+    // checks the node it reached is still the primary.
+    base.Connector ??= GuardedSentinelConnector;
+    base.sentinelCommandTimeout ??= commandTimeoutMs;
+  } else if (options.url === undefined) {
+    throw new TypeError("createRedisBus needs a url or redis.sentinels");
+  } else {
+    base.Connector ??= GuardedConnector;
+  }
   const open = (role: string, extra: RedisOptions) => {
-    const conn = new Redis(options.url, { ...base, ...extra });
+    const conn = options.url
+      ? new Redis(options.url, { ...base, ...extra })
+      : new Redis({ ...base, ...extra });
     let down = false;
     conn.on("error", (err: Error) => {
       if (down) return;
@@ -113,7 +124,6 @@ export function createRedisBus(options: RedisBusOptions): RevocationBus {
     });
     return conn;
   };
-  const commandTimeoutMs = options.commandTimeoutMs ?? 2000;
   const commands = open("commands", { commandTimeout: commandTimeoutMs });
   const rangeReader = directRangeReader(commands.options, connectTimeout, commandTimeoutMs);
   let reader: Redis | undefined;

@@ -1,6 +1,6 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
-import { AbstractConnector, type StandaloneConnectionOptions } from "ioredis";
+import { AbstractConnector, SentinelConnector, type StandaloneConnectionOptions } from "ioredis";
 import type { NetStream } from "ioredis/built/types.js";
 
 /** Where a Redis server is, in the fields of ioredis's own parsed options. */
@@ -72,6 +72,26 @@ export class GuardedConnector extends AbstractConnector {
         resolve(stream);
       });
     });
+  }
+}
+
+/**
+ * ioredis's Sentinel connector with the same guard as {@link GuardedConnector}: it asks the sentinels
+ * for the primary and opens the socket with the same `once` listener, so a refused TLS handshake to
+ * the node a sentinel named would end the process the same way, during exactly the failover it is
+ * there to survive. The socket it resolves with is the one it opened; the guard goes on before any
+ * I/O can emit a second error.
+ */
+export class GuardedSentinelConnector extends SentinelConnector {
+  // ioredis types a Connector's options as unknown; it passes the Redis instance's own options.
+  constructor(options: unknown) {
+    super(options as ConstructorParameters<typeof SentinelConnector>[0]);
+  }
+
+  override async connect(eventEmitter: Parameters<SentinelConnector["connect"]>[0]): Promise<NetStream> {
+    const stream = await super.connect(eventEmitter);
+    stream.on("error", ignore);
+    return stream;
   }
 }
 

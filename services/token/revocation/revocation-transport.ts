@@ -8,7 +8,7 @@ export type RevocationTransport = "stream" | "none";
  * Checks `GATEHOUSE_REVOCATION` (the sidecar's setting, same values) against what the service can
  * publish to. Without a stream a revoked token stays valid at every sidecar until it expires, so
  * the service runs so only when told that is intended; `gatehouse dev` hands it an in-process
- * stream. `none` beside REDIS_URL is left to the operator to settle rather than guessed at.
+ * stream. `none` beside REDIS_URL or REDIS_SENTINELS is left to the operator to settle rather than guessed at.
  */
 export function revocationTransportOf(
   setting: RevocationTransport,
@@ -16,13 +16,16 @@ export function revocationTransportOf(
   busGiven: boolean,
 ): RevocationTransport {
   if (setting === "none" && redisConfigured) {
-    throw new ConfigError("GATEHOUSE_REVOCATION", "is none but REDIS_URL is set: unset one of them");
+    throw new ConfigError(
+      "GATEHOUSE_REVOCATION",
+      "is none but REDIS_URL (or REDIS_SENTINELS) is set: unset one of them",
+    );
   }
   if (redisConfigured || busGiven) return "stream";
   if (setting === "stream") {
     throw new ConfigError(
       "GATEHOUSE_REVOCATION",
-      "no revocation stream to publish to: set REDIS_URL, or GATEHOUSE_REVOCATION=none to run without one (sidecars then accept revoked tokens until they expire)",
+      "no revocation stream to publish to: set REDIS_URL (or REDIS_SENTINELS), or GATEHOUSE_REVOCATION=none to run without one (sidecars then accept revoked tokens until they expire)",
     );
   }
   return "none";
