@@ -1,11 +1,15 @@
+import type { DescService } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../logging/index.ts";
 import type { Registry } from "../metrics/index.ts";
+import type { GrpcHealth } from "./grpc-health.ts";
+import { addGrpcReflection } from "./grpc-reflection.ts";
 import { createGrpcServer, listenGrpc } from "./grpc-server.ts";
 import { createHttpServer, type HttpRoutes, sendJson } from "./http-server.ts";
 import { listenFailure } from "./listen-failure.ts";
 import { createRpcMetrics } from "./rpc-metrics.ts";
 import type { ServiceRegistration } from "./service-handlers.ts";
+import { type SinglePortServer, startSinglePortServer } from "./single-port-server.ts";
 
 export interface RpcServersOptions {
   /** Native gRPC (grpc-js, HTTP/2 cleartext unless `credentials` say otherwise). */
@@ -29,11 +33,28 @@ export interface RpcServersOptions {
    * sleep instead, or set a few seconds here).
    */
   drainDelayMs?: number;
+  /** `grpc.health.v1.Health` on the native gRPC port; NOT_SERVING from the moment shutdown starts. */
+  health?: GrpcHealth;
+  /** Server reflection (v1, v1alpha) on the native gRPC port for these services; none when omitted. */
+  reflection?: readonly DescService[];
+  /**
+   * A separate listener for operators' services (AdminService) and routes (`/metrics`): every
+   * protocol on one port (see single-port-server.ts), so a network policy can fence it off.
+   */
+  admin?: {
+    host: string;
+    port: number;
+    setting: string;
+    services: readonly ServiceRegistration[];
+    routes?: HttpRoutes;
+  };
 }
 
 export interface RpcServers {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The admin listener's port, when there is one. */
+  readonly adminPort: number | undefined;
   /** True from the moment shutdown starts. */
   draining(): boolean;
   /**
@@ -83,6 +104,8 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     maxReceiveMessageBytes: maxBytes,
     ...(metrics ? { metrics } : {}),
   });
+  options.health?.addToServer(grpcServer);
+  if (options.reflection) await addGrpcReflection(grpcServer, options.reflection);
   const web = createHttpServer({
     routes: options.services,
     extraRoutes,
@@ -105,20 +128,39 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     grpcServer.forceShutdown();
     throw listenFailure(options.http.setting ?? "HTTP listener", options.http, err);
   }
+  let admin: SinglePortServer | undefined;
+  if (options.admin) {
+    try {
+      admin = await startSinglePortServer({
+        ...options.admin,
+        logger,
+        maxMessageBytes: maxBytes,
+        ...(metrics ? { metrics } : {}),
+      });
+    } catch (err) {
+      grpcServer.forceShutdown();
+      await web.close(0);
+      throw err;
+    }
+  }
+  const adminPort = admin?.port;
   const services = options.services.map((s) => s.service.typeName);
-  logger.info({ grpcPort, httpPort, services }, "rpc servers listening");
+  logger.info({ grpcPort, httpPort, adminPort, services }, "rpc servers listening");
 
   let stopped: Promise<void> | undefined;
   return {
     grpcPort,
     httpPort,
+    adminPort,
     draining: () => draining,
     shutdown(graceMs) {
       stopped ??= (async () => {
         draining = true;
+        options.health?.drain();
         logger.info({ graceMs, drainDelayMs }, "rpc servers draining");
         if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
-        await Promise.all([stopGrpc(grpcServer, graceMs), web.close(graceMs)]);
+        options.health?.stop();
+        await Promise.all([stopGrpc(grpcServer, graceMs), web.close(graceMs), admin?.close(graceMs)]);
         logger.info("rpc servers stopped");
       })();
       return stopped;

@@ -1,8 +1,8 @@
 import type { Registry } from "prom-client";
 import { GrpcCode } from "../../shared/errors/status-map.ts";
+import { type CleartextListener, createCleartextListener } from "../../shared/rpc/cleartext-listener.ts";
 import { CHECK_PATH } from "../ext-authz/check.ts";
 import { serveGrpcUnary, type UnaryBytesHandler } from "../ext-authz/grpc-unary.ts";
-import { type CleartextListener, createCleartextListener } from "../proxy/cleartext-listener.ts";
 import { grpcStatusHeaders } from "./denial.ts";
 import { type Exchange, http1Exchange, http2Exchange, sendJson } from "./exchange.ts";
 import type { Readiness } from "./readiness.ts";

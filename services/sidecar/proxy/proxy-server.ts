@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import * as http2 from "node:http2";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { GrpcCode } from "../../shared/errors/status-map.ts";
+import { type CleartextListener, createCleartextListener } from "../../shared/rpc/cleartext-listener.ts";
 import type { DecisionMetrics } from "../control/decision-metrics.ts";
 import {
   type Denial,
@@ -13,7 +14,6 @@ import {
 import { type Guard, type GuardResult, queryOf } from "../control/guard.ts";
 import { identityHeaders } from "../control/identity-headers.ts";
 import { watchBodyIdle } from "./body-idle.ts";
-import { type CleartextListener, createCleartextListener } from "./cleartext-listener.ts";
 import {
   forwardableTrailers,
   isGrpcContentType,
