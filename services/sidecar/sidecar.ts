@@ -1,3 +1,4 @@
+import { Authorization } from "../gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
 import { ConfigError, type SettingsOf } from "../shared/config/settings.ts";
 import type { Logger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/registry.ts";
@@ -5,6 +6,7 @@ import { listenFailure } from "../shared/rpc/listen-failure.ts";
 import { createControlServer } from "./control/control-server.ts";
 import { createDecisionMetrics } from "./control/decision-metrics.ts";
 import { createGuard } from "./control/guard.ts";
+import { createHealthService } from "./control/health-service.ts";
 import { lightFetch } from "./control/light-fetch.ts";
 import { type PolicyRefusal, type Readiness, readinessOf } from "./control/readiness.ts";
 import { createCheckHandler } from "./ext-authz/check.ts";
@@ -225,6 +227,10 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     metrics: decisionMetrics,
     logger,
   });
+  const health = createHealthService({
+    services: [Authorization.typeName],
+    serving: () => readiness().ready,
+  });
   const control = createControlServer({
     check: createCheckHandler({
       guard,
@@ -237,6 +243,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
       headers: settings.forwardAuthHeaders,
     }),
     readiness,
+    health,
     metrics,
     logger,
   });
@@ -299,8 +306,10 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     shutdown(graceMs = settings.shutdownGrace) {
       stopping ??= (async () => {
         draining = true;
+        health.notify();
         logger.info({ graceMs }, "sidecar draining");
         await proxy.close(graceMs);
+        health.stop();
         await control.close(Math.min(graceMs, 1000));
         upstream.close();
         jwks.stop();

@@ -83,13 +83,18 @@ describe("the admin plane", () => {
     expect(service.adminPort).not.toBe(service.httpPort);
     const res = await rawGrpcCall(AdminService, service.adminPort, "listClients");
     expect(res.code).toBe(grpc.status.OK);
-    expect((res.value as { clients: { clientId: string }[] }).clients.map((c) => c.clientId)).toContain("root");
+    expect((res.value as { clients: { clientId: string }[] }).clients.map((c) => c.clientId)).toContain(
+      "root",
+    );
   });
 
   it("serves AdminService over Connect/JSON and gRPC-Web on the same port", async () => {
     const res = await fetch(`http://127.0.0.1:${service.adminPort}/gatehouse.v1.AdminService/ListClients`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: basicAuthorization(root.id, root.secret) },
+      headers: {
+        "content-type": "application/json",
+        authorization: basicAuthorization(root.id, root.secret),
+      },
       body: "{}",
     });
     expect(res.status).toBe(200);
@@ -109,18 +114,23 @@ describe("the admin plane", () => {
   it("still requires the admin role there", async () => {
     const res = await rawGrpcCall(AdminService, service.adminPort, "listClients", web);
     expect(res.code).toBe(grpc.status.PERMISSION_DENIED);
-    const anonymous = await fetch(`http://127.0.0.1:${service.adminPort}/gatehouse.v1.AdminService/ListClients`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: "{}",
-    });
+    const anonymous = await fetch(
+      `http://127.0.0.1:${service.adminPort}/gatehouse.v1.AdminService/ListClients`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      },
+    );
     expect(anonymous.status).toBe(401);
   });
 
   it("serves /metrics and /healthz, and nothing of the public API", async () => {
     const metrics = await fetch(`http://127.0.0.1:${service.adminPort}/metrics`);
     expect(metrics.status).toBe(200);
-    expect(await metrics.text()).toMatch(/gatehouse_rpc_duration_seconds_count\{[^}]*service="gatehouse\.v1\.AdminService"[^}]*protocol="grpc"/);
+    expect(await metrics.text()).toMatch(
+      /gatehouse_rpc_duration_seconds_count\{[^}]*service="gatehouse\.v1\.AdminService"[^}]*protocol="grpc"/,
+    );
     expect((await fetch(`http://127.0.0.1:${service.adminPort}/healthz`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${service.adminPort}/.well-known/jwks.json`)).status).toBe(404);
     const token = await fetch(`http://127.0.0.1:${service.adminPort}/gatehouse.v1.TokenService/GetJwks`, {
@@ -132,12 +142,20 @@ describe("the admin plane", () => {
   });
 
   it("is gone from the public listeners: UNIMPLEMENTED on gRPC, 404 over HTTP", async () => {
-    expect((await rawGrpcCall(AdminService, service.grpcPort, "listClients")).code).toBe(grpc.status.UNIMPLEMENTED);
-    const connect = await fetch(`http://127.0.0.1:${service.httpPort}/gatehouse.v1.AdminService/ListClients`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: basicAuthorization(root.id, root.secret) },
-      body: "{}",
-    });
+    expect((await rawGrpcCall(AdminService, service.grpcPort, "listClients")).code).toBe(
+      grpc.status.UNIMPLEMENTED,
+    );
+    const connect = await fetch(
+      `http://127.0.0.1:${service.httpPort}/gatehouse.v1.AdminService/ListClients`,
+      {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: basicAuthorization(root.id, root.secret),
+        },
+        body: "{}",
+      },
+    );
     expect(connect.status).toBe(404);
     expect((await fetch(`http://127.0.0.1:${service.httpPort}/metrics`)).status).toBe(404);
     // The public API itself is where it was.
@@ -164,7 +182,9 @@ type HealthClient = grpc.Client & {
 function healthClient(port: number): HealthClient {
   const definition = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String, defaults: true });
   const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-    grpc: { health: { v1: { Health: new (target: string, creds: grpc.ChannelCredentials) => HealthClient } } };
+    grpc: {
+      health: { v1: { Health: new (target: string, creds: grpc.ChannelCredentials) => HealthClient } };
+    };
   };
   return new loaded.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
 }

@@ -10,7 +10,11 @@ import { subscribe } from "node:diagnostics_channel";
 const adminPorts = new Map<number, number>();
 
 subscribe("gatehouse:token-service:listening", (message) => {
-  const { grpcPort, httpPort, adminPort } = message as { grpcPort: number; httpPort: number; adminPort: number };
+  const { grpcPort, httpPort, adminPort } = message as {
+    grpcPort: number;
+    httpPort: number;
+    adminPort: number;
+  };
   adminPorts.set(grpcPort, adminPort);
   adminPorts.set(httpPort, adminPort);
 });
