@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Command, EXIT_OK, UsageError } from "./command.ts";
+import { type Command, EXIT_OK, parseFlags, UsageError } from "./command.ts";
 
 const usage = `Usage: gatehouse version   (or gatehouse --version)
 
@@ -54,7 +54,8 @@ export const versionCommand: Command = {
   summary: "Print the version and the build's source revision",
   usage,
   async run(argv) {
-    if (argv.length > 0) throw new UsageError(`unexpected argument "${argv[0]}"`);
+    const { positionals } = parseFlags(argv, {});
+    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     process.stdout.write(`${versionText()}\n`);
     return EXIT_OK;
   },
