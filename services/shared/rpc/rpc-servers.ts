@@ -67,14 +67,15 @@ export interface RpcServers {
 
 /**
  * Serves one set of handlers over native gRPC on one port and Connect + gRPC-Web + HTTP routes on
- * another.
+ * another; optionally operators' services and routes on a third (every protocol on that one).
  *
  * @example
  * const servers = await startRpcServers({
  *   grpc: { host: "0.0.0.0", port: 7400 },
  *   http: { host: "0.0.0.0", port: 7480 },
  *   services: [defineService(TokenService, tokenHandlers)],
- *   extraRoutes: { "GET /metrics": metricsRoute },
+ *   admin: { host: "0.0.0.0", port: 7490, setting: "GATEHOUSE_ADMIN_LISTEN",
+ *     services: [defineService(AdminService, adminHandlers)], routes: { "GET /metrics": metricsRoute } },
  *   logger,
  *   metrics: registry,
  * });
