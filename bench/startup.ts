@@ -55,6 +55,7 @@ async function startServe(runtime: Runtime, env: Record<string, string>): Promis
     ...env,
     GATEHOUSE_LISTEN: `127.0.0.1:${grpcPort}`,
     GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+    GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
   });
   try {
     await waitForOk(`http://127.0.0.1:${httpPort}/readyz`, child, 60_000);

@@ -89,7 +89,7 @@ export async function startTokenService(
   url.searchParams.set("schema", schema);
   // Names the service's Postgres backends in pg_stat_activity, so a bench can find their pids.
   url.searchParams.set("application_name", schema);
-  const [grpcPort, httpPort] = [await freePort(), await freePort()];
+  const [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "bin/gatehouse.mjs", "serve"], {
     cwd: ROOT,
     env: {
@@ -99,6 +99,7 @@ export async function startTokenService(
       GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64"),
       GATEHOUSE_LISTEN: `127.0.0.1:${grpcPort}`,
       GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+      GATEHOUSE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
       GATEHOUSE_LOG_LEVEL: "error",
       GATEHOUSE_LOG_PRETTY: "false",
       // Benchmarks measure serving, not propagation: without Redis the service must be told so.

@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { flagName, type SettingsSpec } from "../shared/config/settings.ts";
 
 /** Exit codes every subcommand keeps: scripts rely on them. */
 export const EXIT_OK = 0;
@@ -32,6 +33,25 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(ar
         : `${message} (an argument starting with '-' goes after --: … -- ${dashed})`,
     );
   }
+}
+
+/**
+ * The flags of a command whose flags are its settings (serve, sidecar): `--name value`,
+ * `--name=value`, or a bare `--name` for true, as raw strings for loadSettings. A flag that names
+ * no setting, or an argument that is no flag, is a usage error: a misspelt `--isuer` must not
+ * start a service with the issuer it meant to change.
+ */
+export function settingFlags(argv: string[], spec: SettingsSpec): Record<string, string> {
+  const known = new Set(Object.values(spec).map(flagName));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) throw new UsageError(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    if (!known.has(name)) throw new UsageError(`unknown flag --${name}`);
+    if (eq === -1 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) i++;
+  }
+  return rawFlags(argv);
 }
 
 /** Flags given as --name value, as raw strings, for loadSettings (unknown flags are kept for it to ignore). */

@@ -5,7 +5,7 @@ import { type Command, EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { untilSignal } from "./signals.ts";
 
 const usage = `Usage: gatehouse dev [--data DIR | --memory] [--any-ports] [--grpc-port N] [--http-port N]
-                     [--proxy-port N] [--control-port N] [--app-port N]
+                     [--admin-port N] [--proxy-port N] [--control-port N] [--app-port N]
 
 Runs Gatehouse for local development in this one process: the token service, a demo app, and a
 sidecar guarding it that follows revocations, on embedded PGlite and the in-process revocation
@@ -21,6 +21,7 @@ Every listener binds 127.0.0.1.
   --memory            keep everything in memory and write nothing; gone on exit
   --grpc-port N       token service native gRPC (default 7400)
   --http-port N       token service Connect/JSON, gRPC-Web, JWKS, health (default 7480)
+  --admin-port N      token service admin plane: AdminService, /metrics (default 7490)
   --proxy-port N      sidecar reverse proxy in front of the demo app (default 7401)
   --control-port N    sidecar ext_authz, /authz, health, metrics (default 7402)
   --app-port N        the demo app itself (default 7410)
@@ -32,6 +33,7 @@ const PORT_FLAGS = {
   proxy: "proxy-port",
   control: "control-port",
   app: "app-port",
+  admin: "admin-port",
 } as const;
 
 function parsePort(flag: string, value: string): number {
@@ -54,6 +56,7 @@ export const devCommand: Command = {
       "proxy-port": { type: "string" },
       "control-port": { type: "string" },
       "app-port": { type: "string" },
+      "admin-port": { type: "string" },
     });
     if (values.memory && values.data !== undefined)
       throw new UsageError("--memory and --data exclude each other");

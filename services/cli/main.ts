@@ -17,6 +17,7 @@ const commands: { name: string; load: () => Promise<Command> }[] = [
   { name: "audit", load: async () => (await import("./audit-command.ts")).auditCommand },
   { name: "token", load: async () => (await import("./token-command.ts")).tokenCommand },
   { name: "janitor", load: async () => (await import("./janitor-command.ts")).janitorCommand },
+  { name: "version", load: async () => (await import("./version-command.ts")).versionCommand },
 ];
 
 async function help(): Promise<string> {
@@ -30,7 +31,8 @@ async function help(): Promise<string> {
     "Commands:",
     ...loaded.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
-    "Run `gatehouse <command> --help` for a command's flags. Exit codes: 0 ok, 1 failed, 2 usage.",
+    "Run `gatehouse <command> --help` for a command's flags, `gatehouse --version` for the version.",
+    "Exit codes: 0 ok, 1 failed, 2 usage.",
   ].join("\n");
 }
 
@@ -41,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${await help()}\n`);
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
-  const entry = commands.find((c) => c.name === name);
+  const entry = commands.find((c) => c.name === (name === "--version" || name === "-V" ? "version" : name));
   if (!entry) {
     process.stderr.write(`gatehouse: unknown command "${name}"\n\n${await help()}\n`);
     return EXIT_USAGE;

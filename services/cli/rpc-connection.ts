@@ -24,11 +24,17 @@ export const CONNECTION_FLAGS = {
   "client-secret": { type: "string" },
   "assertion-file": { type: "string" },
   tls: { type: "boolean" },
+  "tls-ca": { type: "string" },
 } as const;
 
 export const CONNECTION_USAGE = `Connection (every command that calls the token service):
-  --server HOST:PORT      token service gRPC address (default GATEHOUSE_SERVER or 127.0.0.1:7400)
+  --server HOST:PORT      where to call. AdminService commands (clients, keys, audit): the admin
+                          plane (default GATEHOUSE_ADMIN_SERVER or 127.0.0.1:7490); TokenService
+                          commands (sessions, token inspect --check): the gRPC port (default
+                          GATEHOUSE_SERVER or 127.0.0.1:7400)
   --tls                   use TLS (system trust store) instead of plaintext h2c
+  --tls-ca FILE           use TLS and trust the CA certificate(s) in FILE (PEM), e.g. a private
+                          or mesh CA, instead of the system store (default GATEHOUSE_TLS_CA)
   --client-id ID          caller's client id (default GATEHOUSE_CLIENT_ID)
   --client-secret SECRET  caller's secret (default GATEHOUSE_CLIENT_SECRET; prefer the variable:
                           flags show up in process listings)
@@ -37,7 +43,12 @@ export const CONNECTION_USAGE = `Connection (every command that calls the token 
                           call, so a token the kubelet rotated is used (default
                           GATEHOUSE_ASSERTION_FILE)`;
 
-const DEFAULT_SERVER = "127.0.0.1:7400";
+/** Where each service is served by default, and the variable that says otherwise. */
+const PLANES = {
+  admin: { env: "GATEHOUSE_ADMIN_SERVER", server: "127.0.0.1:7490", port: "admin port" },
+  token: { env: "GATEHOUSE_SERVER", server: "127.0.0.1:7400", port: "gRPC port" },
+} as const;
+const ADMIN_SERVICE = "gatehouse.v1.AdminService";
 const DEADLINE_MS = 30_000;
 
 export interface ConnectionFlags {
@@ -46,6 +57,7 @@ export interface ConnectionFlags {
   "client-secret"?: string | undefined;
   "assertion-file"?: string | undefined;
   tls?: boolean | undefined;
+  "tls-ca"?: string | undefined;
 }
 
 /** How the CLI authenticates: a client id and secret, or an assertion read from a file per call. */
@@ -61,11 +73,17 @@ export interface RpcConnection<S extends DescService> {
   close(): void;
 }
 
-/** Credentials and address from flags or the environment; missing credentials are a usage error. */
-export function connectionTarget(flags: ConnectionFlags) {
-  const server = flags.server ?? process.env.GATEHOUSE_SERVER ?? DEFAULT_SERVER;
+/**
+ * Credentials and address from flags or the environment; missing credentials are a usage error.
+ * AdminService is on the admin plane (GATEHOUSE_ADMIN_LISTEN), everything else on the gRPC port.
+ */
+export function connectionTarget(flags: ConnectionFlags, service?: DescService) {
+  const plane = PLANES[service?.typeName === ADMIN_SERVICE ? "admin" : "token"];
+  const server = flags.server ?? process.env[plane.env] ?? plane.server;
   if (!/^[^\s/]+:\d{1,5}$/.test(server)) throw new UsageError(`--server must be host:port, got "${server}"`);
-  const tls = flags.tls === true;
+  const tlsCa = flags["tls-ca"] ?? process.env.GATEHOUSE_TLS_CA;
+  const tls =
+    flags.tls === true || (tlsCa !== undefined && tlsCa !== "") ? { ca: tlsCa || undefined } : undefined;
   const assertionFile = flags["assertion-file"] ?? process.env.GATEHOUSE_ASSERTION_FILE;
   const clientSecret = flags["client-secret"] ?? process.env.GATEHOUSE_CLIENT_SECRET;
   if (assertionFile) {
@@ -73,7 +91,7 @@ export function connectionTarget(flags: ConnectionFlags) {
       throw new UsageError("give --assertion-file or --client-secret, not both");
     }
     const credentials: CallerCredentials = { kind: "assertion", file: assertionFile };
-    return { server, tls, credentials };
+    return { server, plane, tls, credentials };
   }
   const clientId = flags["client-id"] ?? process.env.GATEHOUSE_CLIENT_ID;
   if (!clientId || !clientSecret) {
@@ -82,7 +100,23 @@ export function connectionTarget(flags: ConnectionFlags) {
     );
   }
   const credentials: CallerCredentials = { kind: "secret", clientId, clientSecret };
-  return { server, tls, credentials };
+  return { server, plane, tls, credentials };
+}
+
+/** TLS trusting the system store, or only the CA certificates in `ca` (PEM) when given. */
+function channelCredentials(tls: { ca: string | undefined } | undefined): grpc.ChannelCredentials {
+  if (tls === undefined) return grpc.credentials.createInsecure();
+  if (tls.ca === undefined) return grpc.credentials.createSsl();
+  let pem: Buffer;
+  try {
+    pem = readFileSync(tls.ca);
+  } catch (err) {
+    throw new UsageError(`--tls-ca: cannot read ${tls.ca}: ${(err as Error).message}`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new UsageError(`--tls-ca: ${tls.ca} holds no PEM certificate`);
+  }
+  return grpc.credentials.createSsl(pem);
 }
 
 /** The metadata that authenticates one call: the assertion file is read now, as the kubelet rewrites it. */
@@ -101,7 +135,7 @@ function authenticationMetadata(credentials: CallerCredentials): [string, string
 }
 
 /** A failed call as the CLI reports it: the Gatehouse reason when the server sent one. */
-function failure(err: grpc.ServiceError, server: string): Error {
+function failure(err: grpc.ServiceError, server: string, plane: (typeof PLANES)[keyof typeof PLANES]): Error {
   const bin = err.metadata?.get("grpc-status-details-bin")[0];
   if (bin) {
     const status = fromBinary(StatusSchema, Buffer.isBuffer(bin) ? bin : Buffer.from(bin, "base64"));
@@ -118,7 +152,7 @@ function failure(err: grpc.ServiceError, server: string): Error {
   if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
     return new GatehouseError(
       "unavailable",
-      `cannot reach the token service at ${server} (${unreachableDetail(err.details)}): start it, or point GATEHOUSE_SERVER (--server) at its gRPC port`,
+      `cannot reach the token service at ${server} (${unreachableDetail(err.details)}): start it, or point ${plane.env} (--server) at its ${plane.port}`,
     );
   }
   return new Error(err.details || err.message);
@@ -160,12 +194,9 @@ function clientDefinition(service: DescService): grpc.ServiceDefinition {
 
 /** A grpc-js client of one Gatehouse service, authenticating every call (Basic or an assertion). */
 export function connect<S extends DescService>(service: S, flags: ConnectionFlags): RpcConnection<S> {
-  const target = connectionTarget(flags);
+  const target = connectionTarget(flags, service);
   const Ctor = grpc.makeGenericClientConstructor(clientDefinition(service), service.name);
-  const client = new Ctor(
-    target.server,
-    target.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
-  );
+  const client = new Ctor(target.server, channelCredentials(target.tls));
   return {
     call(method, req) {
       const desc = service.method[method] as { input: DescMessage; localName: string };
@@ -179,7 +210,7 @@ export function connect<S extends DescService>(service: S, flags: ConnectionFlag
           md,
           { deadline: Date.now() + DEADLINE_MS },
           (err: grpc.ServiceError | null, res: never) =>
-            err ? reject(failure(err, target.server)) : resolve(res),
+            err ? reject(failure(err, target.server, target.plane)) : resolve(res),
         );
       });
     },

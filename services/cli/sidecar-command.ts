@@ -6,18 +6,18 @@ import { startTracing } from "../shared/tracing/tracing.ts";
 import { revocationSourceOf } from "../sidecar/revocation-state/revocation-source.ts";
 import { startSidecar } from "../sidecar/sidecar.ts";
 import { sidecarSettings } from "../sidecar/sidecar-settings.ts";
-import { type Command, EXIT_OK, rawFlags } from "./command.ts";
+import { type Command, EXIT_OK, settingFlags } from "./command.ts";
 import { untilSignal } from "./signals.ts";
 
 const usage = `Usage: gatehouse sidecar [--flag value ...]
 
 Runs the sidecar verifier beside one app: the reverse proxy on GATEHOUSE_PROXY_LISTEN (:7401) in
 front of GATEHOUSE_UPSTREAM (http:// for HTTP/1.1, h2c:// for HTTP/2 and gRPC), and on
-GATEHOUSE_CONTROL_LISTEN (:7402) Envoy ext_authz (gRPC), forward-auth (/authz), /healthz, /readyz
-and /metrics. With REDIS_URL (or REDIS_SENTINELS) it follows the revocation stream (readiness waits for its bootstrap),
+GATEHOUSE_CONTROL_LISTEN (:7402) Envoy ext_authz and grpc.health.v1 (gRPC), forward-auth (/authz),
+/healthz, /readyz and /metrics. With REDIS_URL (or REDIS_SENTINELS) it follows the revocation stream (readiness waits for its bootstrap),
 so revoked tokens are refused within milliseconds; without it, it starts only with
 GATEHOUSE_REVOCATION=none (revoked tokens then pass until they expire). Every setting is an environment variable or the
-matching flag; see docs/configuration.md. Required: GATEHOUSE_ISSUER. Stops gracefully on SIGTERM
+matching flag (any other flag is refused); see docs/configuration.md. Required: GATEHOUSE_ISSUER. Stops gracefully on SIGTERM
 or SIGINT.`;
 
 export const sidecarCommand: Command = {
@@ -25,7 +25,7 @@ export const sidecarCommand: Command = {
   summary: "Run the sidecar verifier beside an app (:7401 proxy, :7402 control)",
   usage,
   async run(argv) {
-    const settings = loadSettings(sidecarSettings, { flags: rawFlags(argv) });
+    const settings = loadSettings(sidecarSettings, { flags: settingFlags(argv, sidecarSettings) });
     const logger = createLogger({
       level: settings.logLevel,
       pretty: settings.logPretty,

@@ -13,6 +13,8 @@ export interface DevUrls {
   control: string;
   /** The demo app itself, bypassing the sidecar. */
   app: string;
+  /** The token service's admin plane (AdminService over gRPC, Connect, gRPC-Web; /metrics), `host:port`. */
+  admin: string;
 }
 
 export interface BannerInput {
@@ -86,7 +88,8 @@ export function renderBanner(input: BannerInput): string {
     `  token service   gRPC          ${urls.grpc}`,
     `                  Connect/JSON  ${urls.http}   (also gRPC-Web)`,
     `                  JWKS          ${urls.http}/.well-known/jwks.json`,
-    `                  health        ${urls.http}/readyz   ${urls.http}/metrics`,
+    `                  health        ${urls.http}/readyz   (gRPC: grpc.health.v1 on ${urls.grpc})`,
+    `                  admin plane   ${urls.admin}   (AdminService gRPC/Connect, http://${urls.admin}/metrics)`,
     `                  issuer        ${input.issuer}`,
     `  sidecar         proxy         ${urls.proxy}   -> demo app ${urls.app}`,
     `                  control       ${urls.control}   (ext_authz gRPC, /authz, /readyz, /metrics)`,
@@ -106,7 +109,7 @@ export function renderBanner(input: BannerInput): string {
   });
   lines.push(
     `  # A public route (demo policy) passes without a token:  curl -s ${urls.proxy}${DEMO_PUBLIC_PREFIX}`,
-    `  # Operate it as the admin client:  GATEHOUSE_SERVER=${urls.grpc} GATEHOUSE_CLIENT_ID=${admin.id} GATEHOUSE_CLIENT_SECRET='${admin.secret}' node bin/gatehouse.mjs sessions list --subject alice`,
+    `  # Operate it as the admin client:  GATEHOUSE_SERVER=${urls.grpc} GATEHOUSE_ADMIN_SERVER=${urls.admin} GATEHOUSE_CLIENT_ID=${admin.id} GATEHOUSE_CLIENT_SECRET='${admin.secret}' node bin/gatehouse.mjs clients list`,
     "",
     "  Ctrl-C stops everything.",
     "",

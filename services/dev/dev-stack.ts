@@ -44,10 +44,19 @@ export interface DevPorts {
   proxy: number;
   control: number;
   app: number;
+  /** The token service's admin plane (AdminService, /metrics). */
+  admin: number;
 }
 
 /** The fixed ports of `gatehouse dev`, the deployed defaults (see DESIGN.md) plus the demo app. */
-export const DEFAULT_DEV_PORTS: DevPorts = { grpc: 7400, http: 7480, proxy: 7401, control: 7402, app: 7410 };
+export const DEFAULT_DEV_PORTS: DevPorts = {
+  grpc: 7400,
+  http: 7480,
+  proxy: 7401,
+  control: 7402,
+  app: 7410,
+  admin: 7490,
+};
 
 export interface DevStackOptions {
   /** Folder for the embedded database and dev state; undefined: everything in memory, nothing written. */
@@ -117,6 +126,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         GATEHOUSE_MASTER_KEY: env.GATEHOUSE_MASTER_KEY ?? state.masterKey,
         GATEHOUSE_LISTEN: `${host}:${ports.grpc}`,
         GATEHOUSE_HTTP_LISTEN: `${host}:${ports.http}`,
+        GATEHOUSE_ADMIN_LISTEN: `${host}:${ports.admin}`,
       },
     });
 
@@ -202,6 +212,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       proxy: `http://${host}:${sidecar.proxyPort}`,
       control: `http://${host}:${sidecar.controlPort}`,
       app: demoApp.url,
+      admin: `${host}:${tokenService.adminPort}`,
     };
     const banner: BannerInput = {
       urls,

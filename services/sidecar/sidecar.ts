@@ -1,3 +1,4 @@
+import { Authorization } from "../gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
 import { ConfigError, type SettingsOf } from "../shared/config/settings.ts";
 import type { Logger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/registry.ts";
@@ -6,6 +7,7 @@ import type { Tracing } from "../shared/tracing/tracing.ts";
 import { createControlServer } from "./control/control-server.ts";
 import { createDecisionMetrics } from "./control/decision-metrics.ts";
 import { createGuard } from "./control/guard.ts";
+import { createHealthService } from "./control/health-service.ts";
 import { lightFetch } from "./control/light-fetch.ts";
 import { type PolicyRefusal, type Readiness, readinessOf } from "./control/readiness.ts";
 import { createCheckHandler } from "./ext-authz/check.ts";
@@ -232,6 +234,10 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     logger,
     tracing: options.tracing,
   });
+  const health = createHealthService({
+    services: [Authorization.typeName],
+    serving: () => readiness().ready,
+  });
   const control = createControlServer({
     check: createCheckHandler({
       guard,
@@ -246,6 +252,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
       tracing: options.tracing,
     }),
     readiness,
+    health,
     metrics,
     logger,
   });
@@ -308,8 +315,10 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     shutdown(graceMs = settings.shutdownGrace) {
       stopping ??= (async () => {
         draining = true;
+        health.notify();
         logger.info({ graceMs }, "sidecar draining");
         await proxy.close(graceMs);
+        health.stop();
         await control.close(Math.min(graceMs, 1000));
         upstream.close();
         jwks.stop();

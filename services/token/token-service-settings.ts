@@ -42,7 +42,7 @@ export const tokenServiceSettings = {
   }),
   httpListen: setting({
     env: "GATEHOUSE_HTTP_LISTEN",
-    description: "Connect/JSON, gRPC-Web, JWKS, health and metrics listener",
+    description: "Connect/JSON, gRPC-Web, OAuth endpoints, JWKS and health listener",
     default: ":7480",
     schema: types.listenAddress(),
   }),
@@ -224,4 +224,18 @@ export const tokenServiceSettings = {
     schema: types.text(),
   }),
   ...tracingSettings("gatehouse-token"),
+  adminListen: setting({
+    env: "GATEHOUSE_ADMIN_LISTEN",
+    description:
+      "Admin plane listener: AdminService (native gRPC over h2c, Connect, gRPC-Web), /metrics and /healthz on one port, for operators and Prometheus only",
+    default: ":7490",
+    schema: types.listenAddress(),
+  }),
+  grpcReflection: setting({
+    env: "GATEHOUSE_GRPC_REFLECTION",
+    description:
+      "gRPC server reflection (v1 and v1alpha) for TokenService and health on the native gRPC listener, so grpcurl and buf curl need no .proto files",
+    default: "true",
+    schema: types.boolean(),
+  }),
 };

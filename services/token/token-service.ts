@@ -1,4 +1,7 @@
+import { channel } from "node:diagnostics_channel";
 import type http from "node:http";
+import { TokenService } from "../gen/proto/gatehouse/v1/token_service_pb.ts";
+import { Health } from "../gen/proto/grpc/health/v1/health_pb.ts";
 import type { SettingsOf } from "../shared/config/index.ts";
 import { checkDatabase, createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
 import type { DatabaseTarget } from "../shared/database/target.ts";
@@ -7,6 +10,7 @@ import { createMetricsRegistry, type Registry } from "../shared/metrics/index.ts
 import { createRedisBus } from "../shared/revocation/redis-bus.ts";
 import { type RedisSettings, redisTargetOf } from "../shared/revocation/redis-target.ts";
 import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
+import { createGrpcHealth, type GrpcHealth } from "../shared/rpc/grpc-health.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
 import type { Tracing } from "../shared/tracing/tracing.ts";
 import type { TracingSettingKey } from "../shared/tracing/tracing-settings.ts";
@@ -51,6 +55,8 @@ export type TokenServiceConfig = Omit<
   | "janitorInterval"
   | "janitorBatchSize"
   | "clientsFile"
+  | "adminListen"
+  | "grpcReflection"
   | OverloadSettingKey
   | TracingSettingKey
   | keyof RedisSettings
@@ -66,6 +72,10 @@ export type TokenServiceConfig = Omit<
     janitorBatchSize?: number;
     /** GATEHOUSE_CLIENTS_FILE: a clients file applied before the service listens. */
     clientsFile?: string;
+    /** Loaded settings always have it (default :7490); a hand-made config without it gets any free port on the gRPC host. */
+    adminListen?: { host: string; port: number };
+    /** Loaded settings always have it; a hand-made config without it serves reflection (the default). */
+    grpcReflection?: boolean;
   };
 
 export interface StartTokenServiceOptions {
@@ -90,6 +100,8 @@ export interface StartTokenServiceOptions {
 export interface RunningTokenService {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The admin plane (AdminService, `/metrics`): GATEHOUSE_ADMIN_LISTEN. */
+  readonly adminPort: number;
   readonly db: Database;
   readonly keys: KeyRing;
   readonly metrics: Registry;
@@ -133,6 +145,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   let rotation: KeyRotation | undefined;
   let retention: AuditRetention | undefined;
   let janitor: SessionJanitor | undefined;
+  let health: GrpcHealth | undefined;
   const ownBus =
     !options.bus && redisTarget
       ? createRedisBus({ url: redisTarget.url, redis: redisTarget.redis, logger })
@@ -236,17 +249,31 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       });
     }
     const readiness = createReadiness(db, keys);
+    health = createGrpcHealth({
+      services: [TokenService.typeName],
+      ready: async () => (await readiness()).length === 0,
+      onError: (err) => logger.warn({ err }, "readiness check failed"),
+    });
+    await health.start();
     servers = await startRpcServers({
       grpc: { ...config.grpcListen, setting: "GATEHOUSE_LISTEN" },
       http: { ...config.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
-      services: [
-        tokenServiceHandlers(deps),
-        adminServiceHandlers({
-          ...deps,
-          signingKeys,
-          trustedIssuers,
-        }),
-      ],
+      services: [tokenServiceHandlers(deps)],
+      health,
+      ...(config.grpcReflection !== false ? { reflection: [TokenService, Health] } : {}),
+      admin: {
+        ...(config.adminListen ?? { host: config.grpcListen.host, port: 0 }),
+        setting: "GATEHOUSE_ADMIN_LISTEN",
+        services: [adminServiceHandlers({ ...deps, signingKeys, trustedIssuers })],
+        routes: {
+          "GET /healthz": (_req, res) => sendJson(res, 200, { status: "ok" }),
+          "GET /metrics": async (_req, res) => {
+            const text = await metrics.metrics();
+            res.writeHead(200, { "content-type": metrics.contentType });
+            res.end(text);
+          },
+        },
+      },
       logger,
       metrics,
       tracing: options.tracing,
@@ -264,14 +291,10 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
             revocation: transport,
           });
         },
-        "GET /metrics": async (_req, res) => {
-          const text = await metrics.metrics();
-          res.writeHead(200, { "content-type": metrics.contentType });
-          res.end(text);
-        },
       },
     });
   } catch (err) {
+    health?.drain();
     keys.stop();
     successorKeys.stop();
     macKeys.stop();
@@ -287,14 +310,12 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   retention?.start();
   failedLogins.start();
   janitor?.start();
-  logger.info(
-    { grpcPort: started.grpcPort, httpPort: started.httpPort, issuer: config.issuer },
-    "token service listening",
-  );
+  const ports = { grpcPort: started.grpcPort, httpPort: started.httpPort, adminPort: started.adminPort! };
+  logger.info({ ...ports, issuer: config.issuer }, "token service listening");
+  listening.publish(ports);
   let stopping: Promise<void> | undefined;
   return {
-    grpcPort: started.grpcPort,
-    httpPort: started.httpPort,
+    ...ports,
     db,
     keys,
     metrics,
@@ -320,6 +341,13 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     },
   };
 }
+
+/**
+ * Announces each start's ports ({ grpcPort, httpPort, adminPort }) to diagnostics_channel
+ * subscribers in the same process, e.g. test harnesses and APM agents that need the admin port of a
+ * service they only know by its gRPC port. Costs nothing without subscribers.
+ */
+const listening = channel("gatehouse:token-service:listening");
 
 function serveJwks(
   req: http.IncomingMessage,

@@ -14,6 +14,8 @@ const NOT_SERVER_SETTINGS = [
   "GATEHOUSE_OLD_MASTER_KEY",
   "GATEHOUSE_NEW_MASTER_KEY",
   "GATEHOUSE_HEALTHCHECK_URL",
+  "GATEHOUSE_ADMIN_SERVER",
+  "GATEHOUSE_TLS_CA",
 ];
 
 describe("docs/operations.md stays true to the code and the deploy files", () => {

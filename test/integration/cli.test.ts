@@ -39,6 +39,7 @@ function gatehouse(
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     GATEHOUSE_SERVER: `127.0.0.1:${service.grpcPort}`,
+    GATEHOUSE_ADMIN_SERVER: `127.0.0.1:${service.adminPort}`,
     GATEHOUSE_CLIENT_ID: root.id,
     GATEHOUSE_CLIENT_SECRET: root.secret,
     DATABASE_URL: tdb.url,
@@ -540,6 +541,7 @@ describe("placeholder master keys", () => {
           GATEHOUSE_MASTER_KEY: "REVWLU9OTFktZ2F0ZWhvdXNlLW1hc3Rlci1rZXktMzI=",
           GATEHOUSE_LISTEN: "127.0.0.1:0",
           GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
+          GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
         },
       }),
       gatehouse(["keys", "rewrap"], {

@@ -496,6 +496,7 @@ describe("gatehouse CLI --assertion-file", () => {
           PATH: process.env.PATH,
           HOME: process.env.HOME,
           GATEHOUSE_SERVER: `127.0.0.1:${t.service.grpcPort}`,
+          GATEHOUSE_ADMIN_SERVER: `127.0.0.1:${t.service.adminPort}`,
         },
         stdio: ["ignore", "pipe", "pipe"],
       });

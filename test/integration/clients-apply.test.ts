@@ -44,6 +44,7 @@ function gatehouse(args: string[], env: Record<string, string | undefined> = {})
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     GATEHOUSE_SERVER: `127.0.0.1:${service.grpcPort}`,
+    GATEHOUSE_ADMIN_SERVER: `127.0.0.1:${service.adminPort}`,
     GATEHOUSE_CLIENT_ID: root.id,
     GATEHOUSE_CLIENT_SECRET: root.secret,
     DATABASE_URL: tdb.url,
@@ -274,7 +275,12 @@ describe("gatehouse clients apply over the AdminService", () => {
     const r = await apply(
       await file("direct.yaml", `${BASE}  - id: reports\n    roles: [introspector]\n    disabled: true\n`),
       ["--direct"],
-      { BILLING_SECRET: SECRET_B, GATEHOUSE_SERVER: undefined, GATEHOUSE_CLIENT_ID: undefined },
+      {
+        BILLING_SECRET: SECRET_B,
+        GATEHOUSE_SERVER: undefined,
+        GATEHOUSE_ADMIN_SERVER: undefined,
+        GATEHOUSE_CLIENT_ID: undefined,
+      },
     );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("created reports\n  disabled: true");
@@ -513,6 +519,7 @@ describe("GATEHOUSE_CLIENTS_FILE at token-service start", () => {
       GATEHOUSE_MASTER_KEY: masterKey.toString("base64"),
       GATEHOUSE_LISTEN: "127.0.0.1:0",
       GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
+      GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
       GATEHOUSE_LOG_LEVEL: "silent",
       GATEHOUSE_REVOCATION: "none",
       GATEHOUSE_CLIENTS_FILE: join(dir, "start-bad.yaml"),

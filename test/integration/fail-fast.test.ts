@@ -306,6 +306,7 @@ describe("gatehouse serve", () => {
     GATEHOUSE_MASTER_KEY: MASTER_KEY,
     GATEHOUSE_LISTEN: "127.0.0.1:0",
     GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
+    GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
     GATEHOUSE_REVOCATION_STREAM: stream,
     REDIS_URL: redis,
     DATABASE_URL: databaseUrl(database.url ?? TEST_DATABASE_URL, database.schema ?? migrated.schema, appName),
@@ -384,6 +385,12 @@ describe("gatehouse serve", () => {
       /GATEHOUSE_HTTP_LISTEN: .* is already in use/,
     ],
     [
+      "admin port in use",
+      (app, redis) => ({ ...env(app, redis), GATEHOUSE_ADMIN_LISTEN: `127.0.0.1:${takenPort}` }),
+      1,
+      /GATEHOUSE_ADMIN_LISTEN: 127\.0\.0\.1:\d+ is already in use/,
+    ],
+    [
       "a bad setting",
       (app, redis) => ({ ...env(app, redis), GATEHOUSE_LISTEN: "nowhere" }),
       2,
@@ -423,6 +430,7 @@ describe("gatehouse serve", () => {
   it("runs without a stream only when told GATEHOUSE_REVOCATION=none, and then says so: log, /readyz, metric", async () => {
     const app = `ff_${randomBytes(5).toString("hex")}`;
     const port = await freePort();
+    const adminPort = await freePort();
     let readyz: unknown;
     let metrics = "";
     const exit = await run(
@@ -431,13 +439,14 @@ describe("gatehouse serve", () => {
         ...env(app, ""),
         ...noRedis,
         GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${port}`,
+        GATEHOUSE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
         GATEHOUSE_LOG_LEVEL: "info",
       },
       {
         when: /"msg":"token service listening"/,
         async whileRunning() {
           readyz = await (await fetch(`http://127.0.0.1:${port}/readyz`)).json();
-          metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
         },
       },
     );

@@ -20,7 +20,7 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const DOC = readFileSync(join(ROOT, "docs/operations.md"), "utf8");
 const RUN_TIMEOUT_MS = 300_000;
 /** The documented default ports the walk-through uses, and the app's. */
-const DEFAULT_PORTS = [7400, 7480, 7401, 7402, 8080] as const;
+const DEFAULT_PORTS = [7400, 7480, 7490, 7401, 7402, 8080] as const;
 
 interface Block {
   script: string;
@@ -82,7 +82,7 @@ describe("docs/operations.md: First deployment", () => {
       const local = (port: number) => `127.0.0.1:${ports.get(port)}`;
       // Every default port in the blocks is an address or the stand-in app's listen call.
       const withPorts = (text: string) =>
-        text.replace(/\b(7400|7480|7401|7402|8080)\b/g, (_, p: string) => String(ports.get(Number(p))));
+        text.replace(/\b(7400|7480|7490|7401|7402|8080)\b/g, (_, p: string) => String(ports.get(Number(p))));
 
       const env: NodeJS.ProcessEnv = {};
       for (const [k, v] of Object.entries(process.env)) {
@@ -98,6 +98,7 @@ describe("docs/operations.md: First deployment", () => {
         // The test's own: ports and a stream no other test reads, a short drain at the end.
         GATEHOUSE_LISTEN: local(7400),
         GATEHOUSE_HTTP_LISTEN: local(7480),
+        GATEHOUSE_ADMIN_LISTEN: local(7490),
         GATEHOUSE_PROXY_LISTEN: local(7401),
         GATEHOUSE_CONTROL_LISTEN: local(7402),
         GATEHOUSE_REVOCATION_STREAM: `${tredis.prefix}revocations`,

@@ -106,9 +106,16 @@ async function rowCounts(): Promise<Record<string, number>> {
 // ---- transports --------------------------------------------------------------------------------
 
 const raw = (b: Buffer) => b;
-let rawClient: grpc.Client;
+const rawClients = new Map<number, grpc.Client>();
+/** AdminService lives on the admin plane; everything else on the public listeners. */
+const isAdmin = (path: string) => path.startsWith("/gatehouse.v1.AdminService/");
 function rawGrpc(path: string, body: Uint8Array, auth = true): Promise<{ code: number; details?: Buffer }> {
-  rawClient ??= new grpc.Client(`127.0.0.1:${service.grpcPort}`, grpc.credentials.createInsecure());
+  const port = isAdmin(path) ? service.adminPort : service.grpcPort;
+  let rawClient = rawClients.get(port);
+  if (!rawClient) {
+    rawClient = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    rawClients.set(port, rawClient);
+  }
   const md = new grpc.Metadata();
   if (auth) md.set("authorization", basicAuthorization(root.id, root.secret));
   return new Promise((resolve) => {
@@ -135,7 +142,7 @@ async function connectPost(
   body: string | Uint8Array,
   contentType = "application/json",
 ): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
-  const res = await fetch(`http://127.0.0.1:${service.httpPort}${path}`, {
+  const res = await fetch(`http://127.0.0.1:${isAdmin(path) ? service.adminPort : service.httpPort}${path}`, {
     method: "POST",
     headers: { "content-type": contentType, authorization: basicAuthorization(root.id, root.secret) },
     body,

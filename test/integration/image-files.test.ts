@@ -224,6 +224,7 @@ describe("the token-service image", () => {
       GATEHOUSE_MASTER_KEY: MASTER_KEY,
       GATEHOUSE_LISTEN: `127.0.0.1:${grpc}`,
       GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${http}`,
+      GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
     });
     await vi.waitFor(
       async () => {

@@ -444,7 +444,7 @@ describe("bookkeeping shared with the RPCs", () => {
     await token({ grant_type: "client_credentials", audience: "orders" });
     await token({ grant_type: "refresh_token", refresh_token: "garbled" }, { basic: "web" });
     await token({ grant_type: "password" });
-    const text = await (await fetch(`${t.issuer}/metrics`)).text();
+    const text = await (await fetch(`http://127.0.0.1:${t.service.adminPort}/metrics`)).text();
     expect(text).toMatch(
       /gatehouse_rpc_duration_seconds_count\{[^}]*method="IssueServiceToken",protocol="oauth2",code="OK"[,}]/,
     );

@@ -307,7 +307,7 @@ describe("token exchange refusals (RFC 8693 §2.2.2)", () => {
   });
 
   it("counts exchanges in gatehouse_rpc_* under the Exchange method, protocol oauth2", async () => {
-    const text = await (await fetch(`${t.issuer}/metrics`)).text();
+    const text = await (await fetch(`http://127.0.0.1:${t.service.adminPort}/metrics`)).text();
     expect(text).toMatch(
       /gatehouse_rpc_duration_seconds_count\{[^}]*method="Exchange",protocol="oauth2",code="OK"[,}]/,
     );

@@ -284,7 +284,7 @@ describe("HTTP endpoints", () => {
       problems: [],
       revocation: "none",
     });
-    const metrics = await (await fetch(`${base()}/metrics`)).text();
+    const metrics = await (await fetch(`http://127.0.0.1:${service.adminPort}/metrics`)).text();
     expect(metrics).toContain("gatehouse_rpc_duration_seconds");
     expect(metrics).toMatch(/gatehouse_token_revocation_transport\{transport="none"[^}]*\} 1/);
     expect(metrics).not.toMatch(/gthr_/);

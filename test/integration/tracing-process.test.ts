@@ -144,6 +144,7 @@ describe("with no OTLP endpoint", () => {
         GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64"),
         GATEHOUSE_LISTEN: "127.0.0.1:0",
         GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
+        GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
         GATEHOUSE_REVOCATION: "none",
         GATEHOUSE_KEY_ROTATION: "off",
         OTEL_SDK_DISABLED: "true",

@@ -131,7 +131,9 @@ const witnessed = (table: string) =>
 
 /** A metric's value summed over the label sets that match, from a replica's /metrics. */
 async function metric(service: TokenServiceProcess, name: string, labels: Record<string, string> = {}) {
-  const text = await (await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const text = await (
+    await fetch(`http://127.0.0.1:${service.adminPort}/metrics`, { signal: AbortSignal.timeout(5000) })
+  ).text();
   let sum = 0;
   for (const line of text.split("\n")) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
@@ -141,7 +143,7 @@ async function metric(service: TokenServiceProcess, name: string, labels: Record
   return sum;
 }
 
-const admin = (service: TokenServiceProcess) => grpcAdminClient(service.grpcPort, creds.root);
+const admin = (service: TokenServiceProcess) => grpcAdminClient(service.adminPort, creds.root);
 
 const kidOf = (jwt: string) =>
   (JSON.parse(Buffer.from(jwt.split(".")[0]!, "base64url").toString("utf8")) as { kid: string }).kid;

@@ -12,6 +12,7 @@ import { ErrorInfoSchema } from "../../services/gen/proto/google/rpc/error_detai
 import { StatusSchema } from "../../services/gen/proto/google/rpc/status_pb.ts";
 import { grpcServiceDefinition } from "../../services/shared/rpc/index.ts";
 import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
+import { adminPortOf } from "./admin-port.ts";
 
 /** A failed gRPC call as tests inspect it: status code, message, and the ErrorInfo reason. */
 export interface GrpcFailure {
@@ -49,14 +50,18 @@ export function decodeFailure(err: grpc.ServiceError): GrpcFailure {
 /** How a test client authenticates: a secret (Basic), or a client assertion (a function: re-read per call). */
 export type TestCredentials = { id: string; secret: string } | { assertion: () => string };
 
-/** A plain @grpc/grpc-js client of any Gatehouse service; failures reject with a GrpcFailure. */
+/**
+ * A plain @grpc/grpc-js client of any Gatehouse service; failures reject with a GrpcFailure.
+ * AdminService calls go to the admin plane of the service whose gRPC port is given (see admin-port.ts).
+ */
 export function grpcServiceClient<S extends DescService>(
   service: S,
   port: number,
   credentials?: TestCredentials,
 ): GrpcCaller<S> & { close(): void } {
   const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
-  const client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const target = service.typeName === "gatehouse.v1.AdminService" ? adminPortOf(port) : port;
+  const client = new Ctor(`127.0.0.1:${target}`, grpc.credentials.createInsecure());
   const calls: Record<string, unknown> = {};
   for (const method of service.methods) {
     calls[method.localName] = (init: object) =>

@@ -11,6 +11,8 @@ export function testServiceConfig(overrides: Partial<TokenServiceConfig> = {}): 
     redisUrl: undefined,
     grpcListen: { host: "127.0.0.1", port: 0 },
     httpListen: { host: "127.0.0.1", port: 0 },
+    adminListen: { host: "127.0.0.1", port: 0 },
+    grpcReflection: true,
     issuer: "https://auth.test",
     masterKey: randomBytes(32),
     maxAccessTokenTtl: 3_600_000,

@@ -54,6 +54,7 @@ describe("dev banner", () => {
     proxy: "http://127.0.0.1:7401",
     control: "http://127.0.0.1:7402",
     app: "http://127.0.0.1:7410",
+    admin: "127.0.0.1:7490",
   };
 
   it("walks through issue, call, revoke, call again, each one command line with the real URLs", () => {

@@ -1,7 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { encodeEnvelope, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
+import {
+  findTrailerError,
+  setTrailerStatus as setGrpcTrailerStatus,
+} from "@connectrpc/connect/protocol-grpc";
 import {
   setTrailerStatus,
   trailerFlag,
@@ -33,7 +36,7 @@ function replacement(error: ConnectError): GatehouseError | undefined {
 }
 
 /** Called with each rewrite (for metrics); gives the request id the error carries. */
-export type OnDecodeFailure = (protocol: "connect" | "grpc-web") => string;
+export type OnDecodeFailure = (protocol: "connect" | "grpc-web" | "grpc") => string;
 
 /** `response`, or a copy whose decode-failure error is rewritten as `invalid_request`. */
 export function repairDecodeFailure(
@@ -47,7 +50,32 @@ export function repairDecodeFailure(
   if ((response.status === 400 || response.status === 500) && type === "application/json") {
     return repairConnectUnary(response, onRepair);
   }
+  if (type.startsWith("application/grpc") && response.trailer !== undefined) {
+    return { ...response, body: repairGrpcTrailer(response.body, response.trailer, onRepair) };
+  }
   return response;
+}
+
+/**
+ * gRPC over HTTP/2 (served by connect-node on single-port listeners): the status is in the
+ * trailers, which connect fills in while the body is read, so they are looked at once it ends.
+ */
+async function* repairGrpcTrailer(
+  body: AsyncIterable<Uint8Array> | undefined,
+  trailer: Headers,
+  onRepair: OnDecodeFailure,
+): AsyncGenerator<Uint8Array> {
+  let sent = false;
+  for await (const chunk of body ?? []) {
+    sent = sent || chunk.byteLength > 0;
+    yield chunk;
+  }
+  if (sent) return;
+  const error = findTrailerError(trailer);
+  const fixed = error === undefined ? undefined : replacement(error);
+  if (fixed === undefined) return;
+  for (const name of [...trailer.keys()]) trailer.delete(name);
+  setGrpcTrailerStatus(trailer, toConnectError(fixed, onRepair("grpc")));
 }
 
 /** Connect unary: the error is the whole JSON body. */

@@ -51,7 +51,7 @@ export interface HttpServer {
  */
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { logger } = options;
-  const extraRoutes = new Map<string, HttpRouteHandler>(Object.entries(options.extraRoutes ?? {}));
+  const serveExtra = routeTable(options.extraRoutes ?? {}, logger);
   const routes =
     typeof options.routes === "function"
       ? options.routes
@@ -91,33 +91,6 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     },
   );
 
-  function serveExtra(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = req.url ?? "/";
-    const query = url.indexOf("?");
-    const path = query === -1 ? url : url.slice(0, query);
-    const method = req.method === "HEAD" ? "GET" : req.method;
-    const route = extraRoutes.get(`${method} ${path}`);
-    if (route === undefined) {
-      const known = ["GET", "POST"].filter((m) => extraRoutes.has(`${m} ${path}`));
-      if (known.length > 0) {
-        res.setHeader("allow", known.join(", "));
-        sendJson(res, 405, { code: "invalid_request", message: `${req.method} not allowed on ${path}` });
-      } else sendJson(res, 404, { code: "not_found", message: `no route for ${req.method} ${path}` });
-      return;
-    }
-    const failed = (err: unknown) => {
-      logger.error({ err, path }, "http route failed");
-      if (!res.headersSent) sendJson(res, 500, { code: "internal", message: "internal error" });
-      else res.destroy();
-    };
-    try {
-      const done = route(req, res);
-      if (done instanceof Promise) done.catch(failed);
-    } catch (err) {
-      failed(err);
-    }
-  }
-
   return {
     server,
     listen({ host, port }) {
@@ -145,6 +118,43 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         clearTimeout(force);
       }
     },
+  };
+}
+
+/**
+ * The plain routes as one request handler: a known path with another method gets 405 and
+ * `allow`, an unknown one a JSON 404, and a route that throws a JSON 500 (logged).
+ */
+export function routeTable(
+  routes: HttpRoutes,
+  logger: Logger,
+): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const extraRoutes = new Map<string, HttpRouteHandler>(Object.entries(routes));
+  return function serveExtra(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    const path = query === -1 ? url : url.slice(0, query);
+    const method = req.method === "HEAD" ? "GET" : req.method;
+    const route = extraRoutes.get(`${method} ${path}`);
+    if (route === undefined) {
+      const known = ["GET", "POST"].filter((m) => extraRoutes.has(`${m} ${path}`));
+      if (known.length > 0) {
+        res.setHeader("allow", known.join(", "));
+        sendJson(res, 405, { code: "invalid_request", message: `${req.method} not allowed on ${path}` });
+      } else sendJson(res, 404, { code: "not_found", message: `no route for ${req.method} ${path}` });
+      return;
+    }
+    const failed = (err: unknown) => {
+      logger.error({ err, path }, "http route failed");
+      if (!res.headersSent) sendJson(res, 500, { code: "internal", message: "internal error" });
+      else res.destroy();
+    };
+    try {
+      const done = route(req, res);
+      if (done instanceof Promise) done.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   };
 }
 

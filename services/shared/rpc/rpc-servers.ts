@@ -1,12 +1,16 @@
+import type { DescService } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../logging/index.ts";
 import type { Registry } from "../metrics/index.ts";
 import type { Tracing } from "../tracing/tracing.ts";
+import type { GrpcHealth } from "./grpc-health.ts";
+import { addGrpcReflection } from "./grpc-reflection.ts";
 import { createGrpcServer, listenGrpc } from "./grpc-server.ts";
 import { createHttpServer, type HttpRoutes, sendJson } from "./http-server.ts";
 import { listenFailure } from "./listen-failure.ts";
 import { createRpcMetrics } from "./rpc-metrics.ts";
 import type { ServiceRegistration } from "./service-handlers.ts";
+import { type SinglePortServer, startSinglePortServer } from "./single-port-server.ts";
 
 export interface RpcServersOptions {
   /** Native gRPC (grpc-js, HTTP/2 cleartext unless `credentials` say otherwise). */
@@ -32,11 +36,28 @@ export interface RpcServersOptions {
   drainDelayMs?: number;
   /** A span per RPC on every protocol (see shared/tracing); none when omitted. */
   tracing?: Tracing | undefined;
+  /** `grpc.health.v1.Health` on the native gRPC port; NOT_SERVING from the moment shutdown starts. */
+  health?: GrpcHealth;
+  /** Server reflection (v1, v1alpha) on the native gRPC port for these services; none when omitted. */
+  reflection?: readonly DescService[];
+  /**
+   * A separate listener for operators' services (AdminService) and routes (`/metrics`): every
+   * protocol on one port (see single-port-server.ts), so a network policy can fence it off.
+   */
+  admin?: {
+    host: string;
+    port: number;
+    setting: string;
+    services: readonly ServiceRegistration[];
+    routes?: HttpRoutes;
+  };
 }
 
 export interface RpcServers {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The admin listener's port, when there is one. */
+  readonly adminPort: number | undefined;
   /** True from the moment shutdown starts. */
   draining(): boolean;
   /**
@@ -49,14 +70,15 @@ export interface RpcServers {
 
 /**
  * Serves one set of handlers over native gRPC on one port and Connect + gRPC-Web + HTTP routes on
- * another.
+ * another; optionally operators' services and routes on a third (every protocol on that one).
  *
  * @example
  * const servers = await startRpcServers({
  *   grpc: { host: "0.0.0.0", port: 7400 },
  *   http: { host: "0.0.0.0", port: 7480 },
  *   services: [defineService(TokenService, tokenHandlers)],
- *   extraRoutes: { "GET /metrics": metricsRoute },
+ *   admin: { host: "0.0.0.0", port: 7490, setting: "GATEHOUSE_ADMIN_LISTEN",
+ *     services: [defineService(AdminService, adminHandlers)], routes: { "GET /metrics": metricsRoute } },
  *   logger,
  *   metrics: registry,
  * });
@@ -87,6 +109,8 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     tracing: options.tracing,
     ...(metrics ? { metrics } : {}),
   });
+  options.health?.addToServer(grpcServer);
+  if (options.reflection) await addGrpcReflection(grpcServer, options.reflection);
   const web = createHttpServer({
     routes: options.services,
     extraRoutes,
@@ -110,20 +134,40 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     grpcServer.forceShutdown();
     throw listenFailure(options.http.setting ?? "HTTP listener", options.http, err);
   }
+  let admin: SinglePortServer | undefined;
+  if (options.admin) {
+    try {
+      admin = await startSinglePortServer({
+        ...options.admin,
+        logger,
+        maxMessageBytes: maxBytes,
+        tracing: options.tracing,
+        ...(metrics ? { metrics } : {}),
+      });
+    } catch (err) {
+      grpcServer.forceShutdown();
+      await web.close(0);
+      throw err;
+    }
+  }
+  const adminPort = admin?.port;
   const services = options.services.map((s) => s.service.typeName);
-  logger.info({ grpcPort, httpPort, services }, "rpc servers listening");
+  logger.info({ grpcPort, httpPort, adminPort, services }, "rpc servers listening");
 
   let stopped: Promise<void> | undefined;
   return {
     grpcPort,
     httpPort,
+    adminPort,
     draining: () => draining,
     shutdown(graceMs) {
       stopped ??= (async () => {
         draining = true;
+        options.health?.drain();
         logger.info({ graceMs, drainDelayMs }, "rpc servers draining");
         if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
-        await Promise.all([stopGrpc(grpcServer, graceMs), web.close(graceMs)]);
+        options.health?.stop();
+        await Promise.all([stopGrpc(grpcServer, graceMs), web.close(graceMs), admin?.close(graceMs)]);
         logger.info("rpc servers stopped");
       })();
       return stopped;

@@ -1,10 +1,11 @@
 import type { Registry } from "prom-client";
 import { GrpcCode } from "../../shared/errors/status-map.ts";
+import { type CleartextListener, createCleartextListener } from "../../shared/rpc/cleartext-listener.ts";
 import { CHECK_PATH } from "../ext-authz/check.ts";
 import { serveGrpcUnary, type UnaryBytesHandler } from "../ext-authz/grpc-unary.ts";
-import { type CleartextListener, createCleartextListener } from "../proxy/cleartext-listener.ts";
 import { grpcStatusHeaders } from "./denial.ts";
 import { type Exchange, http1Exchange, http2Exchange, sendJson } from "./exchange.ts";
+import { HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, type HealthService } from "./health-service.ts";
 import type { Readiness } from "./readiness.ts";
 
 export interface ControlServerOptions {
@@ -13,12 +14,14 @@ export interface ControlServerOptions {
   /** `/authz` (see forward-auth/forward-auth.ts). */
   forwardAuth: (exchange: Exchange) => Promise<void>;
   readiness: () => Readiness;
+  /** `grpc.health.v1.Health` (Check and Watch). */
+  health: HealthService;
   metrics: Registry;
   logger: { error(obj: object, msg: string): void; debug(obj: object, msg: string): void };
 }
 
 /**
- * The control port (`:7402`): Envoy ext_authz over gRPC (HTTP/2 cleartext), and over HTTP/1.1 or
+ * The control port (`:7402`): Envoy ext_authz and grpc.health.v1 over gRPC (HTTP/2 cleartext), and over HTTP/1.1 or
  * HTTP/2 the forward-auth endpoint `/authz`, `/healthz`, `/readyz` and `/metrics` — one port, as the
  * deployment docs and probes expect, because the gRPC side is a single unary method served straight
  * on node:http2 (grpc-js cannot share a port with plain HTTP routes).
@@ -68,6 +71,14 @@ export function createControlServer(options: ControlServerOptions): CleartextLis
     onStream(stream, headers) {
       if (headers[":path"] === CHECK_PATH) {
         serveGrpcUnary(stream, headers, options.check, { onInternalError });
+        return;
+      }
+      if (headers[":path"] === HEALTH_CHECK_PATH) {
+        serveGrpcUnary(stream, headers, options.health.check, { onInternalError });
+        return;
+      }
+      if (headers[":path"] === HEALTH_WATCH_PATH) {
+        options.health.watch(stream, headers);
         return;
       }
       if ((headers["content-type"] ?? "").startsWith("application/grpc")) {

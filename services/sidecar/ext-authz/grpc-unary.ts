@@ -32,6 +32,34 @@ export function serveGrpcUnary(
   handler: UnaryBytesHandler,
   options: GrpcUnaryOptions = {},
 ): void {
+  readGrpcRequest(stream, headers, options, (message) => {
+    let answer: Promise<Uint8Array> | Uint8Array;
+    try {
+      answer = handler(message);
+    } catch (err) {
+      failGrpcCall(stream, err, options);
+      return;
+    }
+    if (answer instanceof Uint8Array) respondMessage(stream, answer);
+    else
+      answer.then(
+        (bytes) => respondMessage(stream, bytes),
+        (err) => failGrpcCall(stream, err, options),
+      );
+  });
+}
+
+/**
+ * Reads the one request message of a unary or server-streaming call and hands it to `onMessage`;
+ * a request that is not one (wrong method or content type, too large, compressed, not exactly one
+ * message) is answered here, trailers-only, and never reaches `onMessage`.
+ */
+export function readGrpcRequest(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  options: GrpcUnaryOptions,
+  onMessage: (message: Uint8Array) => void,
+): void {
   const maxBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   stream.on("error", () => {});
   const contentType = headers["content-type"] ?? "";
@@ -64,23 +92,20 @@ export function serveGrpcUnary(
     try {
       message = readSingleMessage(body);
     } catch (err) {
-      fail(stream, err, options);
+      failGrpcCall(stream, err, options);
       return;
     }
-    let answer: Promise<Uint8Array> | Uint8Array;
-    try {
-      answer = handler(message);
-    } catch (err) {
-      fail(stream, err, options);
-      return;
-    }
-    if (answer instanceof Uint8Array) respondMessage(stream, answer);
-    else
-      answer.then(
-        (bytes) => respondMessage(stream, bytes),
-        (err) => fail(stream, err, options),
-      );
+    onMessage(message);
   });
+}
+
+/** One length-prefixed gRPC message (not compressed). */
+export function grpcMessageFrame(message: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER + message.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, FRAME_HEADER);
+  return frame;
 }
 
 /** The one message of a unary request body. */
@@ -101,10 +126,7 @@ class UnsupportedCompression extends Error {}
 
 function respondMessage(stream: http2.ServerHttp2Stream, message: Uint8Array): void {
   if (stream.closed || stream.headersSent) return;
-  const frame = Buffer.allocUnsafe(FRAME_HEADER + message.length);
-  frame[0] = 0;
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, FRAME_HEADER);
+  const frame = grpcMessageFrame(message);
   stream.respond(
     { ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity" },
     { waitForTrailers: true },
@@ -113,7 +135,8 @@ function respondMessage(stream: http2.ServerHttp2Stream, message: Uint8Array): v
   stream.end(frame);
 }
 
-function fail(stream: http2.ServerHttp2Stream, err: unknown, options: GrpcUnaryOptions): void {
+/** Ends a call that has sent nothing yet with the status of `err` (a GatehouseError, else internal). */
+export function failGrpcCall(stream: http2.ServerHttp2Stream, err: unknown, options: GrpcUnaryOptions): void {
   if (err instanceof UnsupportedCompression) {
     respondTrailersOnly(stream, GrpcCode.UNIMPLEMENTED, "compressed messages are not supported");
     return;

@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import * as http2 from "node:http2";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { GrpcCode } from "../../shared/errors/status-map.ts";
+import { type CleartextListener, createCleartextListener } from "../../shared/rpc/cleartext-listener.ts";
 import type { TraceSpan, Tracing } from "../../shared/tracing/tracing.ts";
 import type { DecisionMetrics } from "../control/decision-metrics.ts";
 import {
@@ -15,7 +16,6 @@ import { type Guard, type GuardRequest, type GuardResult, queryOf } from "../con
 import { checkInSpan, endGuardSpan, guardSpan } from "../control/guard-span.ts";
 import { identityHeaders } from "../control/identity-headers.ts";
 import { watchBodyIdle } from "./body-idle.ts";
-import { type CleartextListener, createCleartextListener } from "./cleartext-listener.ts";
 import {
   forwardableTrailers,
   isGrpcContentType,

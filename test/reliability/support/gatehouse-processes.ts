@@ -49,6 +49,8 @@ export interface TokenServiceOptions {
 export interface TokenServiceProcess {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The admin plane (AdminService, /metrics). */
+  readonly adminPort: number;
   /** `http://127.0.0.1:<httpPort>`: the sidecars' GATEHOUSE_TOKEN_SERVICE_URL. */
   readonly url: string;
   readonly process: SpawnedProcess;
@@ -60,7 +62,7 @@ export interface TokenServiceProcess {
 
 /** `gatehouse serve` as a child process on fresh loopback ports; resolves once /readyz answers 200. */
 export async function startTokenServiceProcess(options: TokenServiceOptions): Promise<TokenServiceProcess> {
-  const [grpcPort, httpPort] = (await freePorts(2)) as [number, number];
+  const [grpcPort, httpPort, adminPort] = (await freePorts(3)) as [number, number, number];
   const masterKey = options.masterKey.toString("base64");
   rememberSecrets(masterKey);
   const env = baseEnv({
@@ -70,6 +72,7 @@ export async function startTokenServiceProcess(options: TokenServiceOptions): Pr
     GATEHOUSE_MASTER_KEY: masterKey,
     GATEHOUSE_LISTEN: `127.0.0.1:${grpcPort}`,
     GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+    GATEHOUSE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
     GATEHOUSE_KEY_ROTATION: "off",
     GATEHOUSE_DATABASE_POOL_SIZE: "8",
     ...options.env,
@@ -85,6 +88,7 @@ export async function startTokenServiceProcess(options: TokenServiceOptions): Pr
   return {
     grpcPort,
     httpPort,
+    adminPort,
     url,
     get process() {
       return proc;

@@ -11,8 +11,13 @@ export interface CleartextListenerOptions {
   onRequest(req: http.IncomingMessage, res: http.ServerResponse): void;
   /** HTTP/1.1 `Upgrade` requests (WebSocket); without it they are refused by Node. */
   onUpgrade?(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** HTTP/2 streams (h2c with prior knowledge, which is how gRPC and Envoy speak cleartext). */
-  onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void;
+  /**
+   * HTTP/2 streams (h2c with prior knowledge, which is how gRPC and Envoy speak cleartext). Give
+   * this or `onHttp2Request`, not both.
+   */
+  onStream?(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void;
+  /** HTTP/2 requests through Node's compatibility API, for handlers written for it (connect-node). */
+  onHttp2Request?(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void;
   http1?: http.ServerOptions;
   http2?: http2.ServerOptions;
   /** Open connections, HTTP/1.1 and HTTP/2 together; more are closed as soon as they are accepted. Default: no cap. */
@@ -57,7 +62,8 @@ export function createCleartextListener(options: CleartextListenerOptions): Clea
   // Every connection, HTTP/2 ones included, is accepted by this server first (see below).
   if (options.maxConnections !== undefined) h1.maxConnections = options.maxConnections;
   const h2 = http2.createServer(options.http2 ?? {});
-  h2.on("stream", options.onStream);
+  if (options.onHttp2Request) h2.on("request", options.onHttp2Request);
+  else if (options.onStream) h2.on("stream", options.onStream);
   const sockets = new Set<Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   const upgraded = new Set<Duplex>();
