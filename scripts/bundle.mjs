@@ -23,6 +23,8 @@ const ALWAYS_EXTERNAL = [
   "@prisma/schema-engine-wasm",
   "grpc-health-check",
   "@grpc/reflection",
+  // The two above load grpc-js from node_modules (a peer dependency): one copy, shared with ours.
+  "@grpc/grpc-js",
   "pg-native",
 ];
 

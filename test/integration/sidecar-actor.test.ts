@@ -81,6 +81,7 @@ beforeAll(async () => {
         GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64"),
         GATEHOUSE_LISTEN: "127.0.0.1:0",
         GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
+        GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
         GATEHOUSE_KEY_ROTATION: "off",
         GATEHOUSE_SHUTDOWN_GRACE: "1s",
       },

@@ -61,6 +61,7 @@ export async function startSdkTokenService(
     GATEHOUSE_MASTER_KEY: masterKeyOf(tdb),
     GATEHOUSE_LISTEN: `127.0.0.1:${grpcPort}`,
     GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+    GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
     GATEHOUSE_KEY_ROTATION: "off",
     GATEHOUSE_SHUTDOWN_GRACE: "1s",
   };

@@ -57,6 +57,7 @@ export async function startTestTokenService(
       GATEHOUSE_MASTER_KEY: masterKey.toString("base64"),
       GATEHOUSE_LISTEN: "127.0.0.1:0",
       GATEHOUSE_HTTP_LISTEN: "127.0.0.1:0",
+      GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
       GATEHOUSE_JWKS_MAX_AGE: "5m",
       GATEHOUSE_KEY_ROTATION: "off",
       GATEHOUSE_SHUTDOWN_GRACE: "1s",
