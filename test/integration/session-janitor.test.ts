@@ -18,7 +18,7 @@ import type { ClientRecord } from "../../services/token/clients/client-record.ts
 import { issue } from "../../services/token/flows/issue-flow.ts";
 import { refresh } from "../../services/token/flows/refresh-flow.ts";
 import { createSessionJanitor, type SessionJanitor } from "../../services/token/janitor/session-janitor.ts";
-import { pruneSessionsBatch } from "../../services/token/store/sql/prune-sessions.ts";
+import { pruneSessionsBatch } from "../../services/token/sql/prune-sessions.ts";
 import {
   pgliteExecutor,
   poolExecutor,
@@ -42,7 +42,7 @@ const RETENTION = 7 * DAY;
 const BIN = fileURLToPath(new URL("../../bin/gatehouse.mjs", import.meta.url));
 const log = createLogger({ level: "silent", component: "test", pretty: false });
 const clock = testClock();
-/** The janitor lock's key, as store/sql/janitor-lock.ts builds it. */
+/** The janitor lock's key, as sql/janitor-lock.ts builds it. */
 const LOCK_KEY = `((1751673454::bigint << 32) | 'sessions'::regclass::oid::bigint)`;
 
 let tdb: TestDatabase;

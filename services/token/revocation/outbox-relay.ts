@@ -6,9 +6,9 @@ import type { OutboxDb } from "./outbox-db.ts";
 import { createPublishWaiters } from "./publish-waiters.ts";
 import { createRelayMetrics, type PublishPath } from "./relay-metrics.ts";
 import { type RelayPassContext, type RelayPassOutcome, RelayStageError, relayPass } from "./relay-pass.ts";
-import { outboxBacklog } from "./sql/outbox-backlog.ts";
-import { pruneOutbox } from "./sql/prune-outbox.ts";
-import { pruneRevokedTokens } from "./sql/prune-revoked-tokens.ts";
+import { outboxBacklog } from "../sql/outbox-backlog.ts";
+import { pruneOutbox } from "../sql/prune-outbox.ts";
+import { pruneRevokedTokens } from "../sql/prune-revoked-tokens.ts";
 
 export interface OutboxRelayOptions {
   db: OutboxDb;

@@ -5,10 +5,10 @@ import { laterStreamId } from "../../shared/revocation/stream-id.ts";
 import type { SqlExecutor } from "../store/sql-executor.ts";
 import type { OutboxDb } from "./outbox-db.ts";
 import { outboxRowToEvent } from "./outbox-event.ts";
-import { markPublished } from "./sql/mark-published.ts";
-import { type OutboxRow, outboxBatch } from "./sql/outbox-batch.ts";
-import { releaseRelayLock, tryRelayLock } from "./sql/relay-lock.ts";
-import { relevantOutboxPage } from "./sql/relevant-outbox-page.ts";
+import { markPublished } from "../sql/mark-published.ts";
+import { type OutboxRow, outboxBatch } from "../sql/outbox-batch.ts";
+import { releaseRelayLock, tryRelayLock } from "../sql/relay-lock.ts";
+import { relevantOutboxPage } from "../sql/relevant-outbox-page.ts";
 
 /** What a relay pass works with; `lastAppended` carries over from pass to pass. */
 export interface RelayPassContext {

@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /** Deletes up to $2 revoked-jti rows whose token expired before $1: the token is dead anyway. */
 export const pruneRevokedTokens = sql<{ n: number }>(

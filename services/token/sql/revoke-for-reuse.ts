@@ -1,5 +1,5 @@
-import type { AuditAction } from "../../audit/audit-actions.ts";
-import { sql } from "../sql-executor.ts";
+import type { AuditAction } from "../audit/audit-actions.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * Reuse detected: revoke the whole family, queue its revocation event and record the detection, all

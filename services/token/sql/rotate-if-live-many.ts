@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 import { ROTATED_SESSION_COLUMNS, type RotatedSessionRow, rotateIfLiveWhere } from "./rotate-if-live.ts";
 import { type RotationValues, rotateSet } from "./rotate-session.ts";
 

@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 import type { OutboxRow } from "./outbox-batch.ts";
 
 /**

@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * A fingerprint of the whole clients table: how many rows, and an order-free sum of a hash of each

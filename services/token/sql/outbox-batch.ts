@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /** An outbox row as the relay reads it. */
 export interface OutboxRow {

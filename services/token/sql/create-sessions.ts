@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * Issue for several sessions at once: {@link createSession}'s insert for every row of $1, a JSON

@@ -1,5 +1,5 @@
-import type { AuditAction } from "../../audit/audit-actions.ts";
-import { sql } from "../sql-executor.ts";
+import type { AuditAction } from "../audit/audit-actions.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * One token exchange, for the audit log. Params: $1 now, $2 actor (`client:<id>`), $3 request id,

@@ -1,5 +1,5 @@
-import type { AuditAction } from "../../audit/audit-actions.ts";
-import { type SqlStatement, sql } from "../sql-executor.ts";
+import type { AuditAction } from "../audit/audit-actions.ts";
+import { type SqlStatement, sql } from "../store/sql-executor.ts";
 
 /**
  * Revoke (or, with access_only, bump the version of) the sessions a Revoke request names, queue one

@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * Whether a signature-valid access token has since been revoked, in one round trip.

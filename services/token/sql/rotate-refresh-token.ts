@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * Refresh of a legacy (v1) token, one kept as a `refresh_tokens` row: mark it used and move its

@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * What the session janitor deletes: sessions that expired (absolute or idle) or were revoked before

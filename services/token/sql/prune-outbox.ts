@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * Deletes up to $2 outbox rows that stopped mattering before $1 (published or not: no live token can

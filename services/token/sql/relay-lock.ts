@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * The outbox relay's session advisory lock: one publisher at a time per outbox table, so stream order

@@ -1,5 +1,5 @@
-import { sql } from "../sql-executor.ts";
-import type { Rotation } from "../token-store.ts";
+import { sql } from "../store/sql-executor.ts";
+import type { Rotation } from "../store/token-store.ts";
 
 /**
  * The SQL expressions one rotation's values are read from: `$n` parameters in the one-row statements,

@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /** Unpublished rows and when the oldest of them committed (for metrics); uses the partial index. */
 export const outboxBacklog = sql<{ backlog: number; oldest: Date | null }>(

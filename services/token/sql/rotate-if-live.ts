@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 import { ROTATION_PARAMS, type RotationValues, rotateGuard, rotateSet } from "./rotate-session.ts";
 
 export interface RotatedSessionRow {

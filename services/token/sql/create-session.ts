@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * Issue: a new session holding its first refresh token's state (generation 1, the token's hash and

@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * Records that a private_key_jwt assertion's `jti` was used, unless it already was (RFC 7523 §3).

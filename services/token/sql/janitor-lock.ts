@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * The session janitor's replica lock: a transaction-scoped advisory lock, taken as the first

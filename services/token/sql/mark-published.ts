@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /**
  * Marks rows published with their stream ids, in one statement. Params: $1 outbox ids, $2 stream ids

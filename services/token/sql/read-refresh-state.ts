@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "../store/sql-executor.ts";
 
 /** What a refresh needs to know about the session a presented token belongs to. */
 export interface SessionRefreshRow {
