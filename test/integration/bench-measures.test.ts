@@ -126,14 +126,14 @@ describe("soak preload", () => {
       count: 40,
       tokens,
     });
-    const { rows } = await tdb.db.pool!.query(
+    const { rows } = await tdb.sql.query(
       `SELECT count(*)::int AS n, count(*) FILTER (WHERE refresh_generation = 1 AND refresh_mac_kid = $1
                                                    AND refresh_hash IS NOT NULL)::int AS v2
          FROM sessions WHERE subject LIKE 'soak-%'`,
       [tokens.macKid],
     );
     expect(rows[0]).toEqual({ n: 40, v2: 40 });
-    const legacy = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM refresh_tokens");
+    const legacy = await tdb.sql.query("SELECT count(*)::int AS n FROM refresh_tokens");
     expect(legacy.rows[0].n).toBe(0);
     const parsed = parseRefreshToken(preloadedRefreshToken(tokens, 17));
     expect(parsed).toMatchObject({ version: 2, generation: 1, kid: tokens.macKid });
@@ -151,7 +151,7 @@ describe("soak preload", () => {
       );
       expect(second.sessionId).toBe(first.sessionId);
     }
-    const rotated = await tdb.db.pool!.query(
+    const rotated = await tdb.sql.query(
       "SELECT count(*)::int AS n FROM sessions WHERE subject LIKE 'soak-%' AND refresh_generation = 3",
     );
     expect(rotated.rows[0].n).toBe(3);
@@ -167,7 +167,7 @@ describe("soak preload", () => {
       expect(again.kid).toBe(first.kid);
       expect(Buffer.from(again.key).equals(Buffer.from(first.key))).toBe(true);
     } finally {
-      await tdb.db.pool!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await tdb.sql.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     }
   });
 });

@@ -1,4 +1,4 @@
-import { sql } from "../store/sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /**
  * Whether a signature-valid access token has since been revoked, in one round trip.
@@ -12,9 +12,9 @@ export const accessTokenStatus = sql<{
   client_disabled_at: Date | null;
 }>(
   "gh_access_token_status",
-  `SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1::text) AS jti_revoked,
-          (SELECT revoked_at FROM sessions WHERE id = $2::uuid) AS session_revoked_at,
-          (SELECT version FROM sessions WHERE id = $2::uuid) AS session_version,
-          (SELECT not_before FROM subject_revocations WHERE subject = $3::text) AS subject_not_before,
-          (SELECT disabled_at FROM clients WHERE id = $4::text) AS client_disabled_at`,
+  (t) => `SELECT EXISTS (SELECT 1 FROM ${t.revoked_access_tokens} WHERE jti = $1::text) AS jti_revoked,
+          (SELECT revoked_at FROM ${t.sessions} WHERE id = $2::uuid) AS session_revoked_at,
+          (SELECT version FROM ${t.sessions} WHERE id = $2::uuid) AS session_version,
+          (SELECT not_before FROM ${t.subject_revocations} WHERE subject = $3::text) AS subject_not_before,
+          (SELECT disabled_at FROM ${t.clients} WHERE id = $4::text) AS client_disabled_at`,
 );

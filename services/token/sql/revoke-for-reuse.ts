@@ -1,5 +1,5 @@
-import type { AuditAction } from "../audit/audit-actions.ts";
-import { sql } from "../store/sql-executor.ts";
+import { auditInsert, outboxInsert } from "./outbox-and-audit.ts";
+import { sql } from "./statement.ts";
 
 /**
  * Reuse detected: revoke the whole family, queue its revocation event and record the detection, all
@@ -8,19 +8,32 @@ import { sql } from "../store/sql-executor.ts";
  */
 export const revokeForReuse = sql<{ session_id: string; event_id: string }>(
   "gh_revoke_for_reuse",
-  `WITH s AS (
-     UPDATE sessions SET revoked_at = $2::timestamptz, revoke_reason = 'refresh_token_reused'
+  (t) => `WITH s AS (
+     UPDATE ${t.sessions} SET revoked_at = $2::timestamptz, revoke_reason = 'refresh_token_reused'
       WHERE id = $1::uuid AND revoked_at IS NULL
       RETURNING id, subject, client_id
    ), o AS (
-     INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
-     SELECT 'session_revoked', jsonb_build_object('sid', s.id::text), $2::timestamptz, $3::timestamptz FROM s
-     RETURNING event_id
+     ${outboxInsert(t, {
+       type: "'session_revoked'",
+       payload: "jsonb_build_object('sid', s.id::text)",
+       occurredAt: "$2::timestamptz",
+       relevantUntil: "$3::timestamptz",
+       from: "s",
+     })}
    ), a AS (
-     INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, subject, client_id, request_id, outcome, details)
-     SELECT $2::timestamptz, $4::text, '${"refresh_token.reuse" satisfies AuditAction}', 'session', s.id::text, s.subject, s.client_id, $5::text,
-            'denied', jsonb_build_object('token_fp', $6::text, 'sessions_revoked', 1)
-       FROM s
+     ${auditInsert(t, {
+       occurredAt: "$2::timestamptz",
+       actor: "$4::text",
+       action: "refresh_token.reuse",
+       targetType: "'session'",
+       targetId: "s.id::text",
+       subject: "s.subject",
+       clientId: "s.client_id",
+       requestId: "$5::text",
+       outcome: "denied",
+       details: "jsonb_build_object('token_fp', $6::text, 'sessions_revoked', 1)",
+       from: "FROM s",
+     })}
    )
    SELECT s.id::text AS session_id, o.event_id::text AS event_id FROM s, o`,
 );
