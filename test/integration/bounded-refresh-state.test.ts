@@ -298,11 +298,12 @@ describe("tokens minted before the upgrade (v1, a refresh_tokens row each)", () 
 describe("rows written", () => {
   /**
    * Rows inserted and updated in this schema's tables, from pg_stat_user_tables. A backend publishes
-   * its counts when idle, at most once a second unless asked: the probe asks its (only) pool
-   * connection to flush, then waits for the figures to include everything.
+   * its counts when idle, at most once a second unless asked: the probe asks both single-connection
+   * pools to flush, then waits for the figures to include everything.
    */
   async function tableWrites() {
-    await tdb.sql.query("SELECT pg_stat_force_next_flush()");
+    // The service's connection and the test's own (legacy sessions are inserted through it).
+    await Promise.all([tdb.db.pool!, tdb.sql].map((p) => p.query("SELECT pg_stat_force_next_flush()")));
     const { rows } = await tdb.sql.query(
       `SELECT relname, n_tup_ins::int AS ins, n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot
          FROM pg_stat_user_tables WHERE schemaname = current_schema()`,

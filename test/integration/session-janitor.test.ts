@@ -45,7 +45,7 @@ const BIN = fileURLToPath(new URL("../../bin/gatehouse.mjs", import.meta.url));
 const log = createLogger({ level: "silent", component: "test", pretty: false });
 const clock = testClock();
 /** The janitor lock's key, as sql/janitor-lock.ts builds it. */
-const LOCK_KEY = `((1751673454::bigint << 32) | 'sessions'::regclass::oid::bigint)`;
+const lockKey = () => `((1751673454::bigint << 32) | '"${tdb.schema}".sessions'::regclass::oid::bigint)`;
 
 let tdb: TestDatabase;
 let replica2: Database;
@@ -223,7 +223,7 @@ describe("what the janitor deletes", () => {
     const holder = await replica2.pool!.connect();
     try {
       await holder.query("BEGIN");
-      await holder.query(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
+      await holder.query(`SELECT pg_advisory_xact_lock(${lockKey()})`);
       expect(await janitor(onPool(tdb.db.pool!), { metrics }).runOnce()).toMatchObject({
         locked: false,
         drained: false,
@@ -253,7 +253,7 @@ describe("one replica at a time, behind a transaction pooler", () => {
     const holder = await tdb.db.pool!.connect();
     try {
       await holder.query("BEGIN");
-      await holder.query(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
+      await holder.query(`SELECT pg_advisory_xact_lock(${lockKey()})`);
       const pass = await janitor(onPool(replica2.pool!)).runOnce();
       expect(pass).toMatchObject({ locked: false, batches: 0, deleted: { sessions: 0, refreshTokens: 0 } });
       expect(await left("due")).toBe(10);

@@ -68,7 +68,7 @@ export async function useTestDatabase(
   const base = TEST_DATABASE_URL;
   await migrate({ kind: "postgres", url: base, schema });
   const db = await createDatabase({ kind: "postgres", url: base, schema }, { poolSize: opts.poolSize ?? 5 });
-  const sql = new pg.Pool(poolConfig(base, schema, { max: 3 }));
+  const sql = new pg.Pool(poolConfig(base, schema, { max: 1 }));
   sql.on("error", () => {});
   const url = new URL(base);
   url.searchParams.set("schema", schema);
