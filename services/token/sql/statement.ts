@@ -23,7 +23,7 @@ type TableName = (typeof TABLE_NAMES)[number];
  */
 export type Tables = Record<TableName, string> & { readonly schemaLiteral: string };
 
-export function tablesIn(schema: string): Tables {
+function tablesIn(schema: string): Tables {
   const quoted = quoteIdent(assertSchemaName(schema));
   const tables = Object.fromEntries(TABLE_NAMES.map((name) => [name, `${quoted}.${name}`]));
   return { ...(tables as Record<TableName, string>), schemaLiteral: `'${schema}'` };
