@@ -80,9 +80,11 @@ describe("rows written, from pg_stat_user_tables", () => {
     const writer = await pool.connect();
     try {
       const before = await settledRowsWritten(reader, tdb.schema, { minWaitMs: 0, quietMs: 0 });
-      await writer.query("CREATE TABLE bench_probe (id int PRIMARY KEY, n int, tag text)");
-      await writer.query("INSERT INTO bench_probe SELECT i, 0, 'x' FROM generate_series(1, 3) AS i");
-      await writer.query("UPDATE bench_probe SET n = n + 1 WHERE id <= 2");
+      // The service's pool sets no search_path: name the schema.
+      const probe = `"${tdb.schema}".bench_probe`;
+      await writer.query(`CREATE TABLE ${probe} (id int PRIMARY KEY, n int, tag text)`);
+      await writer.query(`INSERT INTO ${probe} SELECT i, 0, 'x' FROM generate_series(1, 3) AS i`);
+      await writer.query(`UPDATE ${probe} SET n = n + 1 WHERE id <= 2`);
       // The writer's counters stay in its own memory until it flushes them; make it flush now.
       await writer.query("SELECT pg_stat_force_next_flush()");
       await writer.query("SELECT 1");
@@ -91,7 +93,7 @@ describe("rows written, from pg_stat_user_tables", () => {
       expect(delta.perTable.bench_probe).toEqual({ inserted: 3, updated: 2, hotUpdated: 2 });
       expect((await schemaBytes(reader, tdb.schema)).bench_probe).toBeGreaterThan(0);
     } finally {
-      await writer.query("DROP TABLE IF EXISTS bench_probe");
+      await writer.query(`DROP TABLE IF EXISTS "${tdb.schema}".bench_probe`);
       writer.release();
       reader.release();
     }
