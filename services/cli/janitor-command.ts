@@ -27,6 +27,7 @@ Exit codes: 0 done (or another replica was at work), 1 database error, 2 usage o
 
 const janitorSettings = {
   databaseUrl: databaseSettings.databaseUrl,
+  databasePreparedStatements: databaseSettings.databasePreparedStatements,
   sessionRetention: tokenServiceSettings.sessionRetention,
   janitorBatchSize: tokenServiceSettings.janitorBatchSize,
 };
@@ -52,7 +53,13 @@ export const janitorCommand: Command = {
     const settings = loadSettings(janitorSettings, { flags: rawFlags(argv) });
     // Loaded on demand: the database layer is most of the CLI's start-up time.
     const { createDatabase } = await import("../shared/database/index.ts");
-    const db = await createDatabase({ kind: "postgres", url: settings.databaseUrl }, { poolSize: 2 });
+    const db = await createDatabase(
+      { kind: "postgres", url: settings.databaseUrl },
+      {
+        poolSize: 2,
+        preparedStatements: settings.databasePreparedStatements,
+      },
+    );
     try {
       const janitor = createSessionJanitor({
         db: { ...poolExecutor(db.pool!), ...poolTransactions(db.pool!) },

@@ -57,6 +57,7 @@ export type TokenServiceConfig = Omit<
   | "clientsFile"
   | "adminListen"
   | "grpcReflection"
+  | "databasePreparedStatements"
   | OverloadSettingKey
   | TracingSettingKey
   | keyof RedisSettings
@@ -64,6 +65,8 @@ export type TokenServiceConfig = Omit<
   OverloadConfig &
   /** REDIS_URL or REDIS_SENTINELS and theirs; none set runs without Redis. */
   RedisSettings & {
+    /** GATEHOUSE_DATABASE_PREPARED_STATEMENTS; a hand-made config without it names its statements. */
+    databasePreparedStatements?: boolean;
     /** Loaded settings always have it (default 400 days); a hand-made config without it keeps every event. */
     auditRetention?: number;
     /** Loaded settings always have the janitor's three; a hand-made config without all of them runs no janitor. */
@@ -123,7 +126,10 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   // Before the pool and Prisma: an unreachable, misnamed or unmigrated database is one line, not
   // Prisma's dump from whichever query happened to run first.
   if (options.database.kind === "postgres") await checkDatabase(options.database);
-  const db = await createDatabase(options.database, { poolSize: config.databasePoolSize });
+  const db = await createDatabase(options.database, {
+    poolSize: config.databasePoolSize,
+    preparedStatements: config.databasePreparedStatements,
+  });
   let servers: RpcServers | undefined;
   const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });
   const refreshKeyOptions = {

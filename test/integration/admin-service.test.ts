@@ -133,7 +133,7 @@ async function issueFor(subject: string, who = "web") {
 }
 
 const auditRows = (where: string, params: unknown[]) =>
-  tdb.db.pool!.query(`SELECT * FROM audit_events WHERE ${where} ORDER BY id`, params).then((r) => r.rows);
+  tdb.sql.query(`SELECT * FROM audit_events WHERE ${where} ORDER BY id`, params).then((r) => r.rows);
 
 describe("who may call AdminService", () => {
   const calls: [string, object][] = [
@@ -465,7 +465,7 @@ describe("clients", () => {
     expect(r).toMatchObject({ sessionsRevoked: 2, propagated: true });
     expect(r.client?.disabledAt).toBeDefined();
     expect(r.client?.disabledReason).toBe("leaked secret");
-    const outbox = await tdb.db.pool!.query(
+    const outbox = await tdb.sql.query(
       "SELECT event_id::text, payload FROM revocation_outbox WHERE type = 'client_disabled' AND payload->>'clientId' = 'shop'",
     );
     expect(outbox.rows).toHaveLength(1);
@@ -475,7 +475,7 @@ describe("clients", () => {
     expect(Number(outbox.rows[0].payload.notBefore)).toBeGreaterThanOrEqual(
       clock.now() + CLIENT_CHANGE_BOUND_MS,
     );
-    const live = await tdb.db.pool!.query(
+    const live = await tdb.sql.query(
       "SELECT count(*)::int AS n FROM sessions WHERE client_id = 'shop' AND revoked_at IS NULL",
     );
     expect(live.rows[0].n).toBe(0);
@@ -705,7 +705,7 @@ describe("signing keys", () => {
     const r = await c.activateSigningKey({ kid: stagedKid });
     expect(r.key).toMatchObject({ kid: stagedKid, status: SigningKeyStatus.ACTIVE });
     expect(r.previousKey).toMatchObject({ kid: firstKid, status: SigningKeyStatus.RETIRING });
-    const active = await tdb.db.pool!.query("SELECT kid FROM signing_keys WHERE status = 'active'");
+    const active = await tdb.sql.query("SELECT kid FROM signing_keys WHERE status = 'active'");
     expect(active.rows).toEqual([{ kid: stagedKid }]);
     const next = await issueFor("gus");
     expect(decodeProtectedHeader(next.accessToken).kid).toBe(stagedKid);
@@ -724,11 +724,11 @@ describe("signing keys", () => {
       c.activateSigningKey({ kid: b, force: true }),
     ]);
     expect(results.every((r) => r.status === "fulfilled")).toBe(true);
-    const active = await tdb.db.pool!.query("SELECT kid FROM signing_keys WHERE status = 'active'");
+    const active = await tdb.sql.query("SELECT kid FROM signing_keys WHERE status = 'active'");
     expect(active.rows).toHaveLength(1);
     // And the database itself refuses a second active key.
     await expect(
-      tdb.db.pool!.query("UPDATE signing_keys SET status = 'active' WHERE kid = $1", [stagedKid]),
+      tdb.sql.query("UPDATE signing_keys SET status = 'active' WHERE kid = $1", [stagedKid]),
     ).rejects.toThrow(/signing_keys_one_active/);
     // Put the ES256 key back in charge for what follows.
     const other = active.rows[0].kid === a ? b : a;
@@ -769,7 +769,7 @@ describe("signing keys", () => {
     expect(r.liveSessionsSigned).toBeGreaterThanOrEqual(2);
     expect(r.propagated).toBe(true);
     expect(r.activatedKey?.status).toBe(SigningKeyStatus.ACTIVE);
-    const outbox = await tdb.db.pool!.query(
+    const outbox = await tdb.sql.query(
       "SELECT event_id::text FROM revocation_outbox WHERE type = 'key_revoked' AND payload->>'kid' = $1",
       [active.kid],
     );
@@ -815,12 +815,12 @@ describe("signing keys", () => {
 
   it("makes one new key when two rotations run at once", async () => {
     const c = admin();
-    const before = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM signing_keys");
+    const before = await tdb.sql.query("SELECT count(*)::int AS n FROM signing_keys");
     const [x, y] = await Promise.all([
       c.rotateSigningKeys({ force: true }),
       c.rotateSigningKeys({ force: true }),
     ]);
-    const after = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM signing_keys");
+    const after = await tdb.sql.query("SELECT count(*)::int AS n FROM signing_keys");
     expect(after.rows[0].n - before.rows[0].n).toBe(1);
     expect([x.staged, y.staged].filter(Boolean)).toHaveLength(1);
     c.close();
@@ -863,7 +863,7 @@ describe("audit log", () => {
     expect(
       await failure(c.listAuditEvents({ since: timestampFromMs(clock.now()), until: timestampFromMs(0) })),
     ).toMatchObject({ reason: "invalid_request", metadata: { field: "since" } });
-    const raw = await tdb.db.pool!.query("SELECT details::text AS d FROM audit_events");
+    const raw = await tdb.sql.query("SELECT details::text AS d FROM audit_events");
     for (const { d } of raw.rows) expect(String(d)).not.toMatch(/gths_|scrypt\$|"d":/);
     c.close();
   });
@@ -894,7 +894,7 @@ describe("scheduled rotation in the token service", () => {
     await service.shutdown();
     service = await start(masterKey, { keyRotation: true });
     const staged = await eventually(async () => {
-      const r = await tdb.db.pool!.query("SELECT kid, created_at FROM signing_keys WHERE status = 'staged'");
+      const r = await tdb.sql.query("SELECT kid, created_at FROM signing_keys WHERE status = 'staged'");
       return r.rows[0] as { kid: string } | undefined;
     }, "the timer to stage a key");
     const [audit] = await auditRows("action = 'signing_key.create' AND target_id = $1", [staged.kid]);
@@ -907,14 +907,14 @@ describe("scheduled rotation in the token service", () => {
     clock.advance(3_600_000);
     service = await start(masterKey, { keyRotation: true });
     await eventually(async () => {
-      const r = await tdb.db.pool!.query("SELECT kid FROM signing_keys WHERE status = 'active'");
+      const r = await tdb.sql.query("SELECT kid FROM signing_keys WHERE status = 'active'");
       return r.rows[0]?.kid === staged.kid ? true : undefined;
     }, "the timer to activate the staged key");
     await eventually(async () => {
       const kid = decodeProtectedHeader((await issueFor("kim")).accessToken).kid;
       return kid === staged.kid ? true : undefined;
     }, "the service to sign with the new key");
-    const previous = await tdb.db.pool!.query("SELECT status FROM signing_keys WHERE kid = $1", [active.kid]);
+    const previous = await tdb.sql.query("SELECT status FROM signing_keys WHERE kid = $1", [active.kid]);
     expect(previous.rows[0].status).toBe("retiring");
 
     await service.shutdown();
@@ -932,7 +932,7 @@ describe("master key", () => {
     const refreshKeys = await prisma.refreshKey.count();
     expect(refreshKeys).toBe(2); // the successor key and the MAC key
     expect(result).toEqual({ rewrapped: rows.length + refreshKeys, alreadyNew: 0 });
-    const raw = await tdb.db.pool!.query("SELECT kid, private_key_enc FROM signing_keys");
+    const raw = await tdb.sql.query("SELECT kid, private_key_enc FROM signing_keys");
     for (const r of raw.rows as { kid: string; private_key_enc: Buffer }[]) {
       const pkcs8 = decryptPrivateKey(r.private_key_enc, newKey, r.kid);
       expect(r.private_key_enc.includes(pkcs8)).toBe(false);

@@ -44,7 +44,7 @@ afterAll(async () => {
 });
 
 const q = <T = Record<string, unknown>>(text: string, params: unknown[] = []) =>
-  tdb.db.pool!.query(text, params).then((r) => r.rows as T[]);
+  tdb.sql.query(text, params).then((r) => r.rows as T[]);
 
 /** Writes `n` audit rows `ageMs` before the clock, as any writer would (one INSERT, no update). */
 async function seed(n: number, ageMs: number, action = "client.update"): Promise<void> {
@@ -116,11 +116,11 @@ describe("audit retention", () => {
     await seed(50, RETENTION + DAY);
     const holder = await tdb.db.pool!.connect();
     try {
-      await holder.query(`SELECT pg_advisory_lock(${0x676872}, hashtext(current_schema()))`);
+      await holder.query(`SELECT pg_advisory_lock(${0x676872}, hashtext('${tdb.schema}'))`);
       expect(await retention(replica2).runOnce()).toMatchObject({ locked: false, deleted: 0 });
       expect(await count()).toBe(50);
     } finally {
-      await holder.query(`SELECT pg_advisory_unlock(${0x676872}, hashtext(current_schema()))`);
+      await holder.query(`SELECT pg_advisory_unlock(${0x676872}, hashtext('${tdb.schema}'))`);
       holder.release();
     }
     // Two replicas at once: every due row is deleted exactly once, and recorded once.

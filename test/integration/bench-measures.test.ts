@@ -80,9 +80,11 @@ describe("rows written, from pg_stat_user_tables", () => {
     const writer = await pool.connect();
     try {
       const before = await settledRowsWritten(reader, tdb.schema, { minWaitMs: 0, quietMs: 0 });
-      await writer.query("CREATE TABLE bench_probe (id int PRIMARY KEY, n int, tag text)");
-      await writer.query("INSERT INTO bench_probe SELECT i, 0, 'x' FROM generate_series(1, 3) AS i");
-      await writer.query("UPDATE bench_probe SET n = n + 1 WHERE id <= 2");
+      // The service's pool sets no search_path: name the schema.
+      const probe = `"${tdb.schema}".bench_probe`;
+      await writer.query(`CREATE TABLE ${probe} (id int PRIMARY KEY, n int, tag text)`);
+      await writer.query(`INSERT INTO ${probe} SELECT i, 0, 'x' FROM generate_series(1, 3) AS i`);
+      await writer.query(`UPDATE ${probe} SET n = n + 1 WHERE id <= 2`);
       // The writer's counters stay in its own memory until it flushes them; make it flush now.
       await writer.query("SELECT pg_stat_force_next_flush()");
       await writer.query("SELECT 1");
@@ -91,7 +93,7 @@ describe("rows written, from pg_stat_user_tables", () => {
       expect(delta.perTable.bench_probe).toEqual({ inserted: 3, updated: 2, hotUpdated: 2 });
       expect((await schemaBytes(reader, tdb.schema)).bench_probe).toBeGreaterThan(0);
     } finally {
-      await writer.query("DROP TABLE IF EXISTS bench_probe");
+      await writer.query(`DROP TABLE IF EXISTS "${tdb.schema}".bench_probe`);
       writer.release();
       reader.release();
     }
@@ -126,14 +128,14 @@ describe("soak preload", () => {
       count: 40,
       tokens,
     });
-    const { rows } = await tdb.db.pool!.query(
+    const { rows } = await tdb.sql.query(
       `SELECT count(*)::int AS n, count(*) FILTER (WHERE refresh_generation = 1 AND refresh_mac_kid = $1
                                                    AND refresh_hash IS NOT NULL)::int AS v2
          FROM sessions WHERE subject LIKE 'soak-%'`,
       [tokens.macKid],
     );
     expect(rows[0]).toEqual({ n: 40, v2: 40 });
-    const legacy = await tdb.db.pool!.query("SELECT count(*)::int AS n FROM refresh_tokens");
+    const legacy = await tdb.sql.query("SELECT count(*)::int AS n FROM refresh_tokens");
     expect(legacy.rows[0].n).toBe(0);
     const parsed = parseRefreshToken(preloadedRefreshToken(tokens, 17));
     expect(parsed).toMatchObject({ version: 2, generation: 1, kid: tokens.macKid });
@@ -151,7 +153,7 @@ describe("soak preload", () => {
       );
       expect(second.sessionId).toBe(first.sessionId);
     }
-    const rotated = await tdb.db.pool!.query(
+    const rotated = await tdb.sql.query(
       "SELECT count(*)::int AS n FROM sessions WHERE subject LIKE 'soak-%' AND refresh_generation = 3",
     );
     expect(rotated.rows[0].n).toBe(3);
@@ -167,7 +169,7 @@ describe("soak preload", () => {
       expect(again.kid).toBe(first.kid);
       expect(Buffer.from(again.key).equals(Buffer.from(first.key))).toBe(true);
     } finally {
-      await tdb.db.pool!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await tdb.sql.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     }
   });
 });

@@ -8,7 +8,8 @@ import {
   RefreshRequestSchema,
   RevokeRequestSchema,
 } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
-import { poolConfig } from "../../services/shared/database/postgres.ts";
+import { servingPoolConfig } from "../../services/shared/database/postgres.ts";
+import { withSqlScope } from "../../services/shared/database/sql-scope.ts";
 import type { ClientRecord } from "../../services/token/clients/client-record.ts";
 import type { FlowDeps } from "../../services/token/flows/flow-deps.ts";
 import { introspect } from "../../services/token/flows/introspect-flow.ts";
@@ -69,7 +70,7 @@ const revokeByToken = (token: string) =>
 
 /** Everything the session row holds, to compare before and after an attempt that must change nothing. */
 async function sessionRow(id: string) {
-  const { rows } = await tdb.db.pool!.query("SELECT * FROM sessions WHERE id = $1", [id]);
+  const { rows } = await tdb.sql.query("SELECT * FROM sessions WHERE id = $1", [id]);
   return rows[0];
 }
 
@@ -113,13 +114,13 @@ describe("reuse of any earlier token of the family", () => {
     const session = await sessionRow(first.sessionId!);
     expect(session.revoked_at).not.toBeNull();
     expect(session.revoke_reason).toBe("refresh_token_reused");
-    const events = await tdb.db.pool!.query(
+    const events = await tdb.sql.query(
       "SELECT event_id::text FROM revocation_outbox WHERE type = 'session_revoked' AND payload->>'sid' = $1",
       [first.sessionId],
     );
     expect(events.rows).toHaveLength(1);
     expect(deps.published.at(-1)).toEqual([events.rows[0].event_id]);
-    const audit = await tdb.db.pool!.query(
+    const audit = await tdb.sql.query(
       "SELECT outcome FROM audit_events WHERE action = 'refresh_token.reuse' AND target_id = $1",
       [first.sessionId],
     );
@@ -213,7 +214,7 @@ describe("a made-up token naming a real session", () => {
 
 describe("tokens minted before the upgrade (v1, a refresh_tokens row each)", () => {
   const legacyLogin = (subject: string) =>
-    createLegacySession(tdb.db.pool!, {
+    createLegacySession(tdb.sql, {
       clientId: "web",
       subject,
       audience: ["orders"],
@@ -241,7 +242,7 @@ describe("tokens minted before the upgrade (v1, a refresh_tokens row each)", () 
     expect(row.refresh_hash).toEqual(hashRefreshToken(next.refreshToken!));
     expect(row.refresh_previous_hash).toEqual(hashRefreshToken(legacy.refreshToken));
     // The legacy row is marked used; no row was added.
-    const legacyRows = await tdb.db.pool!.query(
+    const legacyRows = await tdb.sql.query(
       "SELECT used_at IS NOT NULL AS used FROM refresh_tokens WHERE session_id = $1",
       [legacy.sessionId],
     );
@@ -259,7 +260,10 @@ describe("tokens minted before the upgrade (v1, a refresh_tokens row each)", () 
 
   it("20 concurrent refreshes of one legacy token: one rotation, one successor for all", async () => {
     // A pool of its own: the file's single connection would queue the calls instead of racing them.
-    const pool = new pg.Pool(poolConfig(tdb.url, tdb.schema, { max: 8 }));
+    const pool = withSqlScope(new pg.Pool(servingPoolConfig(tdb.url, { max: 8 })), {
+      schema: tdb.schema,
+      preparedStatements: true,
+    });
     try {
       const racing = { ...deps, store: createSqlTokenStore(poolExecutor(pool)) };
       const legacy = await legacyLogin("legacy-race");
@@ -294,12 +298,13 @@ describe("tokens minted before the upgrade (v1, a refresh_tokens row each)", () 
 describe("rows written", () => {
   /**
    * Rows inserted and updated in this schema's tables, from pg_stat_user_tables. A backend publishes
-   * its counts when idle, at most once a second unless asked: the probe asks its (only) pool
-   * connection to flush, then waits for the figures to include everything.
+   * its counts when idle, at most once a second unless asked: the probe asks both single-connection
+   * pools to flush, then waits for the figures to include everything.
    */
   async function tableWrites() {
-    await tdb.db.pool!.query("SELECT pg_stat_force_next_flush()");
-    const { rows } = await tdb.db.pool!.query(
+    // The service's connection and the test's own (legacy sessions are inserted through it).
+    await Promise.all([tdb.db.pool!, tdb.sql].map((p) => p.query("SELECT pg_stat_force_next_flush()")));
+    const { rows } = await tdb.sql.query(
       `SELECT relname, n_tup_ins::int AS ins, n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot
          FROM pg_stat_user_tables WHERE schemaname = current_schema()`,
     );

@@ -342,7 +342,7 @@ describe("clients", () => {
       env: { GATEHOUSE_CLIENT_ID: "ops-admin", GATEHOUSE_CLIENT_SECRET: secret },
     }).then(json);
     expect(listed.client.roles).toEqual(["CLIENT_ROLE_ADMIN"]);
-    const audit = await tdb.db.pool!.query("SELECT actor FROM audit_events WHERE target_id = 'ops-admin'");
+    const audit = await tdb.sql.query("SELECT actor FROM audit_events WHERE target_id = 'ops-admin'");
     expect(audit.rows[0].actor).toMatch(/^system:cli-direct:/);
   });
 });
@@ -572,14 +572,14 @@ describe("keys rotate-successor and rewrap", () => {
       kid: expect.stringMatching(/^rk-successor-[0-9a-f]{16}$/),
       replaced: "rk-successor-legacy",
     });
-    const rows = await tdb.db.pool!.query("SELECT kid, status FROM refresh_keys ORDER BY created_at, kid");
+    const rows = await tdb.sql.query("SELECT kid, status FROM refresh_keys ORDER BY created_at, kid");
     expect(rows.rows).toEqual(
       expect.arrayContaining([
         { kid: "rk-successor-legacy", status: "previous" },
         { kid: r.kid, status: "active" },
       ]),
     );
-    const audit = await tdb.db.pool!.query(
+    const audit = await tdb.sql.query(
       "SELECT actor FROM audit_events WHERE action = 'refresh_key.rotate' AND target_id = $1",
       [r.kid],
     );
@@ -589,7 +589,7 @@ describe("keys rotate-successor and rewrap", () => {
   it("rotate-mac replaces the refresh-token MAC key on the database, keeping the old one", {
     timeout: 180_000,
   }, async () => {
-    const active = await tdb.db.pool!.query(
+    const active = await tdb.sql.query(
       "SELECT kid FROM refresh_keys WHERE purpose = 'mac' AND status = 'active'",
     );
     const r = await gatehouse(["keys", "rotate-mac", "--json"], {
@@ -603,7 +603,7 @@ describe("keys rotate-successor and rewrap", () => {
       env: { GATEHOUSE_MASTER_KEY: masterKey.toString("base64") },
     }).then(json);
     expect(again.replaced).toBe(r.kid);
-    const rows = await tdb.db.pool!.query("SELECT kid, status FROM refresh_keys WHERE purpose = 'mac'");
+    const rows = await tdb.sql.query("SELECT kid, status FROM refresh_keys WHERE purpose = 'mac'");
     expect(rows.rows).toEqual(
       expect.arrayContaining([
         { kid: r.kid, status: "previous" },
@@ -619,7 +619,7 @@ describe("keys rotate-successor and rewrap", () => {
     const r = await gatehouse(["keys", "rewrap", "--new-master-key", newKey, "--json"], {
       env: { GATEHOUSE_OLD_MASTER_KEY: masterKey.toString("base64") },
     }).then(json);
-    const count = await tdb.db.pool!.query(
+    const count = await tdb.sql.query(
       "SELECT (SELECT count(*) FROM signing_keys) + (SELECT count(*) FROM refresh_keys) AS n",
     );
     expect(r).toEqual({ rewrapped: Number(count.rows[0].n), alreadyNew: 0 });

@@ -147,10 +147,10 @@ describe("disabling and at once re-enabling a client", () => {
       );
       // Meanwhile someone else enables it (by hand) and disables it again: a new cut-off.
       await new Promise((r) => setTimeout(r, 200));
-      await tdb.db.pool!.query("UPDATE clients SET disabled_at = NULL WHERE id = 'web'");
+      await tdb.sql.query("UPDATE clients SET disabled_at = NULL WHERE id = 'web'");
       await admin.disableClient({ clientId: "web", reason: "second" });
       expect(await waiting).toBe("failed_precondition");
-      const row = await tdb.db.pool!.query("SELECT disabled_reason FROM clients WHERE id = 'web'");
+      const row = await tdb.sql.query("SELECT disabled_reason FROM clients WHERE id = 'web'");
       expect(row.rows[0].disabled_reason).toBe("second");
       // Asked again, it waits for the new cut-off and then enables.
       await admin.enableClient({ clientId: "web" });

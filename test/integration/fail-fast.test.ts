@@ -173,7 +173,7 @@ beforeAll(async () => {
   await admin.connect();
   [migrated, behind] = await Promise.all([useTestDatabase(), useTestDatabase("fail_fast_behind")]);
   // A schema one migration behind this build: the rollout got ahead of its migrations.
-  await behind.db.pool!.query(
+  await behind.sql.query(
     "DELETE FROM _prisma_migrations WHERE migration_name = (SELECT max(migration_name) FROM _prisma_migrations)",
   );
   await admin.query(`CREATE SCHEMA "${emptySchema}"`);

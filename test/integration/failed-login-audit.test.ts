@@ -26,11 +26,11 @@ afterAll(async () => {
 });
 
 async function loginRows() {
-  const r = await tdb.db.pool!.query(
+  const r = await tdb.sql.query(
     `SELECT actor, target_id, client_id, outcome, details FROM audit_events
       WHERE action = 'client.authenticate' ORDER BY target_id NULLS LAST`,
   );
-  await tdb.db.pool!.query("DELETE FROM audit_events WHERE action = 'client.authenticate'");
+  await tdb.sql.query("DELETE FROM audit_events WHERE action = 'client.authenticate'");
   return r.rows;
 }
 

@@ -91,7 +91,7 @@ afterAll(async () => {
 
 /** Rows per table of this schema. */
 async function rowCounts(): Promise<Record<string, number>> {
-  const pool = tdb.db.pool!;
+  const pool = tdb.sql;
   const tables = await pool.query<{ table_name: string }>(
     "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
   );

@@ -218,7 +218,7 @@ describe("revoking the active signing key", () => {
     expect(sidecarKids()).not.toContain(compromised);
     expect(await atSidecar(bob.token)).toBe("key_revoked");
 
-    const audit = await tdb.db.pool!.query(
+    const audit = await tdb.sql.query(
       "SELECT actor, outcome, details FROM audit_events WHERE action = 'signing_key.revoke' AND target_id = $1",
       [compromised],
     );

@@ -257,7 +257,7 @@ describe("the generated client on a migrated Postgres schema", () => {
     const read = await tdb.db.prisma.client.findUnique({ where: { id: "svc-orders" } });
     expect(read?.roles).toEqual(["issuer"]);
 
-    const raw = await tdb.db.pool!.query<{ id: string; refresh_grace_seconds: number }>(
+    const raw = await tdb.sql.query<{ id: string; refresh_grace_seconds: number }>(
       "SELECT id, refresh_grace_seconds FROM clients",
     );
     expect(raw.rows).toEqual([{ id: "svc-orders", refresh_grace_seconds: 10 }]);
@@ -280,7 +280,7 @@ describe("the generated client on a migrated Postgres schema", () => {
       code: "P2002",
     });
     await expect(
-      tdb.db.pool!.query("UPDATE signing_keys SET status = 'active' WHERE kid = 'k2'"),
+      tdb.sql.query("UPDATE signing_keys SET status = 'active' WHERE kid = 'k2'"),
     ).rejects.toMatchObject({ code: "23505", constraint: "signing_keys_one_active" });
 
     // Rotation: retire the active key, then activate the staged one, in one transaction.

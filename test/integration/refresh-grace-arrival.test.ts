@@ -69,7 +69,7 @@ describe("refresh grace window under load", () => {
     const duplicate = await refreshWith(slowReads((GRACE_SECONDS + 2) * 1000), refreshToken);
     expect(duplicate.refreshToken).toBe(first.refreshToken);
     // One rotation, not revoked, and its live token is the one successor both got.
-    const live = await tdb.db.pool!.query(
+    const live = await tdb.sql.query(
       "SELECT count(*)::int AS n FROM sessions s WHERE s.subject = $1 AND s.refresh_generation = 2 AND s.refresh_hash = $2 AND s.revoked_at IS NULL",
       ["queued-duplicate", hashRefreshToken(first.refreshToken!)],
     );

@@ -152,7 +152,7 @@ interface OutboxLine {
 }
 const outbox = async (where = "TRUE", params: unknown[] = []) =>
   (
-    await tdb.db.pool!.query<OutboxLine>(
+    await tdb.sql.query<OutboxLine>(
       `SELECT o.id::text, event_id::text, type, payload, occurred_at, relevant_until, published_at, stream_id
          FROM revocation_outbox o WHERE ${where} ORDER BY o.id`,
       params,
@@ -273,7 +273,7 @@ describe("outbox relay on Redis streams", () => {
 
   it("rebuilds a lost stream from the outbox: every still-relevant event, nothing that stopped mattering", async () => {
     // An old row that stopped mattering an hour ago, published long since.
-    await tdb.db.pool!.query(
+    await tdb.sql.query(
       `INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until, published_at, stream_id)
        VALUES ('token_revoked', '{"jti":"old-one"}', $1, $2, $1, '1-0')`,
       [new Date(clock.now() - 2 * TTL_MS), new Date(clock.now() - TTL_MS)],
@@ -352,7 +352,7 @@ describe("outbox relay on Redis streams", () => {
     for (const id of ids) expect(counts.get(id)).toBe(1); // no loss; in normal operation no duplicate either
 
     // Outbox order across the two: 300 rows committed at once, both relays draining them in small batches.
-    await tdb.db.pool!.query(
+    await tdb.sql.query(
       `INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
        SELECT 'token_revoked', jsonb_build_object('jti', 'bulk-' || g), $1, $2 FROM generate_series(1, 300) g`,
       [new Date(clock.now()), new Date(clock.now() + TTL_MS)],
@@ -372,14 +372,14 @@ describe("outbox relay on Redis streams", () => {
 
   it("prunes outbox rows and revoked jtis only once they stopped mattering (plus the grace)", async () => {
     const at = (ms: number) => new Date(clock.now() + ms);
-    await tdb.db.pool!.query(
+    await tdb.sql.query(
       `INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until) VALUES
          ('token_revoked', '{"jti":"p-gone"}', $1, $2),
          ('token_revoked', '{"jti":"p-grace"}', $1, $3),
          ('token_revoked', '{"jti":"p-live"}', $1, $4)`,
       [at(-2 * TTL_MS), at(-10 * 60_000), at(-60_000), at(TTL_MS)],
     );
-    await tdb.db.pool!.query(
+    await tdb.sql.query(
       `INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ('p-gone', $1), ('p-grace', $2), ('p-live', $3)`,
       [at(-10 * 60_000), at(-60_000), at(10 * 60_000)],
     );
@@ -394,7 +394,7 @@ describe("outbox relay on Redis streams", () => {
     expect(pruned.outbox).toBe(before - left.length);
     expect(left.every((r) => r.relevant_until.getTime() >= clock.now() - 300_000)).toBe(true);
     const tokens = (
-      await tdb.db.pool!.query("SELECT jti FROM revoked_access_tokens WHERE jti LIKE 'p-%' ORDER BY jti")
+      await tdb.sql.query("SELECT jti FROM revoked_access_tokens WHERE jti LIKE 'p-%' ORDER BY jti")
     ).rows;
     expect(tokens.map((t) => t.jti)).toEqual(["p-grace", "p-live"]);
   });

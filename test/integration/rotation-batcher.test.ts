@@ -85,7 +85,7 @@ function rotation(s: Live, overrides: Partial<FastRotation> = {}): FastRotation 
 
 /** A session's refresh state and everything a rotation sets. */
 async function stored(id: string) {
-  const { rows } = await tdb.db.pool!.query(
+  const { rows } = await tdb.sql.query(
     `SELECT refresh_generation, refresh_hash, refresh_previous_hash, refresh_rotated_at,
             refresh_successor_kid, refresh_mac_kid, last_used_at, idle_expires_at, signing_kid, version
        FROM sessions WHERE id = $1`,
@@ -142,7 +142,7 @@ describe("rotation batcher", () => {
     const [first, live, stale, wrongHash, otherClient, revoked, expired, narrowed] = await Promise.all(
       Array.from({ length: 8 }, () => liveSession()),
     );
-    await tdb.db.pool!.query("UPDATE sessions SET revoked_at = $2 WHERE id = $1", [
+    await tdb.sql.query("UPDATE sessions SET revoked_at = $2 WHERE id = $1", [
       revoked!.sessionId,
       new Date(T0),
     ]);
@@ -211,7 +211,7 @@ describe("rotation batcher", () => {
     const [first, doomed, alone, ...rest] = await Promise.all(Array.from({ length: 8 }, () => liveSession()));
     // The last generation there is: rotating it overflows Postgres' integer (class 22).
     const last = 2_147_483_647;
-    await tdb.db.pool!.query("UPDATE sessions SET refresh_generation = $2 WHERE id = ANY($1::uuid[])", [
+    await tdb.sql.query("UPDATE sessions SET refresh_generation = $2 WHERE id = ANY($1::uuid[])", [
       [doomed!.sessionId, alone!.sessionId],
       last,
     ]);

@@ -57,7 +57,7 @@ function session(overrides: Partial<NewSession> = {}): NewSession {
 
 /** Everything stored for a session, with its own id and hash left out, so two sessions can be compared. */
 async function stored(id: string) {
-  const { rows } = await tdb.db.pool!.query(
+  const { rows } = await tdb.sql.query(
     `SELECT s.subject, s.client_id, s.tenant, s.scopes, s.audience, s.claims, s.version, s.signing_kid,
             s.created_at, s.last_used_at, s.idle_expires_at, s.expires_at, s.revoked_at,
             s.device_user_agent, s.device_ip_address, s.device_name,
@@ -70,8 +70,7 @@ async function stored(id: string) {
 
 const sessionCount = async (ids: string[]) =>
   Number(
-    (await tdb.db.pool!.query("SELECT count(*) FROM sessions WHERE id = ANY($1::uuid[])", [ids])).rows[0]
-      .count,
+    (await tdb.sql.query("SELECT count(*) FROM sessions WHERE id = ANY($1::uuid[])", [ids])).rows[0].count,
   );
 
 beforeAll(async () => {

@@ -1,12 +1,9 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withSqlScope } from "../../services/shared/database/sql-scope.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import { createSessionJanitor } from "../../services/token/janitor/session-janitor.ts";
-import {
-  poolExecutor,
-  type SqlExecutor,
-  type SqlStatement,
-} from "../../services/token/store/sql-executor.ts";
+import { poolExecutor, type SqlExecutor } from "../../services/token/store/sql-executor.ts";
 import { poolTransactions, type SqlTransactions } from "../../services/token/store/sql-transaction.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type RunningPgbouncer, startPgbouncer } from "../support/pgbouncer.ts";
@@ -15,8 +12,9 @@ import { createTestClient, testClock } from "../support/token-fixtures.ts";
 /**
  * The session janitor behind a real transaction pooler: PgBouncer (`pool_mode = transaction`) with two
  * server connections, and two replicas each on its own client pool through it. PgBouncer 1.18 (the
- * Debian one here) cannot keep named prepared statements in transaction mode, so these clients send
- * the janitor's statements unnamed; the statements and the transactions are the janitor's own.
+ * Debian one here) cannot keep named prepared statements in transaction mode, so these pools have
+ * `preparedStatements: false` (what GATEHOUSE_DATABASE_PREPARED_STATEMENTS=false gives the service);
+ * PgBouncer sets no search_path, so the statements find the schema by naming it.
  */
 const DAY = 86_400_000;
 const RETENTION = 7 * DAY;
@@ -29,8 +27,15 @@ const pools: pg.Pool[] = [];
 beforeAll(async () => {
   tdb = await useTestDatabase();
   await createTestClient(tdb.db.prisma, { id: "web" });
-  pooler = await startPgbouncer(tdb.schema, 2);
-  for (let i = 0; i < 2; i++) pools.push(new pg.Pool({ connectionString: pooler.url, max: 3 }));
+  pooler = await startPgbouncer(tdb.schema, 2, { searchPath: false });
+  for (let i = 0; i < 2; i++) {
+    pools.push(
+      withSqlScope(new pg.Pool({ connectionString: pooler.url, max: 3 }), {
+        schema: tdb.schema,
+        preparedStatements: false,
+      }),
+    );
+  }
 });
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.end()));
@@ -38,17 +43,8 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-const unnamed = (executor: SqlExecutor): SqlExecutor => ({
-  query: <Row>(statement: SqlStatement<Row>, params: readonly unknown[]) =>
-    executor.query({ ...statement, name: "" }, params),
-});
-
 function replica(pool: pg.Pool) {
-  const tx = poolTransactions(pool);
-  const db: SqlExecutor & SqlTransactions = {
-    ...unnamed(poolExecutor(pool)),
-    transaction: (fn) => tx.transaction((inner) => fn(unnamed(inner))),
-  };
+  const db: SqlExecutor & SqlTransactions = { ...poolExecutor(pool), ...poolTransactions(pool) };
   return createSessionJanitor({
     db,
     retentionMs: RETENTION,
@@ -59,7 +55,7 @@ function replica(pool: pg.Pool) {
   });
 }
 
-const q = async (text: string, params: unknown[] = []) => (await tdb.db.pool!.query(text, params)).rows;
+const q = async (text: string, params: unknown[] = []) => (await tdb.sql.query(text, params)).rows;
 /** Advisory locks on this schema's janitor key, on any backend. */
 const janitorLocks = async () =>
   (

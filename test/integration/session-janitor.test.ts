@@ -11,19 +11,21 @@ import {
 } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
 import { loadSettings } from "../../services/shared/config/index.ts";
 import { createDatabase, type Database, migrate } from "../../services/shared/database/index.ts";
-import { poolConfig } from "../../services/shared/database/postgres.ts";
+import { servingPoolConfig } from "../../services/shared/database/postgres.ts";
+import { withSqlScope } from "../../services/shared/database/sql-scope.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import { createMetricsRegistry, type Registry } from "../../services/shared/metrics/index.ts";
 import type { ClientRecord } from "../../services/token/clients/client-record.ts";
 import { issue } from "../../services/token/flows/issue-flow.ts";
 import { refresh } from "../../services/token/flows/refresh-flow.ts";
 import { createSessionJanitor, type SessionJanitor } from "../../services/token/janitor/session-janitor.ts";
-import { pruneSessionsBatch } from "../../services/token/store/sql/prune-sessions.ts";
+import { pruneSessionsBatch } from "../../services/token/sql/prune-sessions.ts";
 import {
   pgliteExecutor,
   poolExecutor,
   type SqlExecutor,
   type SqlStatement,
+  sql,
 } from "../../services/token/store/sql-executor.ts";
 import {
   pgliteTransactions,
@@ -42,8 +44,8 @@ const RETENTION = 7 * DAY;
 const BIN = fileURLToPath(new URL("../../bin/gatehouse.mjs", import.meta.url));
 const log = createLogger({ level: "silent", component: "test", pretty: false });
 const clock = testClock();
-/** The janitor lock's key, as store/sql/janitor-lock.ts builds it. */
-const LOCK_KEY = `((1751673454::bigint << 32) | 'sessions'::regclass::oid::bigint)`;
+/** The janitor lock's key, as sql/janitor-lock.ts builds it. */
+const lockKey = () => `((1751673454::bigint << 32) | '"${tdb.schema}".sessions'::regclass::oid::bigint)`;
 
 let tdb: TestDatabase;
 let replica2: Database;
@@ -66,7 +68,7 @@ beforeEach(async () => {
 });
 
 const q = <T = Record<string, unknown>>(text: string, params: unknown[] = []) =>
-  tdb.db.pool!.query(text, params).then((r) => r.rows as T[]);
+  tdb.sql.query(text, params).then((r) => r.rows as T[]);
 const count = async (sql: string, params: unknown[] = []) =>
   (await q<{ n: number }>(`SELECT count(*)::int AS n FROM ${sql}`, params))[0]!.n;
 
@@ -221,7 +223,7 @@ describe("what the janitor deletes", () => {
     const holder = await replica2.pool!.connect();
     try {
       await holder.query("BEGIN");
-      await holder.query(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
+      await holder.query(`SELECT pg_advisory_xact_lock(${lockKey()})`);
       expect(await janitor(onPool(tdb.db.pool!), { metrics }).runOnce()).toMatchObject({
         locked: false,
         drained: false,
@@ -251,7 +253,7 @@ describe("one replica at a time, behind a transaction pooler", () => {
     const holder = await tdb.db.pool!.connect();
     try {
       await holder.query("BEGIN");
-      await holder.query(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
+      await holder.query(`SELECT pg_advisory_xact_lock(${lockKey()})`);
       const pass = await janitor(onPool(replica2.pool!)).runOnce();
       expect(pass).toMatchObject({ locked: false, batches: 0, deleted: { sessions: 0, refreshTokens: 0 } });
       expect(await left("due")).toBe(10);
@@ -285,7 +287,10 @@ describe("one replica at a time, behind a transaction pooler", () => {
     await seed({ label: "due", n: 12, tokens: 2, revokedAt: clock.now() - RETENTION - DAY });
     // One connection, so every batch and the check after the pass run on the same backend, as a
     // transaction pooler's next client would find it.
-    const pool = new pg.Pool(poolConfig(TEST_DATABASE_URL, tdb.schema, { max: 1 }));
+    const pool = withSqlScope(new pg.Pool(servingPoolConfig(TEST_DATABASE_URL, { max: 1 })), {
+      schema: tdb.schema,
+      preparedStatements: true,
+    });
     const observer = await tdb.db.pool!.connect();
     try {
       const heldBy = async (pid: number) =>
@@ -381,10 +386,10 @@ describe("failures and stopping", () => {
   });
 });
 
-const backendPid: SqlStatement<{ pid: number }> = {
-  name: "test_backend_pid",
-  text: "SELECT pg_backend_pid() AS pid",
-};
+const backendPid: SqlStatement<{ pid: number }> = sql(
+  "test_backend_pid",
+  () => "SELECT pg_backend_pid() AS pid",
+);
 
 describe("retention keeps a just-expired family recognisable", () => {
   it("a rotated token of a family that expired inside the retention is still recognised as reuse and audited; past it, it is gone", async () => {

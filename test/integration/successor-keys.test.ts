@@ -84,7 +84,7 @@ const refresh = (refreshToken: string) => withTokens((t) => t.refresh({ refreshT
 
 /** The successor key recorded with a token's rotation: on the session row (v2) or its legacy row. */
 async function successorKidOf(token: string): Promise<string | null> {
-  const { rows } = await tdb.db.pool!.query(
+  const { rows } = await tdb.sql.query(
     `SELECT refresh_successor_kid AS successor_kid FROM sessions WHERE refresh_previous_hash = $1
      UNION ALL SELECT successor_kid FROM refresh_tokens WHERE token_hash = $1`,
     [hashRefreshToken(token)],
@@ -94,7 +94,7 @@ async function successorKidOf(token: string): Promise<string | null> {
 
 describe("refresh successor key", () => {
   it("replays a rotation made the old way (no successor kid, key derived from the master key)", async () => {
-    const { refreshToken } = await createLegacySession(tdb.db.pool!, {
+    const { refreshToken } = await createLegacySession(tdb.sql, {
       clientId: "web",
       subject: "old-row",
       audience: ["orders"],
@@ -106,7 +106,7 @@ describe("refresh successor key", () => {
     );
     const successor = deriveSuccessor(refreshToken, legacyKey);
     // What a rotation by the previous version left behind.
-    await tdb.db.pool!.query(
+    await tdb.sql.query(
       `WITH t AS (
          UPDATE refresh_tokens SET used_at = $3, successor_hash = $2 WHERE token_hash = $1
          RETURNING session_id, expires_at)
@@ -171,7 +171,7 @@ describe("refresh successor key", () => {
     expect((await refresh(fresh)).refreshToken).toBe(made.refreshToken);
     await refresh(made.refreshToken);
 
-    const audit = await tdb.db.pool!.query(
+    const audit = await tdb.sql.query(
       "SELECT actor, target_id, details FROM audit_events WHERE action = 'refresh_key.rotate' ORDER BY id",
     );
     expect(audit.rows[0]).toMatchObject({

@@ -56,10 +56,10 @@ function login(
 const doRefresh = (token: string, client = web, scopes: string[] = []) =>
   refresh(deps, as(client), create(RefreshRequestSchema, { refreshToken: token, scopes }));
 const count = async (sql: string, ...params: unknown[]) =>
-  Number((await tdb.db.pool!.query(sql, params)).rows[0].n);
+  Number((await tdb.sql.query(sql, params)).rows[0].n);
 /** The family's live generation and token hash, as the session row holds them. */
 async function liveRefreshState(sessionId: string) {
-  const { rows } = await tdb.db.pool!.query(
+  const { rows } = await tdb.sql.query(
     "SELECT refresh_generation AS generation, refresh_hash AS live_hash FROM sessions WHERE id = $1",
     [sessionId],
   );

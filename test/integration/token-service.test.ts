@@ -148,7 +148,7 @@ describe("Issue and Refresh over gRPC and Connect/JSON", () => {
     );
     expect(new Set(results.map((r) => r.refreshToken)).size).toBe(1);
     // One rotation, whose successor is the session's live token.
-    const live = await tdb.db.pool!.query(
+    const live = await tdb.sql.query(
       "SELECT count(*)::int AS n FROM sessions WHERE id = $1 AND refresh_generation = 2 AND refresh_hash = $2",
       [first.sessionId, hashRefreshToken(results[0]!.refreshToken)],
     );
@@ -200,12 +200,12 @@ describe("Issue and Refresh over gRPC and Connect/JSON", () => {
     // Refresh state: legacy token rows, and the generations of every session.
     const state =
       "SELECT ((SELECT count(*) FROM refresh_tokens) + (SELECT coalesce(sum(refresh_generation), 0) FROM sessions))::int AS n";
-    const before = await tdb.db.pool!.query(state);
+    const before = await tdb.sql.query(state);
     expect(await failure(c.refresh({ refreshToken: token }))).toMatchObject({
       code: 3,
       reason: "invalid_request",
     });
-    const after = await tdb.db.pool!.query(state);
+    const after = await tdb.sql.query(state);
     expect(after.rows[0].n).toBe(before.rows[0].n);
     c.close();
   });

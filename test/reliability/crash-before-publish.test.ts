@@ -77,7 +77,7 @@ afterAll(() => teardown.run());
 const unpublished = async (eventIds: readonly string[]) =>
   Number(
     (
-      await tdb.db.pool!.query<{ n: string }>(
+      await tdb.sql.query<{ n: string }>(
         "SELECT count(*) AS n FROM revocation_outbox WHERE event_id = ANY($1::uuid[]) AND published_at IS NULL",
         [eventIds],
       )

@@ -9,8 +9,10 @@
  * afterAll(() => tdb.drop());
  * ```
  *
- * `tdb.db.prisma` is the generated client, `tdb.db.pool` the `pg.Pool` it runs on (search_path = the
- * schema, so raw SQL names tables unqualified). Set TEST_KEEP_SCHEMAS=1 to keep schemas for a look
+ * `tdb.db.prisma` is the generated client, `tdb.db.pool` the `pg.Pool` it runs on: the production
+ * pool, which sends nothing at connect time (statements name the schema themselves). For the test's
+ * own SQL, `tdb.sql` is a small pool whose connections have `search_path` set to the schema, so
+ * assertions can name tables unqualified. Set TEST_KEEP_SCHEMAS=1 to keep schemas for a look
  * after the run (`psql -h 127.0.0.1 -U postgres test`, then `SET search_path = t_...`).
  */
 import { randomBytes } from "node:crypto";
@@ -18,6 +20,7 @@ import { basename } from "node:path";
 import pg from "pg";
 import { expect } from "vitest";
 import { createDatabase, type Database, migrate } from "../../services/shared/database/index.ts";
+import { poolConfig } from "../../services/shared/database/postgres.ts";
 import { probe, TEST_DATABASE_URL } from "./services.ts";
 
 export interface TestDatabase {
@@ -30,6 +33,8 @@ export interface TestDatabase {
   url: string;
   /** Prisma client + pool on the schema (see createDatabase). */
   db: Database;
+  /** For the test's own SQL: a pool whose `search_path` is the schema (tables unqualified). */
+  sql: pg.Pool;
   /** Closes `db` and drops the schema with everything in it. Idempotent. */
   drop(): Promise<void>;
 }
@@ -63,6 +68,8 @@ export async function useTestDatabase(
   const base = TEST_DATABASE_URL;
   await migrate({ kind: "postgres", url: base, schema });
   const db = await createDatabase({ kind: "postgres", url: base, schema }, { poolSize: opts.poolSize ?? 5 });
+  const sql = new pg.Pool(poolConfig(base, schema, { max: 1 }));
+  sql.on("error", () => {});
   const url = new URL(base);
   url.searchParams.set("schema", schema);
   let dropped: Promise<void> | undefined;
@@ -70,9 +77,10 @@ export async function useTestDatabase(
     schema,
     url: url.toString(),
     db,
+    sql,
     drop() {
       dropped ??= (async () => {
-        await db.close();
+        await Promise.all([db.close(), sql.end()]);
         if (process.env.TEST_KEEP_SCHEMAS === "1") return;
         await dropSchema(schema);
       })();

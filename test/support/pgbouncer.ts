@@ -8,7 +8,7 @@ import { TEST_DATABASE_URL } from "./services.ts";
 export const PGBOUNCER_BINARY = "/usr/sbin/pgbouncer";
 
 export interface RunningPgbouncer {
-  /** postgres:// URL of the pooled database (no `?schema=`: the pooler sets search_path itself). */
+  /** postgres:// URL of the pooled database (no `?schema=`; add one for a Gatehouse process). */
   url: string;
   log(): string;
   stop(): Promise<void>;
@@ -16,13 +16,17 @@ export interface RunningPgbouncer {
 
 /**
  * A private PgBouncer (Debian `pgbouncer`) in transaction mode in front of the test Postgres, with
- * `serverConnections` server connections, each starting with `search_path` set to `schema`
- * (PgBouncer refuses the `options` start-up parameter the database layer uses for that). Clients of
+ * `serverConnections` server connections, each starting with `search_path` set to `schema` unless
+ * `searchPath: false` (Gatehouse's own statements name their schema and need none). Clients of
  * it see what a transaction pooler gives: consecutive transactions of one client connection may run on
  * different server connections. PgBouncer refuses to run as root; as root it is told to switch to
  * `nobody`.
  */
-export async function startPgbouncer(schema: string, serverConnections: number): Promise<RunningPgbouncer> {
+export async function startPgbouncer(
+  schema: string,
+  serverConnections: number,
+  opts: { searchPath?: boolean } = {},
+): Promise<RunningPgbouncer> {
   const upstream = new URL(TEST_DATABASE_URL);
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-pgbouncer-"));
   const port = await freePort();
@@ -33,7 +37,7 @@ export async function startPgbouncer(schema: string, serverConnections: number):
   writeFileSync(
     join(dir, "pgbouncer.ini"),
     `[databases]
-pooled = host=${upstream.hostname} port=${upstream.port || 5432} dbname=${upstream.pathname.slice(1)} user=${user} pool_size=${serverConnections} connect_query='SET search_path TO "${schema}"'
+pooled = host=${upstream.hostname} port=${upstream.port || 5432} dbname=${upstream.pathname.slice(1)} user=${user} pool_size=${serverConnections}${opts.searchPath === false ? "" : ` connect_query='SET search_path TO "${schema}"'`}
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = ${port}

@@ -31,6 +31,13 @@ export const databaseSettings = {
     default: "16",
     schema: integer(1, 500),
   }),
+  databasePreparedStatements: setting({
+    env: "GATEHOUSE_DATABASE_PREPARED_STATEMENTS",
+    description:
+      "Send the hot-path SQL as named prepared statements (parsed and planned once per connection). Set false behind a transaction pooler that cannot keep them, such as PgBouncer before 1.21 (see docs/operations.md, Connection poolers)",
+    default: "true",
+    schema: boolean(),
+  }),
 };
 
 export const redisSettings = {

@@ -57,6 +57,14 @@ export function connectionFailure(err: unknown, url: string): Error | undefined 
           `user "${where.user}" lacks a privilege Gatehouse needs (${withoutSecrets(message)}): grant it or use the owner of the schema`,
         );
     }
+    if (/unsupported startup parameter: options/.test(message)) {
+      // Only the migrator sends connect-time options (its scripts rely on search_path); a transaction
+      // pooler such as PgBouncer refuses them, and the schema-wide lock it holds needs one session.
+      return new ConfigError(
+        "DATABASE_URL",
+        `${where.server} is a connection pooler (it refused the search_path start-up option): run \`gatehouse migrate\` with a direct Postgres URL (see docs/operations.md, Connection poolers)`,
+      );
+    }
     if (/^Connection terminated unexpectedly$/.test(message)) {
       return new Error(
         `DATABASE_URL: the server at ${where.server} closed the connection before answering: check that the host and port are a Postgres server's`,

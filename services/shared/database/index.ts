@@ -30,4 +30,5 @@ export {
   PrismaClient,
 } from "./prisma-client.ts";
 export { MIGRATIONS_DIR, SCHEMA_PATH } from "./schema-engine.ts";
+export { type SqlScope, sqlScopeOf, withSqlScope } from "./sql-scope.ts";
 export type { DatabaseTarget, MigrationTarget } from "./target.ts";

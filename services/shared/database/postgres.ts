@@ -1,7 +1,7 @@
 /**
- * Postgres plumbing shared by the migration runner and the serving client: one `pg.Pool` per schema
- * whose connections have `search_path` set to that schema (so raw SQL on the hot paths can name
- * tables unqualified), and Prisma driver-adapter factories over such pools.
+ * Postgres plumbing shared by the migration runner and the serving client: `pg.Pool` settings (the
+ * serving pool sends nothing at connect time; the migrator's sets `search_path`), and Prisma
+ * driver-adapter factories over such pools.
  */
 import { randomBytes } from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
@@ -38,7 +38,20 @@ export function schemaOf(url: string, schema?: string): string {
   return assertSchemaName(fromUrl ?? "public");
 }
 
-/** pg connection settings for one schema: every connection starts with `search_path = <schema>`. */
+/**
+ * pg settings for the serving pool: the URL and nothing sent at connect time, so it works through a
+ * transaction pooler (PgBouncer refuses the `options` start-up parameter). Statements name their
+ * schema themselves (see sql-scope.ts).
+ */
+export function servingPoolConfig(url: string, extra: pg.PoolConfig = {}): pg.PoolConfig {
+  return { connectionString: url, ...extra };
+}
+
+/**
+ * pg connection settings for one schema where every connection starts with `search_path = <schema>`
+ * (a connect-time option): for the migration runner, whose migration scripts name tables unqualified
+ * and which must run on a direct connection anyway, and for tools that poke at one schema by hand.
+ */
 export function poolConfig(url: string, schema: string, extra: pg.PoolConfig = {}): pg.PoolConfig {
   return {
     connectionString: url,

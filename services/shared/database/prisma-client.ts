@@ -3,9 +3,10 @@
  * very `pg.Pool` it runs on, so hot paths issue raw SQL on the same connections (one pool per process).
  *
  * `PrismaPg` accepts an existing `pg.Pool` (and then does not end it on `$disconnect()`), so we build
- * the pool ourselves, with `search_path` set to the target schema on every connection, and hand it to
- * the adapter with `{ schema }` (which makes Prisma's own queries schema-qualified). Raw SQL through
- * `pool` can therefore name tables unqualified (`SELECT ... FROM sessions`).
+ * the pool ourselves and hand it to the adapter with `{ schema }`, which makes Prisma's own queries
+ * schema-qualified. The pool sends nothing at connect time (no `search_path` option), so it works
+ * through a transaction pooler; raw SQL names the schema itself, from the {@link SqlScope} recorded on
+ * the pool and on the Prisma client.
  *
  * Does not load the wasm schema engine.
  */
@@ -13,7 +14,8 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaClient } from "../../gen/prisma/client.ts";
 import { openPGlite, type PGlite, pgliteAdapterFactory } from "./pglite.ts";
-import { poolConfig, schemaOf } from "./postgres.ts";
+import { schemaOf, servingPoolConfig } from "./postgres.ts";
+import { type SqlScope, withSqlScope } from "./sql-scope.ts";
 import type { DatabaseTarget } from "./target.ts";
 
 export { PrismaClient };
@@ -21,7 +23,7 @@ export { PrismaClient };
 export interface Database {
   /** Generated Prisma client (cold paths, admin, tests). */
   prisma: PrismaClient;
-  /** Postgres only: the pool Prisma runs on; `search_path` is `schema`. For hot-path raw SQL. */
+  /** Postgres only: the pool Prisma runs on, for hot-path raw SQL (its {@link SqlScope} is recorded). */
   pool?: pg.Pool;
   /** PGlite only: the embedded database (one connection; queries serialize). */
   pglite?: PGlite;
@@ -36,7 +38,15 @@ export interface CreateDatabaseOptions {
   poolSize?: number;
   /** Extra `pg.Pool` settings (timeouts, application_name, ...). */
   pool?: Omit<pg.PoolConfig, "connectionString" | "options" | "max">;
+  /**
+   * Send hot-path statements as named prepared statements (default true). Off behind a pooler that
+   * cannot keep them (PgBouncer before 1.21 in transaction mode). Ignored on PGlite.
+   */
+  preparedStatements?: boolean;
 }
+
+/** PGlite has one schema and one connection: nothing to name, nothing to share. */
+const PGLITE_SCOPE: SqlScope = { schema: "public", preparedStatements: true };
 
 /** Connects to a migrated database. Migrations are not run here: see `migrate()`. */
 export async function createDatabase(
@@ -45,10 +55,14 @@ export async function createDatabase(
 ): Promise<Database> {
   if (target.kind === "postgres") {
     const schema = schemaOf(target.url, target.schema);
-    const pool = new pg.Pool(poolConfig(target.url, schema, { ...opts.pool, max: opts.poolSize ?? 10 }));
+    const scope: SqlScope = { schema, preparedStatements: opts.preparedStatements ?? true };
+    const pool = withSqlScope(
+      new pg.Pool(servingPoolConfig(target.url, { ...opts.pool, max: opts.poolSize ?? 10 })),
+      scope,
+    );
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on("error", () => {});
-    const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
+    const prisma = withSqlScope(new PrismaClient({ adapter: new PrismaPg(pool, { schema }) }), scope);
     let closed: Promise<void> | undefined;
     return {
       prisma,
@@ -68,7 +82,7 @@ export async function createDatabase(
   }
   const owned = !("db" in target);
   const db = "db" in target ? target.db : await openPGlite(target.dataDir);
-  const prisma = new PrismaClient({ adapter: await pgliteAdapterFactory(db) });
+  const prisma = withSqlScope(new PrismaClient({ adapter: await pgliteAdapterFactory(db) }), PGLITE_SCOPE);
   let closed: Promise<void> | undefined;
   return {
     prisma,
@@ -97,11 +111,22 @@ export async function createPrismaClient(
 ): Promise<PrismaClient> {
   if (target.kind === "postgres") {
     const schema = schemaOf(target.url, target.schema);
-    const pool = new pg.Pool(poolConfig(target.url, schema, { ...opts.pool, max: opts.poolSize ?? 10 }));
+    const pool = new pg.Pool(servingPoolConfig(target.url, { ...opts.pool, max: opts.poolSize ?? 10 }));
     pool.on("error", () => {});
-    return new PrismaClient({ adapter: new PrismaPg(pool, { schema, disposeExternalPool: true }) });
+    return withSqlScope(
+      new PrismaClient({ adapter: new PrismaPg(pool, { schema, disposeExternalPool: true }) }),
+      {
+        schema,
+        preparedStatements: opts.preparedStatements ?? true,
+      },
+    );
   }
-  if ("db" in target) return new PrismaClient({ adapter: await pgliteAdapterFactory(target.db) });
+  if ("db" in target) {
+    return withSqlScope(new PrismaClient({ adapter: await pgliteAdapterFactory(target.db) }), PGLITE_SCOPE);
+  }
   const db = await openPGlite(target.dataDir);
-  return new PrismaClient({ adapter: await pgliteAdapterFactory(db, { closeOnDispose: true }) });
+  return withSqlScope(
+    new PrismaClient({ adapter: await pgliteAdapterFactory(db, { closeOnDispose: true }) }),
+    PGLITE_SCOPE,
+  );
 }

@@ -17,12 +17,15 @@ import type {
   UpdateClientRequest,
   UpdateClientResponseSchema,
 } from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
+import { sqlScopeOf } from "../../shared/database/sql-scope.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { AuditAction } from "../audit/audit-actions.ts";
 import { recordAudit } from "../audit/audit-record.ts";
 import { generateClientSecret, hashClientSecret, verifyClientSecret } from "../clients/client-secret.ts";
 import { disableCutOffMs } from "../clients/disable-cut-off.ts";
 import { checkText, LIMITS } from "../flows/request-limits.ts";
+import { disableClient as disableClientStatement, lockClientRow } from "../sql/clients.ts";
+import { prismaQuery } from "../store/prisma-sql.ts";
 import type { AdminCaller, AdminDeps } from "./admin-deps.ts";
 import { clientMessage, ROLE_BY_ENUM } from "./admin-messages.ts";
 import {
@@ -257,7 +260,7 @@ export async function rotateClientSecret(
   const secret = chosen ?? generateClientSecret();
   const secretHash = await hashClientSecret(secret);
   const row = await deps.prisma.$transaction(async (tx) => {
-    await tx.$queryRaw`SELECT id FROM clients WHERE id = ${before.id} FOR UPDATE`;
+    await prismaQuery(tx, sqlScopeOf(deps.prisma), lockClientRow, before.id);
     const current = await findOrThrow(tx, before.id);
     if (await isCurrent(current)) return undefined;
     if (current.disabledAt !== null) {
@@ -305,36 +308,6 @@ export async function rotateClientSecret(
   };
 }
 
-/**
- * Disables the client, revokes its live sessions, queues `client_disabled` and audits it, in one
- * statement. Params: $1 client id, $2 now, $3 reason, $4 event not-before (epoch ms), $5 event
- * relevant-until, $6 actor, $7 request id. One row: sessions revoked, the event id (null when the
- * client was disabled already).
- */
-const DISABLE_CLIENT = `
-  WITH c AS (
-    UPDATE clients SET disabled_at = $2::timestamptz, disabled_reason = $3::text, updated_at = $2::timestamptz
-     WHERE id = $1::text AND disabled_at IS NULL
-     RETURNING id
-  ), s AS (
-    UPDATE sessions SET revoked_at = $2::timestamptz, revoke_reason = 'client disabled'
-     WHERE client_id IN (SELECT id FROM c) AND revoked_at IS NULL
-     RETURNING id
-  ), o AS (
-    INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
-    SELECT 'client_disabled', jsonb_build_object('clientId', c.id, 'notBefore', $4::bigint),
-           $2::timestamptz, $5::timestamptz
-      FROM c
-    RETURNING event_id
-  ), a AS (
-    INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, client_id, request_id, outcome, details)
-    VALUES ($2::timestamptz, $6::text, '${"client.disable" satisfies AuditAction}', 'client', $1::text, $1::text, $7::text, 'success',
-            jsonb_build_object('reason', $3::text, 'changed', (SELECT count(*) FROM c) > 0,
-                               'sessions_revoked', (SELECT count(*) FROM s),
-                               'event_id', (SELECT event_id::text FROM o)))
-  )
-  SELECT (SELECT count(*) FROM s)::int AS sessions_revoked, (SELECT event_id::text FROM o) AS event_id`;
-
 export async function disableClient(
   deps: ClientAdminDeps,
   caller: AdminCaller,
@@ -350,8 +323,10 @@ export async function disableClient(
   await findOrThrow(deps.prisma, clientId);
   const t = deps.now();
   const notBefore = disableCutOffMs(t);
-  const [result] = await deps.prisma.$queryRawUnsafe<{ sessions_revoked: number; event_id: string | null }[]>(
-    DISABLE_CLIENT,
+  const [result] = await prismaQuery(
+    deps.prisma,
+    sqlScopeOf(deps.prisma),
+    disableClientStatement,
     clientId,
     new Date(t),
     reason,

@@ -1,4 +1,4 @@
-import { recordAssertionJti } from "../store/sql/record-assertion-jti.ts";
+import { recordAssertionJti } from "../sql/record-assertion-jti.ts";
 import type { SqlExecutor } from "../store/sql-executor.ts";
 
 /**

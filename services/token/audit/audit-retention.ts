@@ -1,15 +1,14 @@
 import type { Logger } from "../../shared/logging/index.ts";
-import type { OutboxDb } from "../revocation/outbox-db.ts";
-import { type SqlExecutor, sql } from "../store/sql-executor.ts";
-import type { AuditAction, AuditActorName } from "./audit-actions.ts";
+import { deleteAuditBatch, recordAuditPrune, tryAuditRetentionLock } from "../sql/audit-retention.ts";
+import type { SqlTransactions } from "../store/sql-transaction.ts";
 
 /**
  * Audit retention: events older than GATEHOUSE_AUDIT_RETENTION are deleted, in bounded batches, by
  * one replica at a time. The only statement that ever removes an audit row; nothing updates one.
  */
 export interface AuditRetentionOptions {
-  /** Statements run on one connection per pass: the lock is a session advisory lock. */
-  db: Pick<OutboxDb, "withSession">;
+  /** Each batch is one transaction holding a transaction-scoped lock (works behind a transaction pooler). */
+  db: SqlTransactions;
   /** Keep events this long (ms); 0 keeps them forever and the timer never starts. */
   retentionMs: number;
   now: () => number;
@@ -36,44 +35,10 @@ export interface AuditRetention {
   stop(): Promise<void>;
 }
 
-const ACTOR: AuditActorName = "system:audit-retention";
-const PRUNE: AuditAction = "audit.prune";
-
 /** The instant before which events are due for deletion, or null when they are kept forever. */
 export function retentionCutoff(nowMs: number, retentionMs: number): Date | null {
   return retentionMs > 0 ? new Date(nowMs - retentionMs) : null;
 }
-
-/** "ghr" in ASCII, beside the schema's hash: one pruner per schema, other schemas never wait. */
-const LOCK = `${0x676872}, hashtext(current_schema())`;
-
-const tryLock = sql<{ locked: boolean }>(
-  "gh_audit_retention_lock",
-  `SELECT pg_try_advisory_lock(${LOCK}) AS locked`,
-);
-const unlock = sql<{ released: boolean }>(
-  "gh_audit_retention_unlock",
-  `SELECT pg_advisory_unlock(${LOCK}) AS released`,
-);
-
-/** Deletes up to $2 of the oldest events before $1, using the occurred_at index. */
-const deleteBatch = sql<{ n: number }>(
-  "gh_audit_prune_batch",
-  `WITH d AS (
-     DELETE FROM audit_events
-      WHERE id IN (SELECT id FROM audit_events WHERE occurred_at < $1::timestamptz
-                    ORDER BY occurred_at LIMIT $2::int)
-     RETURNING 1
-   )
-   SELECT count(*)::int AS n FROM d`,
-);
-
-/** The pass's own record, so a gap in the log is explained by the log. $1 now, $2 details. */
-const recordPrune = sql<never>(
-  "gh_audit_prune_record",
-  `INSERT INTO audit_events (occurred_at, actor, action, target_type, outcome, details)
-   VALUES ($1::timestamptz, '${ACTOR}', '${PRUNE}', 'audit', 'success', $2::jsonb)`,
-);
 
 export function createAuditRetention(options: AuditRetentionOptions): AuditRetention {
   const { db, retentionMs, now, log } = options;
@@ -82,40 +47,45 @@ export function createAuditRetention(options: AuditRetentionOptions): AuditReten
   let inFlight: Promise<unknown> | undefined;
   let stopping = false;
 
-  async function prune(session: SqlExecutor, cutoff: Date): Promise<number> {
-    let deleted = 0;
-    for (;;) {
-      const [row] = await session.query(deleteBatch, [cutoff, batchSize]);
-      const n = row?.n ?? 0;
-      deleted += n;
-      if (n < batchSize || stopping) return deleted;
-    }
-  }
+  /** One batch in its own transaction under the lock: rows deleted, or null when another replica has it. */
+  const batch = (cutoff: Date, last: (deleted: number) => unknown[] | null) =>
+    db.transaction(async (tx) => {
+      const [lock] = await tx.query(tryAuditRetentionLock, []);
+      if (!lock?.locked) return null;
+      const n = (await tx.query(deleteAuditBatch, [cutoff, batchSize]))[0]?.n ?? 0;
+      const record = n < batchSize || stopping ? last(n) : null;
+      if (record) await tx.query(recordAuditPrune, record);
+      return n;
+    });
 
   async function pass(): Promise<AuditPrune> {
     const cutoff = retentionCutoff(now(), retentionMs);
     if (cutoff === null) return { locked: false, deleted: 0, cutoff };
-    return db.withSession(async (session) => {
-      const [lock] = await session.query(tryLock, []);
-      if (!lock?.locked) return { locked: false, deleted: 0, cutoff };
-      try {
-        const deleted = await prune(session, cutoff);
-        if (deleted > 0) {
-          await session.query(recordPrune, [
+    let deleted = 0;
+    // The pass's record commits with its last batch, so the log explains every gap it has.
+    const recordOf = (n: number) =>
+      deleted + n > 0
+        ? [
             new Date(now()),
             JSON.stringify({
-              deleted,
+              deleted: deleted + n,
               before: cutoff.toISOString(),
               retention_days: retentionMs / 86_400_000,
             }),
-          ]);
-          log.info({ deleted, before: cutoff.toISOString() }, "audit events past retention deleted");
-        }
-        return { locked: true, deleted, cutoff };
-      } finally {
-        await session.query(unlock, []);
+          ]
+        : null;
+    for (;;) {
+      const n = await batch(cutoff, recordOf);
+      if (n === null) {
+        if (deleted === 0) return { locked: false, deleted: 0, cutoff };
+        break;
       }
-    });
+      deleted += n;
+      if (n < batchSize || stopping) break;
+    }
+    if (deleted > 0)
+      log.info({ deleted, before: cutoff.toISOString() }, "audit events past retention deleted");
+    return { locked: true, deleted, cutoff };
   }
 
   function tick(): void {

@@ -1,6 +1,6 @@
 import type { Logger } from "../../shared/logging/index.ts";
-import { type SqlExecutor, sql } from "../store/sql-executor.ts";
-import type { AuditAction, AuditActorName } from "./audit-actions.ts";
+import { insertFailedLogins } from "../sql/failed-logins.ts";
+import type { SqlExecutor } from "../store/sql-executor.ts";
 
 /**
  * Refused client logins, audited so that a flood cannot fill the table: refusals are counted in
@@ -31,17 +31,6 @@ export interface FailedLoginAudit {
 export const FAILED_LOGIN_WINDOW_MS = 60_000;
 /** Real clients are far fewer; beyond this, ids are counted in the shared row. */
 export const MAX_CLIENTS_PER_WINDOW = 1000;
-
-const ACTOR: AuditActorName = "system:authenticator";
-const ACTION: AuditAction = "client.authenticate";
-
-/** $1 occurred_at, $2 a JSON array of {client_id (null: unknown ids), details}. */
-const insertRows = sql<never>(
-  "gh_audit_failed_logins",
-  `INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, client_id, outcome, details)
-   SELECT $1::timestamptz, '${ACTOR}', '${ACTION}', 'client', r.client_id, r.client_id, 'denied', r.details
-     FROM jsonb_to_recordset($2::jsonb) AS r(client_id text, details jsonb)`,
-);
 
 interface Tally {
   failures: number;
@@ -83,7 +72,7 @@ export function createFailedLoginAudit(options: FailedLoginAuditOptions): Failed
     unknown = undefined;
     if (rows.length === 0) return;
     try {
-      await db.query(insertRows, [new Date(now()), JSON.stringify(rows)]);
+      await db.query(insertFailedLogins, [new Date(now()), JSON.stringify(rows)]);
     } catch (err) {
       // Dropped, not kept: holding counts across a database outage is how memory would fill.
       log.warn({ err: (err as Error).message, rows: rows.length }, "failed logins could not be audited");

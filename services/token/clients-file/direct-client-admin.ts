@@ -16,6 +16,8 @@ import {
 } from "../admin/client-admin.ts";
 import { settingsOf } from "../admin/client-settings.ts";
 import { trustOf } from "../admin/client-trust.ts";
+import { clientsFileLock } from "../sql/clients.ts";
+import { poolTransactions } from "../store/sql-transaction.ts";
 import { trustState } from "./client-file-fields.ts";
 import type { ClientAdminPort } from "./clients-apply.ts";
 
@@ -64,27 +66,18 @@ export function directClientAdmin(deps: ClientAdminDeps, caller: AdminCaller): C
   };
 }
 
-/** First half of the advisory lock key: "ghc" in ASCII. The second half is the schema's hash. */
-const CLIENTS_FILE_LOCK_CLASS = 0x676863;
-
 /**
  * Runs `fn` holding the clients-file advisory lock (per schema), so replicas starting together with
  * the same GATEHOUSE_CLIENTS_FILE apply it one after another: the later ones find it applied and
- * write nothing. A session lock on a connection of its own, since `fn` runs many transactions.
- * PGlite is one connection in one process: nothing to serialize against.
+ * write nothing. `fn` runs many transactions of its own, so the lock is held by a transaction left
+ * open on a connection of its own until `fn` ends: transaction-scoped, so a transaction pooler keeps
+ * it on one server connection and it cannot outlive the apply. PGlite is one connection in one
+ * process: nothing to serialize against.
  */
 export async function withClientsFileLock<T>(db: Pick<Database, "pool">, fn: () => Promise<T>): Promise<T> {
   if (!db.pool) return fn();
-  const connection = await db.pool.connect();
-  const key = `${CLIENTS_FILE_LOCK_CLASS}, hashtext(current_schema())`;
-  try {
-    await connection.query(`SELECT pg_advisory_lock(${key})`);
-    try {
-      return await fn();
-    } finally {
-      await connection.query(`SELECT pg_advisory_unlock(${key})`);
-    }
-  } finally {
-    connection.release();
-  }
+  return poolTransactions(db.pool).transaction(async (tx) => {
+    await tx.query(clientsFileLock, []);
+    return fn();
+  });
 }

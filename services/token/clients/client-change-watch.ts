@@ -1,5 +1,5 @@
 import type { Logger } from "../../shared/logging/index.ts";
-import { clientRowVersions, clientTableFingerprint } from "../store/sql/client-versions.ts";
+import { clientRowVersions, clientTableFingerprint } from "../sql/client-versions.ts";
 import type { SqlExecutor } from "../store/sql-executor.ts";
 
 /**

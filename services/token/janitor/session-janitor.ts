@@ -1,7 +1,7 @@
 import type { Logger } from "../../shared/logging/index.ts";
 import type { Registry } from "../../shared/metrics/index.ts";
-import { tryJanitorLock } from "../store/sql/janitor-lock.ts";
-import { dueSessionsBacklog, pruneSessionsBatch } from "../store/sql/prune-sessions.ts";
+import { tryJanitorLock } from "../sql/janitor-lock.ts";
+import { dueSessionsBacklog, pruneSessionsBatch } from "../sql/prune-sessions.ts";
 import type { SqlExecutor } from "../store/sql-executor.ts";
 import type { SqlTransactions } from "../store/sql-transaction.ts";
 import { createJanitorMetrics } from "./janitor-metrics.ts";
@@ -17,7 +17,7 @@ import {
 /**
  * The session janitor: deletes sessions past GATEHOUSE_SESSION_RETENTION and their refresh-token rows,
  * in bounded batches, one replica at a time. Each batch is its own transaction whose first statement
- * takes a transaction-scoped advisory lock (store/sql/janitor-lock.ts); a replica that finds it taken
+ * takes a transaction-scoped advisory lock (sql/janitor-lock.ts); a replica that finds it taken
  * ends its pass, so replicas never delete at the same time and never count a row twice. No lock
  * outlives a transaction, which is what a transaction-pooling pooler requires.
  */

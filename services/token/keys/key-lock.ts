@@ -1,9 +1,9 @@
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.ts";
+import { sqlScopeOf } from "../../shared/database/sql-scope.ts";
+import { keyLock } from "../sql/signing-keys.ts";
+import { prismaQuery } from "../store/prisma-sql.ts";
 
 export type KeyTransaction = Prisma.TransactionClient;
-
-/** First half of the advisory lock key: "ghk" in ASCII. The second half is the schema's hash. */
-const KEY_LOCK_CLASS = 0x67686b;
 
 /**
  * Runs `fn` in a transaction holding the signing-key advisory lock, so every key transition (first
@@ -12,11 +12,10 @@ const KEY_LOCK_CLASS = 0x67686b;
  * (and test files) sharing a Postgres database do not wait on each other.
  */
 export function withKeyLock<T>(prisma: PrismaClient, fn: (tx: KeyTransaction) => Promise<T>): Promise<T> {
+  const scope = sqlScopeOf(prisma);
   return prisma.$transaction(
     async (tx) => {
-      await tx.$executeRawUnsafe(
-        `SELECT pg_advisory_xact_lock(${KEY_LOCK_CLASS}, hashtext(current_schema()))`,
-      );
+      await prismaQuery(tx, scope, keyLock);
       return fn(tx);
     },
     // Key generation (RSA 3072 takes a second or two) may happen under the lock.

@@ -1,7 +1,9 @@
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.ts";
+import { sqlScopeOf } from "../../shared/database/sql-scope.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
-import type { AuditAction } from "../audit/audit-actions.ts";
 import { type AuditActor, recordAudit } from "../audit/audit-record.ts";
+import { liveSessionsSigned as liveSessionsSignedStatement, revokeSigningKey } from "../sql/signing-keys.ts";
+import { prismaQuery } from "../store/prisma-sql.ts";
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.ts";
 import {
   activatableAt,
@@ -102,6 +104,7 @@ function rsaBitsOf(jwk: PublicJwk): number {
 
 export function createSigningKeys(options: SigningKeysOptions): SigningKeys {
   const { prisma, masterKey, policy, now } = options;
+  const scope = sqlScopeOf(prisma);
 
   const find = (tx: KeyTransaction, kid: string) =>
     tx.signingKey.findUnique({ where: { kid }, select: PUBLIC_COLUMNS });
@@ -261,10 +264,12 @@ export function createSigningKeys(options: SigningKeysOptions): SigningKeys {
         if (key.status === "revoked") return { key, eventId: null, liveSessionsSigned: 0, activated: null };
         const t = now();
         const at = new Date(t);
-        const live = await tx.$queryRawUnsafe<{ n: number }[]>(LIVE_SESSIONS_SIGNED, kid, at, ttlSeconds());
+        const live = await prismaQuery(tx, scope, liveSessionsSignedStatement, kid, at, ttlSeconds());
         const liveSessionsSigned = live[0]?.n ?? 0;
-        const rows = await tx.$queryRawUnsafe<{ event_id: string }[]>(
-          REVOKE_KEY,
+        const rows = await prismaQuery(
+          tx,
+          scope,
+          revokeSigningKey,
           kid,
           at,
           reason,
@@ -373,37 +378,3 @@ function times(r: SigningKeyRecord) {
     retiringAt: r.retiringAt?.getTime() ?? null,
   };
 }
-
-/**
- * Sessions whose latest access token the key signed and that token has not expired: issued at
- * `last_used_at`, living the client's lifetime (1 minute to the service maximum). $1 kid, $2 now,
- * $3 maximum lifetime in seconds.
- */
-const LIVE_SESSIONS_SIGNED = `
-  SELECT count(*)::int AS n
-    FROM sessions s JOIN clients c ON c.id = s.client_id
-   WHERE s.signing_kid = $1::text AND s.revoked_at IS NULL
-     AND s.last_used_at + make_interval(secs => GREATEST(60, LEAST(c.access_token_ttl_seconds, $3::int))) > $2::timestamptz`;
-
-/**
- * Revokes a key, queues `key_revoked` for the sidecars and writes the audit row, in one statement.
- * $1 kid, $2 now, $3 reason, $4 relevant-until, $5 actor, $6 request id, $7 previous status,
- * $8 live sessions signed.
- */
-const REVOKE_KEY = `
-  WITH k AS (
-    UPDATE signing_keys SET status = 'revoked', revoked_at = $2::timestamptz, revoked_reason = $3::text
-     WHERE kid = $1::text AND status <> 'revoked'
-     RETURNING kid
-  ), o AS (
-    INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
-    SELECT 'key_revoked', jsonb_build_object('kid', k.kid), $2::timestamptz, $4::timestamptz FROM k
-    RETURNING event_id
-  ), a AS (
-    INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, request_id, outcome, details)
-    SELECT $2::timestamptz, $5::text, '${"signing_key.revoke" satisfies AuditAction}', 'signing_key', k.kid, $6::text, 'success',
-           jsonb_build_object('reason', $3::text, 'previous_status', $7::text,
-                              'live_sessions_signed', $8::int, 'event_id', (SELECT event_id::text FROM o))
-      FROM k
-  )
-  SELECT event_id::text AS event_id FROM o`;

@@ -1,6 +1,6 @@
 import { toRevocationEvent } from "../../shared/revocation/revocation-entry.ts";
 import type { RevocationEvent } from "../../shared/revocation/revocation-events.ts";
-import type { OutboxRow } from "./sql/outbox-batch.ts";
+import type { OutboxRow } from "../sql/outbox-batch.ts";
 
 /**
  * The event an outbox row stands for: the payload's members plus the envelope (event id, type, commit

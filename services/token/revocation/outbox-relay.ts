@@ -2,13 +2,13 @@ import type { Logger } from "../../shared/logging/index.ts";
 import type { Registry } from "../../shared/metrics/index.ts";
 import { backoffDelay, sleep } from "../../shared/revocation/backoff.ts";
 import type { RevocationBus } from "../../shared/revocation/revocation-bus.ts";
+import { outboxBacklog } from "../sql/outbox-backlog.ts";
+import { pruneOutbox } from "../sql/prune-outbox.ts";
+import { pruneRevokedTokens } from "../sql/prune-revoked-tokens.ts";
 import type { OutboxDb } from "./outbox-db.ts";
 import { createPublishWaiters } from "./publish-waiters.ts";
 import { createRelayMetrics, type PublishPath } from "./relay-metrics.ts";
 import { type RelayPassContext, type RelayPassOutcome, RelayStageError, relayPass } from "./relay-pass.ts";
-import { outboxBacklog } from "./sql/outbox-backlog.ts";
-import { pruneOutbox } from "./sql/prune-outbox.ts";
-import { pruneRevokedTokens } from "./sql/prune-revoked-tokens.ts";
 
 export interface OutboxRelayOptions {
   db: OutboxDb;

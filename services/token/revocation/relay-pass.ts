@@ -2,13 +2,13 @@ import type { Logger } from "../../shared/logging/index.ts";
 import type { AppendOptions, RevocationBus } from "../../shared/revocation/revocation-bus.ts";
 import { encodeRevocationEntry } from "../../shared/revocation/revocation-entry.ts";
 import { laterStreamId } from "../../shared/revocation/stream-id.ts";
+import { markPublished } from "../sql/mark-published.ts";
+import { type OutboxRow, outboxBatch } from "../sql/outbox-batch.ts";
+import { tryRelayLock } from "../sql/relay-lock.ts";
+import { relevantOutboxPage } from "../sql/relevant-outbox-page.ts";
 import type { SqlExecutor } from "../store/sql-executor.ts";
 import type { OutboxDb } from "./outbox-db.ts";
 import { outboxRowToEvent } from "./outbox-event.ts";
-import { markPublished } from "./sql/mark-published.ts";
-import { type OutboxRow, outboxBatch } from "./sql/outbox-batch.ts";
-import { releaseRelayLock, tryRelayLock } from "./sql/relay-lock.ts";
-import { relevantOutboxPage } from "./sql/relevant-outbox-page.ts";
 
 /** What a relay pass works with; `lastAppended` carries over from pass to pass. */
 export interface RelayPassContext {
@@ -72,20 +72,17 @@ const NOT_LOCKED: RelayPassOutcome = {
 };
 
 /**
- * One relay pass under the relay lock: publish the next unpublished outbox rows in id order (one
+ * One relay pass, in one transaction, under the relay lock: publish the next unpublished outbox rows in id order (one
  * atomic append that first checks the stream still holds the newest entry we know was published),
  * mark them published; when the check fails the stream was lost or reset, so republish every
  * still-relevant row from the outbox instead; optionally trim. Without the lock it does nothing.
  */
 export async function relayPass(ctx: RelayPassContext, opts: RelayPassOptions): Promise<RelayPassOutcome> {
-  return ctx.db.withSession(async (session) => {
+  // One transaction per pass: the lock and the rows marked published end together at COMMIT.
+  return ctx.db.transaction(async (session) => {
     const [lock] = await session.query(tryRelayLock, []);
     if (!lock?.locked) return NOT_LOCKED;
-    try {
-      return await lockedPass(ctx, session, opts);
-    } finally {
-      await session.query(releaseRelayLock, []);
-    }
+    return lockedPass(ctx, session, opts);
   });
 }
 

@@ -1,7 +1,7 @@
+import { type RotatedSessionRow, rotateIfLive } from "../sql/rotate-if-live.ts";
+import { rotateIfLiveMany } from "../sql/rotate-if-live-many.ts";
+import { rotationParams } from "../sql/rotate-session.ts";
 import { createGroupCommit, type GroupCommitOptions } from "./group-commit.ts";
-import { type RotatedSessionRow, rotateIfLive } from "./sql/rotate-if-live.ts";
-import { rotateIfLiveMany } from "./sql/rotate-if-live-many.ts";
-import { rotationParams } from "./sql/rotate-session.ts";
 import type { SqlExecutor } from "./sql-executor.ts";
 import type { FastRotation } from "./token-store.ts";
 

@@ -1,6 +1,6 @@
+import { createSession } from "../sql/create-session.ts";
+import { createSessions } from "../sql/create-sessions.ts";
 import { createGroupCommit, type GroupCommitOptions } from "./group-commit.ts";
-import { createSession } from "./sql/create-session.ts";
-import { createSessions } from "./sql/create-sessions.ts";
 import type { SqlExecutor } from "./sql-executor.ts";
 import type { NewSession } from "./token-store.ts";
 

@@ -1,34 +1,37 @@
 import type { PGlite } from "@electric-sql/pglite";
 import type pg from "pg";
+import { type SqlScope, sqlScopeOf } from "../../shared/database/sql-scope.ts";
+import type { SqlStatement } from "../sql/statement.ts";
 
-/**
- * One SQL statement of a hot path. `name` makes it a prepared statement on each pooled Postgres
- * connection, so Postgres parses and plans it once per connection rather than once per call.
- */
-export interface SqlStatement<Row> {
-  readonly name: string;
-  readonly text: string;
-  /** Phantom field carrying the row type; never set. */
-  readonly row?: Row;
-}
-
-export function sql<Row>(name: string, text: string): SqlStatement<Row> {
-  return { name, text };
-}
+export { type SqlStatement, sql } from "../sql/statement.ts";
 
 /** Runs hot-path statements: on the `pg.Pool` Prisma shares, or on embedded PGlite. */
 export interface SqlExecutor {
   query<Row>(statement: SqlStatement<Row>, params: readonly unknown[]): Promise<Row[]>;
 }
 
+/**
+ * The pg query for `statement` under `scope`: its text for the scope's schema, and its name only when
+ * the scope allows named statements (unnamed ones work through any pooler).
+ */
+export function queryConfig(
+  statement: SqlStatement<unknown>,
+  scope: SqlScope,
+  params: readonly unknown[],
+): pg.QueryConfig {
+  return {
+    ...(scope.preparedStatements ? { name: statement.name } : {}),
+    text: statement.text(scope.schema),
+    values: params as unknown[],
+  };
+}
+
+/** On a pool `createDatabase` made (or one given a scope with `withSqlScope`). */
 export function poolExecutor(pool: pg.Pool): SqlExecutor {
+  const scope = sqlScopeOf(pool);
   return {
     async query<Row>(statement: SqlStatement<Row>, params: readonly unknown[]) {
-      const result = await pool.query({
-        name: statement.name,
-        text: statement.text,
-        values: params as unknown[],
-      });
+      const result = await pool.query(queryConfig(statement, scope, params));
       return result.rows as Row[];
     },
   };
@@ -38,7 +41,7 @@ export function poolExecutor(pool: pg.Pool): SqlExecutor {
 export function pgliteExecutor(db: Pick<PGlite, "query">): SqlExecutor {
   return {
     async query<Row>(statement: SqlStatement<Row>, params: readonly unknown[]) {
-      const result = await db.query<Row>(statement.text, params as unknown[]);
+      const result = await db.query<Row>(statement.text("public"), params as unknown[]);
       // PGlite returns bytea as Uint8Array; callers compare with Buffer.
       return result.rows.map(toBuffers);
     },

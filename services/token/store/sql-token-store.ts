@@ -1,12 +1,12 @@
+import { accessTokenStatus } from "../sql/access-token-status.ts";
+import { readFamilyState, readRefreshState } from "../sql/read-refresh-state.ts";
+import { recordExchange } from "../sql/record-exchange.ts";
+import { revokeForReuse } from "../sql/revoke-for-reuse.ts";
+import { revokeAccessToken, revokeSessions, revokeSubject } from "../sql/revoke-sessions.ts";
+import { rotateRefreshToken } from "../sql/rotate-refresh-token.ts";
+import { rotateSession, rotationParams } from "../sql/rotate-session.ts";
 import { createRotationBatcher } from "./rotation-batcher.ts";
 import { createSessionInsertBatcher } from "./session-insert-batcher.ts";
-import { accessTokenStatus } from "./sql/access-token-status.ts";
-import { readFamilyState, readRefreshState } from "./sql/read-refresh-state.ts";
-import { recordExchange } from "./sql/record-exchange.ts";
-import { revokeForReuse } from "./sql/revoke-for-reuse.ts";
-import { revokeAccessToken, revokeSessions, revokeSubject } from "./sql/revoke-sessions.ts";
-import { rotateRefreshToken } from "./sql/rotate-refresh-token.ts";
-import { rotateSession, rotationParams } from "./sql/rotate-session.ts";
 import type { SqlExecutor } from "./sql-executor.ts";
 import type { TokenStore } from "./token-store.ts";
 

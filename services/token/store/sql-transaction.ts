@@ -1,6 +1,7 @@
 import type { PGlite } from "@electric-sql/pglite";
 import type pg from "pg";
-import { pgliteExecutor, type SqlExecutor, type SqlStatement } from "./sql-executor.ts";
+import { sqlScopeOf } from "../../shared/database/sql-scope.ts";
+import { pgliteExecutor, queryConfig, type SqlExecutor, type SqlStatement } from "./sql-executor.ts";
 
 /**
  * Runs statements inside one transaction (BEGIN … COMMIT on one connection; ROLLBACK when `fn`
@@ -13,17 +14,14 @@ export interface SqlTransactions {
 
 /** On the service's `pg.Pool`. A connection whose ROLLBACK failed is destroyed, not reused. */
 export function poolTransactions(pool: pg.Pool): SqlTransactions {
+  const scope = sqlScopeOf(pool);
   return {
     async transaction(fn) {
       const client = await pool.connect();
       let broken: Error | undefined;
       const tx: SqlExecutor = {
         async query<Row>(statement: SqlStatement<Row>, params: readonly unknown[]) {
-          const r = await client.query({
-            name: statement.name,
-            text: statement.text,
-            values: params as unknown[],
-          });
+          const r = await client.query(queryConfig(statement, scope, params));
           return r.rows as Row[];
         },
       };

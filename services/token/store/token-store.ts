@@ -1,7 +1,7 @@
 import type { AuditActorName } from "../audit/audit-actions.ts";
-import type { FamilyStateRow, RefreshStateRow, SessionRefreshRow } from "./sql/read-refresh-state.ts";
-import type { RevokedSessionRow, SessionSelector } from "./sql/revoke-sessions.ts";
-import type { RotatedSessionRow } from "./sql/rotate-if-live.ts";
+import type { FamilyStateRow, RefreshStateRow, SessionRefreshRow } from "../sql/read-refresh-state.ts";
+import type { RevokedSessionRow, SessionSelector } from "../sql/revoke-sessions.ts";
+import type { RotatedSessionRow } from "../sql/rotate-if-live.ts";
 
 /**
  * The token service's storage contract for its hot paths, one method per SQL statement. Flows decide;

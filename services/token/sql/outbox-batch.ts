@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /** An outbox row as the relay reads it. */
 export interface OutboxRow {
@@ -23,12 +23,14 @@ export type OutboxBatchRow = { last_stream_id: string | null } & (OutboxRow | Mi
  */
 export const outboxBatch = sql<OutboxBatchRow>(
   "gh_outbox_batch",
-  `SELECT l.last_stream_id, b.id::text AS id, b.event_id::text AS event_id, b.type, b.payload, b.occurred_at, b.relevant_until
-     FROM (SELECT (SELECT stream_id FROM revocation_outbox
+  (
+    t,
+  ) => `SELECT l.last_stream_id, b.id::text AS id, b.event_id::text AS event_id, b.type, b.payload, b.occurred_at, b.relevant_until
+     FROM (SELECT (SELECT stream_id FROM ${t.revocation_outbox}
                     WHERE published_at IS NOT NULL AND stream_id IS NOT NULL AND relevant_until > $2::timestamptz
                     ORDER BY id DESC LIMIT 1) AS last_stream_id) l
      LEFT JOIN LATERAL (
-       SELECT * FROM revocation_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1::int
+       SELECT * FROM ${t.revocation_outbox} WHERE published_at IS NULL ORDER BY id LIMIT $1::int
      ) b ON true
     ORDER BY b.id`,
 );

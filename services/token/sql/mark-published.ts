@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /**
  * Marks rows published with their stream ids, in one statement. Params: $1 outbox ids, $2 stream ids
@@ -6,7 +6,7 @@ import { sql } from "../../store/sql-executor.ts";
  */
 export const markPublished = sql<never>(
   "gh_outbox_mark_published",
-  `UPDATE revocation_outbox o SET published_at = $3::timestamptz, stream_id = u.stream_id
+  (t) => `UPDATE ${t.revocation_outbox} o SET published_at = $3::timestamptz, stream_id = u.stream_id
      FROM unnest($1::bigint[], $2::text[]) AS u(id, stream_id)
     WHERE o.id = u.id`,
 );

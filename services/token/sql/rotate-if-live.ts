@@ -1,5 +1,5 @@
-import { sql } from "../sql-executor.ts";
 import { ROTATION_PARAMS, type RotationValues, rotateGuard, rotateSet } from "./rotate-session.ts";
+import { sql, type Tables } from "./statement.ts";
 
 export interface RotatedSessionRow {
   session_id: string;
@@ -29,9 +29,9 @@ export interface CallerValues {
  * and the client may still mint for the session (some audience still allowed, tenant and subject
  * still served: the SQL form of flows/client-allow-lists.ts `currentGrant`'s refusals).
  */
-export const rotateIfLiveWhere = (v: RotationValues, c: CallerValues) => `${rotateGuard(v)}
+export const rotateIfLiveWhere = (t: Tables, v: RotationValues, c: CallerValues) => `${rotateGuard(v)}
       AND s.client_id = ${c.clientId} AND s.expires_at > ${v.now} AND s.idle_expires_at > ${v.now}
-      AND NOT EXISTS (SELECT 1 FROM subject_revocations sr WHERE sr.subject = s.subject AND sr.not_before >= s.created_at)
+      AND NOT EXISTS (SELECT 1 FROM ${t.subject_revocations} sr WHERE sr.subject = s.subject AND sr.not_before >= s.created_at)
       AND s.audience && ${c.audiences}
       AND (s.tenant IS NULL OR ${c.tenants} IS NULL OR s.tenant = ANY (${c.tenants}))
       AND (cardinality(${c.subjectPrefixes}) = 0
@@ -52,8 +52,8 @@ export const ROTATED_SESSION_COLUMNS = (v: RotationValues) =>
  */
 export const rotateIfLive = sql<RotatedSessionRow>(
   "gh_rotate_if_live",
-  `UPDATE sessions s ${rotateSet(ROTATION_PARAMS)}
-    WHERE ${rotateIfLiveWhere(ROTATION_PARAMS, {
+  (t) => `UPDATE ${t.sessions} s ${rotateSet(ROTATION_PARAMS)}
+    WHERE ${rotateIfLiveWhere(t, ROTATION_PARAMS, {
       clientId: "$10::text",
       audiences: "$11::text[]",
       tenants: "$12::text[]",

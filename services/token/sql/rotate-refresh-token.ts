@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /**
  * Refresh of a legacy (v1) token, one kept as a `refresh_tokens` row: mark it used and move its
@@ -13,8 +13,8 @@ import { sql } from "../sql-executor.ts";
  */
 export const rotateRefreshToken = sql<{ version: number; expires_at: Date }>(
   "gh_rotate_refresh_token",
-  `WITH sess AS (
-     UPDATE sessions
+  (t) => `WITH sess AS (
+     UPDATE ${t.sessions}
         SET last_used_at = $4::timestamptz,
             idle_expires_at = LEAST($5::timestamptz, expires_at),
             signing_kid = $6::text,
@@ -25,11 +25,11 @@ export const rotateRefreshToken = sql<{ version: number; expires_at: Date }>(
             refresh_successor_kid = $7::text,
             refresh_mac_kid = $8::text
       WHERE id = $1::uuid AND revoked_at IS NULL AND refresh_generation = 0
-        AND EXISTS (SELECT 1 FROM refresh_tokens t
+        AND EXISTS (SELECT 1 FROM ${t.refresh_tokens} t
                      WHERE t.token_hash = $2::bytea AND t.session_id = $1::uuid AND t.used_at IS NULL)
       RETURNING version, expires_at
    ), tok AS (
-     UPDATE refresh_tokens
+     UPDATE ${t.refresh_tokens}
         SET used_at = $4::timestamptz, successor_hash = $3::bytea, successor_kid = $7::text
       WHERE token_hash = $2::bytea AND used_at IS NULL AND EXISTS (SELECT 1 FROM sess)
    )

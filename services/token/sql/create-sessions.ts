@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /**
  * Issue for several sessions at once: {@link createSession}'s insert for every row of $1, a JSON
@@ -8,7 +8,9 @@ import { sql } from "../sql-executor.ts";
  */
 export const createSessions = sql<never>(
   "gh_create_sessions",
-  `INSERT INTO sessions (id, subject, client_id, tenant, scopes, audience, claims, version, signing_kid,
+  (
+    t,
+  ) => `INSERT INTO ${t.sessions} (id, subject, client_id, tenant, scopes, audience, claims, version, signing_kid,
                          created_at, last_used_at, idle_expires_at, expires_at,
                          device_user_agent, device_ip_address, device_name,
                          refresh_generation, refresh_hash, refresh_mac_kid)

@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /**
  * Issue: a new session holding its first refresh token's state (generation 1, the token's hash and
@@ -9,7 +9,9 @@ import { sql } from "../sql-executor.ts";
  */
 export const createSession = sql<{ session_id: string }>(
   "gh_create_session",
-  `INSERT INTO sessions (id, subject, client_id, tenant, scopes, audience, claims, version, signing_kid,
+  (
+    t,
+  ) => `INSERT INTO ${t.sessions} (id, subject, client_id, tenant, scopes, audience, claims, version, signing_kid,
                          created_at, last_used_at, idle_expires_at, expires_at,
                          device_user_agent, device_ip_address, device_name,
                          refresh_generation, refresh_hash, refresh_mac_kid)

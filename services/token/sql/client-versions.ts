@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /**
  * A fingerprint of the whole clients table: how many rows, and an order-free sum of a hash of each
@@ -8,12 +8,14 @@ import { sql } from "../sql-executor.ts";
  */
 export const clientTableFingerprint = sql<{ fingerprint: string }>(
   "gh_client_table_fingerprint",
-  `SELECT count(*)::text || ':' || coalesce(sum(hashtext(id || ':' || xmin::text)::bigint), 0)::text AS fingerprint
-     FROM clients`,
+  (
+    t,
+  ) => `SELECT count(*)::text || ':' || coalesce(sum(hashtext(id || ':' || xmin::text)::bigint), 0)::text AS fingerprint
+     FROM ${t.clients}`,
 );
 
 /** Every client id with the row version (`xmin`) it has now. */
 export const clientRowVersions = sql<{ id: string; version: string }>(
   "gh_client_row_versions",
-  `SELECT id, xmin::text AS version FROM clients`,
+  (t) => `SELECT id, xmin::text AS version FROM ${t.clients}`,
 );

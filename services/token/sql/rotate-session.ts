@@ -1,5 +1,5 @@
-import { sql } from "../sql-executor.ts";
-import type { Rotation } from "../token-store.ts";
+import type { Rotation } from "../store/token-store.ts";
+import { sql } from "./statement.ts";
 
 /**
  * The SQL expressions one rotation's values are read from: `$n` parameters in the one-row statements,
@@ -64,7 +64,7 @@ export const ROTATION_PARAMS: RotationValues = {
  */
 export const rotateSession = sql<{ version: number; expires_at: Date }>(
   "gh_rotate_session",
-  `UPDATE sessions s ${rotateSet(ROTATION_PARAMS)}
+  (t) => `UPDATE ${t.sessions} s ${rotateSet(ROTATION_PARAMS)}
     WHERE ${rotateGuard(ROTATION_PARAMS)}
    RETURNING s.version, LEAST($6::timestamptz, s.expires_at) AS expires_at`,
 );

@@ -1,5 +1,6 @@
-import type { AuditAction } from "../../audit/audit-actions.ts";
-import { type SqlStatement, sql } from "../sql-executor.ts";
+import type { AuditAction } from "../audit/audit-actions.ts";
+import { auditInsert, outboxInsert } from "./outbox-and-audit.ts";
+import { type SqlStatement, sql, type Tables } from "./statement.ts";
 
 /**
  * Revoke (or, with access_only, bump the version of) the sessions a Revoke request names, queue one
@@ -25,10 +26,11 @@ export interface RevokedSessionRow {
   event_id: string;
 }
 
-const WHERE: Record<SessionSelector, string> = {
-  session_id: "sessions.id = $7::uuid",
-  refresh_token: "sessions.id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $7::bytea)",
-  subject: "sessions.subject = $7::text",
+const WHERE: Record<SessionSelector, (t: Tables) => string> = {
+  session_id: () => "sessions.id = $7::uuid",
+  refresh_token: (t) =>
+    `sessions.id = (SELECT session_id FROM ${t.refresh_tokens} WHERE token_hash = $7::bytea)`,
+  subject: () => "sessions.subject = $7::text",
 };
 
 /** The largest refresh grace period client settings allow (refresh_grace_period, in seconds). */
@@ -44,27 +46,34 @@ function build(selector: SessionSelector, accessOnly: boolean): SqlStatement<Rev
     ? "version = sessions.version + 1, version_bumped_at = $1::timestamptz"
     : "revoked_at = $1::timestamptz, revoke_reason = $4::text";
   const event = accessOnly
-    ? `'session_version', jsonb_build_object('sid', s.id::text, 'minVersion', s.version)`
-    : `'session_revoked', jsonb_build_object('sid', s.id::text)`;
+    ? { type: "'session_version'", payload: "jsonb_build_object('sid', s.id::text, 'minVersion', s.version)" }
+    : { type: "'session_revoked'", payload: "jsonb_build_object('sid', s.id::text)" };
   const action: AuditAction = accessOnly ? "session.revoke_access" : "session.revoke";
   return sql<RevokedSessionRow>(
     `gh_revoke_sessions_${selector}${accessOnly ? "_access" : ""}`,
-    `WITH s AS (
-       UPDATE sessions SET ${set}
-         FROM clients c
-        WHERE c.id = sessions.client_id AND ${WHERE[selector]} AND sessions.revoked_at IS NULL
+    (t) => `WITH s AS (
+       UPDATE ${t.sessions} SET ${set}
+         FROM ${t.clients} c
+        WHERE c.id = sessions.client_id AND ${WHERE[selector](t)} AND sessions.revoked_at IS NULL
           AND ($3::text IS NULL OR sessions.client_id = $3::text)
           ${accessOnly ? CHANGES_SOMETHING : ""}
         RETURNING sessions.id, sessions.version, sessions.subject, sessions.client_id
      ), o AS (
-       INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
-       SELECT ${event}, $1::timestamptz, $2::timestamptz FROM s
-       RETURNING event_id, payload->>'sid' AS sid
+       ${outboxInsert(t, { ...event, occurredAt: "$1::timestamptz", relevantUntil: "$2::timestamptz", from: "s" }, "payload->>'sid' AS sid")}
      ), a AS (
-       INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, subject, client_id, request_id, outcome, details)
-       SELECT $1::timestamptz, $5::text, '${action}', 'session', min(s.id::text), min(s.subject), min(s.client_id), $6::text, 'success',
-              jsonb_build_object('reason', $4::text, 'sessions', count(*), 'selector', '${selector}')
-         FROM s HAVING count(*) > 0
+       ${auditInsert(t, {
+         occurredAt: "$1::timestamptz",
+         actor: "$5::text",
+         action,
+         targetType: "'session'",
+         targetId: "min(s.id::text)",
+         subject: "min(s.subject)",
+         clientId: "min(s.client_id)",
+         requestId: "$6::text",
+         outcome: "success",
+         details: `jsonb_build_object('reason', $4::text, 'sessions', count(*), 'selector', '${selector}')`,
+         from: "FROM s HAVING count(*) > 0",
+       })}
      )
      SELECT o.sid AS session_id, o.event_id::text AS event_id FROM o`,
   );
@@ -91,24 +100,34 @@ export function revokeSessions(
  */
 export const revokeSubject = sql<{ event_id: string }>(
   "gh_revoke_subject",
-  `WITH sr AS (
-     INSERT INTO subject_revocations (subject, not_before, updated_at) VALUES ($1::text, $2::timestamptz, $2::timestamptz)
+  (t) => `WITH sr AS (
+     INSERT INTO ${t.subject_revocations} (subject, not_before, updated_at) VALUES ($1::text, $2::timestamptz, $2::timestamptz)
      ON CONFLICT (subject) DO UPDATE
        SET not_before = EXCLUDED.not_before, updated_at = EXCLUDED.updated_at
        WHERE subject_revocations.not_before < EXCLUDED.not_before
      RETURNING not_before
    ), o AS (
-     INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
-     SELECT 'subject_revoked',
-            jsonb_build_object('sub', $1::text, 'notBefore', (extract(epoch FROM sr.not_before) * 1000)::bigint),
-            $2::timestamptz, $3::timestamptz
-       FROM sr
-     RETURNING event_id
+     ${outboxInsert(t, {
+       type: "'subject_revoked'",
+       payload:
+         "jsonb_build_object('sub', $1::text, 'notBefore', (extract(epoch FROM sr.not_before) * 1000)::bigint)",
+       occurredAt: "$2::timestamptz",
+       relevantUntil: "$3::timestamptz",
+       from: "sr",
+     })}
    ), a AS (
-     INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, subject, request_id, outcome, details)
-     SELECT $2::timestamptz, $4::text, '${"subject.revoke" satisfies AuditAction}', 'subject', $1::text, $1::text, $5::text, 'success',
-            jsonb_build_object('reason', $6::text)
-       FROM sr
+     ${auditInsert(t, {
+       occurredAt: "$2::timestamptz",
+       actor: "$4::text",
+       action: "subject.revoke",
+       targetType: "'subject'",
+       targetId: "$1::text",
+       subject: "$1::text",
+       requestId: "$5::text",
+       outcome: "success",
+       details: "jsonb_build_object('reason', $6::text)",
+       from: "FROM sr",
+     })}
    )
    SELECT event_id::text AS event_id FROM o`,
 );
@@ -120,20 +139,33 @@ export const revokeSubject = sql<{ event_id: string }>(
  */
 export const revokeAccessToken = sql<{ event_id: string }>(
   "gh_revoke_access_token",
-  `WITH r AS (
-     INSERT INTO revoked_access_tokens (jti, session_id, expires_at, revoked_at)
+  (t) => `WITH r AS (
+     INSERT INTO ${t.revoked_access_tokens} (jti, session_id, expires_at, revoked_at)
      VALUES ($1::text, $2::uuid, $3::timestamptz, $4::timestamptz)
      ON CONFLICT (jti) DO NOTHING
      RETURNING jti
    ), o AS (
-     INSERT INTO revocation_outbox (type, payload, occurred_at, relevant_until)
-     SELECT 'token_revoked', jsonb_build_object('jti', r.jti), $4::timestamptz, $3::timestamptz FROM r
-     RETURNING event_id
+     ${outboxInsert(t, {
+       type: "'token_revoked'",
+       payload: "jsonb_build_object('jti', r.jti)",
+       occurredAt: "$4::timestamptz",
+       relevantUntil: "$3::timestamptz",
+       from: "r",
+     })}
    ), a AS (
-     INSERT INTO audit_events (occurred_at, actor, action, target_type, target_id, subject, client_id, request_id, outcome, details)
-     SELECT $4::timestamptz, $5::text, '${"access_token.revoke" satisfies AuditAction}', 'access_token', r.jti, $8::text, $9::text, $6::text, 'success',
-            jsonb_build_object('reason', $7::text)
-       FROM r
+     ${auditInsert(t, {
+       occurredAt: "$4::timestamptz",
+       actor: "$5::text",
+       action: "access_token.revoke",
+       targetType: "'access_token'",
+       targetId: "r.jti",
+       subject: "$8::text",
+       clientId: "$9::text",
+       requestId: "$6::text",
+       outcome: "success",
+       details: "jsonb_build_object('reason', $7::text)",
+       from: "FROM r",
+     })}
    )
    SELECT event_id::text AS event_id FROM o`,
 );

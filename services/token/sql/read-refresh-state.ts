@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /** What a refresh needs to know about the session a presented token belongs to. */
 export interface SessionRefreshRow {
@@ -54,24 +54,24 @@ const SESSION_COLUMNS = `s.id::text AS session_id, s.client_id, s.subject, s.ten
  */
 export const readRefreshState = sql<RefreshStateRow>(
   "gh_read_refresh_state",
-  `SELECT ${SESSION_COLUMNS},
+  (t) => `SELECT ${SESSION_COLUMNS},
           t.used_at, t.successor_kid, t.created_at AS token_created_at,
           succ.token_hash IS NOT NULL AS successor_is_legacy,
           COALESCE(succ.used_at, CASE WHEN s.refresh_generation > 1 THEN s.refresh_rotated_at END) AS successor_used_at
-     FROM refresh_tokens t
-     JOIN sessions s ON s.id = t.session_id
-     LEFT JOIN refresh_tokens succ ON succ.token_hash = t.successor_hash
-     LEFT JOIN subject_revocations sr ON sr.subject = s.subject
+     FROM ${t.refresh_tokens} t
+     JOIN ${t.sessions} s ON s.id = t.session_id
+     LEFT JOIN ${t.refresh_tokens} succ ON succ.token_hash = t.successor_hash
+     LEFT JOIN ${t.subject_revocations} sr ON sr.subject = s.subject
     WHERE t.token_hash = $1::bytea`,
 );
 
 /** A session's refresh state for a presented v2 token, by the session id it carries ($1). */
 export const readFamilyState = sql<FamilyStateRow>(
   "gh_read_family_state",
-  `SELECT ${SESSION_COLUMNS},
+  (t) => `SELECT ${SESSION_COLUMNS},
           s.refresh_hash, s.refresh_previous_hash, s.refresh_rotated_at, s.refresh_successor_kid,
           COALESCE(s.refresh_rotated_at, s.created_at) AS token_created_at
-     FROM sessions s
-     LEFT JOIN subject_revocations sr ON sr.subject = s.subject
+     FROM ${t.sessions} s
+     LEFT JOIN ${t.subject_revocations} sr ON sr.subject = s.subject
     WHERE s.id = $1::uuid`,
 );

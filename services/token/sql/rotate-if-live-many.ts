@@ -1,6 +1,6 @@
-import { sql } from "../sql-executor.ts";
 import { ROTATED_SESSION_COLUMNS, type RotatedSessionRow, rotateIfLiveWhere } from "./rotate-if-live.ts";
 import { type RotationValues, rotateSet } from "./rotate-session.ts";
+import { sql } from "./statement.ts";
 
 const V: RotationValues = {
   sessionId: "v.session_id",
@@ -30,12 +30,12 @@ const V: RotationValues = {
  */
 export const rotateIfLiveMany = sql<RotatedSessionRow & { i: number }>(
   "gh_rotate_if_live_many",
-  `UPDATE sessions s ${rotateSet(V)}
+  (t) => `UPDATE ${t.sessions} s ${rotateSet(V)}
      FROM jsonb_to_recordset($2::jsonb) AS v(
        i int, session_id uuid, generation int, presented_hash bytea, successor_hash bytea,
        now timestamptz, idle_expires_at timestamptz, signing_kid text, successor_kid text, mac_kid text,
        client_id text, audiences text[], tenants text[], subject_prefixes text[])
-    WHERE s.id = ANY ($1::uuid[]) AND ${rotateIfLiveWhere(V, {
+    WHERE s.id = ANY ($1::uuid[]) AND ${rotateIfLiveWhere(t, V, {
       clientId: "v.client_id",
       audiences: "v.audiences",
       tenants: "v.tenants",

@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /**
  * Records that a private_key_jwt assertion's `jti` was used, unless it already was (RFC 7523 §3).
@@ -11,13 +11,13 @@ import { sql } from "../sql-executor.ts";
  */
 export const recordAssertionJti = sql<{ fresh: number }>(
   "gh_record_assertion_jti",
-  `WITH pruned AS (
-     DELETE FROM client_assertion_jtis
-      WHERE ctid IN (SELECT ctid FROM client_assertion_jtis
+  (t) => `WITH pruned AS (
+     DELETE FROM ${t.client_assertion_jtis}
+      WHERE ctid IN (SELECT ctid FROM ${t.client_assertion_jtis}
                       WHERE expires_at < $4::timestamptz AND NOT (client_id = $1::text AND jti = $2::text)
                       LIMIT 16)
    )
-   INSERT INTO client_assertion_jtis (client_id, jti, expires_at)
+   INSERT INTO ${t.client_assertion_jtis} (client_id, jti, expires_at)
    VALUES ($1::text, $2::text, $3::timestamptz)
    ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
     WHERE client_assertion_jtis.expires_at < $4::timestamptz

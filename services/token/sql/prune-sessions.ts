@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /**
  * What the session janitor deletes: sessions that expired (absolute or idle) or were revoked before
@@ -17,15 +17,15 @@ const DUE = `(s.expires_at < $1::timestamptz OR s.idle_expires_at < $1::timestam
  */
 export const pruneSessionsBatch = sql<{ due_sessions: number; refresh_tokens: number; sessions: number }>(
   "gh_janitor_prune_batch",
-  `WITH due AS MATERIALIZED (
-     SELECT s.id FROM sessions s WHERE ${DUE} LIMIT $2::int
+  (t) => `WITH due AS MATERIALIZED (
+     SELECT s.id FROM ${t.sessions} s WHERE ${DUE} LIMIT $2::int
    ), t AS (
-     DELETE FROM refresh_tokens
-      WHERE token_hash IN (SELECT rt.token_hash FROM due JOIN refresh_tokens rt ON rt.session_id = due.id LIMIT $2::int)
+     DELETE FROM ${t.refresh_tokens}
+      WHERE token_hash IN (SELECT rt.token_hash FROM due JOIN ${t.refresh_tokens} rt ON rt.session_id = due.id LIMIT $2::int)
      RETURNING 1
    ), s AS (
-     DELETE FROM sessions
-      WHERE id IN (SELECT due.id FROM due WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = due.id))
+     DELETE FROM ${t.sessions}
+      WHERE id IN (SELECT due.id FROM due WHERE NOT EXISTS (SELECT 1 FROM ${t.refresh_tokens} rt WHERE rt.session_id = due.id))
      RETURNING 1
    )
    SELECT (SELECT count(*) FROM due)::int AS due_sessions,
@@ -39,5 +39,5 @@ export const pruneSessionsBatch = sql<{ due_sessions: number; refresh_tokens: nu
  */
 export const dueSessionsBacklog = sql<{ n: number }>(
   "gh_janitor_backlog",
-  `SELECT count(*)::int AS n FROM (SELECT 1 FROM sessions s WHERE ${DUE} LIMIT $2::int) due`,
+  (t) => `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${t.sessions} s WHERE ${DUE} LIMIT $2::int) due`,
 );

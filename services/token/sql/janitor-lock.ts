@@ -1,4 +1,4 @@
-import { sql } from "../sql-executor.ts";
+import { sql, type Tables } from "./statement.ts";
 
 /**
  * The session janitor's replica lock: a transaction-scoped advisory lock, taken as the first
@@ -13,9 +13,9 @@ import { sql } from "../sql-executor.ts";
  * The key is a fixed class ("ghjn", the high 32 bits) and the oid of this schema's `sessions` table
  * (the low 32), so janitors of different schemas in one database never contend.
  */
-const KEY = `((1751673454::bigint << 32) | 'sessions'::regclass::oid::bigint)`;
+const key = (t: Tables) => `((1751673454::bigint << 32) | '${t.sessions}'::regclass::oid::bigint)`;
 
 export const tryJanitorLock = sql<{ locked: boolean }>(
   "gh_janitor_try_lock",
-  `SELECT pg_try_advisory_xact_lock(${KEY}) AS locked`,
+  (t) => `SELECT pg_try_advisory_xact_lock(${key(t)}) AS locked`,
 );

@@ -1,4 +1,4 @@
-import { sql } from "../../store/sql-executor.ts";
+import { sql } from "./statement.ts";
 
 /**
  * Deletes up to $2 outbox rows that stopped mattering before $1 (published or not: no live token can
@@ -6,9 +6,9 @@ import { sql } from "../../store/sql-executor.ts";
  */
 export const pruneOutbox = sql<{ n: number }>(
   "gh_outbox_prune",
-  `WITH d AS (
-     DELETE FROM revocation_outbox
-      WHERE id IN (SELECT id FROM revocation_outbox WHERE relevant_until < $1::timestamptz LIMIT $2::int)
+  (t) => `WITH d AS (
+     DELETE FROM ${t.revocation_outbox}
+      WHERE id IN (SELECT id FROM ${t.revocation_outbox} WHERE relevant_until < $1::timestamptz LIMIT $2::int)
      RETURNING 1
    )
    SELECT count(*)::int AS n FROM d`,
