@@ -68,7 +68,7 @@ let startedAt: number;
 let selfCheck: boolean[];
 
 const q = async <R extends Record<string, unknown>>(text: string, params: unknown[] = []) =>
-  (await tdb.db.pool!.query<R>(text, params)).rows;
+  (await tdb.sql.query<R>(text, params)).rows;
 const one = async (text: string, params: unknown[] = []) =>
   Number(Object.values((await q(text, params))[0] ?? { n: 0 })[0]);
 
