@@ -1,7 +1,7 @@
 // Renders docs/configuration.md from the settings each component declares, so the reference cannot
 // drift from the code: `npx tsx scripts/config-reference.ts` writes it, `--check` fails if stale.
 import { readFileSync, writeFileSync } from "node:fs";
-import { renderSettingsTable } from "../services/shared/config/index.ts";
+import { renderSettingsTable } from "../services/shared/settings/index.ts";
 import { sidecarSettings } from "../services/sidecar/sidecar-settings.ts";
 import { tokenServiceSettings } from "../services/token/token-service-settings.ts";
 

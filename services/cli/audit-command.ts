@@ -5,7 +5,7 @@ import {
   AuditOutcome,
   ListAuditEventsResponseSchema,
 } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
-import { types } from "../shared/config/index.ts";
+import { types } from "../shared/settings/index.ts";
 import { table, when } from "./cli-output.ts";
 import { EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { commandGroup, positionalArgs, type Subcommand } from "./command-group.ts";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { type Duration, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { type Client, ClientRole } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
-import { types } from "../shared/config/index.ts";
+import { types } from "../shared/settings/index.ts";
 import { fields, type Output, span, table, when } from "./cli-output.ts";
 import { UsageError } from "./command.ts";
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { AdminService, type Client } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
-import { databaseSettings, loadSettings } from "../shared/config/index.ts";
 import { createLogger } from "../shared/logging/index.ts";
+import { databaseSettings, loadSettings } from "../shared/settings/index.ts";
 import { applyClientsFileDirect, readClientsFile } from "../token/clients-file/apply-clients-file.ts";
 import { settingsOfMessage } from "../token/clients-file/client-file-fields.ts";
 import {

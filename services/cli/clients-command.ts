@@ -13,7 +13,7 @@ import {
   RotateClientSecretResponseSchema,
   UpdateClientResponseSchema,
 } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
-import { databaseSettings, loadSettings } from "../shared/config/index.ts";
+import { databaseSettings, loadSettings } from "../shared/settings/index.ts";
 import { createClient } from "../token/admin/client-admin.ts";
 import { tokenServiceSettings } from "../token/token-service-settings.ts";
 import { type Output, outputFor, printMessage, when } from "./cli-output.ts";

@@ -1,5 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { flagName, type SettingsSpec } from "../shared/config/settings.ts";
+import { flagName, type SettingsSpec } from "../shared/settings/settings.ts";
 
 /** Exit codes every subcommand keeps: scripts rely on them. */
 export const EXIT_OK = 0;

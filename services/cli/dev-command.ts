@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
-import { loadSettings, loggingSettings } from "../shared/config/index.ts";
 import { createLogger } from "../shared/logging/index.ts";
+import { loadSettings, loggingSettings } from "../shared/settings/index.ts";
 import { type Command, EXIT_OK, parseFlags, UsageError } from "./command.ts";
 import { untilSignal } from "./signals.ts";
 

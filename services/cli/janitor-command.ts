@@ -1,5 +1,5 @@
-import { databaseSettings, loadSettings } from "../shared/config/index.ts";
 import { createLogger } from "../shared/logging/index.ts";
+import { databaseSettings, loadSettings } from "../shared/settings/index.ts";
 import { createSessionJanitor } from "../token/janitor/session-janitor.ts";
 import { poolExecutor } from "../token/store/sql-executor.ts";
 import { poolTransactions } from "../token/store/sql-transaction.ts";

@@ -10,7 +10,7 @@ import {
   type SigningKey,
   SigningKeyStatus,
 } from "../gen/proto/gatehouse/v1/admin_service_pb.ts";
-import { databaseSettings, loadSettings, setting, types } from "../shared/config/index.ts";
+import { databaseSettings, loadSettings, setting, types } from "../shared/settings/index.ts";
 import { rewrapKeys } from "../token/keys/key-rewrap.ts";
 import {
   MAC_PURPOSE,

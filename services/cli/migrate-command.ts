@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
-import { databaseSettings, loadSettings } from "../shared/config/index.ts";
 import { connectionFailure, createMigration, migrate, migrationStatus } from "../shared/database/index.ts";
 import type { MigrationTarget } from "../shared/database/target.ts";
+import { databaseSettings, loadSettings } from "../shared/settings/index.ts";
 import { type Command, EXIT_FAILED, EXIT_OK, parseFlags, UsageError } from "./command.ts";
 
 const usage = `Usage: gatehouse migrate [--database-url URL | --pglite DIR] [--status] [--create NAME]

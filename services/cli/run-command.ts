@@ -1,9 +1,9 @@
-import { ConfigError } from "../shared/config/settings.ts";
+import { SettingsError } from "../shared/settings/settings.ts";
 import { type Command, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from "./command.ts";
 
 /**
  * Runs one loaded command with the CLI's conventions: `--help`/`-h` print its usage, a UsageError
- * or ConfigError exits 2 with a one-line message, anything else exits 1 without a stack trace
+ * or SettingsError exits 2 with a one-line message, anything else exits 1 without a stack trace
  * (unless GATEHOUSE_DEBUG is set). Shared by `main` and the sidecar's bundled entry, so both
  * behave the same.
  */
@@ -20,7 +20,7 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
       process.stderr.write(`gatehouse ${name}: ${err.message}\n\n${command.help?.(argv) ?? command.usage}\n`);
       return EXIT_USAGE;
     }
-    if (err instanceof ConfigError) {
+    if (err instanceof SettingsError) {
       process.stderr.write(`gatehouse ${name}: configuration error: ${err.message}\n`);
       return EXIT_USAGE;
     }

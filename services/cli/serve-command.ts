@@ -1,5 +1,5 @@
-import { loadSettings } from "../shared/config/index.ts";
 import { createLogger } from "../shared/logging/index.ts";
+import { loadSettings } from "../shared/settings/index.ts";
 import { startTracing } from "../shared/tracing/tracing.ts";
 import { startTokenService } from "../token/token-service.ts";
 import { tokenServiceSettings } from "../token/token-service-settings.ts";
@@ -29,7 +29,7 @@ export const serveCommand: Command = {
     const logger = createLogger({ level: settings.logLevel, pretty: settings.logPretty, component: "token" });
     const tracing = await startTracing(settings, logger);
     const service = await startTokenService({
-      config: settings,
+      settings,
       database: { kind: "postgres", url: settings.databaseUrl },
       logger,
       tracing,

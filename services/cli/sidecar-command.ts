@@ -1,7 +1,7 @@
-import { loadSettings } from "../shared/config/settings.ts";
 import { createLogger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry } from "../shared/metrics/registry.ts";
 import { redisTargetOf } from "../shared/revocation/redis-target.ts";
+import { loadSettings } from "../shared/settings/settings.ts";
 import { startTracing } from "../shared/tracing/tracing.ts";
 import { revocationSourceOf } from "../sidecar/revocation-state/revocation-source.ts";
 import { startSidecar } from "../sidecar/sidecar.ts";

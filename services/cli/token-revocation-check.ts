@@ -1,8 +1,8 @@
 import type { JWTPayload } from "jose";
 import { TokenService } from "../gen/proto/gatehouse/v1/token_service_pb.ts";
-import { redisSettings } from "../shared/config/common-settings.ts";
-import { loadSettings } from "../shared/config/settings.ts";
 import { type RedisTarget, redisTargetOf } from "../shared/revocation/redis-target.ts";
+import { redisSettings } from "../shared/settings/common-settings.ts";
+import { loadSettings } from "../shared/settings/settings.ts";
 import type { RevocationCode } from "../sidecar/revocation-state/revocation-state.ts";
 import { type ConnectionFlags, connectionTarget, withConnection } from "./rpc-connection.ts";
 

@@ -1,7 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadSettings, types } from "../shared/config/index.ts";
 import {
   connectionFailure,
   type DatabaseTarget,
@@ -14,6 +13,7 @@ import { createMetricsRegistry } from "../shared/metrics/index.ts";
 import { createInProcessBus } from "../shared/revocation/in-process-bus.ts";
 import { redisTargetOf } from "../shared/revocation/redis-target.ts";
 import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
+import { loadSettings, types } from "../shared/settings/index.ts";
 import { type BusFollower, createBusFollower } from "../sidecar/revocation-stream/bus-follower.ts";
 import { type RunningSidecar, startSidecar } from "../sidecar/sidecar.ts";
 import { sidecarSettings } from "../sidecar/sidecar-settings.ts";
@@ -148,7 +148,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     const inProcessBus = redis ? undefined : createInProcessBus();
     if (inProcessBus) stops.push(() => inProcessBus.close());
     const tokenService = await startTokenService({
-      config: settings,
+      settings,
       database,
       logger: logger.child({ role: "token" }),
       ...(inProcessBus ? { bus: inProcessBus } : {}),

@@ -1,4 +1,4 @@
-import { loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
+import { loggingSettings, redisSettings, setting, types } from "../shared/settings/index.ts";
 import { tracingSettings } from "../shared/tracing/tracing-settings.ts";
 import { DEFAULT_MAX_PATH_LENGTH } from "./policy/canonical-path.ts";
 

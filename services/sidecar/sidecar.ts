@@ -1,8 +1,8 @@
 import { Authorization } from "../gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
-import { ConfigError, type SettingsOf } from "../shared/config/settings.ts";
 import type { Logger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/registry.ts";
 import { listenFailure } from "../shared/rpc/listen-failure.ts";
+import { SettingsError, type SettingsOf } from "../shared/settings/settings.ts";
 import type { Tracing } from "../shared/tracing/tracing.ts";
 import { createControlServer } from "./control/control-server.ts";
 import { createDecisionMetrics } from "./control/decision-metrics.ts";
@@ -150,7 +150,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Runnin
     jwks.stop();
     watcher?.close();
     clearInterval(keepFresh);
-    throw settings.policyFile !== undefined && !(err instanceof ConfigError)
+    throw settings.policyFile !== undefined && !(err instanceof SettingsError)
       ? policyStartError(settings.policyFile, err)
       : err;
   }

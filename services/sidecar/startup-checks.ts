@@ -1,4 +1,4 @@
-import { ConfigError } from "../shared/config/settings.ts";
+import { SettingsError } from "../shared/settings/settings.ts";
 import type { Policy } from "./policy/compile-policy.ts";
 import { PolicyError } from "./policy/policy-document.ts";
 
@@ -7,19 +7,22 @@ import { PolicyError } from "./policy/policy-document.ts";
  * setting: a sidecar must not start without the policy it was given. Each policy problem keeps its
  * own `file:line:` line, as a compiler's would.
  */
-export function policyStartError(file: string, err: unknown): ConfigError {
-  if (err instanceof PolicyError) return new ConfigError("GATEHOUSE_POLICY_FILE", err.message);
+export function policyStartError(file: string, err: unknown): SettingsError {
+  if (err instanceof PolicyError) return new SettingsError("GATEHOUSE_POLICY_FILE", err.message);
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === "ENOENT") {
-    return new ConfigError("GATEHOUSE_POLICY_FILE", `${file} does not exist: fix the path or mount the file`);
+    return new SettingsError(
+      "GATEHOUSE_POLICY_FILE",
+      `${file} does not exist: fix the path or mount the file`,
+    );
   }
   if (code === "EACCES") {
-    return new ConfigError("GATEHOUSE_POLICY_FILE", `${file} is not readable by this process`);
+    return new SettingsError("GATEHOUSE_POLICY_FILE", `${file} is not readable by this process`);
   }
   if (code === "EISDIR") {
-    return new ConfigError("GATEHOUSE_POLICY_FILE", `${file} is a directory: name the policy file in it`);
+    return new SettingsError("GATEHOUSE_POLICY_FILE", `${file} is a directory: name the policy file in it`);
   }
-  return new ConfigError("GATEHOUSE_POLICY_FILE", `cannot read ${file}: ${(err as Error)?.message ?? err}`);
+  return new SettingsError("GATEHOUSE_POLICY_FILE", `cannot read ${file}: ${(err as Error)?.message ?? err}`);
 }
 
 /**
@@ -38,7 +41,7 @@ export function assertSomeTokenAccepted(policy: Policy, defaultAudiences: readon
     policy.source === "(default)"
       ? "no route policy (GATEHOUSE_POLICY_FILE) names any"
       : `the route policy ${policy.source} names none`;
-  throw new ConfigError(
+  throw new SettingsError(
     "GATEHOUSE_AUDIENCES",
     `not set and ${why}, so every token would be refused: set GATEHOUSE_AUDIENCES to this app's audience or give the policy's rules audiences`,
   );

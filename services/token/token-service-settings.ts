@@ -1,5 +1,11 @@
 import { z } from "zod";
-import { databaseSettings, loggingSettings, redisSettings, setting, types } from "../shared/config/index.ts";
+import {
+  databaseSettings,
+  loggingSettings,
+  redisSettings,
+  setting,
+  types,
+} from "../shared/settings/index.ts";
 import { tracingSettings } from "../shared/tracing/tracing-settings.ts";
 import { trustedIssuersSetting } from "./assertions/trusted-issuers.ts";
 import { limitOrOff, rateLimitSetting } from "./overload/rate-limit-setting.ts";

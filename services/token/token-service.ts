@@ -2,7 +2,6 @@ import { channel } from "node:diagnostics_channel";
 import type http from "node:http";
 import { TokenService } from "../gen/proto/gatehouse/v1/token_service_pb.ts";
 import { Health } from "../gen/proto/grpc/health/v1/health_pb.ts";
-import type { SettingsOf } from "../shared/config/index.ts";
 import { checkDatabase, createDatabase, type Database, migrationStatus } from "../shared/database/index.ts";
 import type { DatabaseTarget } from "../shared/database/target.ts";
 import type { Logger } from "../shared/logging/index.ts";
@@ -12,10 +11,11 @@ import { type RedisSettings, redisTargetOf } from "../shared/revocation/redis-ta
 import type { RevocationBus } from "../shared/revocation/revocation-bus.ts";
 import { createGrpcHealth, type GrpcHealth } from "../shared/rpc/grpc-health.ts";
 import { type RpcServers, sendJson, startRpcServers } from "../shared/rpc/index.ts";
+import type { SettingsOf } from "../shared/settings/index.ts";
 import type { Tracing } from "../shared/tracing/tracing.ts";
 import type { TracingSettingKey } from "../shared/tracing/tracing-settings.ts";
 import { adminServiceHandlers } from "./admin/admin-service-handlers.ts";
-import { assertionAuthenticatorFromConfig } from "./assertions/assertions-from-config.ts";
+import { assertionAuthenticatorFromSettings } from "./assertions/assertions-from-settings.ts";
 import { type AuditRetention, createAuditRetention } from "./audit/audit-retention.ts";
 import { createFailedLoginAudit } from "./audit/failed-login-audit.ts";
 import { createCallerAuthenticator } from "./clients/caller-authenticator.ts";
@@ -32,11 +32,11 @@ import { createMacKeys, createSuccessorKeys } from "./keys/refresh-keys.ts";
 import { createSigningKeys } from "./keys/signing-keys.ts";
 import { oauthRoutes } from "./oauth/oauth-routes.ts";
 import {
-  type OverloadConfig,
   type OverloadSettingKey,
-  overloadGuardFromConfig,
-  revokeGuardFromConfig,
-} from "./overload/guard-from-config.ts";
+  type OverloadSettings,
+  overloadGuardFromSettings,
+  revokeGuardFromSettings,
+} from "./overload/guard-from-settings.ts";
 import { createOutboxRelay, type OutboxRelay, pgliteOutboxDb, poolOutboxDb } from "./revocation/index.ts";
 import { registerRevocationTransport, revocationTransportOf } from "./revocation/revocation-transport.ts";
 import { pgliteExecutor, poolExecutor } from "./store/sql-executor.ts";
@@ -45,7 +45,7 @@ import { pgliteTransactions, poolTransactions } from "./store/sql-transaction.ts
 import { tokenServiceHandlers } from "./token-service-handlers.ts";
 import type { tokenServiceSettings } from "./token-service-settings.ts";
 
-export type TokenServiceConfig = Omit<
+export type TokenServiceSettings = Omit<
   SettingsOf<typeof tokenServiceSettings>,
   | "databaseUrl"
   | "logLevel"
@@ -62,35 +62,35 @@ export type TokenServiceConfig = Omit<
   | TracingSettingKey
   | keyof RedisSettings
 > &
-  OverloadConfig &
+  OverloadSettings &
   /** REDIS_URL or REDIS_SENTINELS and theirs; none set runs without Redis. */
   RedisSettings & {
-    /** GATEHOUSE_DATABASE_PREPARED_STATEMENTS; a hand-made config without it names its statements. */
+    /** GATEHOUSE_DATABASE_PREPARED_STATEMENTS; a hand-made settings without it names its statements. */
     databasePreparedStatements?: boolean;
-    /** Loaded settings always have it (default 400 days); a hand-made config without it keeps every event. */
+    /** Loaded settings always have it (default 400 days); a hand-made settings without it keeps every event. */
     auditRetention?: number;
-    /** Loaded settings always have the janitor's three; a hand-made config without all of them runs no janitor. */
+    /** Loaded settings always have the janitor's three; a hand-made settings without all of them runs no janitor. */
     sessionRetention?: number;
     janitorInterval?: number;
     janitorBatchSize?: number;
     /** GATEHOUSE_CLIENTS_FILE: a clients file applied before the service listens. */
     clientsFile?: string;
-    /** Loaded settings always have it (default :7490); a hand-made config without it gets any free port on the gRPC host. */
+    /** Loaded settings always have it (default :7490); a hand-made settings without it gets any free port on the gRPC host. */
     adminListen?: { host: string; port: number };
-    /** Loaded settings always have it; a hand-made config without it serves reflection (the default). */
+    /** Loaded settings always have it; a hand-made settings without it serves reflection (the default). */
     grpcReflection?: boolean;
   };
 
 export interface StartTokenServiceOptions {
-  config: TokenServiceConfig;
+  settings: TokenServiceSettings;
   database: DatabaseTarget;
   logger: Logger;
   /** Injectable clock (epoch ms) for tests. */
   now?: () => number;
   /**
    * The revocation bus the outbox relay publishes to (e.g. an in-process bus for `gatehouse dev`).
-   * Default: Redis at `config.redisUrl` or behind `config.redisSentinels`; with neither, no relay runs and events wait in the outbox,
-   * which `config.revocation` must allow (`none`).
+   * Default: Redis at `settings.redisUrl` or behind `settings.redisSentinels`; with neither, no relay runs and events wait in the outbox,
+   * which `settings.revocation` must allow (`none`).
    */
   bus?: RevocationBus;
   /** Overrides the relay's fast-path publish (tests). */
@@ -114,11 +114,11 @@ export interface RunningTokenService {
 
 /** Starts the token service: database, keys, caller authentication, and every protocol's listener. */
 export async function startTokenService(options: StartTokenServiceOptions): Promise<RunningTokenService> {
-  const { config, logger } = options;
+  const { settings, logger } = options;
   const now = options.now ?? Date.now;
-  const redisTarget = redisTargetOf(config);
+  const redisTarget = redisTargetOf(settings);
   const transport = revocationTransportOf(
-    config.revocation,
+    settings.revocation,
     redisTarget !== undefined,
     options.bus !== undefined,
   );
@@ -127,14 +127,14 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   // Prisma's dump from whichever query happened to run first.
   if (options.database.kind === "postgres") await checkDatabase(options.database);
   const db = await createDatabase(options.database, {
-    poolSize: config.databasePoolSize,
-    preparedStatements: config.databasePreparedStatements,
+    poolSize: settings.databasePoolSize,
+    preparedStatements: settings.databasePreparedStatements,
   });
   let servers: RpcServers | undefined;
-  const keys = createKeyRing({ prisma: db.prisma, masterKey: config.masterKey, log: logger, now });
+  const keys = createKeyRing({ prisma: db.prisma, masterKey: settings.masterKey, log: logger, now });
   const refreshKeyOptions = {
     prisma: db.prisma,
-    masterKey: config.masterKey,
+    masterKey: settings.masterKey,
     log: logger,
     pollMs: KEY_RING_POLL_MS,
     now,
@@ -162,9 +162,9 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     ? createOutboxRelay({
         db: db.pool ? poolOutboxDb(db.pool) : pgliteOutboxDb(db.pglite!),
         bus,
-        stream: config.revocationStream,
-        maxAccessTokenTtlMs: config.maxAccessTokenTtl,
-        publishTimeoutMs: config.publishTimeout,
+        stream: settings.revocationStream,
+        maxAccessTokenTtlMs: settings.maxAccessTokenTtl,
+        publishTimeoutMs: settings.publishTimeout,
         logger,
         metrics,
         now,
@@ -184,7 +184,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     now,
     log: logger,
   });
-  const assertions = assertionAuthenticatorFromConfig(config, {
+  const assertions = assertionAuthenticatorFromSettings(settings, {
     prisma: db.prisma,
     db: executor,
     metrics,
@@ -193,7 +193,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   });
   const authenticator = createCallerAuthenticator({
     clients: prismaClientLookup(db.prisma),
-    cacheTtlMs: config.credentialCacheTtl,
+    cacheTtlMs: settings.credentialCacheTtl,
     isListed: clientWatch.isListed,
     onRefused: failedLogins.refused,
     assertions,
@@ -209,21 +209,21 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       prisma: db.prisma,
       store: createSqlTokenStore(executor),
       keys,
-      issuer: config.issuer,
+      issuer: settings.issuer,
       successorKeys,
       macKeys,
-      maxAccessTokenTtlSeconds: Math.floor(config.maxAccessTokenTtl / 1000),
+      maxAccessTokenTtlSeconds: Math.floor(settings.maxAccessTokenTtl / 1000),
       now,
       publish: options.publish ?? relay?.publish ?? (async () => false),
       log: logger,
-      overload: overloadGuardFromConfig(config, metrics),
-      revokeLimit: revokeGuardFromConfig(config, metrics),
+      overload: overloadGuardFromSettings(settings, metrics),
+      revokeLimit: revokeGuardFromSettings(settings, metrics),
       authenticator,
     };
-    const trustedIssuers = config.trustedIssuers.map((i) => i.issuer);
-    if (config.clientsFile) {
+    const trustedIssuers = settings.trustedIssuers.map((i) => i.issuer);
+    if (settings.clientsFile) {
       await applyClientsFileAtStart({
-        path: config.clientsFile,
+        path: settings.clientsFile,
         env: process.env,
         db,
         deps: { ...deps, trustedIssuers },
@@ -231,18 +231,18 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     }
     const signingKeys = createSigningKeys({
       prisma: db.prisma,
-      masterKey: config.masterKey,
-      policy: keyLifecyclePolicy({ ...config, reloadMs: KEY_RING_POLL_MS }),
+      masterKey: settings.masterKey,
+      policy: keyLifecyclePolicy({ ...settings, reloadMs: KEY_RING_POLL_MS }),
       now,
     });
-    rotation = createKeyRotation({ signingKeys, keyRing: keys, schedule: config.keyRotation, log: logger });
+    rotation = createKeyRotation({ signingKeys, keyRing: keys, schedule: settings.keyRotation, log: logger });
     retention = createAuditRetention({
       db: db.pool ? poolOutboxDb(db.pool) : pgliteOutboxDb(db.pglite!),
-      retentionMs: config.auditRetention ?? 0,
+      retentionMs: settings.auditRetention ?? 0,
       now,
       log: logger,
     });
-    const { sessionRetention, janitorInterval, janitorBatchSize } = config;
+    const { sessionRetention, janitorInterval, janitorBatchSize } = settings;
     if (sessionRetention !== undefined && janitorInterval && janitorBatchSize !== undefined) {
       janitor = createSessionJanitor({
         db: { ...executor, ...(db.pool ? poolTransactions(db.pool) : pgliteTransactions(db.pglite!)) },
@@ -262,13 +262,13 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     });
     await health.start();
     servers = await startRpcServers({
-      grpc: { ...config.grpcListen, setting: "GATEHOUSE_LISTEN" },
-      http: { ...config.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
+      grpc: { ...settings.grpcListen, setting: "GATEHOUSE_LISTEN" },
+      http: { ...settings.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
       services: [tokenServiceHandlers(deps)],
       health,
-      ...(config.grpcReflection !== false ? { reflection: [TokenService, Health] } : {}),
+      ...(settings.grpcReflection !== false ? { reflection: [TokenService, Health] } : {}),
       admin: {
-        ...(config.adminListen ?? { host: config.grpcListen.host, port: 0 }),
+        ...(settings.adminListen ?? { host: settings.grpcListen.host, port: 0 }),
         setting: "GATEHOUSE_ADMIN_LISTEN",
         services: [adminServiceHandlers({ ...deps, signingKeys, trustedIssuers })],
         routes: {
@@ -284,7 +284,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       metrics,
       tracing: options.tracing,
       extraRoutes: {
-        "GET /.well-known/jwks.json": (req, res) => serveJwks(req, res, keys, config.jwksMaxAge),
+        "GET /.well-known/jwks.json": (req, res) => serveJwks(req, res, keys, settings.jwksMaxAge),
         ...oauthRoutes(
           { ...deps, gate: createCallerGate(deps) },
           { logger, metrics, tracing: options.tracing },
@@ -317,7 +317,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
   failedLogins.start();
   janitor?.start();
   const ports = { grpcPort: started.grpcPort, httpPort: started.httpPort, adminPort: started.adminPort! };
-  logger.info({ ...ports, issuer: config.issuer }, "token service listening");
+  logger.info({ ...ports, issuer: settings.issuer }, "token service listening");
   listening.publish(ports);
   let stopping: Promise<void> | undefined;
   return {
@@ -328,7 +328,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     shutdown() {
       stopping ??= (async () => {
         logger.info("token service draining");
-        await started.shutdown(config.shutdownGrace);
+        await started.shutdown(settings.shutdownGrace);
         await rotation?.stop();
         await retention?.stop();
         await failedLogins.stop();

@@ -17,7 +17,7 @@ import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * The admin plane (AdminService, /metrics) on its own listener, and the standard gRPC services on
@@ -34,9 +34,11 @@ const web = { id: "web", secret: "" };
 
 const masterKey = randomBytes(32);
 
-async function start(overrides: Parameters<typeof testServiceConfig>[0] = {}): Promise<RunningTokenService> {
+async function start(
+  overrides: Parameters<typeof testServiceSettings>[0] = {},
+): Promise<RunningTokenService> {
   return startTokenService({
-    config: testServiceConfig({ masterKey, ...overrides }),
+    settings: testServiceSettings({ masterKey, ...overrides }),
     database: { kind: "postgres", url: tdb.url },
     logger: log,
   });

@@ -15,7 +15,7 @@ import { rewrapKeys } from "../../services/token/keys/key-rewrap.ts";
 import {
   type RunningTokenService,
   startTokenService,
-  type TokenServiceConfig,
+  type TokenServiceSettings,
 } from "../../services/token/token-service.ts";
 import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
@@ -38,9 +38,9 @@ const creds: Record<string, { id: string; secret: string }> = {};
 const log = createLogger({ level: "silent", component: "test", pretty: false });
 
 function config(
-  key: TokenServiceConfig["masterKey"],
-  overrides: Partial<TokenServiceConfig> = {},
-): TokenServiceConfig {
+  key: TokenServiceSettings["masterKey"],
+  overrides: Partial<TokenServiceSettings> = {},
+): TokenServiceSettings {
   return {
     databasePoolSize: 8,
     redisUrl: undefined,
@@ -68,11 +68,11 @@ function config(
 }
 
 function start(
-  key: TokenServiceConfig["masterKey"],
-  overrides: Partial<TokenServiceConfig> = {},
+  key: TokenServiceSettings["masterKey"],
+  overrides: Partial<TokenServiceSettings> = {},
 ): Promise<RunningTokenService> {
   return startTokenService({
-    config: config(key, overrides),
+    settings: config(key, overrides),
     database: { kind: "postgres", url: tdb.url },
     logger: log,
     now: clock.now,

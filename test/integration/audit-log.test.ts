@@ -6,9 +6,9 @@ import {
   RefreshRequestSchema,
   RevokeRequestSchema,
 } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
-import { loadSettings } from "../../services/shared/config/index.ts";
 import { createDatabase, type Database } from "../../services/shared/database/index.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
+import { loadSettings } from "../../services/shared/settings/index.ts";
 import { type AuditRetention, createAuditRetention } from "../../services/token/audit/audit-retention.ts";
 import type { ClientRecord } from "../../services/token/clients/client-record.ts";
 import type { Caller } from "../../services/token/flows/flow-deps.ts";
@@ -155,7 +155,7 @@ describe("audit retention", () => {
     });
     expect(config.auditRetention).toBe(RETENTION);
     const service = await startTokenService({
-      config,
+      settings: config,
       database: { kind: "postgres", url: tdb.url },
       logger: log,
       now: clock.now,

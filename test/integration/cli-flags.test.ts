@@ -14,7 +14,7 @@ import { type RunningTokenService, startTokenService } from "../../services/toke
 import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * The CLI's flags: every command refuses one it does not know (exit 2 and its usage), `version`
@@ -246,7 +246,7 @@ beforeAll(async () => {
     secret: (await createTestClient(tdb.db.prisma, { id: "root", roles: ["admin"] })).secret,
   };
   service = await startTokenService({
-    config: testServiceConfig({ masterKey: randomBytes(32) }),
+    settings: testServiceSettings({ masterKey: randomBytes(32) }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "silent", component: "token", pretty: false }),
   });

@@ -11,7 +11,7 @@ import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { useTestRedis } from "../support/redis.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * The `gatehouse` CLI as operators run it: `node bin/gatehouse.mjs ...` subprocesses against a token
@@ -81,7 +81,7 @@ beforeAll(async () => {
     secret: (await createTestClient(tdb.db.prisma, { id: "web", roles: ["issuer"] })).secret,
   };
   service = await startTokenService({
-    config: testServiceConfig({
+    settings: testServiceSettings({
       databasePoolSize: 6,
       masterKey,
       auditRetention: 400 * 86_400_000,

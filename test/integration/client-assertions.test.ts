@@ -22,7 +22,7 @@ import {
 import { type OAuthTestService, startOAuthTestService } from "../support/oauth-service.ts";
 import { type GrpcFailure, grpcServiceClient, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * Client assertions end to end (issue 17): a fake cluster issuer (its own keys, discovery and JWKS
@@ -340,7 +340,7 @@ describe("private_key_jwt", () => {
     await serviceTokenWith(assertion);
     expect(await refusal(assertion)).toMatchObject({ reason: "assertion_replayed" });
     const replica: RunningTokenService = await startTokenService({
-      config: testServiceConfig({ issuer: t.issuer, masterKey: MASTER_KEY }),
+      settings: testServiceSettings({ issuer: t.issuer, masterKey: MASTER_KEY }),
       database: { kind: "postgres", url: t.tdb.url },
       logger: createLogger({ level: "silent", component: "replica", pretty: false }),
       now: t.clock.now,

@@ -8,7 +8,7 @@ import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * Issue 14 item 12 (and issue 20 item 3): a client change made through replica A takes effect on
@@ -33,7 +33,7 @@ beforeAll(async () => {
   const masterKey = randomBytes(32);
   const start = () =>
     startTokenService({
-      config: testServiceConfig({ masterKey, credentialCacheTtl: 60_000 }),
+      settings: testServiceSettings({ masterKey, credentialCacheTtl: 60_000 }),
       database: { kind: "postgres", url: tdb.url },
       logger: createLogger({ level: "silent", component: "token", pretty: false }),
     });

@@ -7,7 +7,7 @@ import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * Issue 18: a client's own rate limit (rate_limit_per_second / rate_limit_burst, set through the
@@ -35,7 +35,7 @@ beforeAll(async () => {
   const masterKey = randomBytes(32);
   const start = () =>
     startTokenService({
-      config: testServiceConfig({ masterKey, credentialCacheTtl: 60_000 }),
+      settings: testServiceSettings({ masterKey, credentialCacheTtl: 60_000 }),
       database: { kind: "postgres", url: tdb.url },
       logger: createLogger({ level: "silent", component: "token", pretty: false }),
     });

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadSettings } from "../../services/shared/config/index.ts";
 import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../../services/shared/revocation/revocation-bus.ts";
+import { loadSettings } from "../../services/shared/settings/index.ts";
 import {
   createMemoryRevocationState,
   type MemoryRevocationState,
@@ -46,7 +46,7 @@ beforeAll(async () => {
     creds[id] = { id, secret: (await createTestClient(tdb.db.prisma, { id, roles: [...roles] })).secret };
   }
   service = await startTokenService({
-    config: loadSettings(tokenServiceSettings, {
+    settings: loadSettings(tokenServiceSettings, {
       env: {
         DATABASE_URL: tdb.url,
         REDIS_URL: tredis.url,

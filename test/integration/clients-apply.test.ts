@@ -13,7 +13,7 @@ import { PRUNE_REASON } from "../../services/token/clients-file/clients-plan.ts"
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * `gatehouse clients apply` as operators run it (spawned CLI, over the AdminService and --direct)
@@ -106,7 +106,7 @@ beforeAll(async () => {
     secret: (await createTestClient(tdb.db.prisma, { id: "root", roles: ["admin"] })).secret,
   };
   service = await startTokenService({
-    config: testServiceConfig({
+    settings: testServiceSettings({
       databasePoolSize: 6,
       shutdownGrace: 1000,
       masterKey,
@@ -410,7 +410,7 @@ describe("trust sources in a clients file", () => {
     expect((await row("shop-cart")).federatedSubject).toBe("system:serviceaccount:shop:cart");
     const queue = SHOP.replaceAll("shop-orders", "shop-queue").replace("shop:orders", "shop:queue");
     const replica = await startTokenService({
-      config: testServiceConfig({
+      settings: testServiceSettings({
         databasePoolSize: 2,
         clientsFile: await file("queue.yaml", queue),
         masterKey,
@@ -485,7 +485,7 @@ describe("GATEHOUSE_CLIENTS_FILE at token-service start", () => {
     const replicas = await Promise.all(
       [1, 2, 3].map(() =>
         startTokenService({
-          config: testServiceConfig({ databasePoolSize: 4, clientsFile: path, masterKey }),
+          settings: testServiceSettings({ databasePoolSize: 4, clientsFile: path, masterKey }),
           database: { kind: "postgres", url: tdb.url },
           logger: silent,
         }),
@@ -503,7 +503,7 @@ describe("GATEHOUSE_CLIENTS_FILE at token-service start", () => {
   it("an invalid file stops the start with one line", { timeout: 60_000 }, async () => {
     const path = await file("start-bad.yaml", `${BASE}    trust: {}\n`);
     const start = startTokenService({
-      config: testServiceConfig({ databasePoolSize: 2, clientsFile: path, masterKey }),
+      settings: testServiceSettings({ databasePoolSize: 2, clientsFile: path, masterKey }),
       database: { kind: "postgres", url: tdb.url },
       logger: silent,
     });

@@ -9,7 +9,7 @@ import { type RunningTokenService, startTokenService } from "../../services/toke
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * Issue 14 item 10: an unauthenticated flood of made-up Basic credentials — unknown client ids and
@@ -43,7 +43,7 @@ beforeAll(async () => {
     creds[id] = { id, secret };
   }
   service = await startTokenService({
-    config: testServiceConfig({ credentialCacheTtl: CACHE_TTL_MS }),
+    settings: testServiceSettings({ credentialCacheTtl: CACHE_TTL_MS }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "silent", component: "token", pretty: false }),
   });

@@ -9,7 +9,7 @@ import { startTokenService } from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * Issue 20: refused client logins are audited, one row per client id per window with a count, so a
@@ -39,7 +39,7 @@ describe("failed client logins", () => {
     const app = await createTestClient(tdb.db.prisma, { id: "app", roles: ["issuer"] });
     await createTestClient(tdb.db.prisma, { id: "off", roles: ["issuer"], disabledAt: new Date() });
     const service = await startTokenService({
-      config: testServiceConfig(),
+      settings: testServiceSettings(),
       database: { kind: "postgres", url: tdb.url },
       logger: log,
     });

@@ -23,7 +23,7 @@ import { type RunningTokenService, startTokenService } from "../../services/toke
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * Every TokenService and AdminService RPC, over the real gRPC port and over Connect/JSON, fed
@@ -57,7 +57,7 @@ beforeAll(async () => {
   });
   root = { id: "root", secret: created.secret };
   service = await startTokenService({
-    config: testServiceConfig({
+    settings: testServiceSettings({
       databasePoolSize: 4,
       credentialCacheTtl: 60_000,
       // Hostile input, not load: the limits are tested elsewhere.

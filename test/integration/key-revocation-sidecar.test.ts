@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SigningKeyStatus } from "../../services/gen/proto/gatehouse/v1/admin_service_pb.ts";
-import { loadSettings } from "../../services/shared/config/index.ts";
 import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../../services/shared/revocation/revocation-bus.ts";
+import { loadSettings } from "../../services/shared/settings/index.ts";
 import {
   createMemoryRevocationState,
   type MemoryRevocationState,
@@ -57,7 +57,7 @@ beforeAll(async () => {
     creds[id] = { id, secret: (await createTestClient(tdb.db.prisma, { id, roles: [...roles] })).secret };
   }
   service = await startTokenService({
-    config: loadSettings(tokenServiceSettings, {
+    settings: loadSettings(tokenServiceSettings, {
       env: {
         DATABASE_URL: tdb.url,
         REDIS_URL: tredis.url,

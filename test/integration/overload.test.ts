@@ -13,7 +13,7 @@ import { type RunningTokenService, startTokenService } from "../../services/toke
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * One client floods Issue far beyond its limits from its own thread (its own event loop, as another
@@ -42,7 +42,7 @@ beforeAll(async () => {
   const burst = await createTestClient(tdb.db.prisma, { id: "burst", roles: ["introspector"] });
   creds.burst = { id: "burst", secret: burst.secret };
   service = await startTokenService({
-    config: testServiceConfig({
+    settings: testServiceSettings({
       credentialCacheTtl: 60_000,
       rateLimitIssue: ISSUE_LIMIT,
       rateLimitIntrospect: INTROSPECT_LIMIT,

@@ -7,12 +7,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { redisSettings } from "../../services/shared/config/common-settings.ts";
-import { loadSettings } from "../../services/shared/config/settings.ts";
 import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
 import { GuardedSentinelConnector } from "../../services/shared/revocation/redis-connector.ts";
 import { redisTargetOf } from "../../services/shared/revocation/redis-target.ts";
 import { encodeRevocationEntry } from "../../services/shared/revocation/revocation-entry.ts";
+import { redisSettings } from "../../services/shared/settings/common-settings.ts";
+import { loadSettings } from "../../services/shared/settings/settings.ts";
 import { type PrivateSentinels, startPrivateSentinels } from "../reliability/support/private-sentinel.ts";
 
 /**

@@ -5,7 +5,7 @@ import { type RunningTokenService, startTokenService } from "../../services/toke
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient, testClock } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /**
  * Issue 14 item 11: Revoke is rate limited per calling client, and a revocation that changes nothing
@@ -31,7 +31,11 @@ beforeAll(async () => {
     creds[id] = { id, secret: (await createTestClient(tdb.db.prisma, { id, roles: [...roles] })).secret };
   }
   service = await startTokenService({
-    config: testServiceConfig({ masterKey, maxAccessTokenTtl: MAX_ACCESS_TTL_MS, rateLimitRevoke: "off" }),
+    settings: testServiceSettings({
+      masterKey,
+      maxAccessTokenTtl: MAX_ACCESS_TTL_MS,
+      rateLimitRevoke: "off",
+    }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "silent", component: "token", pretty: false }),
     now: clock.now,
@@ -51,7 +55,7 @@ const written = async () => ({
 describe("Revoke rate limit", () => {
   it("refuses a client over GATEHOUSE_RATE_LIMIT_REVOKE with rate_limited and a retry delay, not others", async () => {
     const limited = await startTokenService({
-      config: testServiceConfig({ masterKey, rateLimitRevoke: REVOKE_LIMIT }),
+      settings: testServiceSettings({ masterKey, rateLimitRevoke: REVOKE_LIMIT }),
       database: { kind: "postgres", url: tdb.url },
       logger: createLogger({ level: "silent", component: "token", pretty: false }),
     });

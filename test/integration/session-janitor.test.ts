@@ -9,12 +9,12 @@ import {
   IssueRequestSchema,
   RefreshRequestSchema,
 } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
-import { loadSettings } from "../../services/shared/config/index.ts";
 import { createDatabase, type Database, migrate } from "../../services/shared/database/index.ts";
 import { servingPoolConfig } from "../../services/shared/database/postgres.ts";
 import { withSqlScope } from "../../services/shared/database/sql-scope.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import { createMetricsRegistry, type Registry } from "../../services/shared/metrics/index.ts";
+import { loadSettings } from "../../services/shared/settings/index.ts";
 import type { ClientRecord } from "../../services/token/clients/client-record.ts";
 import { issue } from "../../services/token/flows/issue-flow.ts";
 import { refresh } from "../../services/token/flows/refresh-flow.ts";
@@ -457,7 +457,7 @@ describe("scheduling", () => {
       },
     });
     const service = await startTokenService({
-      config,
+      settings: config,
       database: { kind: "postgres", url: tdb.url },
       logger: log,
       now: clock.now,

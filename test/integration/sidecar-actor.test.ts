@@ -7,10 +7,10 @@ import {
   Authorization,
   type CheckResponse,
 } from "../../services/gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
-import { loadSettings } from "../../services/shared/config/index.ts";
 import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../../services/shared/revocation/revocation-bus.ts";
 import { grpcServiceDefinition } from "../../services/shared/rpc/grpc-server.ts";
+import { loadSettings } from "../../services/shared/settings/index.ts";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/memory-revocation-state.ts";
 import {
   createStreamFollower,
@@ -72,7 +72,7 @@ beforeAll(async () => {
     creds[id] = { id, secret: client.secret };
   }
   service = await startTokenService({
-    config: loadSettings(tokenServiceSettings, {
+    settings: loadSettings(tokenServiceSettings, {
       env: {
         DATABASE_URL: tdb.url,
         REDIS_URL: tredis.url,

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { ConfigError } from "../../services/shared/config/index.ts";
+import { SettingsError } from "../../services/shared/settings/index.ts";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/index.ts";
 import { type RunningSidecar, startSidecar } from "../../services/sidecar/sidecar.ts";
 import { ISSUER, silentLogger, testSidecarSettings } from "../support/sidecar-fixtures.ts";
@@ -41,17 +41,17 @@ const rejection = (promise: Promise<unknown>) =>
 describe("revocation source", () => {
   it("refuses to start without a revocation stream unless GATEHOUSE_REVOCATION=none", async () => {
     const err = await rejection(start({}, false));
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).variable).toBe("GATEHOUSE_REVOCATION");
-    expect((err as ConfigError).message).toMatch(
+    expect(err).toBeInstanceOf(SettingsError);
+    expect((err as SettingsError).variable).toBe("GATEHOUSE_REVOCATION");
+    expect((err as SettingsError).message).toMatch(
       /set REDIS_URL \(or REDIS_SENTINELS\), or GATEHOUSE_REVOCATION=none/,
     );
   });
 
   it("refuses GATEHOUSE_REVOCATION=none beside a revocation stream, rather than guess which was meant", async () => {
     const err = await rejection(start({ GATEHOUSE_REVOCATION: "none" }, true));
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).variable).toBe("GATEHOUSE_REVOCATION");
+    expect(err).toBeInstanceOf(SettingsError);
+    expect((err as SettingsError).variable).toBe("GATEHOUSE_REVOCATION");
   });
 
   it("with none, says so in /readyz and in gatehouse_sidecar_revocation_source", async () => {

@@ -6,7 +6,7 @@ import { LEGACY_SUCCESSOR_KID, rotateSuccessorKey } from "../../services/token/k
 import {
   type RunningTokenService,
   startTokenService,
-  type TokenServiceConfig,
+  type TokenServiceSettings,
 } from "../../services/token/token-service.ts";
 import { deriveSuccessor, hashRefreshToken } from "../../services/token/tokens/refresh-token-format.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
@@ -26,8 +26,8 @@ const clock = testClock(Date.now());
 let creds: { id: string; secret: string };
 const log = createLogger({ level: "silent", component: "test", pretty: false });
 
-function start(key: TokenServiceConfig["masterKey"]): Promise<RunningTokenService> {
-  const config: TokenServiceConfig = {
+function start(key: TokenServiceSettings["masterKey"]): Promise<RunningTokenService> {
+  const config: TokenServiceSettings = {
     databasePoolSize: 4,
     redisUrl: undefined,
     grpcListen: { host: "127.0.0.1", port: 0 },
@@ -51,7 +51,7 @@ function start(key: TokenServiceConfig["masterKey"]): Promise<RunningTokenServic
     assertionJwksCooldown: 30_000,
   };
   return startTokenService({
-    config,
+    settings: config,
     database: { kind: "postgres", url: tdb.url },
     logger: log,
     now: clock.now,

@@ -11,7 +11,7 @@ import {
   grpcTokenClient,
 } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 /** The Exchange RPC on a running token service: both protocols, roles, validation, rate limit. */
 
@@ -31,7 +31,7 @@ beforeAll(async () => {
     creds[id] = { id, secret: (await createTestClient(tdb.db.prisma, { id, roles: [...roles] })).secret };
   }
   service = await startTokenService({
-    config: testServiceConfig({ rateLimitExchange: EXCHANGE_LIMIT }),
+    settings: testServiceSettings({ rateLimitExchange: EXCHANGE_LIMIT }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "silent", component: "token", pretty: false }),
   });

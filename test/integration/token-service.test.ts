@@ -12,7 +12,7 @@ import {
   grpcTokenClient,
 } from "../support/token-clients.ts";
 import { createTestClient, testClock } from "../support/token-fixtures.ts";
-import { testServiceConfig } from "../support/token-service-config.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 let tdb: TestDatabase;
 let service: RunningTokenService;
@@ -38,7 +38,7 @@ beforeAll(async () => {
     secret: (await createTestClient(prisma, { id: "gone", disabledAt: new Date() })).secret,
   };
   service = await startTokenService({
-    config: testServiceConfig({ issuer: ISSUER, keyRotation: true }),
+    settings: testServiceSettings({ issuer: ISSUER, keyRotation: true }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "silent", component: "token", pretty: false }),
     now: clock.now,
@@ -278,7 +278,7 @@ describe("HTTP endpoints", () => {
       jwks_uri: `${ISSUER}/.well-known/jwks.json`,
     });
     expect((await fetch(`${base()}/healthz`)).status).toBe(200);
-    // No bus here (testServiceConfig: GATEHOUSE_REVOCATION=none), which readiness reports.
+    // No bus here (testServiceSettings: GATEHOUSE_REVOCATION=none), which readiness reports.
     expect(await (await fetch(`${base()}/readyz`)).json()).toEqual({
       ready: true,
       problems: [],

@@ -3,12 +3,12 @@ import { createLogger } from "../../services/shared/logging/index.ts";
 import {
   type RunningTokenService,
   startTokenService,
-  type TokenServiceConfig,
+  type TokenServiceSettings,
 } from "../../services/token/token-service.ts";
 import { type TestDatabase, useTestDatabase } from "./database.ts";
 import { freePort } from "./ports.ts";
 import { type ClientSpec, createTestClient, testClock } from "./token-fixtures.ts";
-import { testServiceConfig } from "./token-service-config.ts";
+import { testServiceSettings } from "./token-service-settings.ts";
 
 export interface OAuthTestService {
   tdb: TestDatabase;
@@ -28,7 +28,7 @@ export interface OAuthTestService {
  */
 export async function startOAuthTestService(
   clients: readonly ClientSpec[],
-  config: Partial<TokenServiceConfig> = {},
+  config: Partial<TokenServiceSettings> = {},
 ): Promise<OAuthTestService> {
   const tdb = await useTestDatabase();
   const creds: Record<string, { id: string; secret: string }> = {};
@@ -46,7 +46,7 @@ export async function startOAuthTestService(
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const service = await startTokenService({
-    config: testServiceConfig({ ...config, issuer, httpListen: { host: "127.0.0.1", port } }),
+    settings: testServiceSettings({ ...config, issuer, httpListen: { host: "127.0.0.1", port } }),
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "info", component: "token", pretty: false, destination }),
     now: clock.now,

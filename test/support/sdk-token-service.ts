@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { loadSettings } from "../../services/shared/config/index.ts";
+import { loadSettings } from "../../services/shared/settings/index.ts";
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { tokenServiceSettings } from "../../services/token/token-service-settings.ts";
 import type { TestDatabase } from "./database.ts";
@@ -72,7 +72,7 @@ export async function startSdkTokenService(
   let running: RunningTokenService | undefined;
   const start = async () => {
     running ??= await startTokenService({
-      config: settings,
+      settings,
       database: { kind: "postgres", url: tdb.url },
       logger: silentLogger(),
     });

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadSettings } from "../../services/shared/config/index.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
+import { loadSettings } from "../../services/shared/settings/index.ts";
 import type { Tracing } from "../../services/shared/tracing/tracing.ts";
 import {
   type SidecarSettings,
@@ -65,7 +65,7 @@ export async function startTestTokenService(
     },
   });
   const service = await startTokenService({
-    config,
+    settings: config,
     database: { kind: "postgres", url: tdb.url },
     logger: silentLogger(),
     tracing: options.tracing,

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadSettings } from "../../services/shared/config/index.ts";
+import { loadSettings, SettingsError } from "../../services/shared/settings/index.ts";
 import { retentionCutoff } from "../../services/token/audit/audit-retention.ts";
 import { tokenServiceSettings } from "../../services/token/token-service-settings.ts";
 
@@ -30,7 +30,7 @@ describe("GATEHOUSE_AUDIT_RETENTION", () => {
   it.each(["400", "3600", "23h", "-1d", "forty days", "1y"])(
     "refuses %s, naming the variable (a bare number is seconds: too short to be meant)",
     (value) => {
-      expect(() => load(value)).toThrow(ConfigError);
+      expect(() => load(value)).toThrow(SettingsError);
       expect(() => load(value)).toThrow(/^GATEHOUSE_AUDIT_RETENTION: /);
     },
   );

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
-  ConfigError,
   loadSettings,
   renderSettingsTable,
+  SettingsError,
   setting,
   types,
-} from "../../services/shared/config/index.ts";
+} from "../../services/shared/settings/index.ts";
 
 const spec = {
   issuer: setting({
@@ -60,10 +60,10 @@ function errorOf(env: Record<string, string>, flags: Record<string, string> = {}
   try {
     loadSettings(spec, { env, flags });
   } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toBeInstanceOf(SettingsError);
     return (err as Error).message;
   }
-  throw new Error("expected a ConfigError");
+  throw new Error("expected a SettingsError");
 }
 
 describe("loadSettings", () => {

@@ -2,7 +2,7 @@ import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { GatehouseError } from "../../services/shared/errors/gatehouse-error.ts";
 import { clientRateLimit } from "../../services/token/overload/client-rate-limit.ts";
-import { overloadGuardFromConfig } from "../../services/token/overload/guard-from-config.ts";
+import { overloadGuardFromSettings } from "../../services/token/overload/guard-from-settings.ts";
 import {
   CONCURRENCY_RETRY_MS,
   createOverloadGuard,
@@ -261,7 +261,7 @@ describe("the token service's guard from its settings", () => {
     );
     expect(issue).not.toBe("off");
     const burst = (issue as { burst: number }).burst;
-    const guard = overloadGuardFromConfig({}, new Registry());
+    const guard = overloadGuardFromSettings({}, new Registry());
     // Wall clock: the bucket refills while the loop runs, so count up to the first refusal.
     let admitted = 0;
     let refused: GatehouseError | undefined;
@@ -279,7 +279,7 @@ describe("the token service's guard from its settings", () => {
   });
 
   it("honours off for each limit", () => {
-    const guard = overloadGuardFromConfig(
+    const guard = overloadGuardFromSettings(
       {
         rateLimitIssue: "off",
         rateLimitRefresh: "off",

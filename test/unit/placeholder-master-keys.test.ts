@@ -3,8 +3,8 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadSettings, types } from "../../services/shared/config/index.ts";
-import { isPlaceholderMasterKey } from "../../services/shared/config/placeholder-master-keys.ts";
+import { loadSettings, SettingsError, types } from "../../services/shared/settings/index.ts";
+import { isPlaceholderMasterKey } from "../../services/shared/settings/placeholder-master-keys.ts";
 import { tokenServiceSettings } from "../../services/token/token-service-settings.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -28,7 +28,7 @@ describe("the master key gatehouse serve accepts", () => {
     ["32 equal bytes", Buffer.alloc(32, 7).toString("base64")],
     ["32 0xff bytes, base64url", Buffer.alloc(32, 0xff).toString("base64url")],
   ])("refuses %s in one line naming GATEHOUSE_MASTER_KEY and how to make a key", (_label, key) => {
-    expect(serveWith(key)).toThrow(ConfigError);
+    expect(serveWith(key)).toThrow(SettingsError);
     let message = "";
     try {
       serveWith(key)();

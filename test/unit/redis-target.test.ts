@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { redisSettings } from "../../services/shared/config/common-settings.ts";
-import { ConfigError, loadSettings } from "../../services/shared/config/settings.ts";
 import { redisTargetOf } from "../../services/shared/revocation/redis-target.ts";
+import { redisSettings } from "../../services/shared/settings/common-settings.ts";
+import { loadSettings, SettingsError } from "../../services/shared/settings/settings.ts";
 
 /** The Redis settings as a process reads them, from environment variables only. */
 const targetOf = (env: Record<string, string>) => redisTargetOf(loadSettings(redisSettings, { env }));
@@ -10,10 +10,10 @@ const errorOf = (env: Record<string, string>): string => {
   try {
     targetOf(env);
   } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toBeInstanceOf(SettingsError);
     return (err as Error).message;
   }
-  throw new Error("expected a ConfigError");
+  throw new Error("expected a SettingsError");
 };
 
 const SENTINELS = {

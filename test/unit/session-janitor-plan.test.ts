@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadSettings } from "../../services/shared/config/index.ts";
+import { loadSettings, SettingsError } from "../../services/shared/settings/index.ts";
 import { needsAnotherBatch, sessionCutoff } from "../../services/token/janitor/janitor-plan.ts";
 import { tokenServiceSettings } from "../../services/token/token-service-settings.ts";
 
@@ -61,7 +61,7 @@ describe("janitor settings", () => {
     ["GATEHOUSE_JANITOR_BATCH_SIZE", "0"],
     ["GATEHOUSE_JANITOR_BATCH_SIZE", "1e6"],
   ])("refuses %s=%s, naming the variable", (env, value) => {
-    expect(() => load({ [env]: value })).toThrow(ConfigError);
+    expect(() => load({ [env]: value })).toThrow(SettingsError);
     expect(() => load({ [env]: value })).toThrow(new RegExp(`^${env}: `));
   });
 });

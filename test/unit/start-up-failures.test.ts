@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { unreachableDetail } from "../../services/cli/rpc-connection.ts";
-import { ConfigError } from "../../services/shared/config/settings.ts";
 import { connectionFailure, databaseFailure } from "../../services/shared/database/database-failure.ts";
 import { listenFailure } from "../../services/shared/rpc/listen-failure.ts";
+import { SettingsError } from "../../services/shared/settings/settings.ts";
 import { compilePolicy, defaultPolicy } from "../../services/sidecar/policy/compile-policy.ts";
 import { assertSomeTokenAccepted, policyStartError } from "../../services/sidecar/startup-checks.ts";
 import { revocationTransportOf } from "../../services/token/revocation/revocation-transport.ts";
 
 /**
  * The one-line messages of issue 20 ("fail fast"), rule by rule; test/integration/fail-fast.test.ts
- * checks the same through real processes. ConfigError means exit 2 (a setting must change), a plain
+ * checks the same through real processes. SettingsError means exit 2 (a setting must change), a plain
  * Error exit 1 (something outside must).
  */
 
@@ -34,16 +34,16 @@ describe("database failures", () => {
     [
       "missing database",
       pgError("3D000", 'database "gatehouse" does not exist'),
-      ConfigError,
+      SettingsError,
       /^DATABASE_URL: database "gatehouse" does not exist on db\.internal:6543: create it/,
     ],
     [
       "wrong password",
       pgError("28P01", 'password authentication failed for user "app"'),
-      ConfigError,
+      SettingsError,
       /refused user "app" \(password authentication failed for user "app"\): fix the user or password/,
     ],
-    ["unknown role", pgError("28000", 'role "app" does not exist'), ConfigError, /refused user "app"/],
+    ["unknown role", pgError("28000", 'role "app" does not exist'), SettingsError, /refused user "app"/],
     ["connect timeout", new Error("timeout expired"), Error, /did not answer in time/],
     [
       "a table missing",
@@ -54,7 +54,7 @@ describe("database failures", () => {
   ])("%s", (_name, err, kind, line) => {
     const failure = databaseFailure(err, URL_);
     expect(failure).toBeInstanceOf(kind);
-    if (kind === Error) expect(failure).not.toBeInstanceOf(ConfigError);
+    if (kind === Error) expect(failure).not.toBeInstanceOf(SettingsError);
     expect(failure!.message).toMatch(line);
     expect(failure!.message).not.toContain("s3cret");
     expect(failure!.message).not.toContain("\n");
@@ -64,7 +64,7 @@ describe("database failures", () => {
     const wrapped = new Error("Invalid `prisma.signingKey.findMany()` invocation", {
       cause: pgError("3D000"),
     });
-    expect(databaseFailure(wrapped, URL_)).toBeInstanceOf(ConfigError);
+    expect(databaseFailure(wrapped, URL_)).toBeInstanceOf(SettingsError);
   });
 
   it("leaves anything else alone, and `migrate` never hears 'run gatehouse migrate'", () => {
@@ -89,7 +89,7 @@ describe("listen failures (exit 1: the settings are fine, the port is not free)"
     [{ code: "EADDRNOTAVAIL" }, /0\.0\.0\.0 is not an address of this host/],
   ])("%o", (err, line) => {
     const failure = listenFailure("GATEHOUSE_PROXY_LISTEN", { host: "0.0.0.0", port: 7401 }, err);
-    expect(failure).not.toBeInstanceOf(ConfigError);
+    expect(failure).not.toBeInstanceOf(SettingsError);
     expect(failure.message).toMatch(line);
   });
 });
@@ -122,7 +122,7 @@ describe("sidecar settings that would refuse every token", () => {
       compileError = err;
     }
     const failure = policyStartError("/etc/p.yaml", compileError);
-    expect(failure).toBeInstanceOf(ConfigError);
+    expect(failure).toBeInstanceOf(SettingsError);
     expect(failure.message).toMatch(/^GATEHOUSE_POLICY_FILE: \/etc\/p\.yaml:1:1: rulez: unknown key/);
   });
 });
@@ -145,7 +145,7 @@ describe("the token service's revocation transport", () => {
     ],
     ["none", true, /^GATEHOUSE_REVOCATION: is none but REDIS_URL \(or REDIS_SENTINELS\) is set/],
   ] as const)("refuses %s with REDIS_URL %s", (setting, redis, line) => {
-    expect(() => revocationTransportOf(setting, redis, false)).toThrow(ConfigError);
+    expect(() => revocationTransportOf(setting, redis, false)).toThrow(SettingsError);
     expect(() => revocationTransportOf(setting, redis, false)).toThrow(line);
   });
 });

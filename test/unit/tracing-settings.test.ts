@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadSettings } from "../../services/shared/config/index.ts";
+import { loadSettings, SettingsError } from "../../services/shared/settings/index.ts";
 import { tracesUrl, tracingSettings } from "../../services/shared/tracing/tracing-settings.ts";
 
 const load = (env: Record<string, string>) => loadSettings(tracingSettings("gatehouse-test"), { env });
@@ -38,7 +38,7 @@ describe("tracing settings", () => {
     ["OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"],
     ["OTEL_SDK_DISABLED", "maybe"],
   ])("refuses %s=%s at start-up, naming the variable", (name, value) => {
-    expect(() => load({ [name]: value })).toThrow(ConfigError);
+    expect(() => load({ [name]: value })).toThrow(SettingsError);
     expect(() => load({ [name]: value })).toThrow(name);
   });
 });

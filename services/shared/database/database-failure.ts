@@ -1,10 +1,10 @@
-import { ConfigError } from "../config/settings.ts";
+import { SettingsError } from "../settings/settings.ts";
 
 /**
  * Known database failures at start-up, as the one line an operator needs: it names DATABASE_URL
  * (never its password) and the fix, instead of the driver's or Prisma's multi-line dump.
  *
- * A wrong database name or wrong credentials are configuration (ConfigError, exit 2): the setting
+ * A wrong database name or wrong credentials are configuration (SettingsError, exit 2): the setting
  * must change. A server that does not answer, or a schema behind this build's migrations, is a
  * runtime failure (plain Error, exit 1): the setting is right, the world must change.
  *
@@ -41,18 +41,18 @@ export function connectionFailure(err: unknown, url: string): Error | undefined 
           `DATABASE_URL: cannot reach the database server at ${where.server} (${code}): start Postgres or fix the host and port`,
         );
       case "3D000": // invalid_catalog_name
-        return new ConfigError(
+        return new SettingsError(
           "DATABASE_URL",
           `database "${where.database}" does not exist on ${where.server}: create it or fix the database name`,
         );
       case "28P01": // invalid_password
       case "28000": // invalid_authorization_specification (unknown role, pg_hba refusal)
-        return new ConfigError(
+        return new SettingsError(
           "DATABASE_URL",
           `the server at ${where.server} refused user "${where.user}" (${withoutSecrets(message)}): fix the user or password`,
         );
       case "42501": // insufficient_privilege
-        return new ConfigError(
+        return new SettingsError(
           "DATABASE_URL",
           `user "${where.user}" lacks a privilege Gatehouse needs (${withoutSecrets(message)}): grant it or use the owner of the schema`,
         );
@@ -60,7 +60,7 @@ export function connectionFailure(err: unknown, url: string): Error | undefined 
     if (/unsupported startup parameter: options/.test(message)) {
       // Only the migrator sends connect-time options (its scripts rely on search_path); a transaction
       // pooler such as PgBouncer refuses them, and the schema-wide lock it holds needs one session.
-      return new ConfigError(
+      return new SettingsError(
         "DATABASE_URL",
         `${where.server} is a connection pooler (it refused the search_path start-up option): run \`gatehouse migrate\` with a direct Postgres URL (see docs/operations.md, Connection poolers)`,
       );

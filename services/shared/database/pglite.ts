@@ -8,7 +8,7 @@
 import { mkdir } from "node:fs/promises";
 import type { PGlite } from "@electric-sql/pglite";
 import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from "@prisma/driver-adapter-utils";
-import { ConfigError } from "../config/settings.ts";
+import { SettingsError } from "../settings/settings.ts";
 
 export type { PGlite };
 
@@ -30,7 +30,7 @@ function loadPGlite(): Promise<PGliteModules> {
     (err: unknown) => {
       loading = undefined;
       if ((err as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw err;
-      throw new ConfigError(
+      throw new SettingsError(
         "DATABASE_URL",
         "unset, and the embedded database (PGlite, a development dependency) is not installed here: set DATABASE_URL to a Postgres URL",
       );

@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import { type Logger, type LoggerOptions, pino } from "pino";
-import { ConfigError } from "../config/settings.ts";
+import { SettingsError } from "../settings/settings.ts";
 
 /**
  * Field names whose values are tokens or secrets, at the top level and one or two levels down.
@@ -51,7 +51,7 @@ export const REDACT_PATHS = [
   ...SECRET_HEADERS.flatMap((h) => [`headers["${h}"]`, `*.headers["${h}"]`, `*.*.headers["${h}"]`]),
 ];
 
-export interface LoggerConfig {
+export interface LoggerSettings {
   level: string;
   /** Pretty-print for humans; default: when stdout is a terminal. */
   pretty?: boolean | undefined;
@@ -61,20 +61,20 @@ export interface LoggerConfig {
   destination?: NodeJS.WritableStream;
 }
 
-export function createLogger(config: LoggerConfig): Logger {
+export function createLogger(settings: LoggerSettings): Logger {
   const options: LoggerOptions = {
-    level: config.level,
-    base: { component: config.component },
+    level: settings.level,
+    base: { component: settings.component },
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };
   const pretty =
-    config.pretty ?? (config.destination === undefined && process.stdout.isTTY === true && prettyInstalled());
+    settings.pretty ?? (settings.destination === undefined && process.stdout.isTTY === true && prettyInstalled());
   if (pretty) {
     // pino-pretty is a development dependency: production images log JSON lines only.
     if (!prettyInstalled()) {
-      throw new ConfigError(
+      throw new SettingsError(
         "GATEHOUSE_LOG_PRETTY",
         "pretty logs need pino-pretty, a development dependency that is not installed here; unset it (logs are JSON lines)",
       );
@@ -87,7 +87,7 @@ export function createLogger(config: LoggerConfig): Logger {
       },
     });
   }
-  return config.destination ? pino(options, config.destination as pino.DestinationStream) : pino(options);
+  return settings.destination ? pino(options, settings.destination as pino.DestinationStream) : pino(options);
 }
 
 function prettyInstalled(): boolean {

@@ -1,6 +1,6 @@
 import type { RedisOptions } from "ioredis";
-import type { redisSettings } from "../config/common-settings.ts";
-import { ConfigError, type SettingsOf } from "../config/settings.ts";
+import type { redisSettings } from "../settings/common-settings.ts";
+import { SettingsError, type SettingsOf } from "../settings/settings.ts";
 
 /** The Redis settings every process kind that connects to Redis reads (REDIS_URL, REDIS_SENTINELS...). */
 export type RedisSettings = Partial<SettingsOf<typeof redisSettings>>;
@@ -29,7 +29,7 @@ const SENTINEL_ONLY = {
 /**
  * The one reading of the Redis settings every Redis user goes through: the token service's relay, the
  * sidecar's stream follower, `gatehouse dev` and the CLI's revocation check. Undefined when no Redis
- * is configured. Throws {@link ConfigError} (one line, exit 2) for settings that contradict or
+ * is configured. Throws {@link SettingsError} (one line, exit 2) for settings that contradict or
  * would be ignored: REDIS_URL beside REDIS_SENTINELS, sentinels without a master name, and a
  * sentinel-side setting without sentinels (REDIS_URL carries its own credentials and TLS).
  */
@@ -39,7 +39,7 @@ export function redisTargetOf(s: RedisSettings): RedisTarget | undefined {
   if (sentinels.length === 0) {
     for (const [name, isSet] of Object.entries(SENTINEL_ONLY)) {
       if (!isSet(s)) continue;
-      throw new ConfigError(
+      throw new SettingsError(
         name,
         url === undefined
           ? "is set but REDIS_SENTINELS is not: it applies only behind Sentinel"
@@ -49,14 +49,14 @@ export function redisTargetOf(s: RedisSettings): RedisTarget | undefined {
     return url === undefined ? undefined : { url, where: withoutCredentials(url) };
   }
   if (url !== undefined) {
-    throw new ConfigError(
+    throw new SettingsError(
       "REDIS_SENTINELS",
       "is set beside REDIS_URL: set one of them (REDIS_URL for one Redis, REDIS_SENTINELS to find the primary through Sentinel)",
     );
   }
   const master = s.redisSentinelMaster;
   if (master === undefined) {
-    throw new ConfigError(
+    throw new SettingsError(
       "REDIS_SENTINEL_MASTER",
       "required with REDIS_SENTINELS: the master name the sentinels monitor",
     );

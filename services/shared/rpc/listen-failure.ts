@@ -1,7 +1,7 @@
 /**
  * Why a listener could not bind, as the one line an operator needs: which setting, which address,
  * what to do. A taken port is a runtime failure (exit 1: the settings are fine, something else holds
- * the port), so this is a plain Error, not a ConfigError.
+ * the port), so this is a plain Error, not a SettingsError.
  *
  * grpc-js reports a failed bind as "No address added out of total 1 resolved errors: [listen
  * EADDRINUSE: ...]" rather than with the socket's error code, so its text is read too.

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { setting, types } from "../config/index.ts";
+import { setting, types } from "../settings/index.ts";
 
 /**
  * The standard OpenTelemetry variables Gatehouse reads (spec names, no flags of our own needed):

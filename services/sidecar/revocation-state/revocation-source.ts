@@ -1,4 +1,4 @@
-import { ConfigError } from "../../shared/config/settings.ts";
+import { SettingsError } from "../../shared/settings/settings.ts";
 
 /** Where a sidecar's revocation state comes from: a followed stream, or nowhere (by choice). */
 export type RevocationSource = "stream" | "none";
@@ -11,13 +11,13 @@ export type RevocationSource = "stream" | "none";
  */
 export function revocationSourceOf(setting: RevocationSource, streamConfigured: boolean): RevocationSource {
   if (setting === "stream" && !streamConfigured) {
-    throw new ConfigError(
+    throw new SettingsError(
       "GATEHOUSE_REVOCATION",
       "no revocation stream to follow: set REDIS_URL (or REDIS_SENTINELS), or GATEHOUSE_REVOCATION=none to run without one (revoked tokens then pass until they expire)",
     );
   }
   if (setting === "none" && streamConfigured) {
-    throw new ConfigError(
+    throw new SettingsError(
       "GATEHOUSE_REVOCATION",
       "is none but a revocation stream is configured (REDIS_URL or REDIS_SENTINELS): unset one of them",
     );

@@ -1,7 +1,7 @@
 import { type Duration, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import type { Client, CreateClientRequest } from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
-import { types } from "../../shared/config/index.ts";
 import { fingerprint } from "../../shared/logging/fingerprint.ts";
+import { types } from "../../shared/settings/index.ts";
 import { ENUM_BY_ROLE, ROLE_BY_ENUM } from "../admin/admin-messages.ts";
 import type { ClientSettings } from "../admin/client-settings.ts";
 import type { ClientTrust } from "../admin/client-trust.ts";

@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
 import { CreateClientRequestSchema } from "../../gen/proto/gatehouse/v1/admin_service_pb.ts";
-import { ConfigError } from "../../shared/config/settings.ts";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import { SettingsError } from "../../shared/settings/settings.ts";
 import { checkChosenSecret, checkClientId, settingsForCreate } from "../admin/client-settings.ts";
 import { checkNoSecret, trustForCreate } from "../admin/client-trust.ts";
 import {
@@ -41,7 +41,7 @@ export interface DesiredClient {
 }
 
 /** A refusal naming the file, the client and the key, on one line; the CLI exits 2 with it. */
-export class ClientsFileError extends ConfigError {}
+export class ClientsFileError extends SettingsError {}
 
 /** Keys a client entry may hold besides its settings. */
 const OWN_KEYS = new Set(["id", "disabled", "secret_from_env", "no_secret"]);

@@ -30,20 +30,20 @@ export interface KeyLifecyclePolicy {
 }
 
 /** Settings as the token service parses them, turned into the lifecycle's policy. */
-export function keyLifecyclePolicy(config: {
+export function keyLifecyclePolicy(settings: {
   keyRotationInterval: number;
   keyPublishDelay: number;
   jwksMaxAge: number;
   maxAccessTokenTtl: number;
   reloadMs: number;
 }): KeyLifecyclePolicy {
-  const minPublishMs = config.jwksMaxAge + config.reloadMs;
+  const minPublishMs = settings.jwksMaxAge + settings.reloadMs;
   return {
-    rotationIntervalMs: config.keyRotationInterval,
-    publishDelayMs: Math.max(config.keyPublishDelay, minPublishMs),
+    rotationIntervalMs: settings.keyRotationInterval,
+    publishDelayMs: Math.max(settings.keyPublishDelay, minPublishMs),
     minPublishMs,
-    maxAccessTokenTtlMs: config.maxAccessTokenTtl,
-    retireSlackMs: config.reloadMs,
+    maxAccessTokenTtlMs: settings.maxAccessTokenTtl,
+    retireSlackMs: settings.reloadMs,
   };
 }
 

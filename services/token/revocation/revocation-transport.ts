@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from "prom-client";
-import { ConfigError } from "../../shared/config/settings.ts";
+import { SettingsError } from "../../shared/settings/settings.ts";
 
 /** Where the token service publishes revocations: a stream sidecars follow, or nowhere (by choice). */
 export type RevocationTransport = "stream" | "none";
@@ -16,14 +16,14 @@ export function revocationTransportOf(
   busGiven: boolean,
 ): RevocationTransport {
   if (setting === "none" && redisConfigured) {
-    throw new ConfigError(
+    throw new SettingsError(
       "GATEHOUSE_REVOCATION",
       "is none but REDIS_URL (or REDIS_SENTINELS) is set: unset one of them",
     );
   }
   if (redisConfigured || busGiven) return "stream";
   if (setting === "stream") {
-    throw new ConfigError(
+    throw new SettingsError(
       "GATEHOUSE_REVOCATION",
       "no revocation stream to publish to: set REDIS_URL (or REDIS_SENTINELS), or GATEHOUSE_REVOCATION=none to run without one (sidecars then accept revoked tokens until they expire)",
     );

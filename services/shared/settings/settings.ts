@@ -36,8 +36,8 @@ export function setting<T, const O extends boolean = false>(
 }
 
 /** A bad or missing value: its message is the one line an operator needs. */
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
+export class SettingsError extends Error {
+  override readonly name = "SettingsError";
   constructor(
     readonly variable: string,
     detail: string,
@@ -62,7 +62,7 @@ export interface LoadInput {
   flags?: Record<string, string | undefined>;
 }
 
-/** Parses and validates every setting once; the first bad or missing value throws {@link ConfigError}. */
+/** Parses and validates every setting once; the first bad or missing value throws {@link SettingsError}. */
 export function loadSettings<S extends SettingsSpec>(spec: S, input: LoadInput = {}): SettingsOf<S> {
   const env = input.env ?? process.env;
   const flags = input.flags ?? {};
@@ -77,14 +77,14 @@ export function loadSettings<S extends SettingsSpec>(spec: S, input: LoadInput =
         out[key] = undefined;
         continue;
       }
-      throw new ConfigError(s.env, `required but not set: ${s.description}`);
+      throw new SettingsError(s.env, `required but not set: ${s.description}`);
     }
     const result = s.schema.safeParse(raw);
     if (!result.success) {
       const name =
         fromFlag !== undefined ? `--${flag}` : fromEnv !== undefined ? s.env : `${s.env} (default)`;
       const detail = result.error.issues[0]?.message ?? "invalid value";
-      throw new ConfigError(name, s.secret ? detail : `${detail}, got "${truncate(raw)}"`);
+      throw new SettingsError(name, s.secret ? detail : `${detail}, got "${truncate(raw)}"`);
     }
     out[key] = result.data;
   }

@@ -22,20 +22,20 @@ export interface AssertionSettings {
  * The token service's assertion authenticator: `aud` may be our issuer or our token endpoint
  * (RFC 7523 §3), trusted issuers' key sets are fetched from start-up on.
  */
-export function assertionAuthenticatorFromConfig(
-  config: AssertionSettings,
+export function assertionAuthenticatorFromSettings(
+  settings: AssertionSettings,
   io: { prisma: PrismaClient; db: SqlExecutor; metrics: Registry; logger: Logger; now: () => number },
 ): AssertionAuthenticator {
   const jwksLog = io.logger.child({ component: "assertion-jwks" });
-  const cooldownMs = config.assertionJwksCooldown;
+  const cooldownMs = settings.assertionJwksCooldown;
   return createAssertionAuthenticator({
     clients: prismaAssertionClientLookup(io.prisma),
-    issuerKeys: createTrustedIssuerKeys(config.trustedIssuers, { logger: jwksLog, cooldownMs }),
+    issuerKeys: createTrustedIssuerKeys(settings.trustedIssuers, { logger: jwksLog, cooldownMs }),
     clientKeys: createClientKeySets({ logger: jwksLog, cooldownMs }),
     replay: postgresJtiReplayStore(io.db),
-    audiences: [config.issuer, `${config.issuer.replace(/\/+$/, "")}${OAUTH_PATHS.token}`],
-    maxLifetimeMs: config.assertionMaxLifetime,
-    clockSkewMs: config.assertionClockSkew,
+    audiences: [settings.issuer, `${settings.issuer.replace(/\/+$/, "")}${OAUTH_PATHS.token}`],
+    maxLifetimeMs: settings.assertionMaxLifetime,
+    clockSkewMs: settings.assertionClockSkew,
     metrics: createAssertionMetrics(io.metrics),
     log: io.logger,
     now: io.now,

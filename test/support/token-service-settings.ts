@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import type { TokenServiceConfig } from "../../services/token/token-service.ts";
+import type { TokenServiceSettings } from "../../services/token/token-service.ts";
 
 /**
  * A token service configuration for tests: ephemeral loopback ports, a fresh master key, no Redis (so GATEHOUSE_REVOCATION=none),
  * no scheduled rotation, the documented defaults elsewhere. Tests pass only what they are about.
  */
-export function testServiceConfig(overrides: Partial<TokenServiceConfig> = {}): TokenServiceConfig {
+export function testServiceSettings(overrides: Partial<TokenServiceSettings> = {}): TokenServiceSettings {
   return {
     databasePoolSize: 8,
     redisUrl: undefined,
