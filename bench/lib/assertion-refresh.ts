@@ -30,7 +30,7 @@ import { type BenchRow, percentile, row } from "./bench-results.ts";
 
 const here = fileURLToPath(import.meta.url);
 const SUBJECT = "system:serviceaccount:bench:refresher";
-export const ASSERTION_CLIENT_ID = "bench-sa";
+const ASSERTION_CLIENT_ID = "bench-sa";
 
 interface DriverTask {
   port: number;

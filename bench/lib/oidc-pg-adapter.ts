@@ -7,7 +7,7 @@
 import pg from "pg";
 
 /** The storage contract oidc-provider calls (see its documentation, "adapter"). */
-export interface OidcAdapter {
+interface OidcAdapter {
   upsert(id: string, payload: Record<string, unknown>, expiresIn: number | undefined): Promise<void>;
   find(id: string): Promise<Record<string, unknown> | undefined>;
   findByUserCode(userCode: string): Promise<Record<string, unknown> | undefined>;

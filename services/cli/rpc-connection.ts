@@ -61,7 +61,7 @@ export interface ConnectionFlags {
 }
 
 /** How the CLI authenticates: a client id and secret, or an assertion read from a file per call. */
-export type CallerCredentials =
+type CallerCredentials =
   | { kind: "secret"; clientId: string; clientSecret: string }
   | { kind: "assertion"; file: string };
 
@@ -193,7 +193,7 @@ function clientDefinition(service: DescService): grpc.ServiceDefinition {
 }
 
 /** A grpc-js client of one Gatehouse service, authenticating every call (Basic or an assertion). */
-export function connect<S extends DescService>(service: S, flags: ConnectionFlags): RpcConnection<S> {
+function connect<S extends DescService>(service: S, flags: ConnectionFlags): RpcConnection<S> {
   const target = connectionTarget(flags, service);
   const Ctor = grpc.makeGenericClientConstructor(clientDefinition(service), service.name);
   const client = new Ctor(target.server, channelCredentials(target.tls));

@@ -36,7 +36,7 @@ export interface WalkthroughStep {
 }
 
 /** The path the walk-through calls through the sidecar. */
-export const DEMO_PATH = "/hello";
+const DEMO_PATH = "/hello";
 
 /**
  * The copy-paste walk-through: issue a token for alice, call the demo app through the sidecar,

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { IDENTITY_HEADERS } from "../sidecar/control/identity-headers.ts";
 
 /** The identity the sidecar passed in its `x-gatehouse-*` headers. */
-export interface DemoIdentity {
+interface DemoIdentity {
   subject: string;
   clientId: string;
   scopes: string[];
@@ -24,7 +24,7 @@ type Headers = Readonly<Record<string, string | string[] | undefined>>;
 const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
 
 /** The identity in the request's headers, or undefined when the sidecar set none (a public route, or a direct call). */
-export function identityFromHeaders(headers: Headers): DemoIdentity | undefined {
+function identityFromHeaders(headers: Headers): DemoIdentity | undefined {
   const subject = one(headers[IDENTITY_HEADERS.subject]);
   if (subject === undefined) return undefined;
   const scopes = one(headers[IDENTITY_HEADERS.scopes]) ?? "";

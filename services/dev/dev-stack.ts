@@ -36,7 +36,7 @@ const devTokenServiceSettings = {
   masterKey: { ...tokenServiceSettings.masterKey, schema: types.key32() },
 };
 
-export const DEMO_POLICY_FILE = fileURLToPath(new URL("./demo-policy.yaml", import.meta.url));
+const DEMO_POLICY_FILE = fileURLToPath(new URL("./demo-policy.yaml", import.meta.url));
 
 export interface DevPorts {
   grpc: number;

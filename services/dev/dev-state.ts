@@ -16,7 +16,7 @@ export const DEV_CLIENTS = {
   demo: { id: "demo-app", name: "Demo app", roles: ["issuer", "revoker", "introspector"] },
 } as const;
 
-export type DevClientName = keyof typeof DEV_CLIENTS;
+type DevClientName = keyof typeof DEV_CLIENTS;
 
 /** What `gatehouse dev` keeps between runs: the dev master key and the demo clients' secrets. */
 export interface DevState {
@@ -24,7 +24,7 @@ export interface DevState {
   clients: Record<DevClientName, { id: string; secret: string }>;
 }
 
-export const DEV_STATE_FILE = "dev-state.json";
+const DEV_STATE_FILE = "dev-state.json";
 
 export function newDevState(): DevState {
   return {

@@ -21,7 +21,7 @@ import pg from "pg";
 import { expect } from "vitest";
 import { createDatabase, type Database, migrate } from "../../services/shared/database/index.ts";
 import { poolConfig } from "../../services/shared/database/postgres.ts";
-import { probe, TEST_DATABASE_URL } from "./services.ts";
+import { TEST_DATABASE_URL } from "./services.ts";
 
 export interface TestDatabase {
   /** The schema this file owns, `t_<file>_<random>`. */
@@ -100,9 +100,4 @@ export async function dropSchema(schema: string): Promise<void> {
   } finally {
     await client.end().catch(() => {});
   }
-}
-
-/** Whether the test Postgres answers on its TCP port (the global setup fails the run when it does not). */
-export async function pgReachable(): Promise<boolean> {
-  return (await probe(TEST_DATABASE_URL, 5432)) === null;
 }

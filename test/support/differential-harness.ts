@@ -79,8 +79,8 @@ export interface HarnessOptions {
   forwardAuth: readonly AppName[];
 }
 
-export const APP_NAMES = ["express", "fastify-default", "fastify-lenient"] as const;
-export type AppName = (typeof APP_NAMES)[number];
+const APP_NAMES = ["express", "fastify-default", "fastify-lenient"] as const;
+type AppName = (typeof APP_NAMES)[number];
 
 /** Sidecar settings shared by every sidecar of the harness. */
 function sidecarEnv(policyFile: string, appPort: number): Record<string, string> {
@@ -174,7 +174,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
 }
 
 /** Header names a client may use to pass itself off as the sidecar: `x-gatehouse-*` with `_` or `-`. */
-export const IDENTITY_NAME = /^x[-_]gatehouse[-_]/i;
+const IDENTITY_NAME = /^x[-_]gatehouse[-_]/i;
 
 /** Identity headers the app received that the sidecar did not set (spelled with `_`, or a spoofed value). */
 export function spoofedHeaders(run: HandlerRun, spoofValue: string): string[] {

@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
 /** What reached a {@link startRecordingUpstream} app: a request (with its trailers) or a WebSocket handshake. */
-export interface Seen {
+interface Seen {
   kind: "request" | "upgrade";
   headers: http.IncomingHttpHeaders;
   trailers: NodeJS.Dict<string>;

@@ -5,17 +5,12 @@
  * Serving code needs only `createDatabase` (and `migrationStatus` for readiness); the wasm schema
  * engine behind `migrate` / `diffMigrationsAgainstSchema` / `createMigration` loads on first use.
  */
-export { connectionFailure, databaseFailure } from "./database-failure.ts";
+export { connectionFailure } from "./database-failure.ts";
 export { checkDatabase } from "./database-preflight.ts";
 export {
-  type CreatedMigration,
   createMigration,
-  type DiffOptions,
   diffMigrationsAgainstSchema,
   MIGRATION_LOCK_KEY,
-  type MigrateOptions,
-  type MigrateResult,
-  type MigrationStatus,
   migrate,
   migrationStatus,
   pendingMigrations,
@@ -23,12 +18,9 @@ export {
 } from "./migrate.ts";
 export { openPGlite, type PGlite } from "./pglite.ts";
 export {
-  type CreateDatabaseOptions,
   createDatabase,
-  createPrismaClient,
   type Database,
-  PrismaClient,
 } from "./prisma-client.ts";
 export { MIGRATIONS_DIR, SCHEMA_PATH } from "./schema-engine.ts";
-export { type SqlScope, sqlScopeOf, withSqlScope } from "./sql-scope.ts";
+
 export type { DatabaseTarget, MigrationTarget } from "./target.ts";

@@ -18,8 +18,6 @@ import { schemaOf, servingPoolConfig } from "./postgres.ts";
 import { type SqlScope, withSqlScope } from "./sql-scope.ts";
 import type { DatabaseTarget } from "./target.ts";
 
-export { PrismaClient };
-
 export interface Database {
   /** Generated Prisma client (cold paths, admin, tests). */
   prisma: PrismaClient;
@@ -99,34 +97,4 @@ export async function createDatabase(
       return closed;
     },
   };
-}
-
-/**
- * Just the Prisma client, for code that needs nothing else. `$disconnect()` releases everything this
- * call created (the pool on Postgres, an owned PGlite); use {@link createDatabase} to also get the pool.
- */
-export async function createPrismaClient(
-  target: DatabaseTarget,
-  opts: CreateDatabaseOptions = {},
-): Promise<PrismaClient> {
-  if (target.kind === "postgres") {
-    const schema = schemaOf(target.url, target.schema);
-    const pool = new pg.Pool(servingPoolConfig(target.url, { ...opts.pool, max: opts.poolSize ?? 10 }));
-    pool.on("error", () => {});
-    return withSqlScope(
-      new PrismaClient({ adapter: new PrismaPg(pool, { schema, disposeExternalPool: true }) }),
-      {
-        schema,
-        preparedStatements: opts.preparedStatements ?? true,
-      },
-    );
-  }
-  if ("db" in target) {
-    return withSqlScope(new PrismaClient({ adapter: await pgliteAdapterFactory(target.db) }), PGLITE_SCOPE);
-  }
-  const db = await openPGlite(target.dataDir);
-  return withSqlScope(
-    new PrismaClient({ adapter: await pgliteAdapterFactory(db, { closeOnDispose: true }) }),
-    PGLITE_SCOPE,
-  );
 }

@@ -39,7 +39,7 @@ export type { MigrationList, SchemaEngine };
  * the image's /app when it runs from a bundle under dist/ (whose depth differs), so it is found by
  * walking up rather than by a fixed number of `..`.
  */
-export const REPO_ROOT = folderWith(join("prisma", "migrations"), dirname(fileURLToPath(import.meta.url)));
+const REPO_ROOT = folderWith(join("prisma", "migrations"), dirname(fileURLToPath(import.meta.url)));
 /** The Prisma schema that owns the data model. */
 export const SCHEMA_PATH = join(REPO_ROOT, "prisma", "schema.prisma");
 /** Committed migrations, one `<timestamp>_<name>/migration.sql` per folder. */
@@ -121,7 +121,7 @@ function withTrackedTimers(glue: Record<string, unknown>): Record<string, unknow
 }
 
 /** Compiles and starts the wasm module once per process. */
-export function loadSchemaEngineWasm(): Promise<WasmGlue> {
+function loadSchemaEngineWasm(): Promise<WasmGlue> {
   loading ??= instantiate().catch((err: unknown) => {
     loading = undefined;
     throw err;

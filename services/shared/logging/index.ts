@@ -1,3 +1,3 @@
 export { fingerprint } from "./fingerprint.ts";
-export type { Logger, LoggerSettings } from "./logger.ts";
-export { createLogger, REDACT_PATHS, SECRET_HEADERS } from "./logger.ts";
+export type { Logger } from "./logger.ts";
+export { createLogger, SECRET_HEADERS } from "./logger.ts";

@@ -44,7 +44,7 @@ export const SECRET_HEADERS = [
   "x-gatehouse-jwt",
 ];
 
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   ...SECRET_KEYS,
   ...SECRET_KEYS.map((k) => `*.${k}`),
   ...SECRET_KEYS.map((k) => `*.*.${k}`),
@@ -70,7 +70,8 @@ export function createLogger(settings: LoggerSettings): Logger {
     formatters: { level: (label) => ({ level: label }) },
   };
   const pretty =
-    settings.pretty ?? (settings.destination === undefined && process.stdout.isTTY === true && prettyInstalled());
+    settings.pretty ??
+    (settings.destination === undefined && process.stdout.isTTY === true && prettyInstalled());
   if (pretty) {
     // pino-pretty is a development dependency: production images log JSON lines only.
     if (!prettyInstalled()) {

@@ -6,7 +6,7 @@ import { createRangeReader, type RangeReader } from "./redis-range-reader.ts";
 import { abortError, type BusEntry, type RevocationBus, type StreamInfo } from "./revocation-bus.ts";
 
 /** The part of a pino logger the bus uses. */
-export interface BusLogger {
+interface BusLogger {
   warn(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
 }

@@ -3,7 +3,7 @@ import { openRedisSocket, type RedisSocketOptions } from "./redis-connector.ts";
 import type { BusEntry } from "./revocation-bus.ts";
 
 /** Where and how to connect: the fields of ioredis's own parsed options that a plain connection needs. */
-export interface RangeConnection extends RedisSocketOptions {
+interface RangeConnection extends RedisSocketOptions {
   username?: string | undefined;
   password?: string | undefined;
   db?: number | undefined;

@@ -31,7 +31,7 @@ export interface AppendOptions {
   ifIntactSince?: string;
 }
 
-export interface ReadOptions {
+interface ReadOptions {
   /** Longest wait for an entry after `afterId`; the read then resolves with `[]`. */
   blockMs: number;
   /** Most entries one read returns. */

@@ -47,7 +47,7 @@ const isNumber = (v: unknown): v is number => typeof v === "number" && Number.is
  * Whether an untrusted value (parsed JSON) is a {@link RevocationEvent}: a known type with every member
  * it needs, well typed. Extra members are allowed and ignored.
  */
-export function isRevocationEvent(value: unknown): value is RevocationEvent {
+function isRevocationEvent(value: unknown): value is RevocationEvent {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
   const v = value as Record<string, unknown>;
   if (!isText(v.id) || !isNumber(v.at) || !isNumber(v.until)) return false;

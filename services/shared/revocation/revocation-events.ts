@@ -26,20 +26,3 @@ export type RevocationEvent =
   | (EventBase & { type: "subject_revoked"; sub: string; notBefore: number })
   | (EventBase & { type: "client_disabled"; clientId: string; notBefore: number })
   | (EventBase & { type: "key_revoked"; kid: string });
-
-export type RevocationEventType = RevocationEvent["type"];
-
-export const REVOCATION_EVENT_TYPES: readonly RevocationEventType[] = [
-  "token_revoked",
-  "session_revoked",
-  "session_version",
-  "subject_revoked",
-  "client_disabled",
-  "key_revoked",
-];
-
-/** The payload column of an outbox row: the event without its envelope fields. */
-export type RevocationPayload<T extends RevocationEventType = RevocationEventType> = Omit<
-  Extract<RevocationEvent, { type: T }>,
-  keyof EventBase | "type"
->;

@@ -22,8 +22,8 @@ import { repairDecodeFailure } from "./connect-decode-errors.ts";
 import { kPeer } from "./connect-routes.ts";
 import { NO_RPC_METRICS, type RpcMetrics } from "./rpc-metrics.ts";
 
-export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
 
 export interface ConnectNodeHandlerOptions {

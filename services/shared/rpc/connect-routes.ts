@@ -83,6 +83,6 @@ function wrap(
   };
 }
 
-export function protocolOf(protocolName: string): RpcProtocol {
+function protocolOf(protocolName: string): RpcProtocol {
   return protocolName === "grpc-web" || protocolName === "grpc" ? protocolName : "connect";
 }

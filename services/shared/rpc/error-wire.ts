@@ -24,7 +24,7 @@ function retryInfo(retryAfterMs: number): MessageInitShape<typeof RetryInfoSchem
 }
 
 /** The google.rpc.Status message for an error. */
-export function errorStatus(err: GatehouseError, requestId: string): Status {
+function errorStatus(err: GatehouseError, requestId: string): Status {
   const details = [anyPack(ErrorInfoSchema, create(ErrorInfoSchema, errorInfo(err, requestId)))];
   if (err.retryAfterMs !== undefined) {
     details.push(anyPack(RetryInfoSchema, create(RetryInfoSchema, retryInfo(err.retryAfterMs))));

@@ -1,17 +1,11 @@
-export type { CallContext, RpcProtocol } from "./call-context.ts";
-export { requestIdFrom } from "./call-context.ts";
-export type { ConnectNodeHandlerOptions, NodeHandler } from "./connect-node-handler.ts";
-export { createConnectNodeHandler } from "./connect-node-handler.ts";
-export type { ConnectRoutesOptions } from "./connect-routes.ts";
 export { createConnectRoutes } from "./connect-routes.ts";
-export { errorStatus, toConnectError, toGrpcStatus } from "./error-wire.ts";
-export type { GrpcServerOptions } from "./grpc-server.ts";
+
 export { createGrpcServer, grpcServiceDefinition, listenGrpc } from "./grpc-server.ts";
-export type { HttpRouteHandler, HttpRoutes, HttpServer, HttpServerOptions } from "./http-server.ts";
+
 export { createHttpServer, sendJson } from "./http-server.ts";
-export type { RpcMetrics } from "./rpc-metrics.ts";
-export { createRpcMetrics, NO_RPC_METRICS } from "./rpc-metrics.ts";
-export type { RpcServers, RpcServersOptions } from "./rpc-servers.ts";
+
+export { createRpcMetrics } from "./rpc-metrics.ts";
+export type { RpcServers } from "./rpc-servers.ts";
 export { startRpcServers } from "./rpc-servers.ts";
-export type { ServiceHandlers, ServiceRegistration, UnaryHandler } from "./service-handlers.ts";
+
 export { defineService } from "./service-handlers.ts";

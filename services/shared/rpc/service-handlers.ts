@@ -11,7 +11,7 @@ import type { CallContext } from "./call-context.ts";
  * One RPC implementation, protocol-neutral: the decoded request and the call context in, the
  * response out. Throw a `GatehouseError` to fail the call; anything else thrown becomes `internal`.
  */
-export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
+type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   req: MessageShape<I>,
   ctx: CallContext,
 ) => Promise<MessageInitShape<O>>;

@@ -7,7 +7,7 @@ import type { RevocationState } from "../revocation-state/revocation-state.ts";
 export type GuardMode = "proxy" | "ext_authz" | "forward_auth" | "inprocess";
 
 /** `ok` (verified), `public` (public route, no valid token), or the error code of a refusal. */
-export type DecisionReason = string;
+type DecisionReason = string;
 
 export interface DecisionMetrics {
   /** One decision: its outcome and how long it took (seconds). */

@@ -6,7 +6,7 @@ import { ERROR_DOMAIN, type GatehouseError } from "../../shared/errors/gatehouse
 import { STATUS_BY_CODE } from "../../shared/errors/status-map.ts";
 
 /** The realm named in every `WWW-Authenticate` challenge. */
-export const REALM = "gatehouse";
+const REALM = "gatehouse";
 
 /** How one refusal reads on every transport the sidecar answers on. Shared by requests: read-only. */
 export interface Denial {

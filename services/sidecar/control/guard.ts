@@ -41,7 +41,7 @@ export interface Guard {
 }
 
 /** The subset of a pino logger the guard uses. */
-export interface GuardLogger {
+interface GuardLogger {
   isLevelEnabled(level: string): boolean;
   debug(obj: object, msg: string): void;
 }

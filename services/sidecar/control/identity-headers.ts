@@ -1,7 +1,7 @@
 import type { Identity } from "../verifier/identity.ts";
 
 /** Every header the sidecar sets starts with this; callers' own copies are always removed. */
-export const IDENTITY_PREFIX = "x-gatehouse-";
+const IDENTITY_PREFIX = "x-gatehouse-";
 
 export const IDENTITY_HEADERS = {
   subject: "x-gatehouse-subject",

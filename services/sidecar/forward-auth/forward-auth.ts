@@ -19,7 +19,7 @@ export interface ForwardAuthOptions {
   tracing?: Tracing | undefined;
 }
 
-export type ForwardAuthHeaders = "x-forwarded" | "x-original";
+type ForwardAuthHeaders = "x-forwarded" | "x-original";
 
 /** Methods a forward-auth subrequest may use (nginx `auth_request` keeps the original method). */
 const METHODS = new Set(["GET", "HEAD", "POST"]);

@@ -8,7 +8,7 @@ export interface VerificationKey {
   readonly key: KeyObject;
 }
 
-export interface SkippedKey {
+interface SkippedKey {
   readonly kid: string | undefined;
   readonly reason: string;
 }

@@ -56,7 +56,7 @@ export function httpJwksSource(url: string | URL, options: HttpJwksSourceOptions
 }
 
 /** `max-age` in ms; 0 for `no-cache`/`no-store`; undefined when absent. */
-export function parseMaxAge(cacheControl: string | null): number | undefined {
+function parseMaxAge(cacheControl: string | null): number | undefined {
   if (cacheControl === null) return undefined;
   let maxAge: number | undefined;
   for (const directive of cacheControl.toLowerCase().split(",")) {

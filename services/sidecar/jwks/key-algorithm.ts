@@ -11,7 +11,7 @@ export function isVerifyAlgorithm(value: unknown): value is VerifyAlgorithm {
 }
 
 /** RSA keys shorter than this are refused, whatever the JWKS says (RFC 7518 §3.3). */
-export const MIN_RSA_BITS = 2048;
+const MIN_RSA_BITS = 2048;
 
 const fitted = new WeakMap<KeyObject, VerifyAlgorithm | null>();
 

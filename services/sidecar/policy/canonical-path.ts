@@ -26,7 +26,7 @@ export interface CanonicalPathOptions {
 }
 
 /** Why a path was refused: `path_too_long` (414), `invalid_path` and `ambiguous_path` (400). */
-export type PathRefusalCode = "path_too_long" | "invalid_path" | "ambiguous_path";
+type PathRefusalCode = "path_too_long" | "invalid_path" | "ambiguous_path";
 
 export type CanonicalPath =
   | {

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { compilePolicy, type Policy } from "./compile-policy.ts";
 
-export interface PolicyLogger {
+interface PolicyLogger {
   info(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }

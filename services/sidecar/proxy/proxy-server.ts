@@ -46,7 +46,7 @@ export interface ProxyServerOptions {
   tracing?: Tracing | undefined;
 }
 
-export interface ProxyLimits {
+interface ProxyLimits {
   maxConnections: number;
   h2MaxConcurrentStreams: number;
   idleTimeoutMs: number;

@@ -41,7 +41,7 @@ export class UpstreamError extends Error {
   }
 }
 
-export interface UpstreamRequest {
+interface UpstreamRequest {
   readonly method: string;
   /** Path and query. */
   readonly path: string;

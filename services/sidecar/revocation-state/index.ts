@@ -1,3 +1,3 @@
-export type { MemoryRevocationState, MemoryRevocationStateOptions } from "./memory-revocation-state.ts";
+export type { MemoryRevocationState } from "./memory-revocation-state.ts";
 export { createMemoryRevocationState } from "./memory-revocation-state.ts";
-export type { RevocationCode, RevocationState, RevokableToken } from "./revocation-state.ts";
+export type { RevokableToken } from "./revocation-state.ts";

@@ -23,7 +23,7 @@ export interface BusFollowerOptions {
 }
 
 /** What `startSidecar` takes to check requests against a followed bus. */
-export interface BusFollowerSidecarOptions {
+interface BusFollowerSidecarOptions {
   revocation: MemoryRevocationState;
   onReady: Promise<void>;
   readiness: () => readonly string[];

@@ -31,7 +31,7 @@ export type KeyResolver = (header: {
   readonly alg: VerifyAlgorithm;
 }) => KeyObject | Promise<KeyObject>;
 
-export type Decision = GatehouseErrorCode | "ok";
+type Decision = GatehouseErrorCode | "ok";
 
 export interface VerifierOptions {
   /** Expected `iss`, compared exactly. */

@@ -6,7 +6,7 @@ import { decodeSegment } from "./token-parts.ts";
 const KEY_SOURCE_MEMBERS = ["jku", "jwk", "x5u", "x5c"] as const;
 
 /** Longest `kid` looked up; ours are 43-character thumbprints. */
-export const MAX_KID_LENGTH = 256;
+const MAX_KID_LENGTH = 256;
 
 export interface CheckedHeader {
   readonly alg: VerifyAlgorithm;

@@ -8,8 +8,8 @@ import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
  * it can reach the database as an Invalid Date or an out-of-range id (which Postgres answers with
  * an error the caller would see as `internal`).
  */
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 500;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 500;
 
 /** Longer tokens than any we issue are refused unparsed. */
 const MAX_TOKEN_LENGTH = 1024;

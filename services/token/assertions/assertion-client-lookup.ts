@@ -1,7 +1,7 @@
 import type { ClientRecord } from "../clients/client-record.ts";
 
 /** A client with the keys it registered for private_key_jwt (both null when it registered none). */
-export interface KeyedClientRecord extends ClientRecord {
+interface KeyedClientRecord extends ClientRecord {
   jwks: string | null;
   jwksUri: string | null;
 }

@@ -7,7 +7,7 @@ import { isVerifyAlgorithm, type VerifyAlgorithm } from "../../sidecar/jwks/key-
 export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /** Assertions are short JWTs; a Kubernetes service-account token is about 1 KiB. */
-export const MAX_ASSERTION_LENGTH = 8192;
+const MAX_ASSERTION_LENGTH = 8192;
 
 /** Refuses an assertion with its own reason; the message is for the caller, never holds the token. */
 export function refuse(code: GatehouseErrorCode & `assertion_${string}`, message: string): GatehouseError {

@@ -7,7 +7,7 @@ import type { VerifyAlgorithm } from "../../sidecar/jwks/key-algorithm.ts";
 import type { KeyResolver } from "../../sidecar/verifier/create-verifier.ts";
 
 /** A client's registered keys for private_key_jwt: inline, or at a URL. */
-export interface ClientKeySource {
+interface ClientKeySource {
   readonly clientId: string;
   readonly jwks: string | null;
   readonly jwksUri: string | null;

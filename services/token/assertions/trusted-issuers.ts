@@ -91,7 +91,7 @@ export function createTrustedIssuerKeys(
  * `issuer` must be ours exactly (OpenID Connect Discovery §4.3), or a document served elsewhere
  * could point us at any key set.
  */
-export function discoveredJwksSource(issuer: string, doFetch = globalThis.fetch): JwksSource {
+function discoveredJwksSource(issuer: string, doFetch = globalThis.fetch): JwksSource {
   const discovery = `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
   return async (request) => {
     const res = await doFetch(discovery, { headers: { accept: "application/json" }, signal: request.signal });

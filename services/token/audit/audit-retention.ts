@@ -19,7 +19,7 @@ export interface AuditRetentionOptions {
   checkEveryMs?: number;
 }
 
-export interface AuditPrune {
+interface AuditPrune {
   /** False when another replica held the lock, so this one did nothing. */
   locked: boolean;
   deleted: number;

@@ -28,7 +28,7 @@ export interface FailedLoginAudit {
   stop(): Promise<void>;
 }
 
-export const FAILED_LOGIN_WINDOW_MS = 60_000;
+const FAILED_LOGIN_WINDOW_MS = 60_000;
 /** Real clients are far fewer; beyond this, ids are counted in the shared row. */
 export const MAX_CLIENTS_PER_WINDOW = 1000;
 

@@ -98,7 +98,7 @@ function canonicalJson(value: unknown): string {
  * AdminService with other spacing or key order is not a change. Text that is not JSON stays as is
  * (it differs from any file's, and the update then replaces it).
  */
-export function canonicalJwks(text: string | null): string | null {
+function canonicalJwks(text: string | null): string | null {
   if (text === null || text === "") return null;
   try {
     return canonicalJson(JSON.parse(text));

@@ -4,7 +4,7 @@ import type { ClientAdminDeps } from "../admin/client-admin.ts";
 import { applyClientsFileDirect } from "./apply-clients-file.ts";
 
 /** The audit actor of changes GATEHOUSE_CLIENTS_FILE makes. */
-export const CLIENTS_FILE_ACTOR = "system:clients-file";
+const CLIENTS_FILE_ACTOR = "system:clients-file";
 
 /**
  * GATEHOUSE_CLIENTS_FILE: applied once before the service listens, never pruning (a replica of an

@@ -2,7 +2,7 @@
  * Who may call what. Roles are coarse on purpose; finer limits (audiences, scopes, claims,
  * lifetimes) live on the client row and are checked by each flow.
  */
-export const CLIENT_ROLES = ["issuer", "service", "revoker", "introspector", "admin"] as const;
+const CLIENT_ROLES = ["issuer", "service", "revoker", "introspector", "admin"] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];
 
 export type TokenServiceMethod =

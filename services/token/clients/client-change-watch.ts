@@ -34,7 +34,7 @@ export interface ClientChangeWatch {
 }
 
 /** Four polls a second: a change is seen within a second even when one poll is slow or fails. */
-export const CLIENT_WATCH_INTERVAL_MS = 250;
+const CLIENT_WATCH_INTERVAL_MS = 250;
 
 /**
  * How long after a client change every replica may still act on the old client: one interval, a

@@ -5,7 +5,7 @@ import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from "node:c
  * hashes whose parameters travel in the stored string, so they can be raised later without breaking
  * existing rows: `scrypt$N=16384,r=8,p=1$<salt b64url>$<hash b64url>`.
  */
-export const CLIENT_SECRET_PREFIX = "gths_";
+const CLIENT_SECRET_PREFIX = "gths_";
 export const DEFAULT_SCRYPT = { N: 16384, r: 8, p: 1 } as const;
 const KEY_LENGTH = 32;
 

@@ -17,7 +17,7 @@ import type { Caller, FlowDeps } from "./flow-deps.ts";
 import { checkList, checkText, LIMITS } from "./request-limits.ts";
 
 /** Audiences and scopes asked for, each within what the client may request. */
-export function grantedAudienceAndScopes(
+function grantedAudienceAndScopes(
   client: ClientRecord,
   audienceIn: readonly string[],
   scopesIn: readonly string[],

@@ -1,7 +1,7 @@
 import type { Registry } from "../../shared/metrics/index.ts";
 import { counterOn, gaugeOn } from "../../shared/revocation/metric-helpers.ts";
 
-export type JanitorTable = "sessions" | "refresh_tokens";
+type JanitorTable = "sessions" | "refresh_tokens";
 
 export interface JanitorMetrics {
   deleted(table: JanitorTable, n: number): void;

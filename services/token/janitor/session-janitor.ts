@@ -43,7 +43,7 @@ export interface SessionJanitor {
 }
 
 /** The backlog gauge counts at most this many due sessions, so reading it stays cheap. */
-export const BACKLOG_CAP = 10_000;
+const BACKLOG_CAP = 10_000;
 
 export function createSessionJanitor(options: SessionJanitorOptions): SessionJanitor {
   const { db, retentionMs, batchSize, now, log } = options;

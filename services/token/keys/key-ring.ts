@@ -29,7 +29,7 @@ export interface ActiveKey {
   signIntrospection(claims: object): string;
 }
 
-export interface Jwks {
+interface Jwks {
   keys: PublicJwk[];
   /** JSON text of `{ keys }`, served as is. */
   json: string;

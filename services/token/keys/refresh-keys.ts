@@ -45,7 +45,7 @@ function firstKey(purpose: RefreshKeyPurpose, masterKey: Buffer): { kid: string;
 
 const newKid = (purpose: RefreshKeyPurpose) => `rk-${purpose}-${randomBytes(8).toString("hex")}`;
 
-export interface RefreshKey {
+interface RefreshKey {
   kid: string;
   key: Buffer;
 }
@@ -79,7 +79,7 @@ export const createSuccessorKeys = (options: RefreshKeysOptions) =>
   createRefreshKeys(SUCCESSOR_PURPOSE, options);
 export const createMacKeys = (options: RefreshKeysOptions) => createRefreshKeys(MAC_PURPOSE, options);
 
-export function createRefreshKeys(purpose: RefreshKeyPurpose, options: RefreshKeysOptions): RefreshKeys {
+function createRefreshKeys(purpose: RefreshKeyPurpose, options: RefreshKeysOptions): RefreshKeys {
   const { prisma, masterKey, log } = options;
   const now = options.now ?? Date.now;
   let keys = new Map<string, Buffer>();

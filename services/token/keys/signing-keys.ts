@@ -40,13 +40,13 @@ export interface SigningKeysOptions {
   now: () => number;
 }
 
-export interface Activation {
+interface Activation {
   key: SigningKeyRecord;
   /** The key that was active before, now retiring. */
   previous: SigningKeyRecord | null;
 }
 
-export interface KeyRevocation {
+interface KeyRevocation {
   key: SigningKeyRecord;
   /** Outbox event id of `key_revoked`; null when the key was revoked already. */
   eventId: string | null;

@@ -14,7 +14,7 @@ export interface FormParams {
  * Largest form body the OAuth endpoints read. A token request carries a refresh token, a few scopes
  * and audiences; an introspection or revocation request one token (LIMITS.token is 4 KiB).
  */
-export const FORM_MAX_BYTES = 16 * 1024;
+const FORM_MAX_BYTES = 16 * 1024;
 
 /** RFC 8707 and RFC 8693 let `resource` and `audience` appear more than once; nothing else may (RFC 6749 §3.2). */
 const REPEATABLE = new Set(["resource", "audience"]);

@@ -16,7 +16,7 @@ import { type GrantErrorMapping, sendOAuthError } from "./oauth-errors.ts";
  * TokenService method whose rules apply once known (the token endpoint learns it from `grant_type`),
  * so metrics and logs name the same method as the RPC would.
  */
-export class FormCallContext implements CallContext {
+class FormCallContext implements CallContext {
   readonly service = TokenService.typeName;
   readonly protocol = "oauth2";
   readonly requestId: string;

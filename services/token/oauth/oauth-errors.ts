@@ -3,7 +3,7 @@ import type { GatehouseErrorCode } from "../../shared/errors/codes.ts";
 import type { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 
 /** The `error` values the OAuth endpoints answer with (RFC 6749 §5.2, RFC 8707 §2, RFC 7009 §2.2.1). */
-export type OAuthErrorName =
+type OAuthErrorName =
   | "invalid_request"
   | "invalid_client"
   | "invalid_grant"
@@ -82,7 +82,7 @@ export function oauthErrorOf(code: GatehouseErrorCode, grantErrorOf?: GrantError
 }
 
 /** Realm named in `WWW-Authenticate` on `invalid_client` answers. */
-export const CLIENT_AUTH_REALM = "gatehouse";
+const CLIENT_AUTH_REALM = "gatehouse";
 
 /**
  * Writes an OAuth error answer: JSON `{error, error_description}` with `no-store`. `invalid_client`

@@ -21,7 +21,7 @@ export interface OverloadGuardOptions {
 }
 
 /** Ends an admitted call; call exactly once, whether the call succeeded or failed. */
-export type Release = () => void;
+type Release = () => void;
 
 export interface OverloadGuard {
   /**

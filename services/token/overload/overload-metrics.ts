@@ -1,7 +1,7 @@
 import { Counter, type Registry } from "prom-client";
 
 /** `rate`: a service-wide `GATEHOUSE_RATE_LIMIT_*`; `client_rate`: the client's own limit. */
-export type OverloadLimitKind = "rate" | "concurrency" | "client_rate";
+type OverloadLimitKind = "rate" | "concurrency" | "client_rate";
 
 /** Counts refused calls; `client` is an authenticated client id, so the label set stays bounded. */
 export interface OverloadMetrics {

@@ -2,7 +2,7 @@ import type { Registry } from "../../shared/metrics/index.ts";
 import { counterOn, gaugeOn } from "../../shared/revocation/metric-helpers.ts";
 
 export type PublishPath = "publish" | "relay" | "republish";
-export type FailureStage = "redis" | "database" | "timeout";
+type FailureStage = "redis" | "database" | "timeout";
 
 export interface RelayMetrics {
   published(path: PublishPath, n: number): void;

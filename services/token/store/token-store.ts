@@ -41,9 +41,9 @@ export interface Rotation {
 }
 
 /** null: nothing changed — a concurrent rotation or revoke got there first, or the session is gone. */
-export type RotationResult = { version: number; refreshExpiresAt: Date } | null;
+type RotationResult = { version: number; refreshExpiresAt: Date } | null;
 
-export interface AuditContext {
+interface AuditContext {
   /** `client:<id>` of the caller (see audit/audit-actions.ts). */
   actor: AuditActorName;
   requestId: string;
@@ -63,7 +63,7 @@ export interface SessionRevocation extends AuditContext {
   oldestLiveMint: Date;
 }
 
-export interface AccessTokenRevocation extends AuditContext {
+interface AccessTokenRevocation extends AuditContext {
   jti: string;
   sessionId: string | null;
   subject: string;
@@ -93,7 +93,7 @@ export interface FastRotation extends Rotation {
   };
 }
 
-export interface ExchangeRecord extends AuditContext {
+interface ExchangeRecord extends AuditContext {
   now: Date;
   outcome: "success" | "denied";
   sessionId: string | null;
@@ -144,11 +144,4 @@ export interface TokenStore {
   recordExchange(r: ExchangeRecord): Promise<void>;
 }
 
-export type {
-  FamilyStateRow,
-  RefreshStateRow,
-  RevokedSessionRow,
-  RotatedSessionRow,
-  SessionRefreshRow,
-  SessionSelector,
-};
+export type { FamilyStateRow, RefreshStateRow, RevokedSessionRow, SessionRefreshRow };

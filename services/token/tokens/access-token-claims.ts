@@ -33,7 +33,7 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
  */
 export const MAY_ACT_CLAIM = "may_act";
 
-export const MAX_CUSTOM_CLAIMS_BYTES = 4096;
+const MAX_CUSTOM_CLAIMS_BYTES = 4096;
 
 export interface AccessTokenClaims {
   iss: string;

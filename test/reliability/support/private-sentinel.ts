@@ -20,7 +20,7 @@ export interface PrivateTls {
   caFile: string;
 }
 
-export interface DataNode {
+interface DataNode {
   readonly port: number;
   readonly process: SpawnedProcess;
 }

@@ -9,7 +9,7 @@ let fallback: string | undefined;
  * The run directory made by run-directory-setup.ts. A file started without that setup (someone ran
  * it with another config) gets a private temp directory instead, so scenarios still work alone.
  */
-export function runDirectory(): string {
+function runDirectory(): string {
   const provided = inject("reliabilityRunDir");
   if (provided) return provided;
   if (!fallback) {

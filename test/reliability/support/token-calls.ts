@@ -25,7 +25,7 @@ const STATUS_NAMES = Object.fromEntries(
     .map(([k, v]) => [v, k]),
 ) as Record<number, string>;
 
-export const statusName = (code: number) => STATUS_NAMES[code] ?? String(code);
+const statusName = (code: number) => STATUS_NAMES[code] ?? String(code);
 
 /**
  * A grpc-js TokenService client as an internal service would hold one, except that every call has a

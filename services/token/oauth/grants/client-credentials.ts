@@ -29,7 +29,7 @@ export const clientCredentialsGrant: Grant = {
  * Either kind is checked against the client's allowed audiences by the flow; a refusal there is
  * `invalid_target`, as is a malformed resource here.
  */
-export function requestedAudience(form: FormParams): string[] {
+function requestedAudience(form: FormParams): string[] {
   const audience = form.all("audience");
   const resource = form.all("resource");
   if (audience.length > 0 && resource.length > 0) {

@@ -5,7 +5,7 @@ import type { FormParams } from "../form-body.ts";
 import type { GrantErrorName } from "../oauth-errors.ts";
 
 /** A successful token answer (RFC 6749 §5.1; RFC 8693 §2.2.1 adds `issued_token_type`). */
-export interface TokenResponse {
+interface TokenResponse {
   access_token: string;
   issued_token_type?: string;
   token_type: "Bearer";

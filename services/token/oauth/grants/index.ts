@@ -4,13 +4,13 @@ import type { Grant } from "./grant.ts";
 import { refreshTokenGrant } from "./refresh-token.ts";
 import { tokenExchangeGrant } from "./token-exchange.ts";
 
-export type { Grant, TokenResponse } from "./grant.ts";
+export type { Grant } from "./grant.ts";
 
 /**
  * The token endpoint's grant types, one module each. A `grant_type` not listed here is
  * `unsupported_grant_type`.
  */
-export const GRANTS: Readonly<Record<string, Grant>> = {
+const GRANTS: Readonly<Record<string, Grant>> = {
   client_credentials: clientCredentialsGrant,
   refresh_token: refreshTokenGrant,
   [TOKEN_EXCHANGE_GRANT_TYPE]: tokenExchangeGrant,
