@@ -2,8 +2,11 @@
  * P5/P6: revocation propagation and the sidecar state's bootstrap cost, against limits measured in
  * the same run.
  *
- *   npx tsx bench/revocation.ts [--events 1000 | --duration 20] [--rate 50] [--subscribers 100]
- *                               [--procs 2] [--warmup 50] [--small 100000] [--big 1000000]
+ *   npx tsx bench/revocation.ts [--events 0] [--duration 20] [--rate 50] [--subscribers 100]
+ *                               [--procs 2] [--warmup 1] [--small 100000] [--big 1000000]
+ *
+ * `--events 0` (the default) issues `--duration` seconds' worth at `--rate`; `--warmup` is seconds
+ * at the rate too (0: none).
  *
  * `--concurrency` is accepted and ignored: load here is a steady rate, not closed-loop callers;
  * `--subscribers` is the knob for fan-out.
@@ -18,8 +21,8 @@
  * Limit: bare `XADD` → `XREAD` between the same number of raw ioredis readers in the same process
  * layout, from the XADD reply to the last reader's receipt. Both subscriber sets run throughout and
  * one-second blocks alternate between limit and ours (each drained before the next), so both see the
- * same background load. Before the measured events, one warm-up block of each set (`--warmup`, one
- * second's worth) is run and left out; its worst latency is reported as `warmupNotCounted`.
+ * same background load. Before the measured events, one warm-up block of each set (`--warmup` seconds'
+ * worth, one by default) is run and left out; its worst latency is reported as `warmupNotCounted`.
  *
  * What decides the tail here (traced with BENCH_REVOCATION_TRACE, subscriber event-loop delay and the
  * per-process arrival spread in the notes): (1) cold processes — in a cold run the slowest 1% of
@@ -52,7 +55,8 @@ import { createRedisBus } from "../services/shared/revocation/redis-bus.ts";
 import { createOutboxRelay, poolOutboxDb } from "../services/token/revocation/index.ts";
 import { poolExecutor } from "../services/token/store/sql-executor.ts";
 import { createSqlTokenStore } from "../services/token/store/sql-token-store.ts";
-import { flag, percentile, report, row } from "./lib/bench-results.ts";
+import { benchArgs } from "./lib/bench-args.ts";
+import { percentile, report, row } from "./lib/bench-results.ts";
 import type { BootstrapResult, LoopDelay, ToParent } from "./lib/revocation-children.ts";
 import { fillRevocationStream } from "./lib/revocation-fill.ts";
 
@@ -62,6 +66,17 @@ const children = fileURLToPath(new URL("./lib/revocation-children.ts", import.me
 const clock = () => performance.timeOrigin + performance.now();
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
 const round = (n: number) => Math.round(n * 1000) / 1000;
+const args = benchArgs("npx tsx bench/revocation.ts [flags]", {
+  events: 0,
+  duration: 20,
+  rate: 50,
+  subscribers: 100,
+  procs: 2,
+  warmup: 1,
+  small: 100_000,
+  big: 1_000_000,
+  concurrency: 0,
+});
 
 function spawnChild(args: string[], gc = false): ChildProcess {
   return fork(children, args, {
@@ -362,15 +377,14 @@ async function bootstrap(size: number, redis: Redis): Promise<BootstrapResult & 
 }
 
 async function main() {
-  const rate = flag("rate", 50);
-  // --duration (seconds of steady revocations, as run-all passes it) sets the count unless --events does.
-  const events = flag("events", Math.round(flag("duration", 20) * rate));
-  const subs = flag("subscribers", 100);
-  // One block (a second at the rate) of each set before measuring; --warmup 0 is not accepted by flag().
-  const warmup = flag("warmup", Math.round(rate));
-  const procs = Math.min(flag("procs", 2), subs);
-  const small = flag("small", 100_000);
-  const big = flag("big", 1_000_000);
+  const rate = Math.max(1, args.rate);
+  const events = Math.round(args.events > 0 ? args.events : args.duration * rate);
+  const subs = Math.max(1, Math.floor(args.subscribers));
+  // Seconds at the rate, so one block of each set by default (see runBlocks).
+  const warmup = Math.round(args.warmup * rate);
+  const procs = Math.max(1, Math.min(Math.floor(args.procs), subs));
+  const small = Math.floor(args.small);
+  const big = Math.floor(args.big);
   const redis = new Redis(REDIS_URL);
   try {
     const p = await propagation(events, warmup, rate, subs, procs, redis);

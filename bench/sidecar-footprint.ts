@@ -24,6 +24,7 @@ import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
 import { Redis } from "ioredis";
 import { buildSidecarBundle } from "../scripts/sidecar-bundle.mjs";
+import { benchArgs } from "./lib/bench-args.ts";
 import {
   freePort,
   REDIS_URL,
@@ -33,11 +34,17 @@ import {
   stopProcess,
   waitForOk,
 } from "./lib/bench-processes.ts";
-import { flag, report, row } from "./lib/bench-results.ts";
+import { report, row } from "./lib/bench-results.ts";
 import { fillRevocationStream } from "./lib/revocation-fill.ts";
 
-const starts = flag("starts", 3);
-const entries = flag("entries", 1_000_000);
+const args = benchArgs("npx tsx bench/sidecar-footprint.ts [flags]", {
+  starts: 3,
+  entries: 1_000_000,
+  duration: 0,
+  concurrency: 0,
+});
+const starts = Math.max(1, Math.floor(args.starts));
+const entries = Math.floor(args.entries);
 const label = entries >= 1e6 ? `${entries / 1e6}m` : `${Math.round(entries / 1000)}k`;
 
 async function startSidecar(jwksBase: string, stream: string) {
@@ -74,44 +81,48 @@ async function startSidecar(jwksBase: string, stream: string) {
   return { readyMs, rssMb: mb };
 }
 
-const bundle = await buildSidecarBundle();
-const redis = new Redis(REDIS_URL);
-const stream = `bench:footprint:${randomBytes(4).toString("hex")}`;
-const service = await startTokenService();
-try {
-  const jwksBase = `http://127.0.0.1:${service.httpPort}`;
-  const load = [loadavg()[0]];
-  const empty = [];
-  for (let i = 0; i < starts; i++) empty.push(await startSidecar(jwksBase, `${stream}:empty`));
-  const byReady = [...empty].sort((a, b) => a.readyMs - b.readyMs);
-  const median = byReady[Math.floor((byReady.length - 1) / 2)]!;
-  const fillS = await fillRevocationStream(redis, stream, entries);
-  load.push(loadavg()[0]);
-  const full = await startSidecar(jwksBase, stream);
-  load.push(loadavg()[0]);
-  report(
-    "sidecar-footprint",
-    [
-      row("ready_ms", median.readyMs, "ms", 1000),
-      row("rss_idle_mb", median.rssMb, "MB", 80),
-      // Targets are for 1M entries; smaller smoke runs get no limit (RSS does not scale to zero).
-      row(`ready_${label}_ms`, full.readyMs, "ms", entries >= 1e6 ? 1000 + 5000 * (entries / 1e6) : null),
-      row(`rss_${label}_mb`, full.rssMb, "MB", entries >= 1e6 ? 250 * (entries / 1e6) : null),
-    ],
-    {
-      how: "node bin/gatehouse.mjs sidecar against gatehouse serve (JWKS) and Redis; ready = spawn to /readyz 200; RSS = VmRSS 1 s after ready, no forced GC",
-      limits:
-        "targets: ready <= 1 s, RSS <= 80 MB idle, <= 250 MB with 1M entries (bootstrap <= 5 s, so ready <= 1 s + 5 s)",
-      starts: empty.map((s) => ({ readyMs: Math.round(s.readyMs), rssMb: Math.round(s.rssMb) })),
-      runtime: `bundle (${bundle} before the run)`,
-      entries,
-      fillS: Math.round(fillS * 100) / 100,
-      loadAverage1m: load.map((l) => Math.round(l! * 100) / 100),
-    },
-  );
-} finally {
-  await redis.del(stream, `${stream}:empty`);
-  redis.disconnect();
-  await service.stop();
+async function main(): Promise<void> {
+  const bundle = await buildSidecarBundle();
+  const redis = new Redis(REDIS_URL);
+  const stream = `bench:footprint:${randomBytes(4).toString("hex")}`;
+  const service = await startTokenService();
+  try {
+    const jwksBase = `http://127.0.0.1:${service.httpPort}`;
+    const load = [loadavg()[0]];
+    const empty = [];
+    for (let i = 0; i < starts; i++) empty.push(await startSidecar(jwksBase, `${stream}:empty`));
+    const byReady = [...empty].sort((a, b) => a.readyMs - b.readyMs);
+    const median = byReady[Math.floor((byReady.length - 1) / 2)]!;
+    const fillS = await fillRevocationStream(redis, stream, entries);
+    load.push(loadavg()[0]);
+    const full = await startSidecar(jwksBase, stream);
+    load.push(loadavg()[0]);
+    report(
+      "sidecar-footprint",
+      [
+        row("ready_ms", median.readyMs, "ms", 1000),
+        row("rss_idle_mb", median.rssMb, "MB", 80),
+        // Targets are for 1M entries; smaller smoke runs get no limit (RSS does not scale to zero).
+        row(`ready_${label}_ms`, full.readyMs, "ms", entries >= 1e6 ? 1000 + 5000 * (entries / 1e6) : null),
+        row(`rss_${label}_mb`, full.rssMb, "MB", entries >= 1e6 ? 250 * (entries / 1e6) : null),
+      ],
+      {
+        how: "node bin/gatehouse.mjs sidecar against gatehouse serve (JWKS) and Redis; ready = spawn to /readyz 200; RSS = VmRSS 1 s after ready, no forced GC",
+        limits:
+          "targets: ready <= 1 s, RSS <= 80 MB idle, <= 250 MB with 1M entries (bootstrap <= 5 s, so ready <= 1 s + 5 s)",
+        starts: empty.map((s) => ({ readyMs: Math.round(s.readyMs), rssMb: Math.round(s.rssMb) })),
+        runtime: `bundle (${bundle} before the run)`,
+        entries,
+        fillS: Math.round(fillS * 100) / 100,
+        loadAverage1m: load.map((l) => Math.round(l! * 100) / 100),
+      },
+    );
+  } finally {
+    await redis.del(stream, `${stream}:empty`);
+    redis.disconnect();
+    await service.stop();
+  }
 }
+
+await main();
 process.exit(0);

@@ -14,18 +14,21 @@
  * - rss_idle_mb: VmRSS two seconds after ready (no requests, no forced GC), for the median start.
  * - serve_help_ms: spawn of `serve --help` to its exit, median of `--starts`.
  * Limits: ready <= 1 s and idle RSS <= 120 MB for the compiled runtime; tsx's figures are the peer.
+ * `--duration` and `--concurrency` are accepted and ignored (nothing here is timed load).
  * Writes bench/results/startup.json.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
-import { parseArgs } from "node:util";
 import pg from "pg";
 import { buildDist } from "../scripts/build.mjs";
 import { migrate } from "../services/shared/database/index.ts";
+import { benchArgs } from "./lib/bench-args.ts";
 import { DATABASE_URL, freePort, ROOT, rssMb, stopProcess, waitForOk } from "./lib/bench-processes.ts";
 import { report, row } from "./lib/bench-results.ts";
 import { processCpuMicros } from "./lib/process-cpu.ts";
+
+const args = benchArgs("npx tsx bench/startup.ts [flags]", { starts: 5, duration: 0, concurrency: 0 });
 
 type Runtime = "dist" | "tsx";
 const RUNTIMES: Runtime[] = ["dist", "tsx"];
@@ -77,15 +80,7 @@ async function helpMs(runtime: Runtime): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      starts: { type: "string", default: "5" },
-      // Accepted from run-all's pass-through and ignored: nothing here is timed load.
-      duration: { type: "string" },
-      concurrency: { type: "string" },
-    },
-  });
-  const starts = Math.max(1, Number(values.starts));
+  const starts = Math.max(1, Math.floor(args.starts));
   const build = await buildDist();
   const schema = `bench_start_${randomBytes(4).toString("hex")}`;
   await migrate({ kind: "postgres", url: DATABASE_URL, schema });

@@ -4,9 +4,10 @@
  * statement the service runs) driven straight through `pg` at the same concurrency, and raw
  * Ed25519 signing on one core.
  *
- *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 1] [--peer 0] [--pool N]
+ *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 1] [--peer 1] [--pool 0]
  *                                  [--stats-settle 11]
  *
+ * `--pool 0` (the default) sizes the service's database pool to the concurrency, at most 32.
  * The peer for Refresh, measured in the same run at the same concurrency: oidc-provider's refresh
  * grant with rotation on Postgres (bench/lib/oidc-provider-peer.ts says how it is configured);
  * `--peer 0` skips it.
@@ -32,9 +33,10 @@ import {
   measureAssertionRefresh,
   startAssertionBench,
 } from "./lib/assertion-refresh.ts";
+import { benchArgs } from "./lib/bench-args.ts";
 import { createBenchSchema } from "./lib/bench-client.ts";
 import { startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
-import { flag, percentile, report, row } from "./lib/bench-results.ts";
+import { percentile, report, row } from "./lib/bench-results.ts";
 import { measureWindow } from "./lib/measured-window.ts";
 import { measureOAuthRefresh, oauthRefreshRows } from "./lib/oauth-refresh.ts";
 import { measureOidcProviderRefresh, OIDC_PROVIDER_CONFIG } from "./lib/oidc-provider-peer.ts";
@@ -42,6 +44,15 @@ import { startOtlpReceiver } from "./lib/otlp-receiver.ts";
 import { driveLoad } from "./lib/token-load.ts";
 
 const BASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const args = benchArgs("npx tsx bench/token-service.ts [flags]", {
+  duration: 10,
+  concurrency: 32,
+  drivers: 1,
+  peer: 1,
+  pool: 0,
+  // Seconds to let Postgres flush table statistics before reading rows written (pg-table-stats.ts).
+  "stats-settle": 11,
+});
 
 /** The limit for Refresh: the same rotation statement through pg, no RPC, no signing, no auth. */
 async function bareRotation(
@@ -129,13 +140,12 @@ function rawSignPerSecond(durationMs: number): number {
 }
 
 async function main() {
-  const durationMs = flag("duration", 10) * 1000;
-  const concurrency = flag("concurrency", 32);
-  const drivers = flag("drivers", 1);
-  const pool = flag("pool", Math.min(concurrency, 32));
-  // Seconds to let Postgres flush table statistics before reading rows written (pg-table-stats.ts).
-  const statsSettleS = flag("stats-settle", 11);
-  const withPeer = !process.argv.includes("--peer") || flag("peer", 0) > 0;
+  const durationMs = args.duration * 1000;
+  const concurrency = Math.max(1, Math.floor(args.concurrency));
+  const drivers = Math.max(1, Math.floor(args.drivers));
+  const pool = args.pool > 0 ? Math.floor(args.pool) : Math.min(concurrency, 32);
+  const statsSettleS = args["stats-settle"];
+  const withPeer = args.peer > 0;
   const schema = `bench_${randomBytes(4).toString("hex")}`;
   const { secret } = await createBenchSchema(BASE_URL, schema);
   const setup = await createDatabase({ kind: "postgres", url: BASE_URL, schema });

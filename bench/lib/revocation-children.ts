@@ -16,14 +16,11 @@ import {
   DEFAULT_PAGE_SIZE,
   type StreamFollower,
 } from "../../services/sidecar/revocation-stream/index.ts";
+import { benchArgs } from "./bench-args.ts";
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const clock = () => performance.timeOrigin + performance.now();
 const quiet = { info() {}, warn() {} };
-const arg = (name: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? undefined : process.argv[i + 1];
-};
 
 export type ToParent =
   | { ready: true }
@@ -193,9 +190,20 @@ async function bootstrapChild(key: string): Promise<void> {
   process.exit(0);
 }
 
-const role = arg("role");
-if (role === "subscribers") {
-  await subscribers(arg("mode") === "raw" ? "raw" : "gatehouse", arg("key")!, Number(arg("n")));
-} else if (role === "bootstrap") {
-  await bootstrapChild(arg("key")!);
+const args = benchArgs(
+  "bench/lib/revocation-children.ts --role subscribers|bootstrap --key K [--mode M] [--n N]",
+  {
+    role: "",
+    mode: "gatehouse",
+    key: "",
+    n: 0,
+  },
+);
+if (args.role === "subscribers") {
+  await subscribers(args.mode === "raw" ? "raw" : "gatehouse", args.key, Math.floor(args.n));
+} else if (args.role === "bootstrap") {
+  await bootstrapChild(args.key);
+} else {
+  process.stderr.write(`revocation-children: unknown --role "${args.role}"\n`);
+  process.exit(2);
 }
