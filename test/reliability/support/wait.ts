@@ -1,29 +1,33 @@
+import { vi } from "vitest";
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * Polls `check` until it returns something other than undefined/false, or throws after `timeoutMs`
- * with `what` and the last value or error `check` produced.
+ * `check`'s first result other than undefined/false, polled by vitest's `vi.waitFor`; after
+ * `timeoutMs` it throws naming `what` and the last value or error `check` produced.
  */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
   { timeoutMs = 30_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
   let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value as T;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      const detail = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${detail})`);
-    }
-    await sleep(intervalMs);
+  try {
+    return await vi.waitFor(
+      async () => {
+        try {
+          last = await check();
+        } catch (err) {
+          last = err;
+        }
+        if (last === undefined || last === false || last instanceof Error) throw new Error("not yet");
+        return last as T;
+      },
+      { timeout: timeoutMs, interval: intervalMs },
+    );
+  } catch {
+    const detail = last instanceof Error ? last.message : JSON.stringify(last);
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${detail})`);
   }
 }
 
