@@ -1,4 +1,4 @@
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { revokeSessions } from "../../services/token/sql/revoke-sessions.ts";
@@ -11,18 +11,12 @@ import { queryConfig } from "../../services/token/store/sql-executor.ts";
  * would hit `public` (or fail) in production while every direct-connection test passed.
  */
 const SQL_DIR = join(import.meta.dirname, "../../services/token/sql");
+/** Every table, read from prisma/schema.prisma (each model's `@@map`), not restated here. */
 const TABLES = [
-  "clients",
-  "signing_keys",
-  "refresh_keys",
-  "sessions",
-  "refresh_tokens",
-  "subject_revocations",
-  "revoked_access_tokens",
-  "revocation_outbox",
-  "audit_events",
-  "client_assertion_jtis",
-];
+  ...readFileSync(join(import.meta.dirname, "../../prisma/schema.prisma"), "utf8").matchAll(
+    /^model \w+ \{$[\s\S]*?@@map\("(\w+)"\)[\s\S]*?^\}$/gm,
+  ),
+].map((m) => m[1]!);
 const SCHEMA = "t_probe_schema";
 
 const isStatement = (v: unknown): v is SqlStatement<unknown> =>
