@@ -19,10 +19,11 @@
  * the moment the last follower has applied the event (after which its state rejects the token).
  * Children report apply times over IPC on the shared clock `performance.timeOrigin + performance.now()`.
  * Limit: bare `XADD` → `XREAD` between the same number of raw ioredis readers in the same process
- * layout, from the XADD reply to the last reader's receipt. Both subscriber sets run throughout and
- * one-second blocks alternate between limit and ours (each drained before the next), so both see the
- * same background load. Before the measured events, one warm-up block of each set (`--warmup` seconds'
- * worth, one by default) is run and left out; its worst latency is reported as `warmupNotCounted`.
+ * layout, from the XADD reply to the last reader's receipt. All subscriber sets run throughout and
+ * one-second blocks rotate between limit, ours and ours traced (each drained before the next; each
+ * round starts with the next set), so all see the same background load. Before the measured events,
+ * one warm-up block of each set (`--warmup` seconds' worth, one by default) is run and left out; its
+ * worst latency is reported as `warmupNotCounted`.
  *
  * What decides the tail here (traced with BENCH_REVOCATION_TRACE, subscriber event-loop delay and the
  * per-process arrival spread in the notes): (1) cold processes — in a cold run the slowest 1% of
@@ -36,8 +37,13 @@
  * of CPU for the bare limit (mostly the 100 loopback XREAD writes) and about 10 ms for ours, so 200/s
  * saturates both and measures queueing rather than propagation (`--rate 200` shows it).
  *
- * BENCH_REVOCATION_TRACE=<file> writes every event's per-process arrival times, to see where a tail
- * comes from.
+ * Traced (`propagation_*_traced`): a third subscriber set whose processes start tracing as a sidecar
+ * does (OTLP endpoint at a receiver in this process, every request sampled), fed by a publisher of
+ * its own (its own schema, relay and stream), its blocks rotating with the other two; its limit is
+ * the untraced figure of the same run. The publishing side has no tracing hooks, so it is not traced.
+ *
+ * BENCH_REVOCATION_TRACE=<file> writes every event's per-process arrival times (per set: limit,
+ * ours, traced), to see where a tail comes from.
  *
  * Bootstrap: a stream of `--small` and `--big` token_revoked events (pipelined XADD under a bench-only
  * key, deleted afterwards); a fresh child process holding just a revocation state and one follower
@@ -57,6 +63,7 @@ import { poolExecutor } from "../services/token/store/sql-executor.ts";
 import { createSqlTokenStore } from "../services/token/store/sql-token-store.ts";
 import { benchArgs } from "./lib/bench-args.ts";
 import { percentile, report, row } from "./lib/bench-results.ts";
+import { startOtlpReceiver } from "./lib/otlp-receiver.ts";
 import type { BootstrapResult, LoopDelay, ToParent } from "./lib/revocation-children.ts";
 import { fillRevocationStream } from "./lib/revocation-fill.ts";
 
@@ -78,15 +85,36 @@ const args = benchArgs("npx tsx bench/revocation.ts [flags]", {
   concurrency: 0,
 });
 
-function spawnChild(args: string[], gc = false): ChildProcess {
+/** This process's environment without the OpenTelemetry variables: children trace only when told. */
+const untracedEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OTEL_")));
+
+function spawnChild(args: string[], gc = false, env = untracedEnv): ChildProcess {
   return fork(children, args, {
     execArgv: ["--import", "tsx", ...(gc ? ["--expose-gc"] : [])],
     stdio: "inherit",
+    env,
   });
 }
 
-/** Starts the subscriber children and resolves once all are following. */
-async function startSubscribers(mode: "gatehouse" | "raw", key: string, total: number, procs: number) {
+/**
+ * Starts the subscriber children and resolves once all are following. With `otlpEndpoint`, they
+ * start with tracing on as a sidecar would be told to (its OTLP endpoint set, every request sampled).
+ */
+async function startSubscribers(
+  mode: "gatehouse" | "raw",
+  key: string,
+  total: number,
+  procs: number,
+  otlpEndpoint?: string,
+) {
+  const env = otlpEndpoint
+    ? {
+        ...untracedEnv,
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
+        OTEL_SERVICE_NAME: "gatehouse-sidecar-bench",
+        OTEL_TRACES_SAMPLER: "always_on",
+      }
+    : untracedEnv;
   const reports = new Map<string, number[]>();
   /** Per event, which process reported it and when (for the tail analysis). */
   const arrivals = new Map<string, [number, number][]>();
@@ -96,14 +124,21 @@ async function startSubscribers(mode: "gatehouse" | "raw", key: string, total: n
   const ready: Promise<void>[] = [];
   for (let p = 0; p < procs; p++) {
     const n = Math.floor(total / procs) + (p < total % procs ? 1 : 0);
-    const child = spawnChild(["--role", "subscribers", "--mode", mode, "--key", key, "--n", String(n)]);
+    const child = spawnChild(
+      ["--role", "subscribers", "--mode", mode, "--key", key, "--n", String(n)],
+      false,
+      env,
+    );
     children.push(child);
     ready.push(
       new Promise((resolve, reject) => {
         child.once("exit", (code) => reject(new Error(`subscriber process exited (${code})`)));
         child.on("message", (m: ToParent) => {
-          if ("ready" in m) resolve();
-          else if ("cpuMs" in m) {
+          if ("ready" in m) {
+            // A traced set that did not start tracing (or the reverse) would measure nothing new.
+            if (m.traced === (mode === "gatehouse" && otlpEndpoint !== undefined)) resolve();
+            else reject(new Error(`subscriber process started with tracing ${m.traced ? "on" : "off"}`));
+          } else if ("cpuMs" in m) {
             childCpuMs += m.cpuMs;
             loopDelays.push(m.loopDelay);
           } else if ("id" in m) {
@@ -209,15 +244,12 @@ function tail(
   };
 }
 
-async function propagation(
-  events: number,
-  warmup: number,
-  rate: number,
-  subs: number,
-  procs: number,
-  redis: Redis,
-) {
-  const key = `bench:revocation:${randomBytes(4).toString("hex")}`;
+/**
+ * Revoke's path into one stream: the token service's revocation statement (outbox row, revoked jti,
+ * audit row) on real Postgres in a schema of its own, then the relay's publish. The traced set gets
+ * a publisher of its own because the relay puts every outbox row into its one stream.
+ */
+async function startPublisher(stream: string) {
   const schema = `bench_rv_${randomBytes(4).toString("hex")}`;
   await migrate({ kind: "postgres", url: DATABASE_URL, schema });
   const db = await createDatabase({ kind: "postgres", url: DATABASE_URL, schema }, { poolSize: 4 });
@@ -225,32 +257,20 @@ async function propagation(
   const relay = createOutboxRelay({
     db: poolOutboxDb(db.pool!),
     bus,
-    stream: `${key}:relay`,
+    stream,
     maxAccessTokenTtlMs: 3_600_000,
     logger: createLogger({ level: "warn", component: "bench", pretty: false }),
     pruneIntervalMs: 0,
   });
   const store = createSqlTokenStore(poolExecutor(db.pool!));
-  try {
-    // Both subscriber sets follow at once; blocks of one second alternate between them, so the limit
-    // and ours see the same background load on this shared machine. A set waiting in XREAD costs nothing.
-    const raw = await startSubscribers("raw", `${key}:raw`, subs, procs);
-    const ours = await startSubscribers("gatehouse", `${key}:relay`, subs, procs);
-    relay.start();
-    const runs = {
-      limit: { ids: [] as string[], t0s: [] as number[], cpuMs: 0 },
-      ours: { ids: [] as string[], t0s: [] as number[], cpuMs: 0 },
-    };
-    let notPropagated = 0;
-    // The limit: bare XADD, timed from its reply.
-    const bare = async () => {
-      const id = randomUUID();
-      await redis.xadd(`${key}:raw`, "*", "e", id);
-      runs.limit.ids.push(id);
-      return clock();
-    };
-    // Ours: Revoke's statement (outbox row, revoked jti, audit row), then the relay's publish.
-    const revoke = async () => {
+  relay.start();
+  let notPropagated = 0;
+  return {
+    get notPropagated() {
+      return notPropagated;
+    },
+    /** Revokes one token and publishes it; resolves with the event id and when publish returned. */
+    async revoke(): Promise<{ id: string; at: number }> {
       const revoked = await store.revokeAccessToken({
         jti: randomUUID(),
         sessionId: null,
@@ -263,23 +283,88 @@ async function propagation(
         requestId: "bench",
       });
       const ok = await relay.publish([revoked!.eventId]);
-      const t = clock();
+      const at = clock();
       if (!ok) notPropagated++;
-      runs.ours.ids.push(revoked!.eventId);
-      return t;
+      return { id: revoked!.eventId, at };
+    },
+    async close() {
+      await relay.stop();
+      await bus.close();
+      await db.close();
+      const c = new pg.Client({ connectionString: DATABASE_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await c.end();
+    },
+  };
+}
+
+type Subscribers = Awaited<ReturnType<typeof startSubscribers>>;
+type Publisher = Awaited<ReturnType<typeof startPublisher>>;
+interface Run {
+  ids: string[];
+  t0s: number[];
+  cpuMs: number;
+}
+
+async function propagation(
+  events: number,
+  warmup: number,
+  rate: number,
+  subs: number,
+  procs: number,
+  redis: Redis,
+) {
+  const key = `bench:revocation:${randomBytes(4).toString("hex")}`;
+  const receiver = await startOtlpReceiver({ keep: false });
+  const publishers: Publisher[] = [];
+  const sets: Subscribers[] = [];
+  try {
+    // All three subscriber sets follow at once; blocks of one second rotate between them, so the
+    // limit, ours and ours traced see the same background load on this shared machine. A set
+    // waiting in XREAD costs nothing.
+    const raw = await startSubscribers("raw", `${key}:raw`, subs, procs);
+    sets.push(raw);
+    const ours = await startSubscribers("gatehouse", `${key}:relay`, subs, procs);
+    sets.push(ours);
+    const traced = await startSubscribers("gatehouse", `${key}:traced`, subs, procs, receiver.endpoint);
+    sets.push(traced);
+    const oursPublisher = await startPublisher(`${key}:relay`);
+    publishers.push(oursPublisher);
+    const tracedPublisher = await startPublisher(`${key}:traced`);
+    publishers.push(tracedPublisher);
+    const newRun = (): Run => ({ ids: [], t0s: [], cpuMs: 0 });
+    const runs = { limit: newRun(), ours: newRun(), traced: newRun() };
+    // The limit: bare XADD, timed from its reply.
+    const bare = async () => {
+      const id = randomUUID();
+      await redis.xadd(`${key}:raw`, "*", "e", id);
+      runs.limit.ids.push(id);
+      return clock();
     };
+    // Ours: Revoke's statement (outbox row, revoked jti, audit row), then the relay's publish.
+    const revokeInto = (publisher: Publisher, run: Run) => async () => {
+      const { id, at } = await publisher.revoke();
+      run.ids.push(id);
+      return at;
+    };
+    const blocks = [
+      [runs.limit, bare, raw],
+      [runs.ours, revokeInto(oursPublisher, runs.ours), ours],
+      [runs.traced, revokeInto(tracedPublisher, runs.traced), traced],
+    ] as const;
     const block = Math.max(1, Math.round(rate));
+    let rotation = 0;
     const runBlocks = async (count: number) => {
       for (let done = 0; done < count; done += block) {
         const n = Math.min(block, count - done);
-        for (const [run, op, set] of [
-          [runs.limit, bare, raw],
-          [runs.ours, revoke, ours],
-        ] as const) {
+        // Each round starts with the next set, so none always follows the same one.
+        const first = rotation++ % blocks.length;
+        for (const [run, op, set] of [...blocks.slice(first), ...blocks.slice(0, first)]) {
           const cpu = process.cpuUsage();
           run.t0s.push(...(await steady(n, rate, op)));
           run.cpuMs += cpuMs(process.cpuUsage(cpu));
-          // Let the block drain before the other set's block starts, so neither inherits a backlog.
+          // Let the block drain before the next set's block starts, so none inherits a backlog.
           const settleBy = Date.now() + 2000;
           while (run.ids.slice(-n).some((id) => set.lastApplied(id) === undefined) && Date.now() < settleBy) {
             await new Promise((r) => setTimeout(r, 10));
@@ -287,18 +372,19 @@ async function propagation(
         }
       }
     };
+    const worst = async (run: Run, set: Subscribers) =>
+      round((await latencies(run.ids, run.t0s, set.lastApplied)).sorted.at(-1) ?? 0);
     // Warm-up, not counted: the first events through freshly started processes pay for JIT
     // compilation and lazy set-up in every subscriber at once (tens of ms: in a trace, the slowest
     // 1% of a cold run were all in each set's first block). Their worst case is reported apart.
     await runBlocks(warmup);
     const cold = {
-      limitMaxMs: round(
-        (await latencies(runs.limit.ids, runs.limit.t0s, raw.lastApplied)).sorted.at(-1) ?? 0,
-      ),
-      oursMaxMs: round((await latencies(runs.ours.ids, runs.ours.t0s, ours.lastApplied)).sorted.at(-1) ?? 0),
+      limitMaxMs: await worst(runs.limit, raw),
+      oursMaxMs: await worst(runs.ours, ours),
+      tracedMaxMs: await worst(runs.traced, traced),
       events: warmup,
     };
-    for (const run of [runs.limit, runs.ours]) {
+    for (const run of Object.values(runs)) {
       run.ids.length = 0;
       run.t0s.length = 0;
       run.cpuMs = 0;
@@ -306,15 +392,18 @@ async function propagation(
     await runBlocks(events);
     const limit = await latencies(runs.limit.ids, runs.limit.t0s, raw.lastApplied);
     const result = await latencies(runs.ours.ids, runs.ours.t0s, ours.lastApplied);
+    const tracedResult = await latencies(runs.traced.ids, runs.traced.t0s, traced.lastApplied);
+    const named = [
+      ["limit", runs.limit, raw],
+      ["ours", runs.ours, ours],
+      ["traced", runs.traced, traced],
+    ] as const;
     const tracePath = process.env.BENCH_REVOCATION_TRACE;
     if (tracePath) {
       // One line per event: set, publish time (ms since the first), per-process arrival after publish.
-      const first = Math.min(runs.limit.t0s[0] ?? Infinity, runs.ours.t0s[0] ?? Infinity);
+      const first = Math.min(...Object.values(runs).map((r) => r.t0s[0] ?? Infinity));
       const lines: string[] = [];
-      for (const [name, run, set] of [
-        ["limit", runs.limit, raw],
-        ["ours", runs.ours, ours],
-      ] as const) {
+      for (const [name, run, set] of named) {
         run.ids.forEach((id, i) => {
           const t0 = run.t0s[i]!;
           const per = set.arrivals(id).map(([p, at]) => `${p}:${(at - t0).toFixed(2)}`);
@@ -323,37 +412,37 @@ async function propagation(
       }
       writeFileSync(tracePath, `${lines.join("\n")}\n`);
     }
-    const tails = {
-      limit: tail(runs.limit.ids, runs.limit.t0s, raw.arrivals),
-      ours: tail(runs.ours.ids, runs.ours.t0s, ours.arrivals),
-    };
+    const tails = Object.fromEntries(
+      named.map(([name, run, set]) => [name, tail(run.ids, run.t0s, set.arrivals)]),
+    );
     // The children ran through the warm-up too: their CPU is spread over every event they saw.
     const perEvent = (publisherMs: number, subscribersMs: number) => ({
       publisherMs: round(publisherMs / events),
       subscribersMs: round(subscribersMs / (events + warmup)),
     });
+    sets.length = 0;
     const cpuPerEvent = {
       ours: perEvent(runs.ours.cpuMs, await ours.stop()),
+      traced: perEvent(runs.traced.cpuMs, await traced.stop()),
       limit: perEvent(runs.limit.cpuMs, await raw.stop()),
     };
     return {
       limit,
       ours: result,
-      notPropagated,
+      traced: tracedResult,
+      notPropagated: { ours: oursPublisher.notPropagated, traced: tracedPublisher.notPropagated },
       cpuPerEvent,
       tails,
       cold,
-      loopDelayMs: { ours: ours.loopDelays, limit: raw.loopDelays },
+      loopDelayMs: { ours: ours.loopDelays, traced: traced.loopDelays, limit: raw.loopDelays },
+      otlpExports: receiver.received(),
     };
   } finally {
-    await relay.stop();
-    await bus.close();
-    await db.close();
-    await redis.del(`${key}:raw`, `${key}:relay`);
-    const c = new pg.Client({ connectionString: DATABASE_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await c.end();
+    // Only on failure are sets still running here (a normal run stopped them for their CPU figures).
+    await Promise.all(sets.map((s) => s.stop()));
+    for (const p of publishers) await p.close();
+    await receiver.close();
+    await redis.del(`${key}:raw`, `${key}:relay`, `${key}:traced`);
   }
 }
 
@@ -392,6 +481,7 @@ async function main() {
     const b = await bootstrap(big, redis);
     const o = p.ours.sorted;
     const l = p.limit.sorted;
+    const t = p.traced.sorted;
     const label = (n: number) => (n >= 1e6 ? `${n / 1e6}m` : `${Math.round(n / 1000)}k`);
     report(
       "revocation",
@@ -399,6 +489,9 @@ async function main() {
         row("propagation_p50_ms", percentile(o, 50), "ms", percentile(l, 50)),
         row("propagation_p99_ms", percentile(o, 99), "ms", percentile(l, 99)),
         row("propagation_max_ms", o.at(-1) ?? 0, "ms", l.at(-1) ?? 0),
+        // The limit of a traced figure is the untraced one of the same run: what tracing costs.
+        row("propagation_p50_ms_traced", percentile(t, 50), "ms", percentile(o, 50)),
+        row("propagation_p99_ms_traced", percentile(t, 99), "ms", percentile(o, 99)),
         row("xadd_xread_p50_ms", percentile(l, 50), "ms"),
         row("xadd_xread_p99_ms", percentile(l, 99), "ms"),
         row("propagation_p50_target_ratio", percentile(o, 50) / 5, "of 5 ms target"),
@@ -422,7 +515,10 @@ async function main() {
         limit:
           "bare XADD -> XREAD to the same number of raw ioredis readers, same process layout, same rate; one-second blocks alternate between limit and ours",
         measured: "publish() returning (Revoke's wait) -> last of the subscribers has applied the event",
-        missing: { ours: p.ours.missing, limit: p.limit.missing },
+        traced:
+          "a third subscriber set, its processes started as a sidecar with OTEL_EXPORTER_OTLP_ENDPOINT set (a receiver in this process that counts) and OTEL_TRACES_SAMPLER=always_on: the sidecar's tracing settings, then startTracing, before the followers; fed by a publisher of its own (own schema, relay and stream), its one-second blocks rotating with limit and ours. The follower and the relay make no spans, so tracing costs here only what the loaded SDK does in the background (otlpExports counts what reached the receiver)",
+        otlpExports: p.otlpExports,
+        missing: { ours: p.ours.missing, traced: p.traced.missing, limit: p.limit.missing },
         notPropagated: p.notPropagated,
         cpuPerEvent: p.cpuPerEvent,
         warmupNotCounted: p.cold,

@@ -4,6 +4,10 @@
  * a process holding just the state, not of the benchmark's Postgres and Prisma modules.
  *
  *   --role subscribers --mode gatehouse|raw --key K --n N   follow K with N followers (or raw readers)
+ *
+ * A gatehouse subscriber process starts tracing as `gatehouse sidecar` does, before its followers:
+ * the sidecar's tracing settings read from the environment, then `startTracing`. So tracing is on
+ * exactly when the parent set `OTEL_EXPORTER_OTLP_ENDPOINT` for it, and off (no SDK loaded) otherwise.
  *   --role bootstrap --key K                                bootstrap one state from K, report, exit
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -23,7 +27,7 @@ const clock = () => performance.timeOrigin + performance.now();
 const quiet = { info() {}, warn() {} };
 
 export type ToParent =
-  | { ready: true }
+  | { ready: true; traced: boolean }
   | { id: string; at: number }
   | { cpuMs: number; loopDelay: LoopDelay }
   | { bootstrap: BootstrapResult };
@@ -98,6 +102,8 @@ async function subscribers(mode: "gatehouse" | "raw", key: string, n: number): P
     }
   };
   const stops: (() => Promise<void>)[] = [];
+  // As in the sidecar: tracing starts before the followers and shuts down after them.
+  const tracing = mode === "gatehouse" ? await startSidecarTracing() : undefined;
   if (mode === "gatehouse") {
     const buses: RevocationBus[] = [];
     const followers: StreamFollower[] = [];
@@ -143,7 +149,7 @@ async function subscribers(mode: "gatehouse" | "raw", key: string, n: number): P
   const cpu0 = process.cpuUsage();
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
-  send({ ready: true });
+  send({ ready: true, traced: tracing !== undefined });
   process.on("message", async (m) => {
     if (m === "stop") {
       loop.disable();
@@ -154,9 +160,26 @@ async function subscribers(mode: "gatehouse" | "raw", key: string, n: number): P
         loopDelay: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) },
       });
       for (const s of stops) await s();
+      await tracing?.shutdown();
       process.exit(0);
     }
   });
+}
+
+/**
+ * What `gatehouse sidecar` does for tracing (services/cli/sidecar-command.ts), nothing more: its
+ * tracing settings from the environment, then `startTracing`. Imported on use, so the bootstrap
+ * child's RSS stays that of a process holding just the state.
+ */
+async function startSidecarTracing() {
+  const [{ loadSettings }, { tracingSettings }, { startTracing }, { createLogger }] = await Promise.all([
+    import("../../services/shared/settings/index.ts"),
+    import("../../services/shared/tracing/tracing-settings.ts"),
+    import("../../services/shared/tracing/tracing.ts"),
+    import("../../services/shared/logging/index.ts"),
+  ]);
+  const settings = loadSettings(tracingSettings("gatehouse-sidecar"));
+  return startTracing(settings, createLogger({ level: "warn", component: "sidecar", pretty: false }));
 }
 
 async function bootstrapChild(key: string): Promise<void> {
