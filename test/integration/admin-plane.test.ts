@@ -5,8 +5,6 @@ import { create, type DescService } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { protoPath as healthProtoPath } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../services/gen/proto/gatehouse/v1/admin_service_pb.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
@@ -15,6 +13,7 @@ import { basicAuthorization } from "../../services/token/clients/basic-credentia
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { check, healthClient } from "../support/grpc-health-client.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
 import { testServiceSettings } from "../support/token-service-settings.ts";
@@ -174,28 +173,6 @@ describe("the admin plane", () => {
 });
 
 // --- grpc.health.v1 ------------------------------------------------------------------------------
-
-type HealthClient = grpc.Client & {
-  check(req: { service: string }, cb: (err: grpc.ServiceError | null, res: { status: string }) => void): void;
-  watch(req: { service: string }): grpc.ClientReadableStream<{ status: string }>;
-};
-
-/** grpc-health-check's own proto, loaded the way any grpc-js user would. */
-function healthClient(port: number): HealthClient {
-  const definition = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String, defaults: true });
-  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-    grpc: {
-      health: { v1: { Health: new (target: string, creds: grpc.ChannelCredentials) => HealthClient } };
-    };
-  };
-  return new loaded.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-}
-
-function check(client: HealthClient, name: string): Promise<string> {
-  return new Promise((resolve, reject) =>
-    client.check({ service: name }, (err, res) => (err ? reject(err) : resolve(res.status))),
-  );
-}
 
 describe("grpc.health.v1.Health on the gRPC port", () => {
   it("answers Check for the server and for TokenService; NOT_FOUND for other names", async () => {

@@ -1,10 +1,9 @@
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { protoPath as healthProtoPath } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/memory-revocation-state.ts";
 import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { check, healthClient } from "../support/grpc-health-client.ts";
 import {
   removePolicies,
   startTestSidecar,
@@ -18,27 +17,6 @@ import { testClock } from "../support/token-fixtures.ts";
  * grpc-health-check's own proto: the status follows readiness (a stale revocation state with fail
  * mode closed, a drain), for Check and for Watch.
  */
-
-type HealthClient = grpc.Client & {
-  check(req: { service: string }, cb: (err: grpc.ServiceError | null, res: { status: string }) => void): void;
-  watch(req: { service: string }): grpc.ClientReadableStream<{ status: string }>;
-};
-
-function healthClient(port: number): HealthClient {
-  const definition = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String, defaults: true });
-  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-    grpc: {
-      health: { v1: { Health: new (target: string, creds: grpc.ChannelCredentials) => HealthClient } };
-    };
-  };
-  return new loaded.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-}
-
-function check(client: HealthClient, service: string): Promise<string> {
-  return new Promise((resolve, reject) =>
-    client.check({ service }, (err, res) => (err ? reject(err) : resolve(res.status))),
-  );
-}
 
 const STALENESS_MS = 10_000;
 const AUTHORIZATION = "envoy.service.auth.v3.Authorization";
