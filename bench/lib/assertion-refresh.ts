@@ -10,7 +10,6 @@
  * starts (for its environment and client row), then {@link measureAssertionRefresh} after its RPC
  * Refresh run, and reports {@link assertionRefreshRows}.
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -26,7 +25,8 @@ import {
 } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
 import { grpcServiceDefinition } from "../../services/shared/rpc/index.ts";
 import { CLIENT_ASSERTION_HEADER } from "../../services/token/clients/client-assertion-header.ts";
-import { type BenchRow, percentile, row } from "./bench-results.ts";
+import { type BenchRow, row } from "./bench-results.ts";
+import { type DriverResult, type DriversResult, runForkedDrivers } from "./forked-drivers.ts";
 
 const here = fileURLToPath(import.meta.url);
 const SUBJECT = "system:serviceaccount:bench:refresher";
@@ -37,12 +37,6 @@ interface DriverTask {
   assertion: string;
   slots: number;
   durationMs: number;
-}
-
-interface DriverResult {
-  calls: number;
-  errors: Record<string, number>;
-  latenciesMs: number[];
 }
 
 export interface AssertionBench {
@@ -169,13 +163,6 @@ if (process.argv[2] === "--assertion-driver") {
   });
 }
 
-export interface AssertionRefreshResult {
-  perSecond: number;
-  p50: number;
-  p99: number;
-  errors: Record<string, number>;
-}
-
 /** Refreshes per second over gRPC with an assertion as the caller's credential. */
 export async function measureAssertionRefresh(options: {
   grpcPort: number;
@@ -183,42 +170,25 @@ export async function measureAssertionRefresh(options: {
   concurrency: number;
   drivers: number;
   durationMs: number;
-}): Promise<AssertionRefreshResult> {
-  const { concurrency, drivers } = options;
-  const children: ChildProcess[] = [];
-  const results = await Promise.all(
-    Array.from({ length: drivers }, (_, i) => {
-      const child = fork(here, ["--assertion-driver"], { execArgv: ["--import", "tsx"], stdio: "inherit" });
-      children.push(child);
-      const slots = Math.floor(concurrency / drivers) + (i < concurrency % drivers ? 1 : 0);
-      return new Promise<DriverResult>((resolve, reject) => {
-        child.once("message", (m) => resolve(m as DriverResult));
-        child.once("exit", (code) => code !== 0 && reject(new Error(`assertion driver exited ${code}`)));
-        const task: DriverTask = {
-          port: options.grpcPort,
-          assertion: options.assertion,
-          slots,
-          durationMs: options.durationMs,
-        };
-        child.send(task);
-      });
+}): Promise<DriversResult> {
+  return runForkedDrivers({
+    file: here,
+    role: "--assertion-driver",
+    drivers: options.drivers,
+    concurrency: options.concurrency,
+    durationMs: options.durationMs,
+    taskFor: (slots): DriverTask => ({
+      port: options.grpcPort,
+      assertion: options.assertion,
+      slots,
+      durationMs: options.durationMs,
     }),
-  );
-  const latencies = results.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
-  const calls = results.reduce((n, r) => n + r.calls, 0);
-  const errors: Record<string, number> = {};
-  for (const r of results) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-  return {
-    perSecond: calls / (options.durationMs / 1000),
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    errors,
-  };
+  });
 }
 
 /** The rows: assertion-authenticated Refresh against Basic-authenticated Refresh of the same run. */
 export function assertionRefreshRows(
-  assertion: AssertionRefreshResult,
+  assertion: DriversResult,
   basicRefresh: { perSecond: number; p99: number },
 ): BenchRow[] {
   return [

@@ -7,12 +7,12 @@
  * Self-contained: bench/token-service.ts calls {@link measureOAuthRefresh} after its RPC Refresh
  * run and reports {@link oauthRefreshRows} against that run's figure.
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
-import { type BenchRow, percentile, row } from "./bench-results.ts";
+import { type BenchRow, row } from "./bench-results.ts";
+import { type DriverResult, type DriversResult, runForkedDrivers } from "./forked-drivers.ts";
 
 const here = fileURLToPath(import.meta.url);
 
@@ -22,19 +22,6 @@ interface OAuthDriverTask {
   secret: string;
   slots: number;
   durationMs: number;
-}
-
-interface OAuthDriverResult {
-  calls: number;
-  errors: Record<string, number>;
-  latenciesMs: number[];
-}
-
-export interface OAuthRefreshResult {
-  perSecond: number;
-  p50: number;
-  p99: number;
-  errors: Record<string, number>;
 }
 
 function postOnce(
@@ -66,7 +53,7 @@ function postOnce(
   });
 }
 
-async function runOAuthDriver(task: OAuthDriverTask): Promise<OAuthDriverResult> {
+async function runOAuthDriver(task: OAuthDriverTask): Promise<DriverResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: task.slots });
   const authorization = basicAuthorization(task.clientId, task.secret);
   const tokens: string[] = [];
@@ -131,43 +118,26 @@ export async function measureOAuthRefresh(options: {
   concurrency: number;
   drivers: number;
   durationMs: number;
-}): Promise<OAuthRefreshResult> {
-  const { concurrency, drivers } = options;
-  const children: ChildProcess[] = [];
-  const results = await Promise.all(
-    Array.from({ length: drivers }, (_, i) => {
-      const child = fork(here, ["--oauth-driver"], { execArgv: ["--import", "tsx"], stdio: "inherit" });
-      children.push(child);
-      const slots = Math.floor(concurrency / drivers) + (i < concurrency % drivers ? 1 : 0);
-      return new Promise<OAuthDriverResult>((resolve, reject) => {
-        child.once("message", (m) => resolve(m as OAuthDriverResult));
-        child.once("exit", (code) => code !== 0 && reject(new Error(`oauth driver exited ${code}`)));
-        const task: OAuthDriverTask = {
-          httpPort: options.httpPort,
-          clientId: options.clientId,
-          secret: options.secret,
-          slots,
-          durationMs: options.durationMs,
-        };
-        child.send(task);
-      });
+}): Promise<DriversResult> {
+  return runForkedDrivers({
+    file: here,
+    role: "--oauth-driver",
+    drivers: options.drivers,
+    concurrency: options.concurrency,
+    durationMs: options.durationMs,
+    taskFor: (slots): OAuthDriverTask => ({
+      httpPort: options.httpPort,
+      clientId: options.clientId,
+      secret: options.secret,
+      slots,
+      durationMs: options.durationMs,
     }),
-  );
-  const latencies = results.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
-  const calls = results.reduce((n, r) => n + r.calls, 0);
-  const errors: Record<string, number> = {};
-  for (const r of results) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-  return {
-    perSecond: calls / (options.durationMs / 1000),
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    errors,
-  };
+  });
 }
 
 /** The rows: the OAuth refresh grant against RPC Refresh measured in the same run (P10 target 0.8). */
 export function oauthRefreshRows(
-  oauth: OAuthRefreshResult,
+  oauth: DriversResult,
   rpcRefresh: { perSecond: number; p99: number },
 ): BenchRow[] {
   return [
