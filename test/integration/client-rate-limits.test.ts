@@ -1,13 +1,10 @@
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientRole } from "../../services/gen/proto/gatehouse/v1/admin_service_pb.ts";
-import { createLogger } from "../../services/shared/logging/index.ts";
-import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
+import type { RunningTokenService } from "../../services/token/token-service.ts";
 import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type GrpcFailure, grpcTokenClient } from "../support/token-clients.ts";
-import { createTestClient } from "../support/token-fixtures.ts";
-import { testServiceSettings } from "../support/token-service-settings.ts";
+import { startTokenReplicas } from "../support/token-replicas.ts";
 
 /**
  * Issue 18: a client's own rate limit (rate_limit_per_second / rate_limit_burst, set through the
@@ -22,25 +19,14 @@ import { testServiceSettings } from "../support/token-service-settings.ts";
 let tdb: TestDatabase;
 let a: RunningTokenService;
 let b: RunningTokenService;
-const creds: Record<string, { id: string; secret: string }> = {};
+let creds: Record<string, { id: string; secret: string }>;
 
 beforeAll(async () => {
   tdb = await useTestDatabase();
-  for (const [id, roles] of [
+  ({ a, b, creds } = await startTokenReplicas(tdb, [
     ["root", ["admin"]],
     ["busy", ["issuer"]],
-  ] as const) {
-    creds[id] = { id, secret: (await createTestClient(tdb.db.prisma, { id, roles: [...roles] })).secret };
-  }
-  const masterKey = randomBytes(32);
-  const start = () =>
-    startTokenService({
-      settings: testServiceSettings({ masterKey, credentialCacheTtl: 60_000 }),
-      database: { kind: "postgres", url: tdb.url },
-      logger: createLogger({ level: "silent", component: "token", pretty: false }),
-    });
-  a = await start();
-  b = await start();
+  ]));
   const admin = grpcAdminClient(a.grpcPort, creds.root);
   try {
     const created = await admin.createClient({
