@@ -282,7 +282,7 @@ async function main() {
           ...traced.received,
         },
         oidcProvider: peer ? OIDC_PROVIDER_CONFIG : "skipped (--peer 0)",
-        how: "gatehouse serve in its own process on real Postgres; grpc-js drivers in separate processes; all on this machine's 2 cores",
+        how: "gatehouse serve in its own process on real Postgres; gRPC drivers (bare HTTP/2, bench/lib/grpc-h2-client.ts) in separate processes; all on this machine's 2 cores",
         cpu:
           "utime+stime from /proc over the measured window, divided by successful calls: service = the gatehouse serve process; " +
           "db = every process named postgres (background processes and other users of this shared Postgres included); " +

@@ -1,49 +1,43 @@
 /**
- * One load-driver process for the token service (forked by token-load.ts): grpc-js clients calling
- * Issue or Refresh in a closed loop, `slots` calls in flight. Protocol with the coordinator, once per
- * task: task → "ready" (after any preparation, e.g. issuing the tokens it will refresh) → "go" →
- * result. The process serves task after task until "exit", remembering the current token of every
+ * One load-driver process for the token service (forked by token-load.ts): gRPC calls on bare HTTP/2
+ * (grpc-h2-client.ts) to Issue or Refresh in a closed loop, `slots` calls in flight. Protocol with the
+ * coordinator, once per task: task → "ready" (after any preparation, e.g. issuing the tokens it will
+ * refresh) → "go" → result. The process serves task after task until "exit", remembering the current token of every
  * preloaded session it refreshed, so a later task does not present a spent one (that is reuse).
  */
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   IssueRequestSchema,
+  IssueResponseSchema,
   RefreshRequestSchema,
-  TokenService,
+  RefreshResponseSchema,
 } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
-import { grpcServiceDefinition } from "../../services/shared/rpc/index.ts";
 import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
+import { connectGrpcH2, GrpcCallError } from "./grpc-h2-client.ts";
 import { preloadedRefreshToken } from "./soak-preload.ts";
 import type { DriverResult, DriverTask } from "./token-load.ts";
 
 type Call = (slot: number, method: "issue" | "refresh", req: unknown) => Promise<{ refreshToken: string }>;
 
+const METHODS = {
+  issue: { path: "/gatehouse.v1.TokenService/Issue", input: IssueRequestSchema, output: IssueResponseSchema },
+  refresh: {
+    path: "/gatehouse.v1.TokenService/Refresh",
+    input: RefreshRequestSchema,
+    output: RefreshResponseSchema,
+  },
+} as const;
+
+/** Calls over bare HTTP/2 (grpc-h2-client.ts): the driver must cost less than the service it loads. */
 function connect(task: DriverTask): { call: Call; close(): void } {
-  const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(TokenService), "TokenService");
-  const channels = [0, 1].map(
-    () =>
-      new Ctor(`127.0.0.1:${task.port}`, grpc.credentials.createInsecure(), {
-        "grpc.use_local_subchannel_pool": 1,
-      }),
-  );
-  const md = new grpc.Metadata();
-  md.set("authorization", basicAuthorization(task.clientId, task.secret));
-  const call: Call = (slot, method, req) =>
-    new Promise((resolve, reject) =>
-      (channels[slot % 2] as unknown as Record<string, (...a: unknown[]) => void>)[method]!(
-        req,
-        md,
-        (err: grpc.ServiceError | null, res: { refreshToken: string }) => (err ? reject(err) : resolve(res)),
-      ),
-    );
-  return {
-    call,
-    close: () => {
-      for (const c of channels) c.close();
-    },
+  const client = connectGrpcH2(task.port, { authorization: basicAuthorization(task.clientId, task.secret) });
+  const call: Call = async (slot, method, req) => {
+    const m = METHODS[method];
+    const reply = await client.unary(slot, m.path, toBinary(m.input, req as never));
+    return fromBinary(m.output, reply);
   };
+  return { call, close: () => client.close() };
 }
 
 const issueRequest = (subject: string) =>
@@ -112,7 +106,7 @@ async function run(task: DriverTask, send: (m: unknown) => Promise<void>, go: Pr
           calls++;
           latencies.push(performance.now() - t0);
         } catch (err) {
-          const code = String((err as grpc.ServiceError).code ?? (err as Error).message);
+          const code = err instanceof GrpcCallError ? String(err.code) : (err as Error).message;
           errors[code] = (errors[code] ?? 0) + 1;
         }
       }

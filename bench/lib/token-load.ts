@@ -1,6 +1,5 @@
 /**
- * Load on the token service from separate driver processes (a grpc-js client in one process tops out
- * near 3k calls/s), all on loopback. Every driver prepares first (issuing the tokens it will refresh,
+ * Load on the token service from separate driver processes (token-load-driver.ts), all on loopback. Every driver prepares first (issuing the tokens it will refresh,
  * say) and only then do they all start together, so that `atStart` can snapshot CPU and table
  * statistics at the start of the measured window, with nothing of the preparation inside it.
  */
