@@ -259,6 +259,10 @@ async function main() {
         row("refresh_service_cpu_us", refresh.serviceCpuUs, "µs/call", 200),
         row("refresh_db_cpu_us", refresh.dbCpuUs, "µs/call", 200),
         row("refresh_rows_written", refresh.rowsWritten!, "rows/call", 1),
+        // The load generator's own CPU per call: on 2 shared cores, service + Postgres + this is
+        // what one call costs the machine (2,500 Refresh/s leaves 800 µs for all three).
+        row("issue_load_cpu_us", issue.loadCpuUs, "µs/call"),
+        row("refresh_load_cpu_us", refresh.loadCpuUs, "µs/call"),
         // The same Postgres CPU counting only the backends of the service's connections: what is left
         // when other users of this shared Postgres (and its background processes) are taken out.
         row("issue_db_own_backends_cpu_us", issue.ownBackendsCpuUs, "µs/call"),
@@ -286,7 +290,8 @@ async function main() {
         cpu:
           "utime+stime from /proc over the measured window, divided by successful calls: service = the gatehouse serve process; " +
           "db = every process named postgres (background processes and other users of this shared Postgres included); " +
-          "ownBackends = only the backends of the service's own connections",
+          "ownBackends = only the backends of the service's own connections; " +
+          "load = the driver processes' own process.cpuUsage() over their measured loop",
         rowsWritten: {
           how: "pg_stat_user_tables n_tup_ins + n_tup_upd over the window, read once the counters stopped moving",
           statsSettleS,

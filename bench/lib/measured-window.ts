@@ -20,6 +20,11 @@ export interface WindowCost {
    * figure without background processes and without other users of this shared Postgres.
    */
   ownBackendsCpuUs: number;
+  /**
+   * CPU µs per call of the load generator's processes over their measured loop (token-load.ts). It
+   * shares the cores with the service, so it is part of what a rate on this machine costs.
+   */
+  loadCpuUs: number;
   /** Rows inserted + updated per call in the service's schema (when counted). */
   rowsWritten: number | null;
   /** Share of the updates that were HOT (no index entry written). */
@@ -71,6 +76,7 @@ export async function measureWindow(
       serviceCpuUs: service / calls,
       dbCpuUs: postgres / calls,
       ownBackendsCpuUs: own / calls,
+      loadCpuUs: load.driverCpuUs / calls,
       rowsWritten: rows === null ? null : (rows.inserted + rows.updated) / calls,
       hotUpdateShare: rows === null || rows.updated === 0 ? null : rows.hotUpdated / rows.updated,
       rows,

@@ -94,6 +94,7 @@ async function run(task: DriverTask, send: (m: unknown) => Promise<void>, go: Pr
   let calls = 0;
   let attempts = 0;
   const started = performance.now();
+  const cpu0 = process.cpuUsage();
   const end = started + task.durationMs;
   const budget = task.maxCalls ?? Number.POSITIVE_INFINITY;
   await Promise.all(
@@ -113,8 +114,15 @@ async function run(task: DriverTask, send: (m: unknown) => Promise<void>, go: Pr
     }),
   );
   const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpu0);
   close();
-  const result: DriverResult = { calls, errors, latenciesMs: latencies, elapsedMs };
+  const result: DriverResult = {
+    calls,
+    errors,
+    latenciesMs: latencies,
+    elapsedMs,
+    cpuUs: cpu.user + cpu.system,
+  };
   await send({ type: "result", result });
 }
 

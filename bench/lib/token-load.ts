@@ -28,6 +28,8 @@ export interface DriverResult {
   errors: Record<string, number>;
   latenciesMs: number[];
   elapsedMs: number;
+  /** The driver process's own CPU (user + system) over its measured loop, µs. */
+  cpuUs: number;
 }
 
 export interface LoadResult {
@@ -37,6 +39,8 @@ export interface LoadResult {
   calls: number;
   errors: Record<string, number>;
   elapsedMs: number;
+  /** CPU of all driver processes over their measured loops, µs. */
+  driverCpuUs: number;
 }
 
 export type LoadTask = Omit<DriverTask, "slots" | "maxCalls" | "preloaded"> & {
@@ -125,6 +129,7 @@ export function startLoadDrivers(count: number): LoadDrivers {
         calls: total,
         errors,
         elapsedMs,
+        driverCpuUs: done.reduce((n, r) => n + r.cpuUs, 0),
       };
     },
     close() {

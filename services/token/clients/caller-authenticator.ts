@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { AssertionAuthenticator } from "../assertions/assertion-authenticator.ts";
@@ -153,7 +153,7 @@ export function createCallerAuthenticator(options: CallerAuthenticatorOptions): 
   async function verifyCredentials({ clientId, secret }: BasicCredentials): Promise<ClientRecord> {
     // No client has such an id, and Postgres cannot even compare one holding a NUL (that was a 500).
     if (clientId.length > MAX_CLIENT_ID || CONTROL.test(clientId)) throw INVALID();
-    const key = createHash("sha256").update(clientId).update("\0").update(secret).digest("base64");
+    const key = hash("sha256", `${clientId}\0${secret}`, "base64");
     const t = now();
     const hit = verified.get(key);
     if (hit && hit.until > t) return hit.client;

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, hash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /**
  * The refresh token's wire format and nothing else. Every token is `gthr_` + base64url (unpadded);
@@ -114,7 +114,7 @@ export function generateRefreshToken(sessionId: string, macKey: RefreshMacKey): 
 
 /** The only form in which a refresh token is stored or looked up. */
 export function hashRefreshToken(token: string): Buffer {
-  return createHash("sha256").update(token).digest();
+  return hash("sha256", token, "buffer");
 }
 
 /**
@@ -146,26 +146,35 @@ export function deriveSuccessor(token: string, successorKey: Uint8Array): string
 }
 
 function mint(sessionId: string, generation: number, random: Buffer, macKey: RefreshMacKey): string {
-  const kid = Buffer.from(macKey.kid, "latin1");
-  if (!KID.test(macKey.kid) || kid.length > MAX_KID_BYTES) throw new TypeError("bad refresh MAC key id");
-  const head = Buffer.alloc(AT.kid);
-  head[0] = V2;
-  uuidBytes(sessionId).copy(head, AT.sessionId);
-  head.writeUInt32BE(generation, AT.generation);
-  random.copy(head, AT.random);
-  head[AT.kidLength] = kid.length;
-  const signed = Buffer.concat([head, kid]);
-  return REFRESH_TOKEN_PREFIX + Buffer.concat([signed, mac(signed, macKey.key)]).toString("base64url");
+  const kidLength = Buffer.byteLength(macKey.kid, "latin1");
+  if (!KID.test(macKey.kid) || kidLength > MAX_KID_BYTES) throw new TypeError("bad refresh MAC key id");
+  // One buffer for the body and its MAC: this runs on every Issue and Refresh.
+  const macAt = AT.kid + kidLength;
+  const body = Buffer.allocUnsafe(macAt + MAC_BYTES);
+  body[0] = V2;
+  writeUuid(sessionId, body, AT.sessionId);
+  body.writeUInt32BE(generation, AT.generation);
+  random.copy(body, AT.random, 0, RANDOM_BYTES);
+  body[AT.kidLength] = kidLength;
+  body.write(macKey.kid, AT.kid, "latin1");
+  mac(body.subarray(0, macAt), macKey.key).copy(body, macAt);
+  return REFRESH_TOKEN_PREFIX + body.toString("base64url");
 }
 
 function mac(signed: Buffer, key: Uint8Array): Buffer {
   return createHmac("sha256", key).update(signed).digest();
 }
 
-function uuidBytes(id: string): Buffer {
-  const hex = id.replaceAll("-", "");
-  if (!/^[0-9a-f]{32}$/i.test(hex)) throw new TypeError("session id is not a UUID");
-  return Buffer.from(hex, "hex");
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function writeUuid(id: string, into: Buffer, at: number): void {
+  if (!UUID.test(id)) throw new TypeError("session id is not a UUID");
+  // The five groups' hex, at their byte offsets: 4, 2, 2, 2 and 6 bytes.
+  into.write(id.slice(0, 8), at, "hex");
+  into.write(id.slice(9, 13), at + 4, "hex");
+  into.write(id.slice(14, 18), at + 6, "hex");
+  into.write(id.slice(19, 23), at + 8, "hex");
+  into.write(id.slice(24), at + 10, "hex");
 }
 
 function uuidText(b: Buffer): string {
