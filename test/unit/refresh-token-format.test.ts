@@ -36,6 +36,17 @@ describe("refresh token format", () => {
     expect(token()).not.toBe(a);
   });
 
+  it("never hands out the same random part twice, across refills of its random pool", () => {
+    // 1,000 tokens span several 128-token refills; the random part is bytes 21-52 of the body.
+    const randoms = new Set(
+      Array.from({ length: 1000 }, () =>
+        Buffer.from(token().slice(5), "base64url").subarray(21, 53).toString("hex"),
+      ),
+    );
+    expect(randoms.size).toBe(1000);
+    expect(randoms.has("00".repeat(32))).toBe(false);
+  });
+
   it("still accepts the shape of v1 tokens minted before v2", () => {
     expect(parseRefreshToken(legacyToken())).toEqual({ version: 1 });
   });
