@@ -356,7 +356,7 @@ describe("Exchange", () => {
     });
 
     it("refuses a token signed by our key for another issuer with invalid_grant", async () => {
-      const token = await deps.keys.active().sign(
+      const token = deps.keys.active().sign(
         buildAccessTokenClaims({
           issuer: "https://elsewhere.test",
           subject: "alice",

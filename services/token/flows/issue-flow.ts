@@ -88,8 +88,7 @@ export async function issue(
   const ttl = accessTokenTtlSeconds(client.accessTokenTtlSeconds, deps.maxAccessTokenTtlSeconds);
   const nowSeconds = Math.floor(now / 1000);
 
-  // The insert is in flight while we sign (on the thread pool); the token is only returned once the
-  // row is committed.
+  // The insert is in flight while we sign; the token is only returned once the row is committed.
   const stored = deps.store.createSession({
     sessionId,
     subject,
@@ -106,25 +105,23 @@ export async function issue(
     refreshTokenHash: hashRefreshToken(refreshToken),
     refreshMacKid: macKey.kid,
   });
-  const [accessToken] = await Promise.all([
-    key.sign(
-      buildAccessTokenClaims({
-        issuer: deps.issuer,
-        subject,
-        audience,
-        clientId: client.id,
-        scopes,
-        sessionId,
-        sessionVersion: 1,
-        tenant: tenant || null,
-        custom,
-        jti: randomUUID(),
-        nowSeconds,
-        ttlSeconds: ttl,
-      }),
-    ),
-    stored,
-  ]);
+  const accessToken = key.sign(
+    buildAccessTokenClaims({
+      issuer: deps.issuer,
+      subject,
+      audience,
+      clientId: client.id,
+      scopes,
+      sessionId,
+      sessionVersion: 1,
+      tenant: tenant || null,
+      custom,
+      jti: randomUUID(),
+      nowSeconds,
+      ttlSeconds: ttl,
+    }),
+  );
+  await stored;
   return {
     accessToken,
     accessTokenExpiresAt: timestampFromMs((nowSeconds + ttl) * 1000),
@@ -147,7 +144,7 @@ export async function issueServiceToken(
   const { audience, scopes } = grantedAudienceAndScopes(client, req.audience, req.scopes);
   const nowSeconds = Math.floor(deps.now() / 1000);
   const ttl = accessTokenTtlSeconds(client.accessTokenTtlSeconds, deps.maxAccessTokenTtlSeconds);
-  const accessToken = await deps.keys.active().sign(
+  const accessToken = deps.keys.active().sign(
     buildAccessTokenClaims({
       issuer: deps.issuer,
       subject: client.id,

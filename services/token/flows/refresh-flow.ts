@@ -36,17 +36,17 @@ interface Grant {
  * The answer to a successful refresh: the successor and a new access token at the session's version,
  * carrying what the client may still grant (client-allow-lists.ts), not what the session once held.
  */
-async function refreshResponse(
+function refreshResponse(
   deps: FlowDeps,
   client: ClientRecord,
   key: ActiveKey,
   now: number,
   session: SessionIdentity,
   grant: Grant,
-): Promise<RefreshResult> {
+): RefreshResult {
   const nowSeconds = Math.floor(now / 1000);
   const ttl = accessTokenTtlSeconds(client.accessTokenTtlSeconds, deps.maxAccessTokenTtlSeconds);
-  const accessToken = await key.sign(
+  const accessToken = key.sign(
     buildAccessTokenClaims({
       issuer: deps.issuer,
       subject: session.subject,

@@ -118,7 +118,7 @@ export async function exchangeToken(
   claims.act = act;
   // may_act limits every later step too: an exchanged token keeps it, so only that party acts on.
   if (subject.mayAct !== undefined) claims.may_act = subject.mayAct;
-  const accessToken = await deps.keys.active().sign(claims);
+  const accessToken = deps.keys.active().sign(claims);
   const actors = actorChain(act);
   await audit("success", { audience: grant.audience, scopes: grant.scopes, actors, jti });
   return {

@@ -4,7 +4,7 @@ import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { Logger } from "../../shared/logging/index.ts";
 import { recordAudit } from "../audit/audit-record.ts";
 import type { AccessTokenClaims } from "../tokens/access-token-claims.ts";
-import { createPooledJwtSigner } from "../tokens/access-token-signer.ts";
+import { createAccessTokenSigner, createJwtSigner } from "../tokens/access-token-signer.ts";
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.ts";
 import { withKeyLock } from "./key-lock.ts";
 import {
@@ -24,10 +24,9 @@ export const KEY_RING_POLL_MS = 5000;
 export interface ActiveKey {
   kid: string;
   algorithm: SigningAlgorithm;
-  /** Signs on the thread pool (access-token-signer.ts). */
-  sign(claims: AccessTokenClaims): Promise<string>;
+  sign(claims: AccessTokenClaims): string;
   /** Signs an RFC 9701 introspection answer (`typ: token-introspection+jwt`). */
-  signIntrospection(claims: object): Promise<string>;
+  signIntrospection(claims: object): string;
 }
 
 interface Jwks {
@@ -112,8 +111,8 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       activeKey = {
         kid: active.kid,
         algorithm,
-        sign: createPooledJwtSigner(signingKey, "at+jwt"),
-        signIntrospection: createPooledJwtSigner(signingKey, "token-introspection+jwt"),
+        sign: createAccessTokenSigner(signingKey),
+        signIntrospection: createJwtSigner(signingKey, "token-introspection+jwt"),
       };
       log.info({ kid: active.kid, algorithm }, "signing with key");
     } else if (!active) {

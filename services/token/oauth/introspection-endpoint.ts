@@ -37,7 +37,7 @@ export function introspectionEndpoint(deps: OAuthDeps): OAuthHandler {
       sendOAuthJson(res, answer);
       return;
     }
-    const jwt = await deps.keys
+    const jwt = deps.keys
       .active()
       .signIntrospection(introspectionJwtClaims(answer, deps.issuer, callerId, deps.now()));
     res.writeHead(200, {

@@ -23,38 +23,7 @@ export function createAccessTokenSigner(key: ActiveSigningKey): (claims: AccessT
  * of access tokens requires `at+jwt`, so a signed introspection answer (`token-introspection+jwt`,
  * RFC 9701) can never pass as an access token.
  */
-function createJwtSigner(key: ActiveSigningKey, typ: string): (claims: object) => string {
-  const { input, digest, signKey } = jwsParts(key, typ);
-  return (claims) => {
-    const signed = input(claims);
-    return `${signed}.${sign(digest, Buffer.from(signed), signKey).toString("base64url")}`;
-  };
-}
-
-/**
- * {@link createJwtSigner} with the signature computed on libuv's thread pool (node:crypto `sign`
- * with a callback) instead of on the event loop. The token service signs this way: at ~50 µs, an
- * Ed25519 signature was the largest single cost of a Refresh on the one thread that also runs gRPC,
- * the flows and the Postgres protocol, and that thread is what limits a replica's rate
- * (bench/README.md, P1). Handing the signature over costs the event loop a few µs.
- */
-export function createPooledJwtSigner(
-  key: ActiveSigningKey,
-  typ: string,
-): (claims: object) => Promise<string> {
-  const { input, digest, signKey } = jwsParts(key, typ);
-  return (claims) => {
-    const signed = input(claims);
-    return new Promise((resolve, reject) => {
-      sign(digest, Buffer.from(signed), signKey, (err, signature) => {
-        if (err) reject(err);
-        else resolve(`${signed}.${signature.toString("base64url")}`);
-      });
-    });
-  };
-}
-
-function jwsParts(key: ActiveSigningKey, typ: string) {
+export function createJwtSigner(key: ActiveSigningKey, typ: string): (claims: object) => string {
   const header = Buffer.from(JSON.stringify({ alg: key.algorithm, typ, kid: key.kid })).toString("base64url");
   // Stryker disable next-line ConditionalExpression: equivalent, a null digest on an RSA or EC key is SHA-256 in OpenSSL; named here so RS256/ES256 do not rest on that default
   const digest = key.algorithm === "EdDSA" ? null : "sha256";
@@ -62,6 +31,8 @@ function jwsParts(key: ActiveSigningKey, typ: string) {
   const signKey =
     // Stryker disable next-line ConditionalExpression: equivalent, node:crypto ignores dsaEncoding for Ed25519 and RSA keys
     key.algorithm === "ES256" ? { key: key.privateKey, dsaEncoding: "ieee-p1363" as const } : key.privateKey;
-  const input = (claims: object) => `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
-  return { input, digest, signKey };
+  return (claims) => {
+    const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+    return `${input}.${sign(digest, Buffer.from(input), signKey).toString("base64url")}`;
+  };
 }
