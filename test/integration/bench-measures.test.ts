@@ -1,12 +1,14 @@
 /**
  * The measuring parts of the benchmarks, on the real Postgres: CPU read from /proc, rows written read
- * from Postgres' statistics, and the soak's preload, whose sessions must be refreshable through the
- * real Refresh flow (when the refresh data model changes, this fails until soak-preload.ts follows).
+ * from Postgres' statistics, the soak's preload, whose sessions must be refreshable through the
+ * real Refresh flow (when the refresh data model changes, this fails until soak-preload.ts follows),
+ * and the load drivers' bare HTTP/2 gRPC client against the real token service.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectGrpcH2, GrpcCallError } from "../../bench/lib/grpc-h2-client.ts";
 import {
   type RowsWritten,
   rowsWrittenBetween,
@@ -20,15 +22,23 @@ import {
   preloadLiveSessions,
   serviceMacKey,
 } from "../../bench/lib/soak-preload.ts";
-import { RefreshRequestSchema } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
+import {
+  IssueRequestSchema,
+  IssueResponseSchema,
+  RefreshRequestSchema,
+} from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
 import { migrate } from "../../services/shared/database/index.ts";
+import { createLogger } from "../../services/shared/logging/index.ts";
+import { basicAuthorization } from "../../services/token/clients/basic-credentials.ts";
 import type { ClientRecord } from "../../services/token/clients/client-record.ts";
 import { refresh } from "../../services/token/flows/refresh-flow.ts";
 import { poolExecutor } from "../../services/token/store/sql-executor.ts";
+import { startTokenService } from "../../services/token/token-service.ts";
 import { parseRefreshToken } from "../../services/token/tokens/refresh-token-format.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { TEST_DATABASE_URL } from "../support/services.ts";
 import { createTestClient, flowDeps, testClock } from "../support/token-fixtures.ts";
+import { testServiceSettings } from "../support/token-service-settings.ts";
 
 let tdb: TestDatabase;
 let deps: Awaited<ReturnType<typeof flowDeps>>;
@@ -170,6 +180,52 @@ describe("soak preload", () => {
       expect(Buffer.from(again.key).equals(Buffer.from(first.key))).toBe(true);
     } finally {
       await tdb.sql.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    }
+  });
+});
+
+describe("the load drivers' gRPC client (bare HTTP/2)", () => {
+  it("gets real answers from the token service, and its failures as gRPC status codes", async () => {
+    // A schema of its own: the one above holds signing keys under another master key.
+    const own = await useTestDatabase();
+    const { secret } = await createTestClient(own.db.prisma, { id: "h2-driver" });
+    const service = await startTokenService({
+      settings: testServiceSettings(),
+      database: { kind: "postgres", url: own.url },
+      logger: createLogger({ level: "silent", component: "token", pretty: false }),
+    });
+    const right = connectGrpcH2(service.grpcPort, { authorization: basicAuthorization("h2-driver", secret) });
+    const wrong = connectGrpcH2(service.grpcPort, { authorization: basicAuthorization("h2-driver", "nope") });
+    try {
+      const issue = toBinary(
+        IssueRequestSchema,
+        create(IssueRequestSchema, { subject: "s", audience: ["orders"] }),
+      );
+      // Both connections of the client, by slot.
+      for (const slot of [0, 1]) {
+        const reply = fromBinary(
+          IssueResponseSchema,
+          await right.unary(slot, "/gatehouse.v1.TokenService/Issue", issue),
+        );
+        expect(reply.refreshToken).toMatch(/^gthr_/);
+        expect(reply.audience).toEqual(["orders"]);
+      }
+      // A trailers-only refusal, as the service sends it: 16 UNAUTHENTICATED, with its message.
+      const refused = await wrong
+        .unary(0, "/gatehouse.v1.TokenService/Issue", issue)
+        .catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(GrpcCallError);
+      expect(refused).toMatchObject({
+        code: 16,
+        message: expect.stringContaining("client authentication failed"),
+      });
+      const unknown = await right.unary(0, "/gatehouse.v1.TokenService/Nope", issue).catch((e: unknown) => e);
+      expect(unknown).toMatchObject({ code: 12 });
+    } finally {
+      right.close();
+      wrong.close();
+      await service.shutdown();
+      await own.drop();
     }
   });
 });
