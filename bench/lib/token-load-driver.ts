@@ -2,8 +2,9 @@
  * One load-driver process for the token service (forked by token-load.ts): gRPC calls on bare HTTP/2
  * (grpc-h2-client.ts) to Issue or Refresh in a closed loop, `slots` calls in flight. Protocol with the
  * coordinator, once per task: task → "ready" (after any preparation, e.g. issuing the tokens it will
- * refresh) → "go" → result. The process serves task after task until "exit", remembering the current token of every
- * preloaded session it refreshed, so a later task does not present a spent one (that is reuse).
+ * refresh) → "go" → result. The process serves task after task until "exit", remembering the current
+ * token of every preloaded session it refreshed, so a later task does not present a spent one (that
+ * is reuse).
  */
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";

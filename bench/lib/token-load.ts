@@ -1,7 +1,8 @@
 /**
- * Load on the token service from separate driver processes (token-load-driver.ts), all on loopback. Every driver prepares first (issuing the tokens it will refresh,
- * say) and only then do they all start together, so that `atStart` can snapshot CPU and table
- * statistics at the start of the measured window, with nothing of the preparation inside it.
+ * Load on the token service from separate driver processes (token-load-driver.ts), all on loopback.
+ * Every driver prepares first (issuing the tokens it will refresh, say) and only then do they all
+ * start together, so that `atStart` can snapshot CPU and table statistics at the start of the
+ * measured window, with nothing of the preparation inside it.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
