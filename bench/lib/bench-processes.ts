@@ -75,6 +75,8 @@ export interface StartTokenServiceOptions {
   nodeArgs?: string[];
   /** Show the service's stdout (its logs) instead of discarding it. */
   showLogs?: boolean;
+  /** The checkout whose `bin/gatehouse.mjs` runs (bench/compare-revisions.ts); default this one. */
+  root?: string;
 }
 
 /** `node bin/gatehouse.mjs serve` on a migrated bench-only schema; resolves once /readyz is 200. */
@@ -91,7 +93,7 @@ export async function startTokenService(
   url.searchParams.set("application_name", schema);
   const [grpcPort, httpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "bin/gatehouse.mjs", "serve"], {
-    cwd: ROOT,
+    cwd: options.root ?? ROOT,
     env: {
       ...process.env,
       DATABASE_URL: url.toString(),

@@ -4,8 +4,10 @@
  * real Refresh flow (when the refresh data model changes, this fails until soak-preload.ts follows),
  * and the load drivers' bare HTTP/2 gRPC client against the real token service.
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectGrpcH2, GrpcCallError } from "../../bench/lib/grpc-h2-client.ts";
@@ -228,4 +230,27 @@ describe("the load drivers' gRPC client (bare HTTP/2)", () => {
       await own.drop();
     }
   });
+});
+
+describe("compare-revisions", () => {
+  it("loads two checkouts' services at once and reports ours against the base, leaving no schema", async () => {
+    // An A/A run on this checkout, as short as it goes: the figures are noise, their shape is not.
+    await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", "bench/compare-revisions.ts", "--base", ".", "--duration", "1", "--rounds", "1"],
+      { timeout: 120_000 },
+    );
+    const { rows, notes } = JSON.parse(readFileSync("bench/results/compare-revisions.json", "utf8"));
+    expect(rows.map((r: { metric: string }) => r.metric)).toEqual([
+      "refresh_per_s",
+      "refresh_service_cpu_us",
+    ]);
+    for (const r of rows) {
+      expect(r.value).toBeGreaterThan(0);
+      expect(r.limit).toBeGreaterThan(0);
+    }
+    expect(notes.mode).toBe("refresh");
+    const left = await tdb.sql.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench_cmp_%'");
+    expect(left.rows).toEqual([]);
+  }, 150_000);
 });
