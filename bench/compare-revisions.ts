@@ -23,7 +23,13 @@ import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
 import pg from "pg";
 import { benchArgs } from "./lib/bench-args.ts";
-import { DATABASE_URL, ROOT, startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
+import {
+  capacitySettings,
+  DATABASE_URL,
+  ROOT,
+  startTokenService,
+  type TokenServiceProcess,
+} from "./lib/bench-processes.ts";
 import { report, row } from "./lib/bench-results.ts";
 import { cpuBetween, cpuSnapshot, processTree } from "./lib/process-cpu.ts";
 import { driveLoad } from "./lib/token-load.ts";
@@ -38,8 +44,6 @@ const args = benchArgs("npx tsx bench/compare-revisions.ts --base DIR [flags]", 
 });
 
 interface Side {
-  dir: string;
-  schema: string;
   secret: string;
   server: TokenServiceProcess;
   calls: number;
@@ -48,8 +52,9 @@ interface Side {
 }
 
 /** A migrated schema with the bench client, and `gatehouse serve` on it, all from checkout `dir`. */
-async function startSide(dir: string): Promise<Side> {
+async function startSide(dir: string, schemas: string[]): Promise<Side> {
   const schema = `bench_cmp_${randomBytes(4).toString("hex")}`;
+  schemas.push(schema); // dropped at the end even if this side never starts
   const setup = `const m = await import("./bench/lib/bench-client.ts");
     const r = await m.createBenchSchema(${JSON.stringify(DATABASE_URL)}, ${JSON.stringify(schema)});
     process.stdout.write(JSON.stringify(r)); process.exit(0);`;
@@ -60,17 +65,12 @@ async function startSide(dir: string): Promise<Side> {
   });
   if (made.status !== 0) throw new Error(`setting up ${dir} failed: ${made.stderr}`);
   const { secret } = JSON.parse(made.stdout) as { secret: string };
-  const server = await startTokenService(
-    {
-      GATEHOUSE_LOG_LEVEL: "warn",
-      GATEHOUSE_DATABASE_POOL_SIZE: String(Math.min(args.concurrency, 32)),
-      GATEHOUSE_RATE_LIMIT_ISSUE: "off",
-      GATEHOUSE_RATE_LIMIT_REFRESH: "off",
-      GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
-    },
-    { schema, showLogs: true, root: dir },
-  );
-  return { dir, schema, secret, server, calls: 0, cpuUs: 0, elapsedMs: 0 };
+  const server = await startTokenService(capacitySettings(Math.min(args.concurrency, 32)), {
+    schema,
+    showLogs: true,
+    root: dir,
+  });
+  return { secret, server, calls: 0, cpuUs: 0, elapsedMs: 0 };
 }
 
 function parseMode(text: string): "refresh" | "issue" {
@@ -83,9 +83,10 @@ async function main(): Promise<void> {
   const mode = parseMode(args.mode);
   const concurrency = Math.max(1, Math.floor(args.concurrency));
   const sides: Side[] = [];
+  const schemas: string[] = [];
   try {
     // Ours first, then the base: the order of start-up does not matter, both are warmed up below.
-    for (const dir of [ROOT, resolve(args.base)]) sides.push(await startSide(dir));
+    for (const dir of [ROOT, resolve(args.base)]) sides.push(await startSide(dir, schemas));
     const task = (s: Side, durationMs: number) => ({
       port: s.server.grpcPort,
       clientId: "bench",
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
     for (const s of sides) await s.server.stop();
     const c = new pg.Client({ connectionString: DATABASE_URL });
     await c.connect();
-    for (const s of sides) await c.query(`DROP SCHEMA IF EXISTS "${s.schema}" CASCADE`);
+    for (const schema of schemas) await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await c.end();
   }
 }

@@ -26,7 +26,7 @@ import { loadavg } from "node:os";
 import pg from "pg";
 import { benchArgs } from "./lib/bench-args.ts";
 import { createBenchSchema } from "./lib/bench-client.ts";
-import { DATABASE_URL, startTokenService } from "./lib/bench-processes.ts";
+import { capacitySettings, DATABASE_URL, startTokenService } from "./lib/bench-processes.ts";
 import { report, row } from "./lib/bench-results.ts";
 import { measureWindow, type WindowCost } from "./lib/measured-window.ts";
 import { schemaBytes } from "./lib/pg-table-stats.ts";
@@ -85,14 +85,7 @@ async function refreshOver(count: number, kind: string, growth: boolean): Promis
   const preloadS = (performance.now() - t0) / 1000;
   console.log(`${kind}: ${count} live sessions preloaded in ${preloadS.toFixed(1)} s`);
   const server = await startTokenService(
-    {
-      GATEHOUSE_LOG_LEVEL: "warn",
-      GATEHOUSE_DATABASE_POOL_SIZE: String(Math.min(concurrency, 32)),
-      GATEHOUSE_RATE_LIMIT_ISSUE: "off",
-      GATEHOUSE_RATE_LIMIT_REFRESH: "off",
-      GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
-      GATEHOUSE_MASTER_KEY: masterKey.toString("base64"),
-    },
+    { ...capacitySettings(Math.min(concurrency, 32)), GATEHOUSE_MASTER_KEY: masterKey.toString("base64") },
     { schema },
   );
   // The same drivers throughout: each remembers the current token of every session it refreshed.

@@ -35,7 +35,7 @@ import {
 } from "./lib/assertion-refresh.ts";
 import { benchArgs } from "./lib/bench-args.ts";
 import { createBenchSchema } from "./lib/bench-client.ts";
-import { startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
+import { capacitySettings, startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
 import { percentile, report, row } from "./lib/bench-results.ts";
 import { measureWindow } from "./lib/measured-window.ts";
 import { measureOAuthRefresh, oauthRefreshRows } from "./lib/oauth-refresh.ts";
@@ -161,16 +161,7 @@ async function main() {
   const masterKey = randomBytes(32).toString("base64");
   try {
     server = await startTokenService(
-      {
-        GATEHOUSE_MASTER_KEY: masterKey,
-        GATEHOUSE_LOG_LEVEL: "warn",
-        GATEHOUSE_DATABASE_POOL_SIZE: String(pool),
-        // One client is the whole load here: measure capacity, not the per-client limits.
-        GATEHOUSE_RATE_LIMIT_ISSUE: "off",
-        GATEHOUSE_RATE_LIMIT_REFRESH: "off",
-        GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
-        ...assertionBench.env,
-      },
+      { ...capacitySettings(pool), GATEHOUSE_MASTER_KEY: masterKey, ...assertionBench.env },
       { schema, nodeArgs, showLogs: true },
     );
     const task = { port: server.grpcPort, clientId: "bench", secret };
@@ -202,14 +193,7 @@ async function main() {
     });
     await server.stop();
     const traced = await measureTraced(
-      {
-        GATEHOUSE_MASTER_KEY: masterKey,
-        GATEHOUSE_LOG_LEVEL: "warn",
-        GATEHOUSE_DATABASE_POOL_SIZE: String(pool),
-        GATEHOUSE_RATE_LIMIT_ISSUE: "off",
-        GATEHOUSE_RATE_LIMIT_REFRESH: "off",
-        GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
-      },
+      { ...capacitySettings(pool), GATEHOUSE_MASTER_KEY: masterKey },
       schema,
       (port) => ({ port, clientId: "bench", secret }),
       (pid) => ({ databaseUrl: BASE_URL, schema, servicePid: pid }),

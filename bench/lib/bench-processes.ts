@@ -57,6 +57,21 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
 }
 
+/**
+ * Settings of a `gatehouse serve` whose capacity a benchmark measures, with its database pool sized
+ * to `pool` connections. One bench client is the whole load, so the per-client rate limits and
+ * in-flight cap are off: they would measure the limits, not the service.
+ */
+export function capacitySettings(pool: number): Record<string, string> {
+  return {
+    GATEHOUSE_LOG_LEVEL: "warn",
+    GATEHOUSE_DATABASE_POOL_SIZE: String(pool),
+    GATEHOUSE_RATE_LIMIT_ISSUE: "off",
+    GATEHOUSE_RATE_LIMIT_REFRESH: "off",
+    GATEHOUSE_MAX_IN_FLIGHT_PER_CLIENT: "off",
+  };
+}
+
 export interface TokenServiceProcess {
   child: ChildProcess;
   grpcPort: number;
