@@ -4,6 +4,7 @@
  *   npx tsx bench/soak.ts [--sessions 5000000] [--duration 60] [--growth-refreshes 1000000]
  *                         [--empty-sessions 1000] [--warmup 3] [--concurrency 32] [--drivers 1]
  *                         [--group-sessions 20000] [--group-duration 10] [--growth-max-duration 1800]
+ *                         [--stats-settle 11]
  *
  * 1. The empty database: a fresh schema holding only `--empty-sessions` live sessions; Refresh of
  *    random ones among them for `--duration` s through `gatehouse serve`, as below.
@@ -17,6 +18,13 @@
  *    The service itself groups its fast-path rotations (services/token/store/rotation-batcher.ts), so
  *    steps 1 and 2 measure it with group commit; bench/token-service.ts gives the service-level gain.
  *
+ * Beside each window's rate and CPU: what it cost Postgres in pages (bench/lib/pg-io-stats.ts), WAL
+ * bytes, full-page images and blocks read from outside shared_buffers per refresh, read once the
+ * statistics have settled (`--stats-settle` s at each end of a window), and the server settings that
+ * decide them (`notes.postgres`). The SQL per refresh is the same in both windows, so these are what
+ * separates them. TEST_DATABASE_URL points the whole run at another server, e.g. one sized for the
+ * table (docs/operations.md).
+ *
  * Load comes from separate driver processes (bench/lib/token-load.ts); each driver slot refreshes
  * sessions of its own share only, so no two calls race on one session. Every schema is dropped at the
  * end. Targets: `soak_refresh_ratio` ≥ 0.9, `soak_table_growth_ratio` ≤ 1.05.
@@ -29,9 +37,10 @@ import { createBenchSchema } from "./lib/bench-client.ts";
 import { capacitySettings, DATABASE_URL, startTokenService } from "./lib/bench-processes.ts";
 import { report, row } from "./lib/bench-results.ts";
 import { measureWindow, type WindowCost } from "./lib/measured-window.ts";
+import { type PgIo, pgCacheSettings } from "./lib/pg-io-stats.ts";
 import { schemaBytes } from "./lib/pg-table-stats.ts";
 import { compareGroupCommit, type RotationRun } from "./lib/rotation-group-commit.ts";
-import { preloadedTokens, preloadLiveSessions, serviceMacKey } from "./lib/soak-preload.ts";
+import { preloadedTokens, preloadLiveSessions, serviceKeys } from "./lib/soak-preload.ts";
 import { type LoadResult, startLoadDrivers } from "./lib/token-load.ts";
 
 const args = benchArgs("npx tsx bench/soak.ts [flags]", {
@@ -45,6 +54,8 @@ const args = benchArgs("npx tsx bench/soak.ts [flags]", {
   drivers: 1,
   "group-sessions": 20_000,
   "group-duration": 10,
+  // Seconds to let Postgres flush its statistics at each end of a window (pg-table-stats.ts).
+  "stats-settle": 11,
 });
 const sessions = Math.floor(args.sessions);
 const emptySessions = Math.floor(args["empty-sessions"]);
@@ -76,12 +87,13 @@ interface SoakResult {
 async function refreshOver(count: number, kind: string, growth: boolean): Promise<SoakResult> {
   const schema = newSchema(kind);
   const { clientId, secret } = await createBenchSchema(DATABASE_URL, schema);
-  // The service gets this master key, so it loads the MAC key the preloaded tokens carry.
+  // The service gets this master key, so it loads the MAC key the preloaded tokens carry and signs
+  // with the key the preloaded rows name.
   const masterKey = randomBytes(32);
-  const macKey = await serviceMacKey(DATABASE_URL, schema, masterKey);
+  const { macKey, signingKid } = await serviceKeys(DATABASE_URL, schema, masterKey);
   const tokens = preloadedTokens(randomBytes(16).toString("hex"), macKey);
   const t0 = performance.now();
-  await preloadLiveSessions({ url: DATABASE_URL, schema, clientId, count, tokens });
+  await preloadLiveSessions({ url: DATABASE_URL, schema, clientId, signingKid, count, tokens });
   const preloadS = (performance.now() - t0) / 1000;
   console.log(`${kind}: ${count} live sessions preloaded in ${preloadS.toFixed(1)} s`);
   const server = await startTokenService(
@@ -99,7 +111,12 @@ async function refreshOver(count: number, kind: string, growth: boolean): Promis
       preloaded: { tokens, count },
     };
     await load.drive({ ...task, durationMs: warmupMs }, concurrency);
-    const target = { databaseUrl: DATABASE_URL, schema, servicePid: server.child.pid! };
+    const target = {
+      databaseUrl: DATABASE_URL,
+      schema,
+      servicePid: server.child.pid!,
+      statsSettleMs: args["stats-settle"] * 1000,
+    };
     let loadAtStart = 0;
     const refresh = await measureWindow(target, (atStart) =>
       load.drive({ ...task, durationMs }, concurrency, async () => {
@@ -135,6 +152,7 @@ const sum = (bytes: Record<string, number>) => Object.values(bytes).reduce((a, b
 const mb = (bytes: Record<string, number>) =>
   Object.fromEntries(Object.entries(bytes).map(([t, b]) => [t, Math.round(b / 10_485.76) / 100]));
 const round = (n: number) => Math.round(n * 1000) / 1000;
+const perCall = (w: WindowCost, counter: keyof PgIo) => (w.io?.[counter] ?? 0) / Math.max(1, w.load.calls);
 
 /** Group commit pays if it buys a tenth more throughput or a tenth less Postgres CPU, p99 at most doubled. */
 function groupCommitVerdict(single: RotationRun, batched: RotationRun) {
@@ -152,6 +170,7 @@ async function main(): Promise<void> {
     const admin = new pg.Client({ connectionString: DATABASE_URL });
     await admin.connect();
     await admin.query(`CREATE SCHEMA "${groupSchema}"`);
+    const postgres = await pgCacheSettings(admin);
     await admin.end();
     const group = await compareGroupCommit({
       url: DATABASE_URL,
@@ -174,6 +193,10 @@ async function main(): Promise<void> {
         row("soak_refresh_ratio", s.load.perSecond / e.load.perSecond, "of empty db's (target ≥ 0.9)"),
         row("soak_refresh_service_cpu_us", s.serviceCpuUs, "µs/call", e.serviceCpuUs),
         row("soak_refresh_db_cpu_us", s.dbCpuUs, "µs/call", e.dbCpuUs),
+        row("soak_refresh_load_cpu_us", s.loadCpuUs, "µs/call", e.loadCpuUs),
+        row("soak_wal_bytes_per_refresh", perCall(s, "walBytes"), "bytes", perCall(e, "walBytes")),
+        row("soak_wal_fpi_per_refresh", perCall(s, "walFpi"), "pages", perCall(e, "walFpi")),
+        row("soak_blocks_read_per_refresh", perCall(s, "blocksRead"), "blocks", perCall(e, "blocksRead")),
         row("soak_growth_refreshes", growth.load.calls, "refreshes", growthRefreshes),
         row("soak_bytes_before_mb", before / 1_048_576, "MB"),
         row("soak_bytes_after_mb", after / 1_048_576, "MB"),
@@ -208,6 +231,9 @@ async function main(): Promise<void> {
         bytesMbBefore: mb(growth.bytesBefore),
         bytesMbAfter: mb(growth.bytesAfter),
         ownBackendsCpuUs: { empty: Math.round(e.ownBackendsCpuUs), soak: Math.round(s.ownBackendsCpuUs) },
+        postgres,
+        io: { empty: e.io, soak: s.io },
+        hotUpdateShare: { empty: e.hotUpdateShare, soak: s.hotUpdateShare },
         groupCommit: {
           how: "bench-only SQL: one guarded UPDATE of a one-row session (notes/refresh-storage.md) per rotation vs session-insert-batcher's policy (≤ 2 statements in flight, ≤ 64 rows per UPDATE … FROM unnest)",
           sessions: groupSessions,

@@ -5,6 +5,7 @@
  * once Postgres' statistics have settled (see pg-table-stats.ts).
  */
 import pg from "pg";
+import { type PgIo, pgIoBetween, readPgIo } from "./pg-io-stats.ts";
 import { backendPids, type RowsWritten, rowsWrittenBetween, settledRowsWritten } from "./pg-table-stats.ts";
 import { cpuBetween, cpuSnapshot, postgresPids, processTree } from "./process-cpu.ts";
 import type { LoadResult } from "./token-load.ts";
@@ -30,6 +31,8 @@ export interface WindowCost {
   /** Share of the updates that were HOT (no index entry written). */
   hotUpdateShare: number | null;
   rows: RowsWritten | null;
+  /** Postgres' WAL and block counts over the window (totals, not per call), when counted. */
+  io: PgIo | null;
 }
 
 export interface WindowTarget {
@@ -54,11 +57,16 @@ export async function measureWindow(
     const settle = { minWaitMs: target.statsSettleMs ?? 0 };
     const counting = target.statsSettleMs !== undefined;
     let rows0: RowsWritten | undefined;
+    let io0: PgIo | undefined;
     let service0 = new Map<number, number>();
     let postgres0 = new Map<number, number>();
     let own0 = new Map<number, number>();
     const load = await run(async () => {
-      if (counting) rows0 = await settledRowsWritten(db, target.schema, settle);
+      if (counting) {
+        rows0 = await settledRowsWritten(db, target.schema, settle);
+        // Flushed with the row counts: settled too.
+        io0 = await readPgIo(db, target.schema);
+      }
       own0 = cpuSnapshot(await backendPids(db, target.schema));
       service0 = cpuSnapshot(processTree(target.servicePid));
       postgres0 = cpuSnapshot(postgresPids());
@@ -70,6 +78,7 @@ export async function measureWindow(
     const rows = counting
       ? rowsWrittenBetween(rows0!, await settledRowsWritten(db, target.schema, settle))
       : null;
+    const io = counting ? pgIoBetween(io0!, await readPgIo(db, target.schema)) : null;
     const calls = Math.max(1, load.calls);
     return {
       load,
@@ -80,6 +89,7 @@ export async function measureWindow(
       rowsWritten: rows === null ? null : (rows.inserted + rows.updated) / calls,
       hotUpdateShare: rows === null || rows.updated === 0 ? null : rows.hotUpdated / rows.updated,
       rows,
+      io,
     };
   } finally {
     await db.end();

@@ -5,7 +5,11 @@
  *
  * This is the one place that knows what a live session is in storage. Today: one `sessions` row per
  * session holding its v2 refresh state (generation 1, the SHA-256 of its live token, the kid of the
- * MAC key that token carries), exactly what Issue writes; no `refresh_tokens` row. Each token is a
+ * MAC key that token carries) and the kid of the service's active signing key, exactly what Issue
+ * writes; no `refresh_tokens` row. The signing kid matters for speed: `signing_kid` is indexed, so a
+ * Refresh that changes it cannot be a HOT update and writes every index of the row. Issue writes the
+ * active kid and Refresh keeps it until the next key rotation; a preload with any other kid made
+ * every first refresh of a soak session write four index entries that no real one writes. Each token is a
  * v2 token (services/token/tokens/refresh-token-format.ts) of generation 1 under the MAC key the
  * service will use, its random part HMAC-SHA256 of the index under the seed. When the refresh data
  * model changes, change this module (rows and token format) and nothing else.
@@ -22,6 +26,7 @@ import type { Writable } from "node:stream";
 import pg from "pg";
 import { createDatabase } from "../../services/shared/database/index.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
+import { createKeyRing } from "../../services/token/keys/key-ring.ts";
 import { createMacKeys } from "../../services/token/keys/refresh-keys.ts";
 import {
   deriveNextRefreshToken,
@@ -43,19 +48,27 @@ export function preloadedTokens(seed: string, macKey: RefreshMacKey): PreloadedT
 }
 
 /**
- * The refresh MAC key a service started on `schema` with `masterKey` will mint and verify with: the
- * service's own key store (keys/refresh-keys.ts) seeds it if the schema has none, and the service
- * loads that same active key when it starts.
+ * The keys a service started on `schema` with `masterKey` will use: the refresh MAC key it mints and
+ * verifies with, and the kid of the signing key it signs access tokens with (which Issue writes into
+ * each session row). The service's own key stores (keys/refresh-keys.ts, keys/key-ring.ts) seed both
+ * if the schema has none, and the service loads those same active keys when it starts.
  */
-export async function serviceMacKey(url: string, schema: string, masterKey: Buffer): Promise<RefreshMacKey> {
+export async function serviceKeys(
+  url: string,
+  schema: string,
+  masterKey: Buffer,
+): Promise<{ macKey: RefreshMacKey; signingKid: string }> {
   const db = await createDatabase({ kind: "postgres", url, schema });
   const log = createLogger({ level: "silent", component: "soak-preload", pretty: false });
-  const keys = createMacKeys({ prisma: db.prisma, masterKey, log, pollMs: 3_600_000 });
+  const macKeys = createMacKeys({ prisma: db.prisma, masterKey, log, pollMs: 3_600_000 });
+  const signingKeys = createKeyRing({ prisma: db.prisma, masterKey, log, pollMs: 3_600_000 });
   try {
-    await keys.start();
-    return keys.active();
+    await macKeys.start();
+    await signingKeys.start();
+    return { macKey: macKeys.active(), signingKid: signingKeys.active().kid };
   } finally {
-    keys.stop();
+    macKeys.stop();
+    signingKeys.stop();
     await db.close();
   }
 }
@@ -88,6 +101,8 @@ export interface PreloadOptions {
   schema: string;
   /** The client the sessions belong to (it must exist and allow audience `orders`). */
   clientId: string;
+  /** The service's active signing key (serviceKeys), as Issue writes it. */
+  signingKid: string;
   count: number;
   tokens: PreloadedTokens;
 }
@@ -139,7 +154,7 @@ export async function preloadLiveSessions(o: PreloadOptions): Promise<void> {
   const idleExpires = ts(now + 30 * 86_400_000);
   const expires = ts(now + 60 * 86_400_000);
   const sessions = `"${o.schema}".sessions`;
-  const fixed = `${o.clientId}\t{orders:read}\t{orders}\tpreload\t${created}\t${created}\t${idleExpires}\t${expires}\t1\t1`;
+  const fixed = `${o.clientId}\t{orders:read}\t{orders}\t${o.signingKid}\t${created}\t${created}\t${idleExpires}\t${expires}\t1\t1`;
   await copyRows(
     o.url,
     sessions,

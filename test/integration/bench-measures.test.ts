@@ -22,7 +22,7 @@ import {
   preloadedRefreshToken,
   preloadedTokens,
   preloadLiveSessions,
-  serviceMacKey,
+  serviceKeys,
 } from "../../bench/lib/soak-preload.ts";
 import {
   IssueRequestSchema,
@@ -133,10 +133,12 @@ describe("rows written, from pg_stat_user_tables", () => {
 describe("soak preload", () => {
   it("writes live sessions whose derived tokens rotate through the real Refresh flow", async () => {
     const tokens = preloadedTokens(randomBytes(8).toString("hex"), deps.macKeys.active());
+    const signingKid = deps.keys.active().kid;
     await preloadLiveSessions({
       url: TEST_DATABASE_URL,
       schema: tdb.schema,
       clientId: "web",
+      signingKid,
       count: 40,
       tokens,
     });
@@ -151,6 +153,14 @@ describe("soak preload", () => {
     expect(legacy.rows[0].n).toBe(0);
     const parsed = parseRefreshToken(preloadedRefreshToken(tokens, 17));
     expect(parsed).toMatchObject({ version: 2, generation: 1, kid: tokens.macKid });
+    const kids = async () =>
+      (
+        await tdb.sql.query(
+          `SELECT subject, signing_kid FROM sessions WHERE subject IN ('soak-0', 'soak-17', 'soak-39')
+            ORDER BY subject`,
+        )
+      ).rows;
+    const kidsBefore = await kids();
     for (const i of [0, 17, 39]) {
       const first = await refresh(
         deps,
@@ -169,17 +179,28 @@ describe("soak preload", () => {
       "SELECT count(*)::int AS n FROM sessions WHERE subject LIKE 'soak-%' AND refresh_generation = 3",
     );
     expect(rotated.rows[0].n).toBe(3);
+    // Refresh wrote the signing kid the preload had written, as it does for one Issue wrote: no
+    // indexed column changed, so a soak's first refresh of a session is the HOT update a real one is.
+    expect(kidsBefore).toEqual(
+      ["soak-0", "soak-17", "soak-39"].map((subject) => ({ subject, signing_kid: signingKid })),
+    );
+    expect(await kids()).toEqual(kidsBefore);
   });
 
-  it("finds the MAC key a service on the schema uses, seeded once", async () => {
+  it("finds the keys a service on the schema uses, seeded once", async () => {
     const masterKey = randomBytes(32);
     const schema = `${tdb.schema}_mac`;
     await migrate({ kind: "postgres", url: TEST_DATABASE_URL, schema });
     try {
-      const first = await serviceMacKey(TEST_DATABASE_URL, schema, masterKey);
-      const again = await serviceMacKey(TEST_DATABASE_URL, schema, masterKey);
-      expect(again.kid).toBe(first.kid);
-      expect(Buffer.from(again.key).equals(Buffer.from(first.key))).toBe(true);
+      const first = await serviceKeys(TEST_DATABASE_URL, schema, masterKey);
+      const again = await serviceKeys(TEST_DATABASE_URL, schema, masterKey);
+      expect(again.macKey.kid).toBe(first.macKey.kid);
+      expect(Buffer.from(again.macKey.key).equals(Buffer.from(first.macKey.key))).toBe(true);
+      expect(again.signingKid).toBe(first.signingKid);
+      const { rows } = await tdb.sql.query(
+        `SELECT kid FROM "${schema}".signing_keys WHERE status = 'active'`,
+      );
+      expect(rows).toEqual([{ kid: first.signingKid }]);
     } finally {
       await tdb.sql.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     }
