@@ -1,6 +1,8 @@
 // Server CPU time per unary call on each way we can serve the same handler: our grpc-js adapter,
 // a bare grpc-js server (the floor it is measured against), connect-node gRPC over h2c, and our
-// connect-node Connect/JSON listener over HTTP/1.1. The server runs alone in a forked process; load
+// connect-node Connect/JSON listener over HTTP/1.1. Under them all, node:http2 with the gRPC framing
+// written by hand and nothing else (no deadlines, metadata, size limits or compression): the floor
+// for any gRPC server in Node, so what a serving path of our own could save at most. The server runs alone in a forked process; load
 // comes from other forked processes; CPU is the server process's own process.cpuUsage() over the
 // measured window, divided by the calls completed in it. Loopback only, bounded in time.
 //
@@ -15,7 +17,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { availableParallelism, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
@@ -39,11 +41,12 @@ import {
 import { benchArgs } from "./lib/bench-args.ts";
 import { row, report as writeReport } from "./lib/bench-results.ts";
 
-const KINDS = ["grpcjs", "grpcjs_bare", "connect_grpc", "connect_json", "connect_json_bare"] as const;
+const KINDS = ["grpcjs", "grpcjs_bare", "h2_bare", "connect_grpc", "connect_json", "connect_json_bare"] as const;
 type Kind = (typeof KINDS)[number];
 const LABELS: Record<Kind, string> = {
   grpcjs: "our grpc-js adapter (HTTP/2)",
   grpcjs_bare: "bare grpc-js, protobuf-es codecs",
+  h2_bare: "bare node:http2, gRPC framing by hand",
   connect_grpc: "connect-node gRPC (h2c), our routes",
   connect_json: "our Connect/JSON listener (HTTP/1.1)",
   connect_json_bare: "bare connectNodeAdapter, Connect/JSON (HTTP/1.1)",
@@ -122,6 +125,31 @@ async function startServer(kind: Kind): Promise<number> {
         },
       });
       return listenGrpc(server, "127.0.0.1", 0);
+    }
+    case "h2_bare": {
+      const server = http2.createServer();
+      server.on("stream", (stream) => {
+        const chunks: Buffer[] = [];
+        stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+        stream.on("end", () => {
+          // One uncompressed message: 5-byte prefix (flag, length), then the message.
+          const body = Buffer.concat(chunks);
+          void introspect(fromBinary(IntrospectRequestSchema, body.subarray(5, 5 + body.readUInt32BE(1)))).then(
+            (init) => {
+              const message = toBinary(IntrospectResponseSchema, create(IntrospectResponseSchema, init));
+              const frame = Buffer.allocUnsafe(5 + message.length);
+              frame[0] = 0;
+              frame.writeUInt32BE(message.length, 1);
+              frame.set(message, 5);
+              stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+              stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+              stream.end(frame);
+            },
+          );
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return (server.address() as AddressInfo).port;
     }
     case "connect_grpc": {
       const routes = createConnectRoutes([service], { logger, metrics });
@@ -364,11 +392,15 @@ function report(rounds: Map<Kind, Round[]>): void {
     };
   });
   const anchor = best.find((b) => b.kind === "grpcjs")!;
-  // Each server against the bare server of its protocol (the floor it adds to); bare ones alone.
-  const floorOf = (kind: Kind) =>
-    kind.endsWith("_bare")
-      ? undefined
-      : best.find((b) => b.kind === (kind === "connect_json" ? "connect_json_bare" : "grpcjs_bare"));
+  // Each server against the bare server of its protocol (the floor it adds to), bare grpc-js against
+  // bare node:http2; the floors of the floors alone.
+  const FLOORS: Partial<Record<Kind, Kind>> = {
+    grpcjs: "grpcjs_bare",
+    connect_grpc: "grpcjs_bare",
+    grpcjs_bare: "h2_bare",
+    connect_json: "connect_json_bare",
+  };
+  const floorOf = (kind: Kind) => best.find((b) => b.kind === FLOORS[kind]);
   const rows = best.flatMap((b) => {
     const floor = floorOf(b.kind);
     return [
@@ -391,7 +423,7 @@ function report(rounds: Map<Kind, Round[]>): void {
     })),
   );
   writeReport("serving-cost", rows, {
-    how: "server CPU per call from process.cpuUsage of the server process; cheapest of the rounds; limit = the bare server of the same protocol",
+    how: "server CPU per call from process.cpuUsage of the server process; cheapest of the rounds; limit = the bare server of the same protocol (bare grpc-js: bare node:http2)",
     rounds: Object.fromEntries(best.map((b) => [b.kind, b.allRounds])),
     loadAverage: loadavg()[0],
   });
