@@ -2,7 +2,8 @@
  * The measuring parts of the benchmarks, on the real Postgres: CPU read from /proc, rows written read
  * from Postgres' statistics, the soak's preload, whose sessions must be refreshable through the
  * real Refresh flow (when the refresh data model changes, this fails until soak-preload.ts follows),
- * and the load drivers' bare HTTP/2 gRPC client against the real token service.
+ * the load drivers' bare HTTP/2 gRPC client against the real token service, and the soak's drivers
+ * refreshing preloaded sessions through it.
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -24,6 +25,7 @@ import {
   preloadLiveSessions,
   serviceKeys,
 } from "../../bench/lib/soak-preload.ts";
+import { startLoadDrivers } from "../../bench/lib/token-load.ts";
 import {
   IssueRequestSchema,
   IssueResponseSchema,
@@ -251,6 +253,56 @@ describe("the load drivers' gRPC client (bare HTTP/2)", () => {
       await own.drop();
     }
   });
+});
+
+describe("the soak's load drivers", () => {
+  it("refresh preloaded sessions drawn again and again, presenting each one's live token", async () => {
+    const own = await useTestDatabase();
+    const { secret } = await createTestClient(own.db.prisma, { id: "soak-driver" });
+    const settings = testServiceSettings();
+    const { macKey, signingKid } = await serviceKeys(TEST_DATABASE_URL, own.schema, settings.masterKey);
+    const tokens = preloadedTokens(randomBytes(8).toString("hex"), macKey);
+    // 8 sessions for 4 slots: every slot draws from 2, so nearly every call finds its session rotated
+    // by an earlier one, in the plan made before the load and across tasks.
+    await preloadLiveSessions({
+      url: TEST_DATABASE_URL,
+      schema: own.schema,
+      clientId: "soak-driver",
+      signingKid,
+      count: 8,
+      tokens,
+    });
+    const service = await startTokenService({
+      settings,
+      database: { kind: "postgres", url: own.url },
+      logger: createLogger({ level: "silent", component: "token", pretty: false }),
+    });
+    const load = startLoadDrivers(1);
+    try {
+      const task = {
+        port: service.grpcPort,
+        clientId: "soak-driver",
+        secret,
+        mode: "refresh-preloaded" as const,
+        preloaded: { tokens, count: 8 },
+        durationMs: 600,
+      };
+      const first = await load.drive(task, 4);
+      const second = await load.drive(task, 4);
+      expect([first.errors, second.errors]).toEqual([{}, {}]);
+      expect(Math.min(first.calls, second.calls)).toBeGreaterThan(8);
+      // Each call rotated its session once: a spent token presented would have revoked the session.
+      const { rows } = await own.sql.query(
+        `SELECT sum(refresh_generation - 1)::int AS rotations, count(*) FILTER (WHERE revoked_at IS NULL)::int AS live
+           FROM sessions`,
+      );
+      expect(rows[0]).toEqual({ rotations: first.calls + second.calls, live: 8 });
+    } finally {
+      load.close();
+      await service.shutdown();
+      await own.drop();
+    }
+  }, 60_000);
 });
 
 describe("compare-revisions", () => {
