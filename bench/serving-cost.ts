@@ -41,7 +41,14 @@ import {
 import { benchArgs } from "./lib/bench-args.ts";
 import { row, report as writeReport } from "./lib/bench-results.ts";
 
-const KINDS = ["grpcjs", "grpcjs_bare", "h2_bare", "connect_grpc", "connect_json", "connect_json_bare"] as const;
+const KINDS = [
+  "grpcjs",
+  "grpcjs_bare",
+  "h2_bare",
+  "connect_grpc",
+  "connect_json",
+  "connect_json_bare",
+] as const;
 type Kind = (typeof KINDS)[number];
 const LABELS: Record<Kind, string> = {
   grpcjs: "our grpc-js adapter (HTTP/2)",
@@ -134,18 +141,18 @@ async function startServer(kind: Kind): Promise<number> {
         stream.on("end", () => {
           // One uncompressed message: 5-byte prefix (flag, length), then the message.
           const body = Buffer.concat(chunks);
-          void introspect(fromBinary(IntrospectRequestSchema, body.subarray(5, 5 + body.readUInt32BE(1)))).then(
-            (init) => {
-              const message = toBinary(IntrospectResponseSchema, create(IntrospectResponseSchema, init));
-              const frame = Buffer.allocUnsafe(5 + message.length);
-              frame[0] = 0;
-              frame.writeUInt32BE(message.length, 1);
-              frame.set(message, 5);
-              stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-              stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-              stream.end(frame);
-            },
-          );
+          void introspect(
+            fromBinary(IntrospectRequestSchema, body.subarray(5, 5 + body.readUInt32BE(1))),
+          ).then((init) => {
+            const message = toBinary(IntrospectResponseSchema, create(IntrospectResponseSchema, init));
+            const frame = Buffer.allocUnsafe(5 + message.length);
+            frame[0] = 0;
+            frame.writeUInt32BE(message.length, 1);
+            frame.set(message, 5);
+            stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+            stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+            stream.end(frame);
+          });
         });
       });
       await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

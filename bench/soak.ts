@@ -157,7 +157,7 @@ async function measureAlone(side: Side): Promise<{ cost: WindowCost; loadAverage
 /**
  * Refresh on both sides at once, each with its own `--concurrency` callers, started together once
  * both sets of drivers are prepared. Windows taken one after another saw this shared VM at different
- * speeds: the same code gave empty-database windows of 2,490-3,834 refreshes/s in one afternoon, and
+ * speeds: the same code gave empty-database windows of 2,490-3,948 refreshes/s in one afternoon, and
  * ratios of 0.77-1.14. Two services loaded together see the same machine (compare-revisions.ts: an
  * A/A run agrees to 1-2 %), so the ratio comes from here. Rates only: Postgres' CPU and WAL are
  * shared and cannot be split between the two.
