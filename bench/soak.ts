@@ -125,7 +125,12 @@ async function openSide(count: number, kind: string): Promise<Side> {
       preloaded: { tokens, count },
     },
   };
-  await side.load.drive({ ...side.task, durationMs: warmupMs }, concurrency);
+  try {
+    await side.load.drive({ ...side.task, durationMs: warmupMs }, concurrency);
+  } catch (err) {
+    await closeSide(side);
+    throw err;
+  }
   return side;
 }
 

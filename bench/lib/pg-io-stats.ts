@@ -2,8 +2,8 @@
  * What a window of load cost Postgres in I/O, from its own statistics: WAL written (and how much of it
  * was full-page images, the 8 KiB copy of a page on its first change after a checkpoint) and the
  * schema's table and index blocks found in shared_buffers or read in from outside it. The soak uses
- * these to say why 5M sessions refresh slower than an empty database: it is the same work per
- * refresh in SQL, so the difference is in pages.
+ * these to show what 5M sessions cost Postgres beyond an empty database: the SQL per refresh is the
+ * same, so the difference is in pages.
  *
  * WAL counters are cluster-wide: read them with nothing else writing. Like the table counters in
  * pg-table-stats.ts, all of these are flushed lazily by each backend: read them settled.

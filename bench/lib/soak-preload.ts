@@ -9,10 +9,11 @@
  * writes; no `refresh_tokens` row. The signing kid matters for speed: `signing_kid` is indexed, so a
  * Refresh that changes it cannot be a HOT update and writes every index of the row. Issue writes the
  * active kid and Refresh keeps it until the next key rotation; a preload with any other kid made
- * every first refresh of a soak session write four index entries that no real one writes. Each token is a
- * v2 token (services/token/tokens/refresh-token-format.ts) of generation 1 under the MAC key the
- * service will use, its random part HMAC-SHA256 of the index under the seed. When the refresh data
- * model changes, change this module (rows and token format) and nothing else.
+ * every first refresh of a soak session write four index entries that no real one writes.
+ *
+ * Each token is a v2 token (services/token/tokens/refresh-token-format.ts) of generation 1 under
+ * the MAC key the service will use, its random part HMAC-SHA256 of the index under the seed. When
+ * the refresh data model changes, change this module (rows and token format) and nothing else.
  *
  * COPY goes through `psql` (`COPY … FROM STDIN`): the `pg` driver has no COPY of its own and the
  * Postgres client tools are on every machine that runs Postgres. The copy session sets
