@@ -2,9 +2,10 @@
 // a bare grpc-js server (the floor it is measured against), connect-node gRPC over h2c, and our
 // connect-node Connect/JSON listener over HTTP/1.1. Under them all, node:http2 with the gRPC framing
 // written by hand and nothing else (no deadlines, metadata, size limits or compression): the floor
-// for any gRPC server in Node, so what a serving path of our own could save at most. The server runs alone in a forked process; load
-// comes from other forked processes; CPU is the server process's own process.cpuUsage() over the
-// measured window, divided by the calls completed in it. Loopback only, bounded in time.
+// for any gRPC server in Node, so what a serving path of our own could save at most. The server
+// runs alone in a forked process; load comes from other forked processes; CPU is the server
+// process's own process.cpuUsage() over the measured window, divided by the calls completed in it.
+// Loopback only, bounded in time.
 //
 //   npx tsx bench/serving-cost.ts [--duration 5] [--concurrency 32] [--clients 2] [--rounds 2] [--warmup 1]
 //

@@ -291,7 +291,8 @@ describe("the soak's load drivers", () => {
       const second = await load.drive(task, 4);
       expect([first.errors, second.errors]).toEqual([{}, {}]);
       expect(Math.min(first.calls, second.calls)).toBeGreaterThan(8);
-      // Each call rotated its session once: a spent token presented would have revoked the session.
+      // Each call rotated its session once. A spent token presented instead would have been answered
+      // with the successor it already had (inside the grace window) or have revoked the session.
       const { rows } = await own.sql.query(
         `SELECT sum(refresh_generation - 1)::int AS rotations, count(*) FILTER (WHERE revoked_at IS NULL)::int AS live
            FROM sessions`,
