@@ -132,6 +132,28 @@ describe("Issue", () => {
   });
 });
 
+  it("writes no session when the access token cannot be signed", async () => {
+    // A signing failure (a key that stopped working) must fail the call with nothing stored: the
+    // row of a session whose tokens were never handed out would be live state no client holds.
+    const active = deps.keys.active();
+    const broken = {
+      ...active,
+      sign: () => {
+        throw new Error("signing key unusable");
+      },
+    };
+    const failing = { ...deps, keys: { ...deps.keys, active: () => broken } };
+    const subject = `unsigned-${++seq}`;
+    const before = await count("SELECT count(*) AS n FROM sessions");
+    await expect(
+      issue(failing, as(web), create(IssueRequestSchema, { subject, audience: ["orders"] })),
+    ).rejects.toThrow("signing key unusable");
+    // Settled writes only: wait out the group commit's statements still in flight, if any.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await count("SELECT count(*) AS n FROM sessions WHERE subject = $1", subject)).toBe(0);
+    expect(await count("SELECT count(*) AS n FROM sessions")).toBe(before);
+  });
+
 describe("Refresh", () => {
   it("rotates: a new refresh token, the old one marked used, one live token in the family", async () => {
     const first = await login();

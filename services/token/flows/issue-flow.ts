@@ -88,23 +88,8 @@ export async function issue(
   const ttl = accessTokenTtlSeconds(client.accessTokenTtlSeconds, deps.maxAccessTokenTtlSeconds);
   const nowSeconds = Math.floor(now / 1000);
 
-  // The insert is in flight while we sign; the token is only returned once the row is committed.
-  const stored = deps.store.createSession({
-    sessionId,
-    subject,
-    clientId: client.id,
-    tenant: tenant || null,
-    scopes,
-    audience,
-    claims: custom,
-    signingKid: key.kid,
-    now: new Date(now),
-    idleExpiresAt: new Date(idleExpiresAt),
-    expiresAt: new Date(expiresAt),
-    device,
-    refreshTokenHash: hashRefreshToken(refreshToken),
-    refreshMacKid: macKey.kid,
-  });
+  // Signed before the row is written: a key that fails to sign must leave no session behind that
+  // no client holds. Overlapping the two saved nothing measurable (the insert waits for its group).
   const accessToken = key.sign(
     buildAccessTokenClaims({
       issuer: deps.issuer,
@@ -121,7 +106,22 @@ export async function issue(
       ttlSeconds: ttl,
     }),
   );
-  await stored;
+  await deps.store.createSession({
+    sessionId,
+    subject,
+    clientId: client.id,
+    tenant: tenant || null,
+    scopes,
+    audience,
+    claims: custom,
+    signingKid: key.kid,
+    now: new Date(now),
+    idleExpiresAt: new Date(idleExpiresAt),
+    expiresAt: new Date(expiresAt),
+    device,
+    refreshTokenHash: hashRefreshToken(refreshToken),
+    refreshMacKid: macKey.kid,
+  });
   return {
     accessToken,
     accessTokenExpiresAt: timestampFromMs((nowSeconds + ttl) * 1000),
