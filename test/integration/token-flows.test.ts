@@ -130,7 +130,6 @@ describe("Issue", () => {
     await expect(login("bob", web, overrides as never)).rejects.toMatchObject({ code });
     expect(await count("SELECT count(*) AS n FROM sessions")).toBe(before);
   });
-});
 
   it("writes no session when the access token cannot be signed", async () => {
     // A signing failure (a key that stopped working) must fail the call with nothing stored: the
@@ -153,6 +152,7 @@ describe("Issue", () => {
     expect(await count("SELECT count(*) AS n FROM sessions WHERE subject = $1", subject)).toBe(0);
     expect(await count("SELECT count(*) AS n FROM sessions")).toBe(before);
   });
+});
 
 describe("Refresh", () => {
   it("rotates: a new refresh token, the old one marked used, one live token in the family", async () => {
