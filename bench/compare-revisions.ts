@@ -6,7 +6,7 @@
  * That is what makes a 5 % change measurable; token-service.ts gives the absolute figures.
  *
  *   npx tsx bench/compare-revisions.ts --base DIR [--mode refresh] [--duration 8] [--rounds 3]
- *                                      [--concurrency 32] [--warmup 2]
+ *                                      [--concurrency 32] [--warmup 2] [--base-env K=V;K=V]
  *
  * DIR is another checkout with its dependencies and generated code, e.g.
  * `git worktree add ../base main && ln -s "$PWD/node_modules" ../base/node_modules &&
@@ -17,6 +17,9 @@
  * Rows: this checkout's calls/s and service CPU per call, with the base's as the limit, summed over
  * `--rounds` windows of `--duration` s. `--duration` and `--concurrency` are also what `npm run bench`
  * passes every benchmark; this one is not part of it (it needs a second checkout).
+ * `--base-env` sets environment variables of the base's service only, so one checkout can be compared
+ * with itself run another way: `--base . --base-env LD_PRELOAD=` runs the base on glibc's malloc
+ * instead of the image's jemalloc (bench/lib/image-allocator.ts).
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -41,7 +44,19 @@ const args = benchArgs("npx tsx bench/compare-revisions.ts --base DIR [flags]", 
   rounds: 3,
   concurrency: 32,
   warmup: 2,
+  "base-env": "",
 });
+
+/** `K=V;K=V` → { K: V }; an empty value is kept (it unsets a preload, say). */
+function parseEnvList(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of text.split(";").filter(Boolean)) {
+    const at = pair.indexOf("=");
+    if (at < 1) throw new Error(`--base-env: "${pair}" is not K=V`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
 
 interface Side {
   secret: string;
@@ -52,7 +67,7 @@ interface Side {
 }
 
 /** A migrated schema with the bench client, and `gatehouse serve` on it, all from checkout `dir`. */
-async function startSide(dir: string, schemas: string[]): Promise<Side> {
+async function startSide(dir: string, schemas: string[], env: Record<string, string>): Promise<Side> {
   const schema = `bench_cmp_${randomBytes(4).toString("hex")}`;
   schemas.push(schema); // dropped at the end even if this side never starts
   const setup = `const m = await import("./bench/lib/bench-client.ts");
@@ -65,11 +80,14 @@ async function startSide(dir: string, schemas: string[]): Promise<Side> {
   });
   if (made.status !== 0) throw new Error(`setting up ${dir} failed: ${made.stderr}`);
   const { secret } = JSON.parse(made.stdout) as { secret: string };
-  const server = await startTokenService(capacitySettings(Math.min(args.concurrency, 32)), {
-    schema,
-    showLogs: true,
-    root: dir,
-  });
+  const server = await startTokenService(
+    { ...capacitySettings(Math.min(args.concurrency, 32)), ...env },
+    {
+      schema,
+      showLogs: true,
+      root: dir,
+    },
+  );
   return { secret, server, calls: 0, cpuUs: 0, elapsedMs: 0 };
 }
 
@@ -86,7 +104,9 @@ async function main(): Promise<void> {
   const schemas: string[] = [];
   try {
     // Ours first, then the base: the order of start-up does not matter, both are warmed up below.
-    for (const dir of [ROOT, resolve(args.base)]) sides.push(await startSide(dir, schemas));
+    const baseEnv = parseEnvList(args["base-env"]);
+    sides.push(await startSide(ROOT, schemas, {}));
+    sides.push(await startSide(resolve(args.base), schemas, baseEnv));
     const task = (s: Side, durationMs: number) => ({
       port: s.server.grpcPort,
       clientId: "bench",
@@ -121,6 +141,7 @@ async function main(): Promise<void> {
       {
         ours: ROOT,
         base: resolve(args.base),
+        baseEnv,
         mode,
         rounds: args.rounds,
         durationS: args.duration,

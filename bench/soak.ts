@@ -44,6 +44,7 @@ import {
   type TokenServiceProcess,
 } from "./lib/bench-processes.ts";
 import { report, row } from "./lib/bench-results.ts";
+import { imageAllocator } from "./lib/image-allocator.ts";
 import { measureWindow, type WindowCost } from "./lib/measured-window.ts";
 import { type PgIo, pgCacheSettings } from "./lib/pg-io-stats.ts";
 import { schemaBytes } from "./lib/pg-table-stats.ts";
@@ -320,6 +321,7 @@ async function main(): Promise<void> {
           rule: "pays = throughput ≥ 1.1× or Postgres CPU per rotation ≤ 0.9×, with p99 at most 2×",
         },
         how: "gatehouse serve in its own process; sessions preloaded by COPY (bench/lib/soak-preload.ts); random sessions refreshed from separate driver processes; all on this machine's 2 cores",
+        allocator: imageAllocator().description,
       },
     );
   } finally {

@@ -26,6 +26,7 @@ import { migrate } from "../services/shared/database/index.ts";
 import { benchArgs } from "./lib/bench-args.ts";
 import { DATABASE_URL, freePort, ROOT, rssMb, stopProcess, waitForOk } from "./lib/bench-processes.ts";
 import { report, row } from "./lib/bench-results.ts";
+import { imageAllocator } from "./lib/image-allocator.ts";
 import { processCpuMicros } from "./lib/process-cpu.ts";
 
 const args = benchArgs("npx tsx bench/startup.ts [flags]", { starts: 5, duration: 0, concurrency: 0 });
@@ -46,7 +47,7 @@ function median<T>(items: T[], key: (t: T) => number): T {
 function spawnGatehouse(runtime: Runtime, args: string[], env: Record<string, string> = {}): ChildProcess {
   return spawn(process.execPath, ["bin/gatehouse.mjs", ...args], {
     cwd: ROOT,
-    env: { ...process.env, ...env, GATEHOUSE_RUNTIME: runtime },
+    env: { ...process.env, ...imageAllocator().env, ...env, GATEHOUSE_RUNTIME: runtime },
     stdio: ["ignore", "ignore", "inherit"],
   });
 }
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
       limits:
         "targets (P8): ready <= 1 s, idle RSS <= 120 MB on the compiled runtime; tsx in the same run is the peer",
       build: `dist/cli ${build.cli}, dist/sidecar ${build.sidecar} before the run`,
+      allocator: imageAllocator().description,
       starts: Object.fromEntries(
         RUNTIMES.map((r) => [
           r,

@@ -37,6 +37,7 @@ import { benchArgs } from "./lib/bench-args.ts";
 import { createBenchSchema } from "./lib/bench-client.ts";
 import { capacitySettings, startTokenService, type TokenServiceProcess } from "./lib/bench-processes.ts";
 import { percentile, report, row } from "./lib/bench-results.ts";
+import { imageAllocator } from "./lib/image-allocator.ts";
 import { measureWindow } from "./lib/measured-window.ts";
 import { measureOAuthRefresh, oauthRefreshRows } from "./lib/oauth-refresh.ts";
 import { measureOidcProviderRefresh, OIDC_PROVIDER_CONFIG } from "./lib/oidc-provider-peer.ts";
@@ -256,6 +257,7 @@ async function main() {
         concurrency,
         drivers,
         durationS: durationMs / 1000,
+        allocator: imageAllocator().description,
         errors: {
           issue: issue.load.errors,
           refresh: refresh.load.errors,

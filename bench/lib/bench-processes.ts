@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { migrate } from "../../services/shared/database/index.ts";
+import { imageAllocator } from "./image-allocator.ts";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -111,6 +112,8 @@ export async function startTokenService(
     cwd: options.root ?? ROOT,
     env: {
       ...process.env,
+      // The image's allocator (image-allocator.ts); a caller's env may set LD_PRELOAD="" for glibc's.
+      ...imageAllocator().env,
       DATABASE_URL: url.toString(),
       GATEHOUSE_ISSUER: "https://bench.local",
       GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64"),

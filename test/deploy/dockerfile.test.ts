@@ -31,6 +31,11 @@ const IMAGES = [
     bundle: "cli",
     ports: ["7400", "7480"],
     cmd: ["--help"],
+    // The allocator the benchmarks measured the token service with (bench/lib/image-allocator.ts).
+    allocatorEnv: {
+      LD_PRELOAD: "/usr/local/lib/libjemalloc.so.2",
+      MALLOC_CONF: "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
+    },
     fromContext: [
       "bin/gatehouse.mjs",
       "bin/sidecar-bundle.mjs",
@@ -44,6 +49,7 @@ const IMAGES = [
     bundle: "sidecar",
     ports: ["7401", "7402"],
     cmd: ["sidecar"],
+    allocatorEnv: {},
     fromContext: ["bin/gatehouse.mjs", "bin/sidecar-bundle.mjs", "deploy/docker/healthcheck.mjs"],
   },
 ];
@@ -135,8 +141,23 @@ describe.each(IMAGES)("deploy/docker/$role.Dockerfile", (image) => {
       GATEHOUSE_RUNTIME: "dist",
       HOME: "/tmp",
       TMPDIR: "/tmp",
+      ...image.allocatorEnv,
     });
   });
+
+  it.runIf(image.role === "token-service")(
+    "preloads the jemalloc it installs, at the path its ENV names, with the MALLOC_CONF the benchmarks use",
+    async () => {
+      const run = script(final);
+      expect(run).toMatch(/apt-get install -y --no-install-recommends libjemalloc2\b/);
+      expect(run).toMatch(/rm -rf \/var\/lib\/apt\/lists\/\*/);
+      const link = /ln -s "\$\(dpkg -L libjemalloc2 \| grep '[^']+'\)" (\S+)/.exec(run);
+      expect(link, "links the installed library at a fixed path").not.toBeNull();
+      expect(envOf(final).LD_PRELOAD).toBe(link![1]);
+      const { imageMallocConf } = await import("../../bench/lib/image-allocator.ts");
+      expect(imageMallocConf()).toBe(envOf(final).MALLOC_CONF);
+    },
+  );
 
   it("runs as a numeric non-root user", () => {
     const user = all(final, "USER").at(-1);

@@ -11,7 +11,9 @@ import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTokenService as startBenchService } from "../../bench/lib/bench-processes.ts";
 import { connectGrpcH2, GrpcCallError } from "../../bench/lib/grpc-h2-client.ts";
+import { imageAllocator } from "../../bench/lib/image-allocator.ts";
 import {
   type RowsWritten,
   rowsWrittenBetween,
@@ -306,12 +308,43 @@ describe("the soak's load drivers", () => {
   }, 60_000);
 });
 
+describe("the benchmarked service's allocator", () => {
+  it("is the image's jemalloc where it is installed, and glibc's malloc when a bench unsets the preload", async () => {
+    const mapsJemalloc = (pid: number) => readFileSync(`/proc/${pid}/maps`, "utf8").includes("libjemalloc");
+    const allocator = imageAllocator();
+    // .ci/run installs libjemalloc2: without it the benchmarks would measure glibc's malloc, not the image's.
+    expect(allocator.env.LD_PRELOAD, allocator.description).toBeDefined();
+    const asImage = await startBenchService();
+    const onGlibc = await startBenchService({ LD_PRELOAD: "" });
+    try {
+      expect(mapsJemalloc(asImage.child.pid!)).toBe(true);
+      expect(mapsJemalloc(onGlibc.child.pid!)).toBe(false);
+    } finally {
+      await asImage.stop();
+      await onGlibc.stop();
+    }
+  }, 90_000);
+});
+
 describe("compare-revisions", () => {
   it("loads two checkouts' services at once and reports ours against the base, leaving no schema", async () => {
     // An A/A run on this checkout, as short as it goes: the figures are noise, their shape is not.
+    // The base runs on glibc's malloc (--base-env), as in the allocator's own comparison.
     await promisify(execFile)(
       process.execPath,
-      ["--import", "tsx", "bench/compare-revisions.ts", "--base", ".", "--duration", "1", "--rounds", "1"],
+      [
+        "--import",
+        "tsx",
+        "bench/compare-revisions.ts",
+        "--base",
+        ".",
+        "--duration",
+        "1",
+        "--rounds",
+        "1",
+        "--base-env",
+        "LD_PRELOAD=",
+      ],
       { timeout: 120_000 },
     );
     const { rows, notes } = JSON.parse(readFileSync("bench/results/compare-revisions.json", "utf8"));
@@ -324,6 +357,7 @@ describe("compare-revisions", () => {
       expect(r.limit).toBeGreaterThan(0);
     }
     expect(notes.mode).toBe("refresh");
+    expect(notes.baseEnv).toEqual({ LD_PRELOAD: "" });
     const left = await tdb.sql.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench_cmp_%'");
     expect(left.rows).toEqual([]);
   }, 150_000);
