@@ -76,10 +76,10 @@ LABEL org.opencontainers.image.title="gatehouse" \
 # npm, npx, corepack and yarn are removed: nothing installs at run time, and they are the bulk of
 # the base image's scanner findings.
 # jemalloc replaces glibc's malloc (LD_PRELOAD below, linked at one path on every architecture): the
-# service's CPU per Refresh fell 6-17 % in paired runs (README, issue 15); glibc spent ~9 % of the
-# process's time in malloc. MALLOC_CONF hands freed pages back within a second, so idle RSS stays
-# below glibc's (111 against 116 MB). The benchmarks run `gatehouse serve` the same way
-# (bench/lib/image-allocator.ts reads MALLOC_CONF from here).
+# service used 0.83-0.97x the CPU per Refresh in paired runs (median 0.93x; docs/operations.md,
+# "Sizing"); with glibc ~9 % of its time went to malloc. MALLOC_CONF hands freed pages back within a
+# second, so idle RSS stays below glibc's (109-111 against 116 MB). The benchmarks run
+# `gatehouse serve` the same way (bench/lib/image-allocator.ts reads MALLOC_CONF from here).
 RUN groupadd --system --gid 10001 gatehouse \
  && useradd --system --uid 10001 --gid gatehouse --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin gatehouse \
