@@ -9,8 +9,8 @@
  * under glibc's (109-111 against 116 MB) at the same CPU as jemalloc's defaults.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { ROOT } from "./bench-processes.ts";
+
+const DOCKERFILE = new URL("../../deploy/docker/token-service.Dockerfile", import.meta.url);
 
 /** Where Debian's libjemalloc2 puts the library (amd64, arm64) and where the image links it. */
 const LIBRARY_PATHS = [
@@ -21,7 +21,7 @@ const LIBRARY_PATHS = [
 
 /** The `MALLOC_CONF` the token-service image sets. */
 export function imageMallocConf(): string {
-  const dockerfile = readFileSync(join(ROOT, "deploy/docker/token-service.Dockerfile"), "utf8");
+  const dockerfile = readFileSync(DOCKERFILE, "utf8");
   const conf = /\bMALLOC_CONF=(\S+)/.exec(dockerfile)?.[1];
   if (conf === undefined) throw new Error("token-service.Dockerfile sets no MALLOC_CONF");
   return conf;
