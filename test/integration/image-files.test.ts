@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { imageAllocator } from "../../bench/lib/image-allocator.ts";
 import { all, copies, DOCKERFILES, envOf, parseDockerfile } from "../deploy/dockerfile-stages.ts";
 import { dropSchema, testSchemaName } from "../support/database.ts";
 import { freePort } from "../support/ports.ts";
@@ -90,6 +91,16 @@ function stageImage(role: Role): Image {
     }
   }
   const env = Object.fromEntries(Object.entries(envOf(final)).map(([k, v]) => [k, v ?? ""]));
+  if (env.LD_PRELOAD) {
+    // The final stage installs libjemalloc2 and links it at LD_PRELOAD's path; this machine's copy
+    // of the same Debian package stands in for that link.
+    const local = imageAllocator().env.LD_PRELOAD;
+    expect(
+      local,
+      "libjemalloc2 installed here (apt-get install -y libjemalloc2), as in the image",
+    ).toBeDefined();
+    env.LD_PRELOAD = local!;
+  }
   return { app, env, bytes: bytesUnder(app) };
 }
 
@@ -237,6 +248,9 @@ describe("the token-service image", () => {
       keys: unknown[];
     };
     expect(jwks.keys.length).toBeGreaterThan(0);
+    // The token service runs on the jemalloc its image preloads (the benchmarks measured it so).
+    const mapped = (pid: number) => readFileSync(`/proc/${pid}/maps`, "utf8").includes("libjemalloc");
+    expect(mapped(serve.child.pid!)).toBe(true);
 
     // The sidecar image guards with that token service's keys.
     const [proxy, control] = [await freePort(), await freePort()];
@@ -258,6 +272,7 @@ describe("the token-service image", () => {
     );
     expect(await status(`http://127.0.0.1:${proxy}/orders`)).toBe(401);
     expect(sidecar.output()).toContain('"runtime":"bundle"');
+    expect(mapped(sidecar.child.pid!), "the sidecar image keeps glibc's malloc").toBe(false);
 
     for (const { child } of [sidecar, serve]) {
       const done = exited(child);
