@@ -25,6 +25,7 @@ import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { percentile } from "./bench-results.ts";
+import { imageAllocator } from "./image-allocator.ts";
 import { createPgAdapter } from "./oidc-pg-adapter.ts";
 
 const here = fileURLToPath(import.meta.url);
@@ -231,9 +232,12 @@ if (role === "oidc-server") {
 // ---------------------------------------------------------------- coordinator
 function child(roleName: string): ChildProcess {
   // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server, as in token-service.ts.
-  const extra =
-    roleName === "oidc-server" ? (process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? []) : [];
-  return fork(here, ["--role", roleName], { execArgv: ["--import", "tsx", ...extra], stdio: "inherit" });
+  const server = roleName === "oidc-server";
+  const extra = server ? (process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? []) : [];
+  // The peer's server runs on the allocator ours runs on (the image's jemalloc), so the ratio
+  // compares the two services, not two allocators.
+  const env = server ? { ...process.env, ...imageAllocator().env } : process.env;
+  return fork(here, ["--role", roleName], { execArgv: ["--import", "tsx", ...extra], stdio: "inherit", env });
 }
 
 function answer<T>(c: ChildProcess, what: string): Promise<T> {

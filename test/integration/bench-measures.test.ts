@@ -313,7 +313,10 @@ describe("the benchmarked service's allocator", () => {
     const mapsJemalloc = (pid: number) => readFileSync(`/proc/${pid}/maps`, "utf8").includes("libjemalloc");
     const allocator = imageAllocator();
     // .ci/run installs libjemalloc2: without it the benchmarks would measure glibc's malloc, not the image's.
-    expect(allocator.env.LD_PRELOAD, allocator.description).toBeDefined();
+    expect(
+      allocator.env.LD_PRELOAD,
+      `${allocator.description}: apt-get install -y libjemalloc2`,
+    ).toBeDefined();
     const asImage = await startBenchService();
     const onGlibc = await startBenchService({ LD_PRELOAD: "" });
     try {
