@@ -39,6 +39,7 @@ import {
   grpcServiceDefinition,
   listenGrpc,
 } from "../services/shared/rpc/index.ts";
+import { grpcMessageFrame } from "../services/sidecar/ext-authz/grpc-unary.ts";
 import { benchArgs } from "./lib/bench-args.ts";
 import { row, report as writeReport } from "./lib/bench-results.ts";
 
@@ -146,13 +147,9 @@ async function startServer(kind: Kind): Promise<number> {
             fromBinary(IntrospectRequestSchema, body.subarray(5, 5 + body.readUInt32BE(1))),
           ).then((init) => {
             const message = toBinary(IntrospectResponseSchema, create(IntrospectResponseSchema, init));
-            const frame = Buffer.allocUnsafe(5 + message.length);
-            frame[0] = 0;
-            frame.writeUInt32BE(message.length, 1);
-            frame.set(message, 5);
             stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
             stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-            stream.end(frame);
+            stream.end(grpcMessageFrame(message));
           });
         });
       });

@@ -9,6 +9,7 @@
  * per `connections`, requests spread over them round-robin by the caller's slot.
  */
 import * as http2 from "node:http2";
+import { grpcMessageFrame } from "../../services/sidecar/ext-authz/grpc-unary.ts";
 
 export class GrpcCallError extends Error {
   constructor(
@@ -65,11 +66,7 @@ export function connectGrpcH2(port: number, metadata: Record<string, string>, co
           }
           resolve(body.subarray(5));
         });
-        const frame = Buffer.allocUnsafe(5 + request.length);
-        frame[0] = 0;
-        frame.writeUInt32BE(request.length, 1);
-        frame.set(request, 5);
-        stream.end(frame);
+        stream.end(grpcMessageFrame(request));
       });
     },
     close() {
