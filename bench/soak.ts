@@ -225,7 +225,9 @@ async function main(): Promise<void> {
     sides.push(fullSide);
     const soak = await measureAlone(fullSide);
     const [pairedFull, pairedEmpty] = await measurePaired(fullSide, emptySide);
-    await closeSide(sides.shift()!);
+    // The growth phase measures the full side's bytes; the empty side has nothing more to do.
+    sides.splice(sides.indexOf(emptySide), 1);
+    await closeSide(emptySide);
     const growth = await grow(fullSide);
     const groupSchema = newSchema("gc");
     const admin = new pg.Client({ connectionString: DATABASE_URL });
