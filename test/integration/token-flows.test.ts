@@ -125,11 +125,25 @@ describe("Issue", () => {
     ["claim not allowed", { claims: { role: "admin" } }, "claim_not_allowed"],
     ["claims over 4 KiB", { claims: { plan: "x".repeat(5000) } }, "invalid_request"],
     ["bad IP address", { device: { ipAddress: "not an ip" } }, "invalid_request"],
+    ["five-part IPv4 address", { device: { ipAddress: "1.2.3.4.5" } }, "invalid_request"],
+    ["IPv4 octet over 255", { device: { ipAddress: "203.0.113.256" } }, "invalid_request"],
+    ["colons only", { device: { ipAddress: "::::" } }, "invalid_request"],
+    ["dots only", { device: { ipAddress: "...." } }, "invalid_request"],
+    ["IPv6 with a zone id", { device: { ipAddress: "fe80::1%eth0" } }, "invalid_request"],
   ])("refuses %s with %s and writes nothing", async (_label, overrides, code) => {
     const before = await count("SELECT count(*) AS n FROM sessions");
     await expect(login("bob", web, overrides as never)).rejects.toMatchObject({ code });
     expect(await count("SELECT count(*) AS n FROM sessions")).toBe(before);
   });
+
+  it.each(["203.0.113.7", "2001:db8::1", "::ffff:192.0.2.1", "::1"])(
+    "keeps the device address %s",
+    async (ipAddress) => {
+      const r = await login(`ip-${++seq}`, web, { device: { ipAddress } });
+      const stored = await tdb.db.prisma.session.findUniqueOrThrow({ where: { id: r.sessionId! } });
+      expect(stored.deviceIpAddress).toBe(ipAddress);
+    },
+  );
 
   it("writes no session when the access token cannot be signed", async () => {
     // A signing failure (a key that stopped working) must fail the call with nothing stored: the

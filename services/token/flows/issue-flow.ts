@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { isIP } from "node:net";
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type {
@@ -51,7 +52,9 @@ function grantedAudienceAndScopes(
   return { audience, scopes };
 }
 
-const IP = /^[0-9a-fA-F.:]{2,45}$/;
+/** IPv4 or IPv6 characters only (no zone id): `isIP` alone would take `fe80::1%eth0`. */
+const IP_CHARACTERS = /^[0-9a-fA-F.:]{2,45}$/;
+const isIpAddress = (text: string) => IP_CHARACTERS.test(text) && isIP(text) !== 0;
 
 /** Issue: a new session with its first refresh token, and an access token for it. */
 export async function issue(
@@ -72,7 +75,7 @@ export async function issue(
     ipAddress: checkText("device.ip_address", req.device?.ipAddress ?? "", 45) || null,
     name: checkText("device.name", req.device?.name ?? "", 128) || null,
   };
-  if (device.ipAddress !== null && !IP.test(device.ipAddress)) {
+  if (device.ipAddress !== null && !isIpAddress(device.ipAddress)) {
     throw new GatehouseError("invalid_request", "device.ip_address is not an IP address", {
       metadata: { field: "device.ip_address" },
     });
