@@ -1,8 +1,9 @@
-// Server CPU time per unary call on each way we can serve the same handler: our grpc-js adapter,
-// a bare grpc-js server (the floor it is measured against), connect-node gRPC over h2c, and our
-// connect-node Connect/JSON listener over HTTP/1.1. Under them all, node:http2 with the gRPC framing
-// written by hand and nothing else (no deadlines, metadata, size limits or compression): the floor
-// for any gRPC server in Node, so what a serving path of our own could save at most. The server
+// Server CPU time per unary call on each way we can serve the same handler: our gRPC server
+// (shared/rpc/grpc-server.ts, on node:http2), a bare grpc-js server (what the token service used
+// before it), connect-node gRPC over h2c, and our connect-node Connect/JSON listener over HTTP/1.1.
+// Under them all, node:http2 with the gRPC framing written by hand and nothing else (no deadlines,
+// metadata, size limits, metrics or compression): the floor for any gRPC server in Node, which ours
+// is measured against. The server
 // runs alone in a forked process; load comes from other forked processes; CPU is the server
 // process's own process.cpuUsage() over the measured window, divided by the calls completed in it.
 // Loopback only, bounded in time.
@@ -30,6 +31,7 @@ import {
 import { GatehouseError } from "../services/shared/errors/gatehouse-error.ts";
 import { createLogger } from "../services/shared/logging/index.ts";
 import { createMetricsRegistry } from "../services/shared/metrics/index.ts";
+import { grpcMessageFrame } from "../services/shared/rpc/grpc-wire.ts";
 import {
   createConnectRoutes,
   createGrpcServer,
@@ -37,14 +39,12 @@ import {
   createRpcMetrics,
   defineService,
   grpcServiceDefinition,
-  listenGrpc,
 } from "../services/shared/rpc/index.ts";
-import { grpcMessageFrame } from "../services/sidecar/ext-authz/grpc-unary.ts";
 import { benchArgs } from "./lib/bench-args.ts";
 import { row, report as writeReport } from "./lib/bench-results.ts";
 
 const KINDS = [
-  "grpcjs",
+  "grpc",
   "grpcjs_bare",
   "h2_bare",
   "connect_grpc",
@@ -53,7 +53,7 @@ const KINDS = [
 ] as const;
 type Kind = (typeof KINDS)[number];
 const LABELS: Record<Kind, string> = {
-  grpcjs: "our grpc-js adapter (HTTP/2)",
+  grpc: "our gRPC server (node:http2)",
   grpcjs_bare: "bare grpc-js, protobuf-es codecs",
   h2_bare: "bare node:http2, gRPC framing by hand",
   connect_grpc: "connect-node gRPC (h2c), our routes",
@@ -75,7 +75,7 @@ type FromChild =
 const self = fileURLToPath(import.meta.url);
 const args = benchArgs("npx tsx bench/serving-cost.ts [flags]", {
   role: "main",
-  kind: "grpcjs",
+  kind: "grpc",
   duration: 5,
   rounds: 2,
   warmup: 1,
@@ -113,8 +113,8 @@ async function startServer(kind: Kind): Promise<number> {
   });
   const metrics = createRpcMetrics(createMetricsRegistry("bench", { defaultMetrics: false }));
   switch (kind) {
-    case "grpcjs":
-      return listenGrpc(createGrpcServer({ services: [service], logger, metrics }), "127.0.0.1", 0);
+    case "grpc":
+      return createGrpcServer({ services: [service], logger, metrics }).listen("127.0.0.1", 0);
     case "grpcjs_bare": {
       const server = new grpc.Server({ "grpc.enable_channelz": 0 });
       const definition = grpcServiceDefinition(TokenService);
@@ -133,7 +133,11 @@ async function startServer(kind: Kind): Promise<number> {
           );
         },
       });
-      return listenGrpc(server, "127.0.0.1", 0);
+      return new Promise((resolve, reject) =>
+        server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) =>
+          err ? reject(err) : resolve(port),
+        ),
+      );
     }
     case "h2_bare": {
       const server = http2.createServer();
@@ -396,12 +400,12 @@ function report(rounds: Map<Kind, Round[]>): void {
       allRounds: rs.map((r) => round(r.cpuMsPerCall, 3)).join(" / "),
     };
   });
-  const anchor = best.find((b) => b.kind === "grpcjs")!;
-  // Each server against the bare server of its protocol (the floor it adds to), bare grpc-js against
-  // bare node:http2; the floors of the floors alone.
+  const anchor = best.find((b) => b.kind === "grpc")!;
+  // Each server against the bare server of its protocol (the floor it adds to): every gRPC server
+  // against bare node:http2; the floors alone.
   const FLOORS: Partial<Record<Kind, Kind>> = {
-    grpcjs: "grpcjs_bare",
-    connect_grpc: "grpcjs_bare",
+    grpc: "h2_bare",
+    connect_grpc: "h2_bare",
     grpcjs_bare: "h2_bare",
     connect_json: "connect_json_bare",
   };
@@ -428,7 +432,7 @@ function report(rounds: Map<Kind, Round[]>): void {
     })),
   );
   writeReport("serving-cost", rows, {
-    how: "server CPU per call from process.cpuUsage of the server process; cheapest of the rounds; limit = the bare server of the same protocol (bare grpc-js: bare node:http2)",
+    how: "server CPU per call from process.cpuUsage of the server process; cheapest of the rounds; limit = the bare server of the same protocol (every gRPC server: bare node:http2)",
     rounds: Object.fromEntries(best.map((b) => [b.kind, b.allRounds])),
     loadAverage: loadavg()[0],
   });

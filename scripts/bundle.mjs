@@ -14,19 +14,9 @@ import { MANIFEST, MANIFEST_FORMAT, sha256Of } from "../bin/sidecar-bundle.mjs";
 /**
  * Packages that stay in node_modules, each for a reason bundling cannot fix: pino starts its
  * transport worker (pino-pretty) from files of its own; the schema engine reads its .wasm beside its
- * own file; grpc-health-check and @grpc/reflection load .proto files relative to theirs; pg-native is
- * an optional native addon pg probes for.
+ * own file; pg-native is an optional native addon pg probes for.
  */
-const ALWAYS_EXTERNAL = [
-  "pino",
-  "pino-pretty",
-  "@prisma/schema-engine-wasm",
-  "grpc-health-check",
-  "@grpc/reflection",
-  // The two above load grpc-js from node_modules (a peer dependency): one copy, shared with ours.
-  "@grpc/grpc-js",
-  "pg-native",
-];
+const ALWAYS_EXTERNAL = ["pino", "pino-pretty", "@prisma/schema-engine-wasm", "pg-native"];
 
 /**
  * Writes the bundle of `entry` into `outdir` (entry file `<name>.mjs`, lazily loaded chunks beside

@@ -9,7 +9,7 @@
  * per `connections`, requests spread over them round-robin by the caller's slot.
  */
 import * as http2 from "node:http2";
-import { grpcMessageFrame } from "../../services/sidecar/ext-authz/grpc-unary.ts";
+import { grpcMessageFrame } from "../../services/shared/rpc/grpc-wire.ts";
 
 export class GrpcCallError extends Error {
   constructor(

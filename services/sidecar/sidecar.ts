@@ -1,13 +1,13 @@
 import { Authorization } from "../gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
 import type { Logger } from "../shared/logging/logger.ts";
 import { createMetricsRegistry, type Registry } from "../shared/metrics/registry.ts";
+import { createHealthService } from "../shared/rpc/grpc-health-service.ts";
 import { listenFailure } from "../shared/rpc/listen-failure.ts";
 import { SettingsError, type SettingsOf } from "../shared/settings/settings.ts";
 import type { Tracing } from "../shared/tracing/tracing.ts";
 import { createControlServer } from "./control/control-server.ts";
 import { createDecisionMetrics } from "./control/decision-metrics.ts";
 import { createGuard } from "./control/guard.ts";
-import { createHealthService } from "./control/health-service.ts";
 import { lightFetch } from "./control/light-fetch.ts";
 import { type PolicyRefusal, type Readiness, readinessOf } from "./control/readiness.ts";
 import { createCheckHandler } from "./ext-authz/check.ts";

@@ -42,7 +42,7 @@ export const tokenServiceSettings = {
   ...redisSettings,
   grpcListen: setting({
     env: "GATEHOUSE_LISTEN",
-    description: "Native gRPC listener (grpc-js)",
+    description: "Native gRPC listener (HTTP/2 cleartext)",
     default: ":7400",
     schema: types.listenAddress(),
   }),

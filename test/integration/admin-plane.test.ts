@@ -13,7 +13,7 @@ import { basicAuthorization } from "../../services/token/clients/basic-credentia
 import { type RunningTokenService, startTokenService } from "../../services/token/token-service.ts";
 import { grpcAdminClient } from "../support/admin-clients.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
-import { check, healthClient } from "../support/grpc-health-client.ts";
+import { check, healthClient, list } from "../support/grpc-health-client.ts";
 import { grpcTokenClient } from "../support/token-clients.ts";
 import { createTestClient } from "../support/token-fixtures.ts";
 import { testServiceSettings } from "../support/token-service-settings.ts";
@@ -182,6 +182,19 @@ describe("grpc.health.v1.Health on the gRPC port", () => {
     await expect(check(client, "gatehouse.v1.AdminService")).rejects.toMatchObject({
       code: grpc.status.NOT_FOUND,
     });
+    client.close();
+  });
+
+  it("answers List with every name it reports, and a Watch of an unknown name with SERVICE_UNKNOWN", async () => {
+    const client = healthClient(service.grpcPort);
+    expect(await list(client)).toEqual({ "": "SERVING", "gatehouse.v1.TokenService": "SERVING" });
+    const watch = client.watch({ service: "gatehouse.v1.AdminService" });
+    const first = await new Promise<string>((resolve, reject) => {
+      watch.once("data", (res: { status: string }) => resolve(res.status));
+      watch.once("error", reject);
+    });
+    expect(first).toBe("SERVICE_UNKNOWN");
+    watch.cancel();
     client.close();
   });
 

@@ -162,7 +162,6 @@ function expectFailFast(exit: Exit, code: 1 | 2, command: string, line: RegExp):
   expect(lines[0]).toMatch(line);
   for (const out of [exit.stdout, exit.stderr]) {
     expect(out).not.toMatch(/\n\s+at |"stack":/);
-    expect(out).not.toContain("No address added");
     expect(out).not.toContain("Resolution note");
     expect(out).not.toContain("invocation in");
   }

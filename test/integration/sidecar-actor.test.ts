@@ -9,7 +9,7 @@ import {
 } from "../../services/gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
 import { createRedisBus } from "../../services/shared/revocation/redis-bus.ts";
 import type { RevocationBus } from "../../services/shared/revocation/revocation-bus.ts";
-import { grpcServiceDefinition } from "../../services/shared/rpc/grpc-server.ts";
+import { grpcServiceDefinition } from "../../services/shared/rpc/grpc-service-definition.ts";
 import { loadSettings } from "../../services/shared/settings/index.ts";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/memory-revocation-state.ts";
 import {

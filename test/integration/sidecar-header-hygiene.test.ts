@@ -7,7 +7,7 @@ import {
   Authorization,
   type CheckResponse,
 } from "../../services/gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
-import { grpcServiceDefinition } from "../../services/shared/rpc/grpc-server.ts";
+import { grpcServiceDefinition } from "../../services/shared/rpc/grpc-service-definition.ts";
 import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
 import { type RecordingUpstream, startRecordingUpstream } from "../support/fake-upstreams.ts";

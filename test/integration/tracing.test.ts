@@ -11,7 +11,7 @@ import {
   type CheckResponse,
 } from "../../services/gen/proto/envoy/service/auth/v3/external_auth_pb.ts";
 import { TokenService } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
-import { grpcServiceDefinition } from "../../services/shared/rpc/grpc-server.ts";
+import { grpcServiceDefinition } from "../../services/shared/rpc/grpc-service-definition.ts";
 import { loadSettings } from "../../services/shared/settings/index.ts";
 import { startTracing, type Tracing } from "../../services/shared/tracing/tracing.ts";
 import { tracingSettings } from "../../services/shared/tracing/tracing-settings.ts";

@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../services/gen/proto/google/rpc/error_details_pb.ts";
 import { StatusSchema } from "../../services/gen/proto/google/rpc/status_pb.ts";
 import { GatehouseError } from "../../services/shared/errors/gatehouse-error.ts";
-import { denialOf, encodeGrpcMessage } from "../../services/sidecar/control/denial.ts";
+import { encodeGrpcMessage } from "../../services/shared/rpc/grpc-wire.ts";
+import { denialOf } from "../../services/sidecar/control/denial.ts";
 import { bearerToken, pathOf, queryOf } from "../../services/sidecar/control/guard.ts";
 import { identityHeaders } from "../../services/sidecar/control/identity-headers.ts";
 import {

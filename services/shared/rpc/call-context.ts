@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Metadata } from "@grpc/grpc-js";
+import type * as http2 from "node:http2";
 import type { TraceSpan } from "../tracing/tracing.ts";
 
 /** The wire protocol a call arrived on; `oauth2` is a form post to an OAuth endpoint on :7480. */
@@ -36,8 +36,9 @@ export function requestIdFrom(header: string | undefined): string {
 }
 
 /**
- * CallContext over grpc-js metadata. Everything is read lazily: most calls never look at the peer,
- * and the request id is only needed when something is logged or an error is sent.
+ * CallContext over the headers of a native gRPC call (an HTTP/2 stream). Everything is read lazily:
+ * most calls never look at the peer, and the request id is only needed when something is logged or
+ * an error is sent.
  */
 export class GrpcCallContext implements CallContext {
   readonly protocol = "grpc";
@@ -47,18 +48,26 @@ export class GrpcCallContext implements CallContext {
   constructor(
     readonly service: string,
     readonly method: string,
-    private readonly call: { readonly metadata: Metadata; getPeer(): string },
+    private readonly headers: http2.IncomingHttpHeaders,
+    private readonly stream: http2.ServerHttp2Stream,
   ) {}
 
+  /**
+   * gRPC metadata is every header but the pseudo-headers. A repeated header arrives from node:http2
+   * either as an array (we take the first value, as grpc-js did) or joined with ", " (kept joined:
+   * two `authorization` values then fail to parse, the safe answer). `-bin` values stay base64.
+   */
   header(name: string): string | undefined {
-    const value = this.call.metadata.get(name)[0];
-    if (value === undefined) return undefined;
-    return typeof value === "string" ? value : value.toString("base64");
+    if (name.startsWith(":")) return undefined;
+    const value = this.headers[name];
+    return Array.isArray(value) ? value[0] : value;
   }
 
   get peer(): string | undefined {
-    const peer = this.call.getPeer();
-    return peer === "unknown" || peer === "" ? undefined : peer;
+    const socket = this.stream.session?.socket;
+    const address = socket?.remoteAddress;
+    if (address === undefined) return undefined;
+    return address.includes(":") ? `[${address}]:${socket!.remotePort}` : `${address}:${socket!.remotePort}`;
   }
 
   get requestId(): string {

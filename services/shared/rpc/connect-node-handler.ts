@@ -35,7 +35,7 @@ export interface ConnectNodeHandlerOptions {
   readMaxBytes?: number;
   /**
    * connect's router options over our defaults: Connect and gRPC-Web on, gRPC off (connect-node can
-   * only serve it over HTTP/2, and native gRPC has its own grpc-js listener), 4 MiB responses.
+   * only serve it over HTTP/2, and native gRPC has its own listener, grpc-server.ts), 4 MiB responses.
    */
   routerOptions?: ConnectRouterOptions;
   /** Requests whose path names no RPC. Default: empty 404. */

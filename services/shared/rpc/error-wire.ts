@@ -1,11 +1,11 @@
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { type Code, ConnectError } from "@connectrpc/connect";
-import { Metadata, type StatusObject } from "@grpc/grpc-js";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.ts";
 import { type Status, StatusSchema } from "../../gen/proto/google/rpc/status_pb.ts";
 import { ERROR_DOMAIN, type GatehouseError } from "../errors/gatehouse-error.ts";
-import { type GrpcCode, grpcCodeOf } from "../errors/status-map.ts";
+import { grpcCodeOf } from "../errors/status-map.ts";
+import type { GrpcStatus } from "./grpc-wire.ts";
 
 /**
  * How a GatehouseError looks on the wire (see proto/gatehouse/v1/errors.proto): a gRPC status with
@@ -32,16 +32,15 @@ function errorStatus(err: GatehouseError, requestId: string): Status {
   return create(StatusSchema, { code: grpcCodeOf(err.code), message: err.message, details });
 }
 
-/** A grpc-js status for `callback(status)`: code, message, and `grpc-status-details-bin`. */
-export function toGrpcStatus(
-  err: GatehouseError,
-  requestId: string,
-): Pick<StatusObject, "code" | "details" | "metadata"> {
+/** The status that ends a failed gRPC call: code, message, and `grpc-status-details-bin` (base64). */
+export function grpcStatusOf(err: GatehouseError, requestId: string): GrpcStatus {
   const status = errorStatus(err, requestId);
-  const metadata = new Metadata();
   const bytes = toBinary(StatusSchema, status);
-  metadata.set("grpc-status-details-bin", Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  return { code: status.code as GrpcCode, details: status.message, metadata };
+  return {
+    code: status.code,
+    message: status.message,
+    details: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"),
+  };
 }
 
 /**

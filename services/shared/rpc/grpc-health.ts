@@ -1,5 +1,4 @@
-import type * as grpc from "@grpc/grpc-js";
-import { HealthImplementation } from "grpc-health-check";
+import { createHealthService, type HealthService } from "./grpc-health-service.ts";
 
 export interface GrpcHealthOptions {
   /** The services reported one by one; "" (the whole server) is always reported too. */
@@ -12,8 +11,8 @@ export interface GrpcHealthOptions {
 }
 
 export interface GrpcHealth {
-  /** Registers `grpc.health.v1.Health` on a grpc-js server (before it binds). */
-  addToServer(server: grpc.Server): void;
+  /** The service to route (grpc-server.ts serves its Check, List and Watch). */
+  readonly service: HealthService;
   /** First status now, then one check per interval. */
   start(): Promise<void>;
   /** NOT_SERVING from now on, pushed to every watcher at once; no more checks. */
@@ -23,51 +22,30 @@ export interface GrpcHealth {
 }
 
 /**
- * `grpc.health.v1.Health` (Check, Watch, List) on a grpc-js server, as Kubernetes `grpc:` probes
- * and gRPC load balancers ask it: grpc-health-check's implementation, kept in step with readiness
- * by polling, flipped to NOT_SERVING the moment a drain starts, and with its Watch streams ended
- * on stop (grpc-js's graceful shutdown would otherwise wait for them until the grace runs out).
+ * `grpc.health.v1.Health` for a server whose readiness is asynchronous (the token service asks its
+ * database and key ring): readiness is polled, every change is pushed to watchers at once, and a
+ * drain flips every status to NOT_SERVING the moment it starts.
  */
 export function createGrpcHealth(options: GrpcHealthOptions): GrpcHealth {
-  const names = ["", ...options.services];
-  const health = new HealthImplementation(Object.fromEntries(names.map((n) => [n, "NOT_SERVING"])));
-  const watches = new Set<grpc.ServerWritableStream<unknown, unknown>>();
-  let current: boolean | undefined;
+  let ready = false;
   let draining = false;
   let timer: NodeJS.Timeout | undefined;
+  const service = createHealthService({ services: options.services, serving: () => ready && !draining });
 
-  const set = (serving: boolean) => {
-    if (serving === current) return;
-    current = serving;
-    for (const name of names) health.setStatus(name, serving ? "SERVING" : "NOT_SERVING");
-  };
   const check = async () => {
-    let serving = false;
+    let now = false;
     try {
-      serving = await options.ready();
+      now = await options.ready();
     } catch (err) {
       options.onError?.(err);
     }
-    if (!draining) set(serving);
+    if (draining || now === ready) return;
+    ready = now;
+    service.notify();
   };
 
   return {
-    addToServer(server) {
-      health.addToServer({
-        addService(definition, implementation) {
-          const watch = implementation.watch as grpc.handleServerStreamingCall<unknown, unknown>;
-          server.addService(definition, {
-            ...implementation,
-            watch(call: grpc.ServerWritableStream<unknown, unknown>) {
-              watches.add(call);
-              call.once("cancelled", () => watches.delete(call));
-              call.once("finish", () => watches.delete(call));
-              watch(call);
-            },
-          });
-        },
-      });
-    },
+    service,
     async start() {
       await check();
       timer = setInterval(() => void check(), options.intervalMs ?? 2000);
@@ -76,13 +54,12 @@ export function createGrpcHealth(options: GrpcHealthOptions): GrpcHealth {
     drain() {
       draining = true;
       clearInterval(timer);
-      set(false);
+      service.notify();
     },
     stop() {
       draining = true;
       clearInterval(timer);
-      for (const call of watches) call.end();
-      watches.clear();
+      service.stop();
     },
   };
 }

@@ -1,13 +1,23 @@
-import { create, type DescService, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { GatehouseError } from "../errors/gatehouse-error.ts";
 import { GrpcCode } from "../errors/status-map.ts";
 import type { Logger } from "../logging/index.ts";
 import { endRpcSpan, rpcSpan } from "../tracing/rpc-spans.ts";
 import type { Tracing } from "../tracing/tracing.ts";
-import { GrpcCallContext } from "./call-context.ts";
+import { GrpcCallContext, requestIdFrom } from "./call-context.ts";
 import { settleFailure } from "./call-failure.ts";
-import { toGrpcStatus } from "./error-wire.ts";
+import { grpcStatusOf } from "./error-wire.ts";
+import type { HealthService } from "./grpc-health-service.ts";
+import {
+  type GrpcStatus,
+  type GrpcStreamHandler,
+  isGrpcRequest,
+  readGrpcRequest,
+  respondGrpcMessage,
+  respondGrpcStatus,
+} from "./grpc-wire.ts";
 import { NO_RPC_METRICS, type RpcMetrics } from "./rpc-metrics.ts";
 import { type BoundMethod, boundMethods, type ServiceRegistration } from "./service-handlers.ts";
 
@@ -17,191 +27,312 @@ export interface GrpcServerOptions {
   metrics?: RpcMetrics;
   /** Largest request message accepted; bigger ones fail with RESOURCE_EXHAUSTED. Default 64 KiB. */
   maxReceiveMessageBytes?: number;
-  /** grpc-js channel options, applied over the defaults below. */
-  serverOptions?: grpc.ServerOptions;
   /** A span per call, continuing the caller's `traceparent`; none when omitted. */
   tracing?: Tracing | undefined;
+  /** `grpc.health.v1.Health` (Check, List, Watch). */
+  health?: HealthService;
+  /** More streams by path (server reflection's bidi streams). */
+  streams?: ReadonlyMap<string, GrpcStreamHandler>;
+  /** Connection lifetimes over the defaults (tests shorten them). */
+  connectionLimits?: Partial<ConnectionLimits>;
+}
+
+export interface GrpcServer {
+  /** Binds `host:port` (port 0: any free port) and resolves with the bound port. */
+  listen(host: string, port: number): Promise<number>;
+  /**
+   * Graceful stop: stops accepting connections, sends GOAWAY on every one, lets calls in flight
+   * finish, and cuts whatever is left after `graceMs`.
+   */
+  shutdown(graceMs: number): Promise<void>;
 }
 
 /**
- * Production defaults. Channelz is off: it costs bookkeeping on every call. Connections are
- * recycled after 30 min (with a grace period for calls in flight) so clients rebalance across
- * replicas as they scale; idle ones close after 10 min; keepalive pings find dead peers.
+ * How long connections live. The defaults are the grpc-js server's settings before this server
+ * replaced it: connections are recycled after ~30 min (±10 %, so clients of several replicas do not
+ * reconnect in step), with 30 s for calls in flight, so clients rebalance across replicas as they
+ * scale; idle ones close after 10 min; a keepalive ping every minute finds dead peers (20 s to
+ * answer).
  */
-const DEFAULT_SERVER_OPTIONS: grpc.ServerOptions = {
-  "grpc.max_send_message_length": 4 * 1024 * 1024,
-  "grpc.keepalive_time_ms": 60_000,
-  "grpc.keepalive_timeout_ms": 20_000,
-  "grpc.max_connection_idle_ms": 10 * 60_000,
-  "grpc.max_connection_age_ms": 30 * 60_000,
-  "grpc.max_connection_age_grace_ms": 30_000,
-  "grpc.max_concurrent_streams": 1000,
-  "grpc.enable_channelz": 0,
+export interface ConnectionLimits {
+  maxAgeMs: number;
+  maxAgeGraceMs: number;
+  maxIdleMs: number;
+  keepaliveMs: number;
+  keepaliveTimeoutMs: number;
+}
+
+const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  maxAgeMs: 30 * 60_000,
+  maxAgeGraceMs: 30_000,
+  maxIdleMs: 10 * 60_000,
+  keepaliveMs: 60_000,
+  keepaliveTimeoutMs: 20_000,
 };
+const MAX_CONCURRENT_STREAMS = 1000;
+/**
+ * node:http2 refuses new streams (ENHANCE_YOUR_CALM) once a session buffers more than this; its
+ * default of 10 MB trips under a burst of 1,000 concurrent calls of up to 64 KiB each.
+ */
+const MAX_SESSION_MEMORY_MB = 128;
+
+/** Per connection: streams open now and when the last one closed, for the idle timeout. */
+interface SessionState {
+  active: number;
+  idleSince: number;
+}
+const sessionState = new WeakMap<http2.Http2Session, SessionState>();
 
 /**
- * A grpc-js service definition that encodes with the protobuf-es schemas: the same paths and codecs
- * as any gRPC client or server built from the .proto. Use it for clients
- * (`grpc.makeGenericClientConstructor(grpcServiceDefinition(TokenService), "TokenService")`).
+ * The native gRPC server of the token service: unary gRPC straight on node:http2 (grpc-wire.ts),
+ * plus health and reflection streams. It replaced a grpc-js server, whose per-call cost was ~25–29
+ * µs of a Refresh's ~250 on this box (bench/serving-cost.ts, compare-revisions in the README); grpc-js
+ * remains our gRPC client. What it keeps from a gRPC server: deadlines (`grpc-timeout`), gzip and
+ * deflate requests, size limits, statuses with google.rpc.Status details, and the connection
+ * management above. What it leaves out: TLS (the token service's gRPC port is cleartext; TLS is
+ * the mesh's or the load balancer's) and compressed answers.
  */
-export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
-  const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
-  for (const method of service.methods) {
-    definition[method.localName] = {
-      path: `/${service.typeName}/${method.name}`,
-      originalName: method.name,
-      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
-      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-      requestSerialize: (message: Message) => asBuffer(toBinary(method.input, message)),
-      requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
-      responseSerialize: (message: Message) => asBuffer(toBinary(method.output, message)),
-      responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
-    };
-  }
-  return definition;
-}
-
-/**
- * grpc-js writes its own errors to stderr as `E <text>`, outside our log format. They go through
- * our logger instead, except a failed bind: {@link listenGrpc}'s caller reports that in one line
- * of its own (shared/rpc/listen-failure.ts), so grpc-js's copy would be a second, stray one.
- */
-function routeGrpcLogs(logger: Logger): void {
-  const line = (message: unknown, ...rest: unknown[]) => [String(message), ...rest.map(String)].join(" ");
-  grpc.setLogger({
-    error: (message?: unknown, ...rest: unknown[]) => {
-      const text = line(message, ...rest);
-      if (!text.startsWith("No address added out of total")) logger.warn({ part: "grpc-js" }, text);
-    },
-    info: (message?: unknown, ...rest: unknown[]) => logger.info({ part: "grpc-js" }, line(message, ...rest)),
-    debug: (message?: unknown, ...rest: unknown[]) =>
-      logger.debug({ part: "grpc-js" }, line(message, ...rest)),
-  });
-}
-
-/** A grpc-js server with our services registered; bind it with {@link listenGrpc}. */
-export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
-  routeGrpcLogs(options.logger);
-  const server = new grpc.Server({
-    ...DEFAULT_SERVER_OPTIONS,
-    "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 64 * 1024,
-    ...options.serverOptions,
-  });
+export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  const { logger } = options;
   const metrics = options.metrics ?? NO_RPC_METRICS;
+  const maxBytes = options.maxReceiveMessageBytes ?? 64 * 1024;
+  const routes = new Map<string, GrpcStreamHandler>();
   for (const registration of options.services) {
-    const definition: Record<string, grpc.MethodDefinition<unknown, Uint8Array>> = {};
-    const implementation: grpc.UntypedServiceImplementation = {};
     for (const bound of boundMethods(registration)) {
-      const { method } = bound;
-      definition[method.localName] = {
-        path: `/${registration.service.typeName}/${method.name}`,
-        originalName: method.name,
-        requestStream: false,
-        responseStream: false,
-        // Never throws: grpc-js would answer INTERNAL. The handler turns the failure into invalid_request.
-        requestDeserialize: (bytes: Buffer) => {
-          try {
-            return fromBinary(method.input, bytes);
-          } catch (err) {
-            return new DecodeFailure(err);
-          }
-        },
-        // The handler encodes (so encoding errors are ours to report); grpc-js gets the bytes.
-        responseSerialize: asBuffer,
-        // Client half, unused by a server.
-        requestSerialize: (message: unknown) => asBuffer(toBinary(method.input, message as Message)),
-        responseDeserialize: (bytes: Buffer) => bytes,
-      };
-      implementation[method.localName] = unaryCall(
-        registration.service.typeName,
-        bound,
-        options.logger,
-        metrics,
-        options.tracing,
+      const path = `/${registration.service.typeName}/${bound.method.name}`;
+      routes.set(
+        path,
+        unaryRoute(registration.service.typeName, bound, maxBytes, logger, metrics, options.tracing),
       );
     }
-    server.addService(definition, implementation);
   }
-  return server;
-}
+  const statusOf = (thrown: unknown): GrpcStatus =>
+    grpcStatusOf(GatehouseError.from(thrown), requestIdFrom(undefined));
+  for (const [path, handler] of options.health?.routes(statusOf) ?? []) routes.set(path, handler);
+  for (const [path, handler] of options.streams ?? []) routes.set(path, handler);
 
-/** Binds `host:port` (port 0: any free port) and resolves with the bound port. */
-export function listenGrpc(
-  server: grpc.Server,
-  host: string,
-  port: number,
-  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
-): Promise<number> {
-  const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const server = http2.createServer({
+    settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+    maxSessionMemory: MAX_SESSION_MEMORY_MB,
   });
-}
-
-/** What requestDeserialize returns for bytes that are not a valid message (bad wire data, bad UTF-8). */
-class DecodeFailure {
-  constructor(readonly error: unknown) {}
-}
-
-/**
- * The per-call path, kept lean (grpc-js itself costs ~0.1 ms a call): no AbortController, no Headers
- * copy, metadata and peer read only if the handler asks, one metrics observation.
- */
-function unaryCall(
-  serviceName: string,
-  { method, handler }: BoundMethod,
-  logger: Logger,
-  metrics: RpcMetrics,
-  tracing: Tracing | undefined,
-): grpc.handleUnaryCall<unknown, Uint8Array> {
-  const methodName = method.name;
-  const output = method.output;
-  return (call, callback) => {
-    const started = performance.now();
-    const ctx = new GrpcCallContext(serviceName, methodName, call);
-    ctx.span = rpcSpan(tracing, serviceName, methodName, "grpc", (name) => ctx.header(name));
-    const fail = (thrown: unknown): void => {
-      const err = settleFailure(thrown, ctx, logger);
-      const status = toGrpcStatus(err, ctx.requestId);
-      callback(status);
-      metrics.record(serviceName, methodName, "grpc", status.code, elapsed(started), err.code);
-      endRpcSpan(ctx.span, status.code, err.code);
-    };
-    const request = call.request;
-    if (request instanceof DecodeFailure) {
-      fail(
-        new GatehouseError("invalid_request", "the request message could not be decoded", {
-          cause: request.error,
-        }),
-      );
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits };
+  server.on("session", (session) => manageSession(session, sessions, limits, logger));
+  server.on("stream", (stream, headers) => {
+    const state = sessionState.get(stream.session!);
+    if (state) {
+      state.active++;
+      stream.once("close", () => {
+        if (--state.active === 0) state.idleSince = performance.now();
+      });
+    }
+    const route = routes.get(headers[":path"] ?? "");
+    if (route !== undefined) {
+      route(stream, headers);
       return;
     }
-    let pending: Promise<unknown>;
-    try {
-      pending = handler(request as Message, ctx);
-    } catch (err) {
-      pending = Promise.reject(err);
+    stream.on("error", () => {});
+    if (!isGrpcRequest(headers)) {
+      respondGrpcStatus(stream, { code: GrpcCode.UNIMPLEMENTED, message: "expected a gRPC request" }, 415);
+    } else {
+      respondGrpcStatus(stream, {
+        code: GrpcCode.UNIMPLEMENTED,
+        message: `the server does not implement the method ${headers[":path"]}`,
+      });
     }
-    pending.then((init) => {
-      let bytes: Uint8Array;
-      try {
-        bytes = toBinary(output, create(output, init as Parameters<typeof create>[1]));
-      } catch (err) {
-        fail(err);
-        return;
-      }
-      callback(null, bytes);
-      const code = call.cancelled ? GrpcCode.CANCELLED : GrpcCode.OK;
-      metrics.record(serviceName, methodName, "grpc", code, elapsed(started));
-      endRpcSpan(ctx.span, code);
-    }, fail);
+  });
+  // A client that is not speaking HTTP/2 (or sends garbage) costs one debug line, not a crash.
+  server.on("sessionError", (err) => logger.debug({ err, part: "grpc" }, "grpc connection error"));
+
+  let stopped: Promise<void> | undefined;
+  return {
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host, port }, () => {
+          server.off("error", reject);
+          resolve((server.address() as AddressInfo).port);
+        });
+      });
+    },
+    shutdown(graceMs) {
+      stopped ??= new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          for (const session of sessions) session.destroy();
+        }, graceMs);
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        for (const session of sessions) session.close();
+      });
+      return stopped;
+    },
   };
 }
 
-function elapsed(started: number): number {
-  return (performance.now() - started) / 1000;
+/** Keepalive, idle timeout and maximum age for one connection. */
+function manageSession(
+  session: http2.ServerHttp2Session,
+  sessions: Set<http2.ServerHttp2Session>,
+  limits: ConnectionLimits,
+  logger: Logger,
+): void {
+  sessions.add(session);
+  const state: SessionState = { active: 0, idleSince: performance.now() };
+  sessionState.set(session, state);
+  session.on("error", (err) => logger.debug({ err, part: "grpc" }, "grpc connection error"));
+
+  let pingTimeout: NodeJS.Timeout | undefined;
+  let lastPing = performance.now();
+  const tick = setInterval(
+    () => {
+      if (session.closed || session.destroyed) return;
+      const now = performance.now();
+      if (state.active === 0 && now - state.idleSince >= limits.maxIdleMs) {
+        session.close();
+        return;
+      }
+      if (pingTimeout !== undefined || now - lastPing < limits.keepaliveMs) return;
+      lastPing = now;
+      pingTimeout = setTimeout(() => session.destroy(), limits.keepaliveTimeoutMs);
+      pingTimeout.unref();
+      const sent = session.ping((err) => {
+        clearTimeout(pingTimeout);
+        pingTimeout = undefined;
+        if (err) session.destroy();
+      });
+      if (!sent) {
+        clearTimeout(pingTimeout);
+        pingTimeout = undefined;
+      }
+    },
+    Math.min(limits.keepaliveMs, limits.maxIdleMs),
+  );
+  tick.unref();
+
+  const age = setTimeout(
+    () => {
+      session.close();
+      const grace = setTimeout(() => session.destroy(), limits.maxAgeGraceMs);
+      grace.unref();
+      session.once("close", () => clearTimeout(grace));
+    },
+    limits.maxAgeMs * (0.9 + 0.2 * Math.random()),
+  );
+  age.unref();
+
+  session.once("close", () => {
+    clearInterval(tick);
+    clearTimeout(pingTimeout);
+    clearTimeout(age);
+    sessions.delete(session);
+  });
 }
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n), in milliseconds; undefined if malformed. */
+function timeoutMs(header: string): number | undefined {
+  const match = /^(\d{1,8})([HMSmun])$/.exec(header);
+  if (match === null) return undefined;
+  const value = Number(match[1]);
+  switch (match[2]) {
+    case "H":
+      return value * 3_600_000;
+    case "M":
+      return value * 60_000;
+    case "S":
+      return value * 1000;
+    case "m":
+      return value;
+    case "u":
+      return value / 1000;
+    default:
+      return value / 1_000_000;
+  }
+}
+
+/**
+ * The per-call path, kept lean: no AbortController, no header copy, peer and request id read only
+ * if something asks, one metrics observation, a deadline timer only when the caller set one.
+ */
+function unaryRoute(
+  serviceName: string,
+  { method, handler }: BoundMethod,
+  maxBytes: number,
+  logger: Logger,
+  metrics: RpcMetrics,
+  tracing: Tracing | undefined,
+): GrpcStreamHandler {
+  const methodName = method.name;
+  const { input, output } = method;
+  return (stream, headers) => {
+    const started = performance.now();
+    const ctx = new GrpcCallContext(serviceName, methodName, headers, stream);
+    ctx.span = rpcSpan(tracing, serviceName, methodName, "grpc", (name) => ctx.header(name));
+    let settled = false;
+    let deadline: NodeJS.Timeout | undefined;
+    const finish = (code: GrpcCode, errorCode?: GatehouseError["code"]): void => {
+      settled = true;
+      clearTimeout(deadline);
+      metrics.record(serviceName, methodName, "grpc", code, (performance.now() - started) / 1000, errorCode);
+      endRpcSpan(ctx.span, code, errorCode);
+    };
+    const fail = (thrown: unknown): void => {
+      if (settled) return;
+      const err = settleFailure(thrown, ctx, logger);
+      const status = grpcStatusOf(err, ctx.requestId);
+      respondGrpcStatus(stream, status);
+      finish(status.code as GrpcCode, err.code);
+    };
+    const timeout = headers["grpc-timeout"];
+    if (typeof timeout === "string") {
+      const ms = timeoutMs(timeout);
+      if (ms === undefined) {
+        stream.on("error", () => {});
+        respondGrpcStatus(stream, { code: GrpcCode.INTERNAL, message: `invalid grpc-timeout "${timeout}"` });
+        finish(GrpcCode.INTERNAL);
+        return;
+      }
+      // The handler's work goes on (it holds no resources a client could pin), its answer is dropped.
+      deadline = setTimeout(() => {
+        if (settled) return;
+        respondGrpcStatus(stream, { code: GrpcCode.DEADLINE_EXCEEDED, message: "deadline exceeded" });
+        finish(GrpcCode.DEADLINE_EXCEEDED);
+      }, ms);
+    }
+    readGrpcRequest(
+      stream,
+      headers,
+      maxBytes,
+      (bytes) => {
+        let request: ReturnType<typeof fromBinary>;
+        try {
+          request = fromBinary(input, bytes);
+        } catch (cause) {
+          fail(new GatehouseError("invalid_request", "the request message could not be decoded", { cause }));
+          return;
+        }
+        let pending: Promise<unknown>;
+        try {
+          pending = handler(request, ctx);
+        } catch (err) {
+          pending = Promise.reject(err);
+        }
+        pending.then((init) => {
+          if (settled) return;
+          let answer: Uint8Array;
+          try {
+            answer = toBinary(output, create(output, init as Parameters<typeof create>[1]));
+          } catch (err) {
+            fail(err);
+            return;
+          }
+          const cancelled = stream.closed;
+          respondGrpcMessage(stream, answer);
+          finish(cancelled ? GrpcCode.CANCELLED : GrpcCode.OK);
+        }, fail);
+      },
+      (status) => finish(status.code as GrpcCode),
+    );
+  };
 }

@@ -1,6 +1,7 @@
 export { createConnectRoutes } from "./connect-routes.ts";
 
-export { createGrpcServer, grpcServiceDefinition, listenGrpc } from "./grpc-server.ts";
+export { createGrpcServer } from "./grpc-server.ts";
+export { grpcServiceDefinition } from "./grpc-service-definition.ts";
 
 export { createHttpServer, sendJson } from "./http-server.ts";
 

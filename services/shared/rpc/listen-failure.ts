@@ -2,31 +2,27 @@
  * Why a listener could not bind, as the one line an operator needs: which setting, which address,
  * what to do. A taken port is a runtime failure (exit 1: the settings are fine, something else holds
  * the port), so this is a plain Error, not a SettingsError.
- *
- * grpc-js reports a failed bind as "No address added out of total 1 resolved errors: [listen
- * EADDRINUSE: ...]" rather than with the socket's error code, so its text is read too.
  */
 export function listenFailure(setting: string, address: { host: string; port: number }, err: unknown): Error {
   const where = address.host.includes(":")
     ? `[${address.host}]:${address.port}`
     : `${address.host}:${address.port}`;
   const code = (err as NodeJS.ErrnoException)?.code;
-  const text = err instanceof Error ? err.message : String(err);
-  if (code === "EADDRINUSE" || /EADDRINUSE/.test(text)) {
+  if (code === "EADDRINUSE") {
     return new Error(
       `${setting}: ${where} is already in use: stop what listens there or choose another address`,
     );
   }
-  if (code === "EACCES" || /EACCES/.test(text)) {
+  if (code === "EACCES") {
     return new Error(
       `${setting}: not allowed to listen on ${where}: use a port above 1023 or grant the capability`,
     );
   }
-  if (code === "EADDRNOTAVAIL" || /EADDRNOTAVAIL/.test(text)) {
+  if (code === "EADDRNOTAVAIL") {
     return new Error(
       `${setting}: ${address.host} is not an address of this host: listen on one that is, or 0.0.0.0`,
     );
   }
-  const detail = text.match(/errors: \[(.*)\]$/)?.[1] ?? text;
-  return new Error(`${setting}: cannot listen on ${where}: ${detail}`);
+  const text = err instanceof Error ? err.message : String(err);
+  return new Error(`${setting}: cannot listen on ${where}: ${text}`);
 }

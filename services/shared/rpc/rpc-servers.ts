@@ -1,11 +1,10 @@
 import type { DescService } from "@bufbuild/protobuf";
-import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../logging/index.ts";
 import type { Registry } from "../metrics/index.ts";
 import type { Tracing } from "../tracing/tracing.ts";
 import type { GrpcHealth } from "./grpc-health.ts";
-import { addGrpcReflection } from "./grpc-reflection.ts";
-import { createGrpcServer, listenGrpc } from "./grpc-server.ts";
+import { grpcReflectionRoutes } from "./grpc-reflection.ts";
+import { createGrpcServer } from "./grpc-server.ts";
 import { createHttpServer, type HttpRoutes, sendJson } from "./http-server.ts";
 import { listenFailure } from "./listen-failure.ts";
 import { createRpcMetrics } from "./rpc-metrics.ts";
@@ -13,8 +12,8 @@ import type { ServiceRegistration } from "./service-handlers.ts";
 import { type SinglePortServer, startSinglePortServer } from "./single-port-server.ts";
 
 export interface RpcServersOptions {
-  /** Native gRPC (grpc-js, HTTP/2 cleartext unless `credentials` say otherwise). */
-  grpc: { host: string; port: number; credentials?: grpc.ServerCredentials; setting?: string };
+  /** Native gRPC (HTTP/2 cleartext, see grpc-server.ts). `setting` names the address in a failure to bind. */
+  grpc: { host: string; port: number; setting?: string };
   /** Connect, gRPC-Web and the extra routes (HTTP/1.1). `setting` names the address in a failure to bind. */
   http: { host: string; port: number; setting?: string };
   services: readonly ServiceRegistration[];
@@ -108,9 +107,9 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     maxReceiveMessageBytes: maxBytes,
     tracing: options.tracing,
     ...(metrics ? { metrics } : {}),
+    ...(options.health ? { health: options.health.service } : {}),
+    ...(options.reflection ? { streams: await grpcReflectionRoutes(options.reflection, maxBytes) } : {}),
   });
-  options.health?.addToServer(grpcServer);
-  if (options.reflection) await addGrpcReflection(grpcServer, options.reflection);
   const web = createHttpServer({
     routes: options.services,
     extraRoutes,
@@ -122,16 +121,15 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
 
   let grpcPort: number;
   try {
-    grpcPort = await listenGrpc(grpcServer, options.grpc.host, options.grpc.port, options.grpc.credentials);
+    grpcPort = await grpcServer.listen(options.grpc.host, options.grpc.port);
   } catch (err) {
-    grpcServer.forceShutdown();
     throw listenFailure(options.grpc.setting ?? "gRPC listener", options.grpc, err);
   }
   let httpPort: number;
   try {
     ({ port: httpPort } = await web.listen(options.http));
   } catch (err) {
-    grpcServer.forceShutdown();
+    await grpcServer.shutdown(0);
     throw listenFailure(options.http.setting ?? "HTTP listener", options.http, err);
   }
   let admin: SinglePortServer | undefined;
@@ -145,7 +143,7 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
         ...(metrics ? { metrics } : {}),
       });
     } catch (err) {
-      grpcServer.forceShutdown();
+      await grpcServer.shutdown(0);
       await web.close(0);
       throw err;
     }
@@ -167,24 +165,10 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
         logger.info({ graceMs, drainDelayMs }, "rpc servers draining");
         if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
         options.health?.stop();
-        await Promise.all([stopGrpc(grpcServer, graceMs), web.close(graceMs), admin?.close(graceMs)]);
+        await Promise.all([grpcServer.shutdown(graceMs), web.close(graceMs), admin?.close(graceMs)]);
         logger.info("rpc servers stopped");
       })();
       return stopped;
     },
   };
-}
-
-/** grpc-js: GOAWAY and stop listening now, wait for calls in flight, force after `graceMs`. */
-function stopGrpc(server: grpc.Server, graceMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, graceMs);
-    server.tryShutdown(() => {
-      clearTimeout(force);
-      resolve();
-    });
-  });
 }

@@ -34,8 +34,9 @@ export interface SinglePortServer {
 /**
  * Every protocol on one cleartext port: native gRPC over h2c (prior knowledge, as grpc-js clients
  * and the CLI speak it), Connect and gRPC-Web over HTTP/1.1 or HTTP/2, and plain routes. All RPCs
- * go through connect-node, whose gRPC costs several times grpc-js's per call (README), so this is
- * for low-volume planes such as the admin API; the token API keeps grpc-js on a port of its own.
+ * go through connect-node, whose gRPC costs several times our own gRPC server's per call
+ * (bench/serving-cost.ts), so this is for low-volume planes such as the admin API; the token API
+ * has its own gRPC server (grpc-server.ts) on a port of its own.
  */
 export async function startSinglePortServer(options: SinglePortServerOptions): Promise<SinglePortServer> {
   const { logger } = options;

@@ -1,11 +1,11 @@
 import type { Registry } from "prom-client";
 import { GrpcCode } from "../../shared/errors/status-map.ts";
 import { type CleartextListener, createCleartextListener } from "../../shared/rpc/cleartext-listener.ts";
+import type { HealthService } from "../../shared/rpc/grpc-health-service.ts";
+import { respondGrpcStatus, serveGrpcUnary, type UnaryBytesHandler } from "../../shared/rpc/grpc-wire.ts";
 import { CHECK_PATH } from "../ext-authz/check.ts";
-import { serveGrpcUnary, type UnaryBytesHandler } from "../ext-authz/grpc-unary.ts";
-import { grpcStatusHeaders } from "./denial.ts";
+import { grpcDenialStatus } from "./denial.ts";
 import { type Exchange, http1Exchange, http2Exchange, sendJson } from "./exchange.ts";
-import { HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, type HealthService } from "./health-service.ts";
 import type { Readiness } from "./readiness.ts";
 
 export interface ControlServerOptions {
@@ -14,7 +14,7 @@ export interface ControlServerOptions {
   /** `/authz` (see forward-auth/forward-auth.ts). */
   forwardAuth: (exchange: Exchange) => Promise<void>;
   readiness: () => Readiness;
-  /** `grpc.health.v1.Health` (Check and Watch). */
+  /** `grpc.health.v1.Health` (Check, List and Watch). */
   health: HealthService;
   metrics: Registry;
   logger: { error(obj: object, msg: string): void; debug(obj: object, msg: string): void };
@@ -28,7 +28,11 @@ export interface ControlServerOptions {
  */
 export function createControlServer(options: ControlServerOptions): CleartextListener {
   const { logger } = options;
-  const onInternalError = (err: unknown) => logger.error({ err }, "ext_authz check failed");
+  const checkFailed = (err: unknown) =>
+    grpcDenialStatus(err, (bug) => logger.error({ err: bug }, "ext_authz check failed"));
+  const healthRoutes = options.health.routes((err) =>
+    grpcDenialStatus(err, (bug) => logger.error({ err: bug }, "health check failed")),
+  );
 
   function route(exchange: Exchange): void {
     const target = exchange.target;
@@ -69,28 +73,19 @@ export function createControlServer(options: ControlServerOptions): CleartextLis
     firstRequestTimeoutMs: 20_000,
     onRequest: (req, res) => route(http1Exchange(req, res)),
     onStream(stream, headers) {
-      if (headers[":path"] === CHECK_PATH) {
-        serveGrpcUnary(stream, headers, options.check, { onInternalError });
+      const path = headers[":path"] ?? "";
+      if (path === CHECK_PATH) {
+        serveGrpcUnary(stream, headers, options.check, checkFailed);
         return;
       }
-      if (headers[":path"] === HEALTH_CHECK_PATH) {
-        serveGrpcUnary(stream, headers, options.health.check, { onInternalError });
-        return;
-      }
-      if (headers[":path"] === HEALTH_WATCH_PATH) {
-        options.health.watch(stream, headers);
+      const health = healthRoutes.get(path);
+      if (health !== undefined) {
+        health(stream, headers);
         return;
       }
       if ((headers["content-type"] ?? "").startsWith("application/grpc")) {
         stream.on("error", () => {});
-        stream.respond(
-          {
-            ":status": 200,
-            ...grpcStatusHeaders(GrpcCode.UNIMPLEMENTED, `unknown method ${headers[":path"]}`),
-          },
-          { endStream: true },
-        );
-        stream.resume();
+        respondGrpcStatus(stream, { code: GrpcCode.UNIMPLEMENTED, message: `unknown method ${path}` });
         return;
       }
       route(http2Exchange(stream, headers));

@@ -2,8 +2,9 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.ts";
 import { StatusSchema } from "../../gen/proto/google/rpc/status_pb.ts";
-import { ERROR_DOMAIN, type GatehouseError } from "../../shared/errors/gatehouse-error.ts";
+import { ERROR_DOMAIN, GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { STATUS_BY_CODE } from "../../shared/errors/status-map.ts";
+import { type GrpcStatus, grpcStatusHeaders } from "../../shared/rpc/grpc-wire.ts";
 
 /** The realm named in every `WWW-Authenticate` challenge. */
 const REALM = "gatehouse";
@@ -128,25 +129,12 @@ export function grpcDenialHeaders(denial: Denial): Record<string, string> {
   return grpcStatusHeaders(denial.grpcStatus, denial.message, denial.grpcStatusDetails);
 }
 
-export function grpcStatusHeaders(code: number, message: string, details?: string): Record<string, string> {
-  const headers: Record<string, string> = {
-    "content-type": "application/grpc",
-    "grpc-status": String(code),
-    "grpc-message": encodeGrpcMessage(message),
-  };
-  if (details !== undefined) headers["grpc-status-details-bin"] = details;
-  return headers;
-}
-
-/** gRPC's percent-encoding of `grpc-message`: UTF-8, every byte outside 0x20-0x7E and `%` escaped. */
-export function encodeGrpcMessage(message: string): string {
-  if (/^[\x20-\x24\x26-\x7e]*$/.test(message)) return message;
-  let out = "";
-  for (const byte of Buffer.from(message, "utf8")) {
-    out +=
-      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
-        ? String.fromCharCode(byte)
-        : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
-  }
-  return out;
+/**
+ * The status a failed gRPC call on the control port ends with (ext_authz Check, health): a
+ * GatehouseError's denial; anything else is a bug, reported to `onBug` and answered as `internal`.
+ */
+export function grpcDenialStatus(thrown: unknown, onBug: (err: unknown) => void): GrpcStatus {
+  if (!(thrown instanceof GatehouseError)) onBug(thrown);
+  const denial = denialOf(GatehouseError.from(thrown));
+  return { code: denial.grpcStatus, message: denial.message, details: denial.grpcStatusDetails };
 }

@@ -37,7 +37,7 @@ export interface CheckHandlerOptions {
 const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD;
 
 /**
- * Envoy's ext_authz `Check`, as bytes in and bytes out (see grpc-unary.ts): reads method, path
+ * Envoy's ext_authz `Check`, as bytes in and bytes out (see shared/rpc/grpc-wire.ts): reads method, path
  * (whose query is ignored for matching) and headers from `attributes.request.http`, runs the guard,
  * and answers either `OkHttpResponse` — identity headers set with OVERWRITE_IF_EXISTS_OR_ADD, and in
  * `headers_to_remove` every other `x-gatehouse-*` header the caller sent (plus `authorization` when

@@ -3,15 +3,10 @@ import * as http2 from "node:http2";
 import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import { GrpcCode } from "../../shared/errors/status-map.ts";
 import { type CleartextListener, createCleartextListener } from "../../shared/rpc/cleartext-listener.ts";
+import { grpcStatusHeaders } from "../../shared/rpc/grpc-wire.ts";
 import type { TraceSpan, Tracing } from "../../shared/tracing/tracing.ts";
 import type { DecisionMetrics } from "../control/decision-metrics.ts";
-import {
-  type Denial,
-  denialOf,
-  grpcDenialHeaders,
-  grpcStatusHeaders,
-  httpDenialHeaders,
-} from "../control/denial.ts";
+import { type Denial, denialOf, grpcDenialHeaders, httpDenialHeaders } from "../control/denial.ts";
 import { type Guard, type GuardRequest, type GuardResult, queryOf } from "../control/guard.ts";
 import { checkInSpan, endGuardSpan, guardSpan } from "../control/guard-span.ts";
 import { identityHeaders } from "../control/identity-headers.ts";

@@ -1,0 +1,393 @@
+// The token service's native gRPC server (services/shared/rpc/grpc-server.ts) at the transport
+// level: deadlines, compressed requests, framing it must refuse, unknown methods, cancellation and
+// connection lifetimes. Called with a stock grpc-js client where one can say it, and with a raw
+// node:http2 client (or a bare socket) where the point is a request no library would send.
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { gzipSync } from "node:zlib";
+import { create, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  IntrospectRequestSchema,
+  RevokeRequestSchema,
+  TokenService,
+} from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
+import { createLogger } from "../../services/shared/logging/index.ts";
+import { createMetricsRegistry } from "../../services/shared/metrics/index.ts";
+import { type ConnectionLimits, createGrpcServer } from "../../services/shared/rpc/grpc-server.ts";
+import { grpcMessageFrame } from "../../services/shared/rpc/grpc-wire.ts";
+import { createRpcMetrics, defineService, grpcServiceDefinition } from "../../services/shared/rpc/index.ts";
+
+const logger = createLogger({ level: "silent", component: "grpc-server-test" });
+let introspections = 0;
+
+/** Introspect echoes the token; Revoke sleeps for `reason` milliseconds. */
+const service = defineService(TokenService, {
+  async introspect(req) {
+    introspections += 1;
+    return { active: true, subject: req.token };
+  },
+  async revoke(req) {
+    await new Promise((resolve) => setTimeout(resolve, Number(req.reason)));
+    return { sessionsRevoked: 1 };
+  },
+  getJwks: notHere,
+  issue: notHere,
+  issueServiceToken: notHere,
+  refresh: notHere,
+  listSessions: notHere,
+  exchange: notHere,
+});
+
+async function notHere(): Promise<never> {
+  throw new Error("not used by this test");
+}
+
+const Client = grpc.makeGenericClientConstructor(grpcServiceDefinition(TokenService), "TokenService");
+type Unary = (
+  req: unknown,
+  meta: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: grpc.requestCallback<unknown>,
+) => grpc.ClientUnaryCall;
+
+function unary(client: grpc.Client, method: string, req: unknown, opts: grpc.CallOptions = {}) {
+  return new Promise<{ err: grpc.ServiceError | null; res: unknown }>((resolve) => {
+    (client as unknown as Record<string, Unary>)[method]!.call(
+      client,
+      req,
+      new grpc.Metadata(),
+      opts,
+      (err, res) => resolve({ err, res }),
+    );
+  });
+}
+
+async function serve(limits?: Partial<ConnectionLimits>) {
+  const registry = createMetricsRegistry("grpc-server-test", { defaultMetrics: false });
+  const server = createGrpcServer({
+    services: [service],
+    logger,
+    metrics: createRpcMetrics(registry),
+    ...(limits ? { connectionLimits: limits } : {}),
+  });
+  const port = await server.listen("127.0.0.1", 0);
+  /** How many calls of `method` ended with `code` (gRPC code name), from the duration histogram. */
+  const counted = async (method: string, code: string): Promise<number> => {
+    const metric = await registry.getSingleMetric("gatehouse_rpc_duration_seconds")!.get();
+    return metric.values
+      .filter(
+        (v) =>
+          (v as { metricName?: string }).metricName?.endsWith("_count") &&
+          v.labels.method === method &&
+          v.labels.code === code,
+      )
+      .reduce((n, v) => n + v.value, 0);
+  };
+  return { server, port, counted };
+}
+
+interface RawAnswer {
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders;
+  body: Buffer;
+  /** grpc-status from the trailers, or from the headers of a trailers-only answer. */
+  status: number;
+  ms: number;
+}
+
+/** One request as raw HTTP/2: any headers, any body bytes. */
+function raw(
+  port: number,
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Buffer,
+): Promise<RawAnswer> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  const started = performance.now();
+  return new Promise<RawAnswer>((resolve, reject) => {
+    session.on("error", reject);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    });
+    let answer: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on("response", (h) => (answer = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("error", reject);
+    stream.on("close", () => {
+      session.close();
+      const status = Number(trailers["grpc-status"] ?? answer["grpc-status"]);
+      resolve({
+        headers: answer,
+        trailers,
+        body: Buffer.concat(chunks),
+        status,
+        ms: performance.now() - started,
+      });
+    });
+    stream.end(body);
+  });
+}
+
+const introspect = (token: string) =>
+  toBinary(IntrospectRequestSchema, create(IntrospectRequestSchema, { token }));
+const INTROSPECT = "/gatehouse.v1.TokenService/Introspect";
+const REVOKE = "/gatehouse.v1.TokenService/Revoke";
+
+/** A frame with the compressed flag set around already-compressed bytes. */
+function compressedFrame(bytes: Buffer): Buffer {
+  const frame = Buffer.alloc(5 + bytes.length);
+  frame[0] = 1;
+  frame.writeUInt32BE(bytes.length, 1);
+  bytes.copy(frame, 5);
+  return frame;
+}
+
+describe("native gRPC server: calls", () => {
+  let s: Awaited<ReturnType<typeof serve>>;
+  let client: grpc.Client;
+
+  beforeAll(async () => {
+    s = await serve();
+    client = new Client(`127.0.0.1:${s.port}`, grpc.credentials.createInsecure());
+  });
+  afterAll(async () => {
+    client?.close();
+    await s?.server.shutdown(1000);
+  });
+
+  it("ends a call whose deadline passes with DEADLINE_EXCEEDED, from the server, and counts it", async () => {
+    const before = await s.counted("Revoke", "DEADLINE_EXCEEDED");
+    const body = grpcMessageFrame(
+      toBinary(RevokeRequestSchema, create(RevokeRequestSchema, { reason: "600" })),
+    );
+    const answer = await raw(s.port, REVOKE, { "grpc-timeout": "100m" }, body);
+    expect(answer.status).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(answer.ms).toBeLessThan(500);
+    expect(await s.counted("Revoke", "DEADLINE_EXCEEDED")).toBe(before + 1);
+    // A deadline the handler meets changes nothing.
+    const met = await raw(s.port, REVOKE, { "grpc-timeout": "5S" }, body);
+    expect(met.status).toBe(grpc.status.OK);
+  });
+
+  it("refuses a malformed grpc-timeout with INTERNAL before the handler runs", async () => {
+    const before = introspections;
+    for (const timeout of ["100", "1x", "123456789S", "-5m"]) {
+      const answer = await raw(
+        s.port,
+        INTROSPECT,
+        { "grpc-timeout": timeout },
+        grpcMessageFrame(introspect("t")),
+      );
+      expect(answer.status, timeout).toBe(grpc.status.INTERNAL);
+    }
+    expect(introspections).toBe(before);
+  });
+
+  it.each([
+    ["deflate", 1],
+    ["gzip", 2],
+  ])("serves requests a grpc-js client compresses with %s", async (_name, algorithm) => {
+    const compressing = new Client(`127.0.0.1:${s.port}`, grpc.credentials.createInsecure(), {
+      "grpc.default_compression_algorithm": algorithm,
+    });
+    try {
+      const token = "t".repeat(2000);
+      const { err, res } = await unary(compressing, "introspect", create(IntrospectRequestSchema, { token }));
+      expect(err).toBeNull();
+      expect(res).toMatchObject({ active: true, subject: token });
+    } finally {
+      compressing.close();
+    }
+  });
+
+  it("answers an encoding it does not take with UNIMPLEMENTED and the ones it does", async () => {
+    const answer = await raw(
+      s.port,
+      INTROSPECT,
+      { "grpc-encoding": "snappy" },
+      compressedFrame(Buffer.from("not snappy")),
+    );
+    expect(answer.status).toBe(grpc.status.UNIMPLEMENTED);
+    expect(answer.headers["grpc-accept-encoding"]).toBe("identity,deflate,gzip");
+  });
+
+  it("refuses a gzip bomb with RESOURCE_EXHAUSTED, never inflating past the limit", async () => {
+    const before = introspections;
+    const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024));
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    const answer = await raw(s.port, INTROSPECT, { "grpc-encoding": "gzip" }, compressedFrame(bomb));
+    expect(answer.status).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(introspections).toBe(before);
+  });
+
+  it("refuses a compressed message in a request that declares no encoding, and bytes that do not inflate", async () => {
+    const undeclared = await raw(s.port, INTROSPECT, {}, compressedFrame(gzipSync(introspect("t"))));
+    expect(undeclared.status).toBe(grpc.status.INTERNAL);
+    const garbage = await raw(
+      s.port,
+      INTROSPECT,
+      { "grpc-encoding": "gzip" },
+      compressedFrame(Buffer.from("nope")),
+    );
+    expect(garbage.status).toBe(grpc.status.INTERNAL);
+  });
+
+  it("refuses a unary request with no message, two messages, or a cut-off one", async () => {
+    const one = grpcMessageFrame(introspect("t"));
+    for (const body of [Buffer.alloc(0), Buffer.concat([one, one]), one.subarray(0, one.length - 1)]) {
+      const answer = await raw(s.port, INTROSPECT, {}, body);
+      expect(answer.status).toBe(grpc.status.INVALID_ARGUMENT);
+    }
+  });
+
+  it("answers an unknown method UNIMPLEMENTED, and a request that is not gRPC with HTTP 415", async () => {
+    const unknown = await raw(
+      s.port,
+      "/gatehouse.v1.TokenService/Nope",
+      {},
+      grpcMessageFrame(introspect("t")),
+    );
+    expect(unknown.status).toBe(grpc.status.UNIMPLEMENTED);
+    expect(unknown.headers[":status"]).toBe(200);
+    const json = await raw(s.port, INTROSPECT, { "content-type": "application/json" }, Buffer.from("{}"));
+    expect(json.headers[":status"]).toBe(415);
+  });
+
+  it("counts a call the client cancels as CANCELLED", async () => {
+    const before = await s.counted("Revoke", "CANCELLED");
+    const call = (client as unknown as Record<string, Unary>).revoke!.call(
+      client,
+      create(RevokeRequestSchema, { reason: "300" }),
+      new grpc.Metadata(),
+      {},
+      () => {},
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    call.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await s.counted("Revoke", "CANCELLED")).toBe(before + 1);
+  });
+});
+
+describe("native gRPC server: connection lifetimes", () => {
+  it("recycles a connection at its maximum age: GOAWAY, and the call in flight still finishes", async () => {
+    const s = await serve({ maxAgeMs: 300, maxAgeGraceMs: 5000 });
+    const session = http2.connect(`http://127.0.0.1:${s.port}`);
+    try {
+      const goaway = new Promise<void>((resolve) => session.once("goaway", () => resolve()));
+      const body = grpcMessageFrame(
+        toBinary(RevokeRequestSchema, create(RevokeRequestSchema, { reason: "600" })),
+      );
+      const stream = session.request({
+        ":method": "POST",
+        ":path": REVOKE,
+        "content-type": "application/grpc",
+      });
+      let status: string | undefined;
+      stream.on("trailers", (t) => (status = t["grpc-status"] as string));
+      const closed = new Promise((resolve) => stream.on("close", resolve));
+      stream.resume();
+      stream.end(body);
+      await goaway;
+      await closed;
+      expect(status).toBe("0");
+    } finally {
+      session.destroy();
+      await s.server.shutdown(1000);
+    }
+  });
+
+  it("closes a connection idle for longer than the idle limit, and not one in use", async () => {
+    const s = await serve({ maxIdleMs: 200 });
+    const session = http2.connect(`http://127.0.0.1:${s.port}`);
+    try {
+      const events: string[] = [];
+      session.on("goaway", () => events.push("goaway"));
+      const closed = new Promise<void>((resolve) => session.once("close", () => resolve()));
+      // A call that lasts three idle limits keeps its connection open all along.
+      const body = grpcMessageFrame(
+        toBinary(RevokeRequestSchema, create(RevokeRequestSchema, { reason: "700" })),
+      );
+      const stream = session.request({
+        ":method": "POST",
+        ":path": REVOKE,
+        "content-type": "application/grpc",
+      });
+      stream.on("trailers", (t) => events.push(`grpc-status ${t["grpc-status"]}`));
+      stream.resume();
+      stream.end(body);
+      const answered = performance.now();
+      await new Promise((resolve) => stream.on("close", resolve));
+      expect(events).toEqual(["grpc-status 0"]);
+      // Then, idle, it is closed.
+      await closed;
+      expect(events[0]).toBe("grpc-status 0");
+      expect(events.slice(1)).toContain("goaway");
+      expect(performance.now() - answered).toBeLessThan(3000);
+    } finally {
+      session.destroy();
+      await s.server.shutdown(1000);
+    }
+  });
+
+  it("pings every connection, and drops a peer that stops answering", async () => {
+    const s = await serve({ keepaliveMs: 100, keepaliveTimeoutMs: 200 });
+    try {
+      // A real HTTP/2 client answers the pings and keeps its connection.
+      const live = http2.connect(`http://127.0.0.1:${s.port}`);
+      let pings = 0;
+      live.on("ping", () => (pings += 1));
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect(pings).toBeGreaterThanOrEqual(3);
+      expect(live.closed).toBe(false);
+      live.close();
+      // A peer that opens the connection and then reads nothing, answers nothing.
+      const mute = net.connect(s.port, "127.0.0.1");
+      mute.resume();
+      await new Promise((resolve) => mute.once("connect", resolve));
+      mute.write(
+        Buffer.concat([
+          Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+          Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+        ]),
+      );
+      const started = performance.now();
+      await new Promise((resolve) => mute.once("close", resolve));
+      expect(performance.now() - started).toBeLessThan(2000);
+    } finally {
+      await s.server.shutdown(1000);
+    }
+  });
+
+  it("shuts down with calls in flight: they finish, new connections are refused", async () => {
+    const s = await serve();
+    const client = new Client(`127.0.0.1:${s.port}`, grpc.credentials.createInsecure());
+    try {
+      const inFlight = unary(client, "revoke", create(RevokeRequestSchema, { reason: "300" }));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const stopped = s.server.shutdown(5000);
+      expect((await inFlight).err).toBeNull();
+      await stopped;
+      const refused = await new Promise<boolean>((resolve) => {
+        const socket = net.connect(s.port, "127.0.0.1");
+        socket.once("error", () => resolve(true));
+        socket.once("connect", () => {
+          socket.destroy();
+          resolve(false);
+        });
+      });
+      expect(refused).toBe(true);
+    } finally {
+      client.close();
+    }
+  });
+});
