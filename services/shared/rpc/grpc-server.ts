@@ -230,6 +230,8 @@ function manageSession(
   });
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n), in milliseconds; undefined if malformed. */
 function timeoutMs(header: string): number | undefined {
   const match = /^(\d{1,8})([HMSmun])$/.exec(header);
@@ -294,11 +296,15 @@ function unaryRoute(
         return;
       }
       // The handler's work goes on (it holds no resources a client could pin), its answer is dropped.
-      deadline = setTimeout(() => {
-        if (settled) return;
-        respondGrpcStatus(stream, { code: GrpcCode.DEADLINE_EXCEEDED, message: "deadline exceeded" });
-        finish(GrpcCode.DEADLINE_EXCEEDED);
-      }, ms);
+      // A deadline beyond what a timer can hold (~24.8 days; grpc-timeout allows 11,400 years) is
+      // no deadline: Node would fire such a timer after 1 ms.
+      if (ms <= MAX_TIMER_MS) {
+        deadline = setTimeout(() => {
+          if (settled) return;
+          respondGrpcStatus(stream, { code: GrpcCode.DEADLINE_EXCEEDED, message: "deadline exceeded" });
+          finish(GrpcCode.DEADLINE_EXCEEDED);
+        }, ms);
+      }
     }
     readGrpcRequest(
       stream,
