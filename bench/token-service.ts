@@ -5,7 +5,7 @@
  * Ed25519 signing on one core.
  *
  *   npx tsx bench/token-service.ts [--duration 10] [--concurrency 32] [--drivers 1] [--peer 1] [--pool 0]
- *                                  [--stats-settle 11]
+ *                                  [--stats-settle 11] [--warmup 10]
  *
  * `--pool 0` (the default) sizes the service's database pool to the concurrency, at most 32.
  * The peer for Refresh, measured in the same run at the same concurrency: oidc-provider's refresh
@@ -53,6 +53,8 @@ const args = benchArgs("npx tsx bench/token-service.ts [flags]", {
   pool: 0,
   // Seconds to let Postgres flush table statistics before reading rows written (pg-table-stats.ts).
   "stats-settle": 11,
+  // Seconds of Issue, then of Refresh, before the windows (see warmUp).
+  warmup: 10,
 });
 
 /** The limit for Refresh: the same rotation statement through pg, no RPC, no signing, no auth. */
@@ -303,9 +305,11 @@ async function main() {
 const round = (n: number) => Math.round(n * 100) / 100;
 
 /**
- * Both measured paths run before either window: the figures are a running service's, so V8 has
- * compiled the Refresh path before its window as it has the Issue path. After a warm-up of Issue
- * only, the Refresh window began on unoptimised code with TurboFan compiling it on the same cores.
+ * Both measured paths run before either window, long enough for V8 to finish compiling them: the
+ * figures are a running service's, which is what a cluster is sized with. With 1.5 s of each, V8
+ * was still optimising through the Refresh window (`--trace-opt`: optimisations went on for ~15 s
+ * of traffic), and its compiler threads used ~40 µs per Refresh in the first seconds against
+ * 5–20 later (per-thread CPU from /proc, 2026-12-06); the main thread's share did not move.
  */
 async function warmUp(
   task: { port: number; clientId: string; secret: string },
@@ -313,7 +317,7 @@ async function warmUp(
   drivers: number,
 ): Promise<void> {
   for (const mode of ["issue", "refresh"] as const)
-    await driveLoad({ ...task, mode, durationMs: 1500 }, concurrency, drivers);
+    await driveLoad({ ...task, mode, durationMs: args.warmup * 1000 }, concurrency, drivers);
 }
 
 /**
