@@ -20,6 +20,7 @@ import {
 import { GrpcCode } from "../../services/shared/errors/status-map.ts";
 import { grpcReflectionRoutes } from "../../services/shared/rpc/grpc-reflection.ts";
 import { grpcMessageFrame, respondGrpcStatus } from "../../services/shared/rpc/grpc-wire.ts";
+import { rawGrpcCall } from "../support/raw-grpc-call.ts";
 
 type Request = Record<string, unknown> & { host?: string };
 interface Response {
@@ -81,37 +82,6 @@ const fileNames = (response: Response): string[] =>
   (response.file_descriptor_response?.file_descriptor_proto ?? []).map(
     (bytes) => fromBinary(FileDescriptorProtoSchema, bytes).name,
   );
-
-/** What a bare HTTP/2 client gets for a call carrying exactly `body`. */
-function rawCall(path: string, body: Buffer) {
-  return new Promise<{ grpcStatus: string | undefined; data: Buffer }>((resolve, reject) => {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
-    session.on("error", reject);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    let status: http2.IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    stream.on("response", (headers) => {
-      status = headers;
-    });
-    stream.on("trailers", (trailers) => {
-      status = trailers;
-    });
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("close", () => {
-      session.close();
-      resolve({
-        grpcStatus: status["grpc-status"] as string | undefined,
-        data: Buffer.concat(chunks),
-      });
-    });
-    stream.end(body);
-  });
-}
 
 // Field 1 with wire type 7, which does not exist: no ServerReflectionRequest starts like this.
 const GARBAGE = Buffer.from([0x0f, 0xde, 0xad, 0xbe, 0xef]);
@@ -255,17 +225,22 @@ describe.each(VERSIONS.map((version, i) => ({ version, i })))(
           }),
         ),
       );
-      const answer = await rawCall(path, Buffer.concat(Array.from({ length: 2000 }, () => request)));
-      expect(answer.grpcStatus).toBe("0");
+      const answer = await rawGrpcCall(
+        port,
+        path,
+        {},
+        Buffer.concat(Array.from({ length: 2000 }, () => request)),
+      );
+      expect(answer.status).toBe(0);
       let answers = 0;
-      for (let at = 0; at < answer.data.length; at += 5 + answer.data.readUInt32BE(at + 1)) answers++;
+      for (let at = 0; at < answer.body.length; at += 5 + answer.body.readUInt32BE(at + 1)) answers++;
       expect(answers).toBe(2000);
     });
 
     it("ends a call whose first message does not decode with INVALID_ARGUMENT, trailers-only", async () => {
-      const answer = await rawCall(path, grpcMessageFrame(GARBAGE));
-      expect(answer.grpcStatus).toBe(String(GrpcCode.INVALID_ARGUMENT));
-      expect(answer.data.length).toBe(0);
+      const answer = await rawGrpcCall(port, path, {}, grpcMessageFrame(GARBAGE));
+      expect(answer.status).toBe(GrpcCode.INVALID_ARGUMENT);
+      expect(answer.body.length).toBe(0);
     });
 
     it("ends a call with INVALID_ARGUMENT after the answers to the messages before the bad one", async () => {
@@ -273,13 +248,15 @@ describe.each(VERSIONS.map((version, i) => ({ version, i })))(
         ServerReflectionRequestSchema,
         create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "*" } }),
       );
-      const answer = await rawCall(
+      const answer = await rawGrpcCall(
+        port,
         path,
+        {},
         Buffer.concat([grpcMessageFrame(good), grpcMessageFrame(GARBAGE), grpcMessageFrame(good)]),
       );
-      expect(answer.grpcStatus).toBe(String(GrpcCode.INVALID_ARGUMENT));
-      expect(answer.data.readUInt32BE(1)).toBe(answer.data.length - 5);
-      const response = fromBinary(ServerReflectionResponseSchema, answer.data.subarray(5));
+      expect(answer.status).toBe(GrpcCode.INVALID_ARGUMENT);
+      expect(answer.body.readUInt32BE(1)).toBe(answer.body.length - 5);
+      const response = fromBinary(ServerReflectionResponseSchema, answer.body.subarray(5));
       expect(response.messageResponse.case).toBe("listServicesResponse");
     });
   },

@@ -18,6 +18,7 @@ import { createMetricsRegistry } from "../../services/shared/metrics/index.ts";
 import { type ConnectionLimits, createGrpcServer } from "../../services/shared/rpc/grpc-server.ts";
 import { grpcMessageFrame } from "../../services/shared/rpc/grpc-wire.ts";
 import { createRpcMetrics, defineService, grpcServiceDefinition } from "../../services/shared/rpc/index.ts";
+import { rawGrpcCall } from "../support/raw-grpc-call.ts";
 
 const logger = createLogger({ level: "silent", component: "grpc-server-test" });
 let introspections = 0;
@@ -88,58 +89,12 @@ async function serve(limits?: Partial<ConnectionLimits>) {
   return { server, port, counted };
 }
 
-interface RawAnswer {
-  headers: http2.IncomingHttpHeaders;
-  trailers: http2.IncomingHttpHeaders;
-  body: Buffer;
-  /** grpc-status from the trailers, or from the headers of a trailers-only answer. */
-  status: number;
-  ms: number;
-}
-
-/** One request as raw HTTP/2: any headers, any body bytes. */
-function raw(
-  port: number,
-  path: string,
-  headers: http2.OutgoingHttpHeaders,
-  body: Buffer,
-): Promise<RawAnswer> {
-  const session = http2.connect(`http://127.0.0.1:${port}`);
-  const started = performance.now();
-  return new Promise<RawAnswer>((resolve, reject) => {
-    session.on("error", reject);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
-    let answer: http2.IncomingHttpHeaders = {};
-    let trailers: http2.IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    stream.on("response", (h) => (answer = h));
-    stream.on("trailers", (t) => (trailers = t));
-    stream.on("data", (c: Buffer) => chunks.push(c));
-    stream.on("error", reject);
-    stream.on("close", () => {
-      session.close();
-      const status = Number(trailers["grpc-status"] ?? answer["grpc-status"]);
-      resolve({
-        headers: answer,
-        trailers,
-        body: Buffer.concat(chunks),
-        status,
-        ms: performance.now() - started,
-      });
-    });
-    stream.end(body);
-  });
-}
-
 const introspect = (token: string) =>
   toBinary(IntrospectRequestSchema, create(IntrospectRequestSchema, { token }));
 const INTROSPECT = "/gatehouse.v1.TokenService/Introspect";
+/** A Revoke request the test service answers after `ms`. */
+const sleep = (ms: number) =>
+  grpcMessageFrame(toBinary(RevokeRequestSchema, create(RevokeRequestSchema, { reason: String(ms) })));
 const REVOKE = "/gatehouse.v1.TokenService/Revoke";
 
 /** A frame with the compressed flag set around already-compressed bytes. */
@@ -166,17 +121,15 @@ describe("native gRPC server: calls", () => {
 
   it("ends a call whose deadline passes with DEADLINE_EXCEEDED, from the server, and counts it", async () => {
     const before = await s.counted("Revoke", "DEADLINE_EXCEEDED");
-    const body = grpcMessageFrame(
-      toBinary(RevokeRequestSchema, create(RevokeRequestSchema, { reason: "600" })),
-    );
-    const answer = await raw(s.port, REVOKE, { "grpc-timeout": "100m" }, body);
+    const body = sleep(600);
+    const answer = await rawGrpcCall(s.port, REVOKE, { "grpc-timeout": "100m" }, body);
     expect(answer.status).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(answer.ms).toBeLessThan(500);
     expect(await s.counted("Revoke", "DEADLINE_EXCEEDED")).toBe(before + 1);
     // A deadline the handler meets changes nothing, nor does one too far off for a timer to hold
     // (Node fires a timer of more than 2^31-1 ms after 1 ms).
     for (const far of ["5S", "99999999H", "2147484S"]) {
-      const met = await raw(s.port, REVOKE, { "grpc-timeout": far }, body);
+      const met = await rawGrpcCall(s.port, REVOKE, { "grpc-timeout": far }, body);
       expect(met.status, far).toBe(grpc.status.OK);
     }
   });
@@ -184,7 +137,7 @@ describe("native gRPC server: calls", () => {
   it("refuses a malformed grpc-timeout with INTERNAL before the handler runs", async () => {
     const before = introspections;
     for (const timeout of ["100", "1x", "123456789S", "-5m"]) {
-      const answer = await raw(
+      const answer = await rawGrpcCall(
         s.port,
         INTROSPECT,
         { "grpc-timeout": timeout },
@@ -213,7 +166,7 @@ describe("native gRPC server: calls", () => {
   });
 
   it("answers an encoding it does not take with UNIMPLEMENTED and the ones it does", async () => {
-    const answer = await raw(
+    const answer = await rawGrpcCall(
       s.port,
       INTROSPECT,
       { "grpc-encoding": "snappy" },
@@ -227,15 +180,15 @@ describe("native gRPC server: calls", () => {
     const before = introspections;
     const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024));
     expect(bomb.length).toBeLessThan(64 * 1024);
-    const answer = await raw(s.port, INTROSPECT, { "grpc-encoding": "gzip" }, compressedFrame(bomb));
+    const answer = await rawGrpcCall(s.port, INTROSPECT, { "grpc-encoding": "gzip" }, compressedFrame(bomb));
     expect(answer.status).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(introspections).toBe(before);
   });
 
   it("refuses a compressed message in a request that declares no encoding, and bytes that do not inflate", async () => {
-    const undeclared = await raw(s.port, INTROSPECT, {}, compressedFrame(gzipSync(introspect("t"))));
+    const undeclared = await rawGrpcCall(s.port, INTROSPECT, {}, compressedFrame(gzipSync(introspect("t"))));
     expect(undeclared.status).toBe(grpc.status.INTERNAL);
-    const garbage = await raw(
+    const garbage = await rawGrpcCall(
       s.port,
       INTROSPECT,
       { "grpc-encoding": "gzip" },
@@ -247,13 +200,13 @@ describe("native gRPC server: calls", () => {
   it("refuses a unary request with no message, two messages, or a cut-off one", async () => {
     const one = grpcMessageFrame(introspect("t"));
     for (const body of [Buffer.alloc(0), Buffer.concat([one, one]), one.subarray(0, one.length - 1)]) {
-      const answer = await raw(s.port, INTROSPECT, {}, body);
+      const answer = await rawGrpcCall(s.port, INTROSPECT, {}, body);
       expect(answer.status).toBe(grpc.status.INVALID_ARGUMENT);
     }
   });
 
   it("answers an unknown method UNIMPLEMENTED, and a request that is not gRPC with HTTP 415", async () => {
-    const unknown = await raw(
+    const unknown = await rawGrpcCall(
       s.port,
       "/gatehouse.v1.TokenService/Nope",
       {},
@@ -261,7 +214,12 @@ describe("native gRPC server: calls", () => {
     );
     expect(unknown.status).toBe(grpc.status.UNIMPLEMENTED);
     expect(unknown.headers[":status"]).toBe(200);
-    const json = await raw(s.port, INTROSPECT, { "content-type": "application/json" }, Buffer.from("{}"));
+    const json = await rawGrpcCall(
+      s.port,
+      INTROSPECT,
+      { "content-type": "application/json" },
+      Buffer.from("{}"),
+    );
     expect(json.headers[":status"]).toBe(415);
   });
 
@@ -287,22 +245,9 @@ describe("native gRPC server: connection lifetimes", () => {
     const session = http2.connect(`http://127.0.0.1:${s.port}`);
     try {
       const goaway = new Promise<void>((resolve) => session.once("goaway", () => resolve()));
-      const body = grpcMessageFrame(
-        toBinary(RevokeRequestSchema, create(RevokeRequestSchema, { reason: "600" })),
-      );
-      const stream = session.request({
-        ":method": "POST",
-        ":path": REVOKE,
-        "content-type": "application/grpc",
-      });
-      let status: string | undefined;
-      stream.on("trailers", (t) => (status = t["grpc-status"] as string));
-      const closed = new Promise((resolve) => stream.on("close", resolve));
-      stream.resume();
-      stream.end(body);
+      const answer = rawGrpcCall(session, REVOKE, {}, sleep(600));
       await goaway;
-      await closed;
-      expect(status).toBe("0");
+      expect((await answer).status).toBe(grpc.status.OK);
     } finally {
       session.destroy();
       await s.server.shutdown(1000);
@@ -317,19 +262,9 @@ describe("native gRPC server: connection lifetimes", () => {
       session.on("goaway", () => events.push("goaway"));
       const closed = new Promise<void>((resolve) => session.once("close", () => resolve()));
       // A call that lasts three idle limits keeps its connection open all along.
-      const body = grpcMessageFrame(
-        toBinary(RevokeRequestSchema, create(RevokeRequestSchema, { reason: "700" })),
-      );
-      const stream = session.request({
-        ":method": "POST",
-        ":path": REVOKE,
-        "content-type": "application/grpc",
-      });
-      stream.on("trailers", (t) => events.push(`grpc-status ${t["grpc-status"]}`));
-      stream.resume();
-      stream.end(body);
+      const answer = await rawGrpcCall(session, REVOKE, {}, sleep(700));
+      events.push(`grpc-status ${answer.status}`);
       const answered = performance.now();
-      await new Promise((resolve) => stream.on("close", resolve));
       expect(events).toEqual(["grpc-status 0"]);
       // Then, idle, it is closed.
       await closed;
