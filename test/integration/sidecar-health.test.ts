@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMemoryRevocationState } from "../../services/sidecar/revocation-state/memory-revocation-state.ts";
 import type { RunningSidecar } from "../../services/sidecar/sidecar.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
-import { check, healthClient } from "../support/grpc-health-client.ts";
+import { check, healthClient, list } from "../support/grpc-health-client.ts";
 import {
   removePolicies,
   startTestSidecar,
@@ -43,10 +43,11 @@ afterAll(async () => {
 });
 
 describe("grpc.health.v1.Health on the sidecar's control port", () => {
-  it("answers Check for the server and for ext_authz; NOT_FOUND for other names", async () => {
+  it("answers Check and List for the server and for ext_authz; NOT_FOUND for other names", async () => {
     const client = healthClient(sidecar.controlPort);
     expect(await check(client, "")).toBe("SERVING");
     expect(await check(client, AUTHORIZATION)).toBe("SERVING");
+    expect(await list(client)).toEqual({ "": "SERVING", [AUTHORIZATION]: "SERVING" });
     await expect(check(client, "gatehouse.v1.TokenService")).rejects.toMatchObject({
       code: grpc.status.NOT_FOUND,
     });
@@ -62,6 +63,7 @@ describe("grpc.health.v1.Health on the sidecar's control port", () => {
     await expect.poll(() => seen.length === 1, { timeout: 5000 }).toBeTruthy();
     clock.advance(STALENESS_MS + 1);
     expect(await check(client, "")).toBe("NOT_SERVING");
+    expect(await list(client)).toEqual({ "": "NOT_SERVING", [AUTHORIZATION]: "NOT_SERVING" });
     expect((await fetch(`http://127.0.0.1:${sidecar.controlPort}/readyz`)).status).toBe(503);
     await expect.poll(() => seen.length === 2, { timeout: 5000 }).toBeTruthy();
     state.markFresh(clock.now());
