@@ -267,22 +267,32 @@ export function readGrpcMessages(
     fail(encoding);
     return;
   }
-  let pending: Buffer = Buffer.alloc(0);
+  // Chunks as they came, joined only once a prefix or a whole message is there: a client may send
+  // one byte per DATA frame, and joining at every chunk would copy a message once per byte.
+  let chunks: Buffer[] = [];
+  let buffered = 0;
+  const joined = (): Buffer => {
+    if (chunks.length > 1) chunks = [Buffer.concat(chunks, buffered)];
+    return chunks[0]!;
+  };
   stream.on("data", (chunk: Buffer) => {
     if (failed) return;
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    while (pending.length >= FRAME_HEADER) {
-      const length = pending.readUInt32BE(1);
+    chunks.push(chunk);
+    buffered += chunk.length;
+    while (buffered >= FRAME_HEADER) {
+      const head = chunks[0]!.length >= FRAME_HEADER ? chunks[0]! : joined();
+      const length = head.readUInt32BE(1);
       if (length > maxBytes) {
         fail(tooLarge(maxBytes));
         return;
       }
-      if (pending.length < FRAME_HEADER + length) return;
+      if (buffered < FRAME_HEADER + length) return;
+      const all = joined();
       let message: Uint8Array;
       try {
         message = messageBytes(
-          pending[0]!,
-          pending.subarray(FRAME_HEADER, FRAME_HEADER + length),
+          all[0]!,
+          all.subarray(FRAME_HEADER, FRAME_HEADER + length),
           encoding,
           maxBytes,
         );
@@ -291,14 +301,16 @@ export function readGrpcMessages(
         fail(err);
         return;
       }
-      pending = pending.subarray(FRAME_HEADER + length);
+      const rest = all.subarray(FRAME_HEADER + length);
+      chunks = rest.length > 0 ? [rest] : [];
+      buffered = rest.length;
       onMessage(message);
       if (failed || stream.closed) return;
     }
   });
   stream.on("end", () => {
     if (failed || stream.closed) return;
-    if (pending.length > 0) {
+    if (buffered > 0) {
       fail({ code: GrpcCode.INVALID_ARGUMENT, message: "the request ends inside a gRPC message" });
       return;
     }
