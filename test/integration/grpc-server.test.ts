@@ -205,7 +205,7 @@ describe("native gRPC server: calls", () => {
     }
   });
 
-  it("answers an unknown method UNIMPLEMENTED, and a request that is not gRPC with HTTP 415", async () => {
+  it("answers an unknown method UNIMPLEMENTED, and a request that is not gRPC in protobuf with HTTP 415", async () => {
     const unknown = await rawGrpcCall(
       s.port,
       "/gatehouse.v1.TokenService/Nope",
@@ -214,13 +214,32 @@ describe("native gRPC server: calls", () => {
     );
     expect(unknown.status).toBe(grpc.status.UNIMPLEMENTED);
     expect(unknown.headers[":status"]).toBe(200);
-    const json = await rawGrpcCall(
-      s.port,
-      INTROSPECT,
-      { "content-type": "application/json" },
-      Buffer.from("{}"),
-    );
-    expect(json.headers[":status"]).toBe(415);
+    const before = introspections;
+    const refusedTypes = [
+      "application/json",
+      "application/grpc-web",
+      "application/grpc+json",
+      "application/grpcx",
+    ];
+    for (const contentType of refusedTypes) {
+      const refused = await rawGrpcCall(
+        s.port,
+        INTROSPECT,
+        { "content-type": contentType },
+        grpcMessageFrame(introspect("t")),
+      );
+      expect(refused.headers[":status"], contentType).toBe(415);
+    }
+    expect(introspections).toBe(before);
+    for (const contentType of ["application/grpc+proto", "application/grpc; charset=utf-8"]) {
+      const served = await rawGrpcCall(
+        s.port,
+        INTROSPECT,
+        { "content-type": contentType },
+        grpcMessageFrame(introspect("t")),
+      );
+      expect(served.status, contentType).toBe(grpc.status.OK);
+    }
   });
 
   it("counts a call the client cancels as CANCELLED", async () => {

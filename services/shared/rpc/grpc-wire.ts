@@ -61,14 +61,17 @@ export function encodeGrpcMessage(message: string): string {
   return out;
 }
 
-/** True when the stream is a gRPC call at all: a POST with an `application/grpc` content type. */
+/**
+ * True when the stream is a gRPC call in protobuf: a POST with content type `application/grpc` or
+ * `application/grpc+proto` (parameters allowed). gRPC-Web (`application/grpc-web`) and other codecs
+ * (`application/grpc+json`) would be misread as protobuf frames, so they are refused (HTTP 415).
+ */
 export function isGrpcRequest(headers: http2.IncomingHttpHeaders): boolean {
   const contentType = headers["content-type"];
-  return (
-    headers[":method"] === "POST" &&
-    typeof contentType === "string" &&
-    contentType.startsWith("application/grpc")
-  );
+  if (headers[":method"] !== "POST" || typeof contentType !== "string") return false;
+  const semicolon = contentType.indexOf(";");
+  const type = (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+  return type === "application/grpc" || type === "application/grpc+proto";
 }
 
 /**
