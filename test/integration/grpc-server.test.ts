@@ -118,6 +118,9 @@ describe("native gRPC server: calls", () => {
     client?.close();
     await s?.server.shutdown(1000);
   });
+  /** A good Introspect request as raw HTTP/2, with these headers over the usual ones. */
+  const introspectWith = (headers: Record<string, string>) =>
+    rawGrpcCall(s.port, INTROSPECT, headers, grpcMessageFrame(introspect("t")));
 
   it("ends a call whose deadline passes with DEADLINE_EXCEEDED, from the server, and counts it", async () => {
     const before = await s.counted("Revoke", "DEADLINE_EXCEEDED");
@@ -137,12 +140,7 @@ describe("native gRPC server: calls", () => {
   it("refuses a malformed grpc-timeout with INTERNAL before the handler runs", async () => {
     const before = introspections;
     for (const timeout of ["100", "1x", "123456789S", "-5m"]) {
-      const answer = await rawGrpcCall(
-        s.port,
-        INTROSPECT,
-        { "grpc-timeout": timeout },
-        grpcMessageFrame(introspect("t")),
-      );
+      const answer = await introspectWith({ "grpc-timeout": timeout });
       expect(answer.status, timeout).toBe(grpc.status.INTERNAL);
     }
     expect(introspections).toBe(before);
@@ -222,22 +220,12 @@ describe("native gRPC server: calls", () => {
       "application/grpcx",
     ];
     for (const contentType of refusedTypes) {
-      const refused = await rawGrpcCall(
-        s.port,
-        INTROSPECT,
-        { "content-type": contentType },
-        grpcMessageFrame(introspect("t")),
-      );
+      const refused = await introspectWith({ "content-type": contentType });
       expect(refused.headers[":status"], contentType).toBe(415);
     }
     expect(introspections).toBe(before);
     for (const contentType of ["application/grpc+proto", "application/grpc; charset=utf-8"]) {
-      const served = await rawGrpcCall(
-        s.port,
-        INTROSPECT,
-        { "content-type": contentType },
-        grpcMessageFrame(introspect("t")),
-      );
+      const served = await introspectWith({ "content-type": contentType });
       expect(served.status, contentType).toBe(grpc.status.OK);
     }
   });

@@ -25,28 +25,34 @@ function fakeStream() {
 
 const HEADERS = { ":method": "POST", "content-type": "application/grpc" };
 
+/** A reader on a fake stream: the messages it hands over, and whether it saw the client's end. */
+function reader(maxBytes: number) {
+  const stream = fakeStream();
+  const got: Buffer[] = [];
+  const seen = { ended: false };
+  readGrpcMessages(
+    stream as unknown as http2.ServerHttp2Stream,
+    HEADERS,
+    maxBytes,
+    (m) => got.push(Buffer.from(m)),
+    () => (seen.ended = true),
+  );
+  return { stream, got, seen };
+}
+
 afterEach(() => vi.restoreAllMocks());
 
 describe("readGrpcMessages", () => {
   it("copies a message a bounded number of times however finely it is split", () => {
     const messages = [Buffer.alloc(30_000, 1), Buffer.alloc(20_000, 2)];
     const wire = Buffer.concat(messages.map((m) => grpcMessageFrame(m)));
-    const stream = fakeStream();
-    const got: Uint8Array[] = [];
-    let ended = false;
-    readGrpcMessages(
-      stream as unknown as http2.ServerHttp2Stream,
-      HEADERS,
-      64 * 1024,
-      (m) => got.push(m),
-      () => (ended = true),
-    );
+    const { stream, got, seen } = reader(64 * 1024);
     const concat = vi.spyOn(Buffer, "concat");
     for (const byte of wire) stream.emit("data", Buffer.of(byte));
     stream.emit("end");
     const copied = concat.mock.results.reduce((n, r) => n + (r.value as Buffer).length, 0);
-    expect(got.map((m) => Buffer.from(m))).toEqual(messages);
-    expect(ended).toBe(true);
+    expect(got).toEqual(messages);
+    expect(seen.ended).toBe(true);
     // Once when a prefix is complete, once when its message is: about twice the bytes, not n²/2.
     expect(copied).toBeLessThanOrEqual(2 * wire.length);
   });
@@ -55,15 +61,7 @@ describe("readGrpcMessages", () => {
     const messages = [Buffer.from("a"), Buffer.alloc(0), Buffer.from("bcdef"), Buffer.alloc(300, 7)];
     const wire = Buffer.concat(messages.map((m) => grpcMessageFrame(m)));
     for (const at of [0, 1, 3, 5, 6, 7, 12, 100, wire.length - 1]) {
-      const stream = fakeStream();
-      const got: Uint8Array[] = [];
-      readGrpcMessages(
-        stream as unknown as http2.ServerHttp2Stream,
-        HEADERS,
-        1024,
-        (m) => got.push(m),
-        () => {},
-      );
+      const { stream, got } = reader(1024);
       stream.emit("data", wire.subarray(0, at));
       stream.emit("data", wire.subarray(at));
       stream.emit("end");
@@ -75,15 +73,7 @@ describe("readGrpcMessages", () => {
   });
 
   it("refuses a message longer than the limit as soon as its prefix says so", () => {
-    const stream = fakeStream();
-    const got: Uint8Array[] = [];
-    readGrpcMessages(
-      stream as unknown as http2.ServerHttp2Stream,
-      HEADERS,
-      1024,
-      (m) => got.push(m),
-      () => {},
-    );
+    const { stream, got } = reader(1024);
     const prefix = Buffer.from([0, 0, 0, 0x04, 0x01]);
     for (const byte of prefix) stream.emit("data", Buffer.of(byte));
     expect(stream.responded[0]?.["grpc-status"]).toBe("8");
@@ -92,18 +82,10 @@ describe("readGrpcMessages", () => {
   });
 
   it("ends a call whose last message is cut off with INVALID_ARGUMENT", () => {
-    const stream = fakeStream();
-    let ended = false;
-    readGrpcMessages(
-      stream as unknown as http2.ServerHttp2Stream,
-      HEADERS,
-      1024,
-      () => {},
-      () => (ended = true),
-    );
+    const { stream, seen } = reader(1024);
     stream.emit("data", grpcMessageFrame(Buffer.from("hello")).subarray(0, 7));
     stream.emit("end");
-    expect(ended).toBe(false);
+    expect(seen.ended).toBe(false);
     expect(stream.responded[0]?.["grpc-status"]).toBe("3");
   });
 });
