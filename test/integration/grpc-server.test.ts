@@ -193,6 +193,13 @@ describe("native gRPC server: calls", () => {
       compressedFrame(Buffer.from("nope")),
     );
     expect(garbage.status).toBe(grpc.status.INTERNAL);
+    const flagTwo = compressedFrame(gzipSync(introspect("t")));
+    flagTwo[0] = 2;
+    const badFlag = await rawGrpcCall(s.port, INTROSPECT, { "grpc-encoding": "gzip" }, flagTwo);
+    expect(badFlag.status).toBe(grpc.status.INTERNAL);
+    expect(decodeURIComponent(String(badFlag.headers["grpc-message"]))).toBe(
+      "message flag 2 is neither 0 nor 1",
+    );
   });
 
   it("refuses a unary request with no message, two messages, or a cut-off one", async () => {

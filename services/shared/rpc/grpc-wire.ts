@@ -144,32 +144,30 @@ function requestEncoding(headers: http2.IncomingHttpHeaders): "identity" | "gzip
 }
 
 /**
- * One message's bytes after its prefix: as they are, or decompressed (never beyond `maxBytes`).
- * Throws a GrpcStatus for a flag the encoding does not allow or bytes that do not decompress.
+ * One message's bytes after its prefix: as they are, or decompressed (never beyond `maxBytes`); or
+ * the status that refuses a flag the encoding does not allow, or bytes that do not decompress.
  */
 function messageBytes(
   flag: number,
   bytes: Uint8Array,
   encoding: "identity" | "gzip" | "deflate",
   maxBytes: number,
-): Uint8Array {
+): Uint8Array | GrpcStatus {
   if (flag === 0) return bytes;
-  if (flag !== 1 || encoding === "identity") {
-    const status: GrpcStatus = {
+  if (flag !== 1) return { code: GrpcCode.INTERNAL, message: `message flag ${flag} is neither 0 nor 1` };
+  if (encoding === "identity") {
+    return {
       code: GrpcCode.INTERNAL,
       message: "a compressed message in a request that declares no grpc-encoding",
     };
-    throw status;
   }
   try {
     return (encoding === "gzip" ? gunzipSync : inflateSync)(bytes, { maxOutputLength: maxBytes });
   } catch (err) {
-    const status: GrpcStatus =
-      (err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" ||
+    return (err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" ||
       (err as { errno?: number }).errno === zlibConstants.Z_BUF_ERROR
-        ? tooLarge(maxBytes)
-        : { code: GrpcCode.INTERNAL, message: `the request message does not decompress as ${encoding}` };
-    throw status;
+      ? tooLarge(maxBytes)
+      : { code: GrpcCode.INTERNAL, message: `the request message does not decompress as ${encoding}` };
   }
 }
 
@@ -231,12 +229,9 @@ export function readGrpcRequest(
       });
       return;
     }
-    let message: Uint8Array;
-    try {
-      message = messageBytes(body[0]!, body.subarray(FRAME_HEADER), encoding, maxBytes);
-    } catch (err) {
-      if (!isGrpcStatus(err)) throw err;
-      refuse(err);
+    const message = messageBytes(body[0]!, body.subarray(FRAME_HEADER), encoding, maxBytes);
+    if (isGrpcStatus(message)) {
+      refuse(message);
       return;
     }
     onMessage(message);
@@ -291,17 +286,14 @@ export function readGrpcMessages(
       }
       if (buffered < FRAME_HEADER + length) return;
       const all = joined();
-      let message: Uint8Array;
-      try {
-        message = messageBytes(
-          all[0]!,
-          all.subarray(FRAME_HEADER, FRAME_HEADER + length),
-          encoding,
-          maxBytes,
-        );
-      } catch (err) {
-        if (!isGrpcStatus(err)) throw err;
-        fail(err);
+      const message = messageBytes(
+        all[0]!,
+        all.subarray(FRAME_HEADER, FRAME_HEADER + length),
+        encoding,
+        maxBytes,
+      );
+      if (isGrpcStatus(message)) {
+        fail(message);
         return;
       }
       const rest = all.subarray(FRAME_HEADER + length);
