@@ -76,18 +76,11 @@ const MAX_CONCURRENT_STREAMS = 1000;
  */
 const MAX_SESSION_MEMORY_MB = 128;
 
-/** Per connection: streams open now and when the last one closed, for the idle timeout. */
-interface SessionState {
-  active: number;
-  idleSince: number;
-}
-const sessionState = new WeakMap<http2.Http2Session, SessionState>();
-
 /**
  * The native gRPC server of the token service: unary gRPC straight on node:http2 (grpc-wire.ts),
- * plus health and reflection streams. It replaced a grpc-js server, whose per-call cost was ~25–29
- * µs of a Refresh's ~250 on this box (bench/serving-cost.ts, compare-revisions in the README); grpc-js
- * remains our gRPC client. What it keeps from a gRPC server: deadlines (`grpc-timeout`), gzip and
+ * plus health and reflection streams. It replaced a grpc-js server: 0.90–0.93× its service CPU per
+ * Refresh and Issue, both loaded at once (bench/compare-revisions.ts, README); grpc-js remains our
+ * gRPC client. What it keeps from a gRPC server: deadlines (`grpc-timeout`), gzip and
  * deflate requests, size limits, statuses with google.rpc.Status details, and the connection
  * management above. What it leaves out: TLS (the token service's gRPC port is cleartext; TLS is
  * the mesh's or the load balancer's) and compressed answers.
@@ -119,13 +112,6 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits };
   server.on("session", (session) => manageSession(session, sessions, limits, logger));
   server.on("stream", (stream, headers) => {
-    const state = sessionState.get(stream.session!);
-    if (state) {
-      state.active++;
-      stream.once("close", () => {
-        if (--state.active === 0) state.idleSince = performance.now();
-      });
-    }
     const route = routes.get(headers[":path"] ?? "");
     if (route !== undefined) {
       route(stream, headers);
@@ -179,9 +165,16 @@ function manageSession(
   logger: Logger,
 ): void {
   sessions.add(session);
-  const state: SessionState = { active: 0, idleSince: performance.now() };
-  sessionState.set(session, state);
   session.on("error", (err) => logger.debug({ err, part: "grpc" }, "grpc connection error"));
+  // Streams open now, and when the last one closed: a connection is idle only with none open.
+  let active = 0;
+  let idleSince = performance.now();
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    active++;
+    stream.once("close", () => {
+      if (--active === 0) idleSince = performance.now();
+    });
+  });
 
   let pingTimeout: NodeJS.Timeout | undefined;
   let lastPing = performance.now();
@@ -189,7 +182,7 @@ function manageSession(
     () => {
       if (session.closed || session.destroyed) return;
       const now = performance.now();
-      if (state.active === 0 && now - state.idleSince >= limits.maxIdleMs) {
+      if (active === 0 && now - idleSince >= limits.maxIdleMs) {
         session.close();
         return;
       }
