@@ -37,7 +37,7 @@ const BENCHES: Bench[] = [
     file: "bench/token-service.ts",
     // Quick: a short wait for Postgres' statistics, so rows written are rough (smoke, not figures).
     quickArgs: ["--duration", "1", "--concurrency", "8", "--stats-settle", "1", "--warmup", "0.5"],
-    // Warm-ups: 10 s of Issue and of Refresh before each service's windows, 40 s in all (1 s quick).
+    // Warm-ups: 10 s of Issue and of Refresh before each service's windows, 40 s in all (2 s quick).
     // The OAuth refresh run (own driver processes) adds ~4 s in quick mode, ~15 s in full; the waits
     // for Postgres' statistics around the Refresh window ~3 s in quick mode, ~25 s in full.
     // The assertion refresh run adds about as much as the OAuth one; the traced service (a second
