@@ -14,9 +14,10 @@ import { MANIFEST, MANIFEST_FORMAT, sha256Of } from "../bin/sidecar-bundle.mjs";
 /**
  * Packages that stay in node_modules, each for a reason bundling cannot fix: pino starts its
  * transport worker (pino-pretty) from files of its own; the schema engine reads its .wasm beside its
- * own file; pg-native is an optional native addon pg probes for.
+ * own file; pg-native is an optional native addon pg probes for; sodium-native loads its prebuilt
+ * addon from a path relative to its own files.
  */
-const ALWAYS_EXTERNAL = ["pino", "pino-pretty", "@prisma/schema-engine-wasm", "pg-native"];
+const ALWAYS_EXTERNAL = ["pino", "pino-pretty", "@prisma/schema-engine-wasm", "pg-native", "sodium-native"];
 
 /**
  * Writes the bundle of `entry` into `outdir` (entry file `<name>.mjs`, lazily loaded chunks beside

@@ -16,6 +16,9 @@ import { MANIFEST } from "../bin/sidecar-bundle.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
+/** The `prebuilds/` folder name of this machine's addons, as prebuild tooling names them. */
+const THIS_PLATFORM = `${process.platform}-${process.arch}`;
+
 /** Which bundle each image runs. */
 const ROLES = { "token-service": "cli", sidecar: "sidecar" };
 
@@ -46,11 +49,17 @@ function stageRuntimeFiles({ role, out, root = ROOT, dist = join(ROOT, "dist") }
   };
   for (const file of Object.keys(manifest.requires ?? {})) visit(dirname(file));
   for (const dir of packages) {
-    // Each package without its own nested node_modules: the ones it needs are visited themselves.
+    // Each package without its own nested node_modules (the ones it needs are visited themselves),
+    // and of its prebuilt addons (sodium-native's `prebuilds/<platform>-<arch>`) only this platform's:
+    // the build stage runs on the image's platform.
     cpSync(join(root, dir), join(out, dir), {
       recursive: true,
       dereference: true,
-      filter: (src) => !relative(join(root, dir), src).split(/[\\/]/).includes("node_modules"),
+      filter: (src) => {
+        const parts = relative(join(root, dir), src).split(/[\\/]/);
+        if (parts.includes("node_modules")) return false;
+        return !(parts[0] === "prebuilds" && parts.length > 1 && parts[1] !== THIS_PLATFORM);
+      },
     });
   }
   return [...packages].sort();

@@ -212,6 +212,12 @@ describe("the runtime file set of each image", () => {
     expect(existsSync(join(app, "dist/cli"))).toBe(false);
     expect(existsSync(join(app, "prisma"))).toBe(false);
     expect(readdirSync(join(app, "node_modules")).filter((n) => n.startsWith("@prisma"))).toEqual([]);
+    expect(existsSync(join(app, "node_modules/sodium-native"))).toBe(false);
+  });
+
+  it("the token-service image holds sodium-native's addon for its own platform only", () => {
+    const prebuilds = join(images["token-service"].app, "node_modules/sodium-native/prebuilds");
+    expect(readdirSync(prebuilds)).toEqual([`${process.platform}-${process.arch}`]);
   });
 });
 
@@ -251,6 +257,8 @@ describe("the token-service image", () => {
     // The token service runs on the jemalloc its image preloads (the benchmarks measured it so).
     const mapped = (pid: number) => readFileSync(`/proc/${pid}/maps`, "utf8").includes("libjemalloc");
     expect(mapped(serve.child.pid!)).toBe(true);
+    // And signs with libsodium: its addon for this platform was staged, and found from the bundle.
+    expect(serve.output()).toMatch(/"signer":"libsodium".*"msg":"signing with key"/);
 
     // The sidecar image guards with that token service's keys.
     const [proxy, control] = [await freePort(), await freePort()];

@@ -5,6 +5,7 @@ import type { Logger } from "../../shared/logging/index.ts";
 import { recordAudit } from "../audit/audit-record.ts";
 import type { AccessTokenClaims } from "../tokens/access-token-claims.ts";
 import { createAccessTokenSigner, createJwtSigner } from "../tokens/access-token-signer.ts";
+import { ed25519Implementation } from "../tokens/ed25519-signing.ts";
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.ts";
 import { withKeyLock } from "./key-lock.ts";
 import {
@@ -114,7 +115,16 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
         sign: createAccessTokenSigner(signingKey),
         signIntrospection: createJwtSigner(signingKey, "token-introspection+jwt"),
       };
-      log.info({ kid: active.kid, algorithm }, "signing with key");
+      if (algorithm !== "EdDSA") log.info({ kid: active.kid, algorithm }, "signing with key");
+      else if (ed25519Implementation.name === "libsodium")
+        log.info({ kid: active.kid, algorithm, signer: "libsodium" }, "signing with key");
+      else {
+        const { reason } = ed25519Implementation;
+        log.warn(
+          { kid: active.kid, algorithm, signer: "node:crypto", reason },
+          "signing with key through node:crypto, at about twice libsodium's CPU per token",
+        );
+      }
     } else if (!active) {
       activeKey = undefined;
     }
