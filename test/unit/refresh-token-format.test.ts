@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   deriveNextRefreshToken,
@@ -34,6 +34,29 @@ describe("refresh token format", () => {
     // version + session id + generation + random + kid length + kid + MAC
     expect(Buffer.from(a.slice(5), "base64url")).toHaveLength(1 + 16 + 4 + 32 + 1 + MAC.kid.length + 32);
     expect(token()).not.toBe(a);
+  });
+
+  // The wire bytes, built here independently of the module: digests travel through it as strings
+  // (refresh-token-format.ts, `mac`), and a wrong encoding would change bytes ≥ 0x80 only.
+  it("derives exactly HMAC-SHA256 successors with an HMAC-SHA256 MAC, and hashes with SHA-256", () => {
+    const successorKey = Buffer.alloc(32, 0xa5);
+    const macKey = { kid: "rk-mac-1", key: Buffer.alloc(32, 0xf3) };
+    const presented = `${REFRESH_TOKEN_PREFIX}${"_".repeat(43)}`;
+    const random = createHmac("sha256", successorKey).update(presented).digest();
+    const signed = Buffer.concat([
+      Buffer.from([0x02]),
+      Buffer.from(SID.replaceAll("-", ""), "hex"),
+      Buffer.from([0, 0, 0, 8]),
+      random,
+      Buffer.from([macKey.kid.length]),
+      Buffer.from(macKey.kid, "latin1"),
+    ]);
+    const expected = Buffer.concat([signed, createHmac("sha256", macKey.key).update(signed).digest()]);
+    const next = deriveNextRefreshToken(presented, { sessionId: SID, generation: 7 }, successorKey, macKey);
+    expect(next).toBe(REFRESH_TOKEN_PREFIX + expected.toString("base64url"));
+    expect(random.some((b) => b >= 0x80)).toBe(true);
+    expect(refreshTokenMacValid(v2(next), macKey.key)).toBe(true);
+    expect(hashRefreshToken(next).equals(createHash("sha256").update(next).digest())).toBe(true);
   });
 
   it("never hands out the same random part twice, across refills of its random pool", () => {

@@ -104,7 +104,7 @@ export function refreshTokenMacValid(
   token: Extract<ParsedRefreshToken, { version: 2 }>,
   key: Uint8Array,
 ): boolean {
-  return timingSafeEqual(mac(token.signed, key), token.mac);
+  return timingSafeEqual(Buffer.from(mac(token.signed, key), "binary"), token.mac);
 }
 
 /** A v2 token for a session's first generation: 256 bits of fresh randomness. */
@@ -114,7 +114,7 @@ export function generateRefreshToken(sessionId: string, macKey: RefreshMacKey): 
     randomAt = 0;
   }
   // mint copies the bytes out at once; each slice of the pool is handed out only once.
-  const random = randomPool.subarray(randomAt, randomAt + RANDOM_BYTES);
+  const random = randomPool.toString("binary", randomAt, randomAt + RANDOM_BYTES);
   randomAt += RANDOM_BYTES;
   return mint(sessionId, 1, random, macKey);
 }
@@ -126,9 +126,9 @@ export function generateRefreshToken(sessionId: string, macKey: RefreshMacKey): 
 const randomPool = Buffer.alloc(RANDOM_BYTES * 128);
 let randomAt = randomPool.length;
 
-/** The only form in which a refresh token is stored or looked up. */
+/** The only form in which a refresh token is stored or looked up (a string first: see `mac`). */
 export function hashRefreshToken(token: string): Buffer {
-  return hash("sha256", token, "buffer");
+  return Buffer.from(hash("sha256", token, "binary"), "binary");
 }
 
 /**
@@ -145,7 +145,7 @@ export function deriveNextRefreshToken(
   macKey: RefreshMacKey,
 ): string {
   if (family.generation >= MAX_GENERATION) throw new RangeError("refresh token generation overflow");
-  const random = createHmac("sha256", successorKey).update(token).digest();
+  const random = createHmac("sha256", successorKey).update(token).digest("binary");
   return mint(family.sessionId, family.generation + 1, random, macKey);
 }
 
@@ -159,7 +159,8 @@ export function deriveSuccessor(token: string, successorKey: Uint8Array): string
   );
 }
 
-function mint(sessionId: string, generation: number, random: Buffer, macKey: RefreshMacKey): string {
+/** `random`: 32 bytes as a "binary" (latin1) string, as the digests below come out (see `mac`). */
+function mint(sessionId: string, generation: number, random: string, macKey: RefreshMacKey): string {
   const kidLength = Buffer.byteLength(macKey.kid, "latin1");
   if (!KID.test(macKey.kid) || kidLength > MAX_KID_BYTES) throw new TypeError("bad refresh MAC key id");
   // One buffer for the body and its MAC: this runs on every Issue and Refresh.
@@ -168,15 +169,21 @@ function mint(sessionId: string, generation: number, random: Buffer, macKey: Ref
   body[0] = V2;
   writeUuid(sessionId, body, AT.sessionId);
   body.writeUInt32BE(generation, AT.generation);
-  random.copy(body, AT.random, 0, RANDOM_BYTES);
+  body.write(random, AT.random, "binary");
   body[AT.kidLength] = kidLength;
   body.write(macKey.kid, AT.kid, "latin1");
-  mac(body.subarray(0, macAt), macKey.key).copy(body, macAt);
+  body.write(mac(body.subarray(0, macAt), macKey.key), macAt, "binary");
   return REFRESH_TOKEN_PREFIX + body.toString("base64url");
 }
 
-function mac(signed: Buffer, key: Uint8Array): Buffer {
-  return createHmac("sha256", key).update(signed).digest();
+/**
+ * HMAC-SHA256 as a "binary" (latin1) string, one character per byte. Node 20 hands a digest out
+ * as a string for ~1 µs less than as a Buffer (measured here: 1.8 against 2.7 µs an HMAC, 0.55
+ * against 1.9 µs a SHA-256 copied into a Buffer after), because each Buffer it makes in C++ is an
+ * off-heap allocation V8 must account for; Issue and Refresh compute up to five of them.
+ */
+function mac(signed: Buffer, key: Uint8Array): string {
+  return createHmac("sha256", key).update(signed).digest("binary");
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
