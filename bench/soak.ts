@@ -309,7 +309,7 @@ async function main(): Promise<void> {
         io: { empty: e.io, soak: s.io },
         hotUpdateShare: { empty: e.hotUpdateShare, soak: s.hotUpdateShare },
         groupCommit: {
-          how: "bench-only SQL: one guarded UPDATE of a one-row session (notes/refresh-storage.md) per rotation vs session-insert-batcher's policy (≤ 2 statements in flight, ≤ 64 rows per UPDATE … FROM unnest)",
+          how: "bench-only SQL: one guarded UPDATE of a one-row session (notes/refresh-storage.md) per rotation vs the service's group commit (group-commit.ts defaults: 1 statement in flight, ≤ 64 rows per UPDATE … FROM unnest)",
           sessions: groupSessions,
           durationS: groupDurationMs / 1000,
           single: group.single,

@@ -4,14 +4,15 @@
  * its current refresh token, and a rotation is one guarded UPDATE of that row. Measured two ways at the
  * same concurrency, back to back:
  * - single: one UPDATE per rotation (one round trip, one commit each);
- * - batched: the policy of services/token/store/session-insert-batcher.ts (at most `maxInFlight`
- *   statements running; whatever queued meanwhile goes together as one UPDATE … FROM unnest(…)
- *   of up to `maxBatch` rows, one commit for all). unnest of parallel arrays is UPDATE … FROM
- *   (VALUES …) with one prepared statement whatever the group's size.
+ * - batched: the service's group commit (services/token/store/group-commit.ts, its defaults: one
+ *   statement running; whatever queued meanwhile goes together as one UPDATE … FROM unnest(…) of up
+ *   to 64 rows, one commit for all). unnest of parallel arrays is UPDATE … FROM (VALUES …) with one
+ *   prepared statement whatever the group's size.
  * The table lives in the caller's schema and goes with it.
  */
 import { createHash, randomBytes } from "node:crypto";
 import pg from "pg";
+import { createGroupCommit } from "../../services/token/store/group-commit.ts";
 import { percentile } from "./bench-results.ts";
 import { backendPids } from "./pg-table-stats.ts";
 import { cpuBetween, cpuSnapshot, postgresPids } from "./process-cpu.ts";
@@ -62,50 +63,28 @@ function single(pool: pg.Pool): Rotate {
   };
 }
 
-/** session-insert-batcher's policy applied to rotations (see the module comment). */
-function batched(pool: pg.Pool, maxBatch = 64, maxInFlight = 2): Rotate {
-  const waiting: { r: Rotation; resolve(ok: boolean): void; reject(e: unknown): void }[] = [];
-  let inFlight = 0;
-  const pump = () => {
-    while (inFlight < maxInFlight && waiting.length > 0) {
-      // Sorted by id: concurrent groups then lock their rows in one order.
-      const group = waiting.splice(0, maxBatch).sort((a, b) => (a.r.id < b.r.id ? -1 : 1));
-      inFlight++;
+/** The service's group commit (group-commit.ts) over this table's statements. */
+function batched(pool: pg.Pool): Rotate {
+  return createGroupCommit<Rotation, boolean>({
+    key: (r) => r.id,
+    one: single(pool),
+    async many(group) {
       const now = new Date();
-      const sent =
-        group.length === 1
-          ? single(pool)(group[0]!.r).then(group[0]!.resolve)
-          : pool
-              .query({
-                ...BATCHED,
-                values: [
-                  group.map((p) => p.r.id),
-                  group.map((p) => p.r.generation),
-                  group.map((p) => p.r.presented),
-                  group.map((p) => p.r.successor),
-                  now,
-                  new Date(now.getTime() + DAY_MS),
-                ],
-              })
-              .then((res) => {
-                const rotated = new Set(res.rows.map((row: { id: string }) => row.id));
-                for (const p of group) p.resolve(rotated.has(p.r.id));
-              });
-      void sent
-        .catch((err) => {
-          for (const p of group) p.reject(err);
-        })
-        .finally(() => {
-          inFlight--;
-          pump();
-        });
-    }
-  };
-  return (r) =>
-    new Promise((resolve, reject) => {
-      waiting.push({ r, resolve, reject });
-      pump();
-    });
+      const res = await pool.query({
+        ...BATCHED,
+        values: [
+          group.map((r) => r.id),
+          group.map((r) => r.generation),
+          group.map((r) => r.presented),
+          group.map((r) => r.successor),
+          now,
+          new Date(now.getTime() + DAY_MS),
+        ],
+      });
+      const rotated = new Set(res.rows.map((row: { id: string }) => row.id));
+      return group.map((r) => rotated.has(r.id));
+    },
+  });
 }
 
 export interface RotationRun {

@@ -1,7 +1,12 @@
 export interface GroupCommitOptions {
   /** Most items in one statement. Default 64. */
   maxBatch?: number;
-  /** Statements in flight at once; further items wait and go together. Default 2. */
+  /**
+   * Statements in flight at once; further items wait and go together. Default 1: against 2, the
+   * service used 0.92–0.93× the CPU per Refresh and per Issue, paired on one 2-core machine, with
+   * larger groups and fewer round trips (Postgres' CPU per Refresh 61–64 → 47–48 µs), and served
+   * 2–4 % more calls at the same p99. The store alone, no RPC, peaks ~8 % lower with one.
+   */
   maxInFlight?: number;
 }
 
@@ -33,7 +38,7 @@ export function createGroupCommit<Item, Result>(
   options: GroupCommitOptions = {},
 ): (item: Item) => Promise<Result> {
   const maxBatch = options.maxBatch ?? 64;
-  const maxInFlight = options.maxInFlight ?? 2;
+  const maxInFlight = options.maxInFlight ?? 1;
   if (!(maxBatch >= 1) || !(maxInFlight >= 1))
     throw new TypeError("maxBatch and maxInFlight must be at least 1");
   const { one, many, key } = statements;
