@@ -11,7 +11,7 @@ import { createPublicKey, type KeyObject, sign } from "node:crypto";
 export interface Libsodium {
   crypto_sign_seed_keypair(publicKey: Buffer, secretKey: Buffer, seed: Buffer): void;
   crypto_sign_detached(signature: Buffer, message: Buffer, secretKey: Buffer): void;
-  /** Memory outside the V8 heap, guarded and locked, freed (zeroed) when the Buffer is collected. */
+  /** Memory outside the V8 heap: guard pages, locked where allowed, wiped when the Buffer is collected. */
   sodium_malloc(size: number): Buffer;
   sodium_memzero(buffer: Buffer): void;
 }
@@ -51,7 +51,10 @@ export function createEd25519Signer(
   const publicKey = Buffer.alloc(32);
   const secretKey = lib.sodium_malloc(64);
   try {
-    if (der.length !== PKCS8_SEED_PREFIX.length + 32 || !der.subarray(0, 16).equals(PKCS8_SEED_PREFIX))
+    if (
+      der.length !== PKCS8_SEED_PREFIX.length + 32 ||
+      !der.subarray(0, PKCS8_SEED_PREFIX.length).equals(PKCS8_SEED_PREFIX)
+    )
       throw new TypeError("unexpected PKCS#8 encoding of an Ed25519 key");
     lib.crypto_sign_seed_keypair(publicKey, secretKey, der.subarray(PKCS8_SEED_PREFIX.length));
   } finally {
