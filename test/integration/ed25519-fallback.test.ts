@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { createBenchSchema } from "../../bench/lib/bench-client.ts";
 import { TokenService } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
 import { dropSchema, testSchemaName } from "../support/database.ts";
+import { startGatehouse } from "../support/gatehouse-process.ts";
 import { freePort } from "../support/ports.ts";
 import { TEST_DATABASE_URL } from "../support/services.ts";
 import { grpcServiceClient } from "../support/token-clients.ts";
@@ -36,10 +37,9 @@ it("without sodium-native, serve signs through node:crypto, warns why, and its t
   const url = new URL(TEST_DATABASE_URL);
   url.searchParams.set("schema", schema);
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
-  child = spawn(process.execPath, ["--import", HIDE_LIBSODIUM, "bin/gatehouse.mjs", "serve"], {
-    cwd: ROOT,
+  const serve = await startGatehouse("serve", {
+    nodeArgs: ["--import", HIDE_LIBSODIUM],
     env: {
-      PATH: process.env.PATH,
       DATABASE_URL: url.toString(),
       GATEHOUSE_ISSUER: ISSUER,
       GATEHOUSE_MASTER_KEY: randomBytes(32).toString("base64"),
@@ -47,34 +47,12 @@ it("without sodium-native, serve signs through node:crypto, warns why, and its t
       GATEHOUSE_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
       GATEHOUSE_ADMIN_LISTEN: "127.0.0.1:0",
       GATEHOUSE_REVOCATION: "none",
-      GATEHOUSE_LOG_LEVEL: "info",
-      GATEHOUSE_LOG_PRETTY: "false",
     },
-    stdio: ["ignore", "pipe", "pipe"],
+    readyMessage: "rpc servers listening",
   });
-  const lines: Record<string, unknown>[] = [];
-  let output = "";
-  child.stdout!.on("data", (chunk: Buffer) => {
-    output += chunk.toString("utf8");
-    const parts = output.split("\n");
-    output = parts.pop()!;
-    for (const line of parts) if (line.startsWith("{")) lines.push(JSON.parse(line));
-  });
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8");
-  });
-  await expect
-    .poll(
-      () => {
-        if (child!.exitCode !== null) throw new Error(`serve exited ${child!.exitCode}: ${stderr}`);
-        return lines.some((l) => l.msg === "rpc servers listening");
-      },
-      { timeout: 30_000 },
-    )
-    .toBe(true);
+  child = serve.child;
 
-  const signing = lines.filter((l) => String(l.msg).startsWith("signing with key"));
+  const signing = serve.lines.filter((l) => String(l.msg).startsWith("signing with key"));
   expect(signing).toHaveLength(1);
   expect(signing[0]).toMatchObject({
     level: "warn",
@@ -100,7 +78,5 @@ it("without sodium-native, serve signs through node:crypto, warns why, and its t
   } finally {
     client.close();
   }
-  const exited = new Promise<number | null>((resolve) => child!.once("exit", resolve));
-  child.kill("SIGTERM");
-  expect(await exited).toBe(0);
+  expect(await serve.stop()).toBe(0);
 }, 60_000);

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OtlpReceiver, startOtlpReceiver } from "../../bench/lib/otlp-receiver.ts";
 import { type TestDatabase, useTestDatabase } from "../support/database.ts";
+import { type GatehouseProcess, startGatehouse } from "../support/gatehouse-process.ts";
 import { ISSUER } from "../support/sidecar-fixtures.ts";
 
 /**
@@ -15,7 +16,6 @@ import { ISSUER } from "../support/sidecar-fixtures.ts";
  * With one set, the same sidecar loads the SDK chunk and exports its spans.
  */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const BIN = join(ROOT, "bin/gatehouse.mjs");
 const RECORDER = join(ROOT, "test/support/module-loads/register.mjs");
 mkdirSync(join(ROOT, "dist"), { recursive: true });
 const work = mkdtempSync(join(ROOT, "dist", ".tracing-test-"));
@@ -48,70 +48,27 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-interface Started {
-  child: ChildProcess;
-  /** JSON log lines so far. */
-  lines: Record<string, unknown>[];
+interface Started extends GatehouseProcess {
   /** Every module URL the process loaded so far. */
   modules(): string[];
-  /** SIGTERM, then the exit code. */
-  stop(): Promise<number | null>;
 }
 
 async function start(command: string, env: Record<string, string>, readyMessage: string): Promise<Started> {
   const log = join(work, `modules-${randomBytes(4).toString("hex")}.txt`);
-  const child = spawn(process.execPath, ["--import", RECORDER, BIN, command], {
-    cwd: ROOT,
+  const started = await startGatehouse(command, {
+    nodeArgs: ["--import", RECORDER],
     env: {
-      PATH: process.env.PATH,
       GATEHOUSE_TEST_MODULE_LOG: log,
       GATEHOUSE_BUNDLE_DIR: bundleDir,
-      GATEHOUSE_LOG_LEVEL: "info",
-      GATEHOUSE_LOG_PRETTY: "false",
       GATEHOUSE_ISSUER: ISSUER,
       ...env,
     },
-    stdio: ["ignore", "pipe", "pipe"],
+    readyMessage,
   });
-  children.push(child);
-  const lines: Record<string, unknown>[] = [];
-  let stderr = "";
-  let buffer = "";
-  child.stdout!.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString("utf8");
-    let end = buffer.indexOf("\n");
-    while (end !== -1) {
-      const line = buffer.slice(0, end);
-      buffer = buffer.slice(end + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ msg: line });
-      }
-      end = buffer.indexOf("\n");
-    }
-  });
-  child.stderr!.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8");
-  });
-  await expect
-    .poll(
-      () => {
-        if (child.exitCode !== null) throw new Error(`${command} exited ${child.exitCode}: ${stderr}`);
-        return lines.some((l) => l.msg === readyMessage);
-      },
-      { timeout: 30_000 },
-    )
-    .toBeTruthy();
+  children.push(started.child);
   return {
-    child,
-    lines,
+    ...started,
     modules: () => (existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean) : []),
-    stop: () =>
-      new Promise((resolve) => {
-        child.once("exit", (code) => resolve(code));
-        child.kill("SIGTERM");
-      }),
   };
 }
 
