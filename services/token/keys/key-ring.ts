@@ -4,7 +4,7 @@ import { GatehouseError } from "../../shared/errors/gatehouse-error.ts";
 import type { Logger } from "../../shared/logging/index.ts";
 import { recordAudit } from "../audit/audit-record.ts";
 import type { AccessTokenClaims } from "../tokens/access-token-claims.ts";
-import { createAccessTokenSigner, createJwtSigner } from "../tokens/access-token-signer.ts";
+import { createKeySigners } from "../tokens/access-token-signer.ts";
 import { ed25519Implementation } from "../tokens/ed25519-signing.ts";
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.ts";
 import { withKeyLock } from "./key-lock.ts";
@@ -109,12 +109,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       const pkcs8 = decryptPrivateKey(row.privateKeyEnc, masterKey, active.kid);
       const algorithm = active.algorithm as SigningAlgorithm;
       const signingKey = { kid: active.kid, algorithm, privateKey: privateKeyFromPkcs8(pkcs8) };
-      activeKey = {
-        kid: active.kid,
-        algorithm,
-        sign: createAccessTokenSigner(signingKey),
-        signIntrospection: createJwtSigner(signingKey, "token-introspection+jwt"),
-      };
+      activeKey = { kid: active.kid, algorithm, ...createKeySigners(signingKey) };
       if (algorithm !== "EdDSA") log.info({ kid: active.kid, algorithm }, "signing with key");
       else if (ed25519Implementation.name === "libsodium")
         log.info({ kid: active.kid, algorithm, signer: "libsodium" }, "signing with key");

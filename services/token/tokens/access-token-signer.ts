@@ -17,17 +17,33 @@ export interface ActiveSigningKey {
  * our output with jose's jwtVerify.
  */
 export function createAccessTokenSigner(key: ActiveSigningKey): (claims: AccessTokenClaims) => string {
-  return createJwtSigner(key, "at+jwt");
+  return jwtSigner(key, "at+jwt", signerOf(key));
 }
 
 /**
- * Signs JWTs of one `typ` with a signing key. The `typ` keeps each kind for its own use: a verifier
- * of access tokens requires `at+jwt`, so a signed introspection answer (`token-introspection+jwt`,
- * RFC 9701) can never pass as an access token.
+ * The two kinds of JWT the token service signs with its active key, over one signer of that key (so
+ * libsodium holds one copy of it). The `typ` keeps each kind for its own use: a verifier of access
+ * tokens requires `at+jwt`, so a signed introspection answer (`token-introspection+jwt`, RFC 9701)
+ * can never pass as an access token.
  */
-export function createJwtSigner(key: ActiveSigningKey, typ: string): (claims: object) => string {
-  const header = Buffer.from(JSON.stringify({ alg: key.algorithm, typ, kid: key.kid })).toString("base64url");
+export function createKeySigners(key: ActiveSigningKey): {
+  sign: (claims: AccessTokenClaims) => string;
+  signIntrospection: (claims: object) => string;
+} {
   const signBytes = signerOf(key);
+  return {
+    sign: jwtSigner(key, "at+jwt", signBytes),
+    signIntrospection: jwtSigner(key, "token-introspection+jwt", signBytes),
+  };
+}
+
+/** Compact JWS of `typ` under `key`'s header, signed by `signBytes`. */
+function jwtSigner(
+  key: ActiveSigningKey,
+  typ: string,
+  signBytes: (input: Buffer) => Buffer,
+): (claims: object) => string {
+  const header = Buffer.from(JSON.stringify({ alg: key.algorithm, typ, kid: key.kid })).toString("base64url");
   return (claims) => {
     const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
     return `${input}.${signBytes(Buffer.from(input)).toString("base64url")}`;
