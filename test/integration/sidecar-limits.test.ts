@@ -403,6 +403,28 @@ describe("proxy limits", () => {
     for (const conn of open) expect(await getOn(conn)).toMatch(/^HTTP\/1\.1 200/);
     for (const conn of open) conn.socket.destroy();
   });
+
+  it("frees the slot of a caller who hangs up before sending a byte at once, not at the headers timeout", async () => {
+    const s = await limitedSidecar(appPort(), {
+      GATEHOUSE_MAX_CONNECTIONS: "3",
+      GATEHOUSE_HEADERS_TIMEOUT: "20s",
+    });
+    // Ten callers connect and hang up (FIN) without a request: each must leave no half-open socket
+    // behind, or three of them would fill the cap for 20 s.
+    for (let i = 0; i < 10; i++) {
+      const gone = await rawConnection(s.proxyPort);
+      gone.socket.end();
+      expect(await gone.closed).toBeLessThan(1000);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const open = [
+      await rawConnection(s.proxyPort),
+      await rawConnection(s.proxyPort),
+      await rawConnection(s.proxyPort),
+    ];
+    for (const conn of open) expect(await getOn(conn)).toMatch(/^HTTP\/1\.1 200/);
+    for (const conn of open) conn.socket.destroy();
+  });
 });
 
 /**

@@ -111,6 +111,7 @@ export function createCleartextListener(options: CleartextListenerOptions): Clea
       if (http2Preface && seen.length < PREFACE.length) return;
       socket.off("data", onData);
       socket.off("error", onEarlyError);
+      socket.off("end", onEarlyError);
       socket.setTimeout(0);
       socket.off("timeout", onIdle);
       socket.pause();
@@ -123,6 +124,10 @@ export function createCleartextListener(options: CleartextListenerOptions): Clea
     };
     const onEarlyError = () => socket.destroy();
     socket.on("error", onEarlyError);
+    // A peer that hangs up before its first byte: http.Server allows half-open sockets, and no
+    // protocol has the socket yet to end ours, so without this it would hold its slot under the
+    // connection cap until the first-request timeout.
+    socket.once("end", onEarlyError);
     socket.on("data", onData);
   });
 
