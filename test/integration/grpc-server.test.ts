@@ -5,7 +5,7 @@
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { gzipSync } from "node:zlib";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -13,8 +13,12 @@ import {
   RevokeRequestSchema,
   TokenService,
 } from "../../services/gen/proto/gatehouse/v1/token_service_pb.ts";
+import { ErrorInfoSchema } from "../../services/gen/proto/google/rpc/error_details_pb.ts";
+import { StatusSchema } from "../../services/gen/proto/google/rpc/status_pb.ts";
+import { HealthCheckRequestSchema } from "../../services/gen/proto/grpc/health/v1/health_pb.ts";
 import { createLogger } from "../../services/shared/logging/index.ts";
 import { createMetricsRegistry } from "../../services/shared/metrics/index.ts";
+import { createHealthService } from "../../services/shared/rpc/grpc-health-service.ts";
 import { type ConnectionLimits, createGrpcServer } from "../../services/shared/rpc/grpc-server.ts";
 import { grpcMessageFrame } from "../../services/shared/rpc/grpc-wire.ts";
 import { createRpcMetrics, defineService, grpcServiceDefinition } from "../../services/shared/rpc/index.ts";
@@ -71,6 +75,7 @@ async function serve(limits?: Partial<ConnectionLimits>) {
     services: [service],
     logger,
     metrics: createRpcMetrics(registry),
+    health: createHealthService({ services: [], serving: () => true }),
     ...(limits ? { connectionLimits: limits } : {}),
   });
   const port = await server.listen("127.0.0.1", 0);
@@ -340,6 +345,218 @@ describe("native gRPC server: connection lifetimes", () => {
       expect(refused).toBe(true);
     } finally {
       client.close();
+    }
+  });
+});
+
+/** The ErrorInfo reason in a trailers-only answer's `grpc-status-details-bin`. */
+function reasonOf(headers: http2.IncomingHttpHeaders): string | undefined {
+  const bin = headers["grpc-status-details-bin"];
+  if (typeof bin !== "string") return undefined;
+  const info = fromBinary(StatusSchema, Buffer.from(bin, "base64")).details.find((d) =>
+    d.typeUrl.endsWith("google.rpc.ErrorInfo"),
+  );
+  return info ? fromBinary(ErrorInfoSchema, info.value).reason : undefined;
+}
+
+/**
+ * A call that sends `sent` of its request and then neither the rest nor its end of stream, as a
+ * client holding streams open would: resolves when the server ends it.
+ */
+function heldCall(
+  session: http2.ClientHttp2Session,
+  path: string,
+  sent: Buffer,
+  headers: http2.OutgoingHttpHeaders = {},
+): Promise<{ status: number; reason: string | undefined; ms: number; reset: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    });
+    let answer: http2.IncomingHttpHeaders = {};
+    stream.on("response", (h) => (answer = h));
+    stream.on("error", reject);
+    stream.resume();
+    stream.on("close", () =>
+      resolve({
+        status: Number(answer["grpc-status"]),
+        reason: reasonOf(answer),
+        ms: performance.now() - started,
+        reset: stream.rstCode ?? -1,
+      }),
+    );
+    if (sent.length > 0) stream.write(sent);
+  });
+}
+
+describe("native gRPC server: callers who hold what they do not use", () => {
+  it("ends a call whose request message has not arrived within the request timeout: DEADLINE_EXCEEDED, request_timeout", async () => {
+    const s = await serve({ requestTimeoutMs: 300 });
+    const session = http2.connect(`http://127.0.0.1:${s.port}`);
+    try {
+      const frame = grpcMessageFrame(introspect("abc"));
+      const before = await s.counted("Introspect", "DEADLINE_EXCEEDED");
+      const [nothing, prefixOnly, allButOne, longDeadline] = await Promise.all([
+        heldCall(session, INTROSPECT, Buffer.alloc(0)),
+        heldCall(session, INTROSPECT, frame.subarray(0, 3)),
+        heldCall(session, INTROSPECT, frame.subarray(0, frame.length - 1)),
+        // A deadline later than the request timeout does not extend it.
+        heldCall(session, INTROSPECT, frame.subarray(0, 3), { "grpc-timeout": "10S" }),
+      ]);
+      for (const held of [nothing, prefixOnly, allButOne, longDeadline]) {
+        expect(held.status).toBe(grpc.status.DEADLINE_EXCEEDED);
+        expect(held.reason).toBe("request_timeout");
+        expect(held.ms).toBeGreaterThanOrEqual(250);
+        expect(held.ms).toBeLessThan(3000);
+      }
+      expect(await s.counted("Introspect", "DEADLINE_EXCEEDED")).toBe(before + 4);
+      // A refusal before the body is read frees the stream as soon as it is answered.
+      const [unknown, notGrpc] = await Promise.all([
+        heldCall(session, "/gatehouse.v1.TokenService/Nope", frame.subarray(0, 3)),
+        heldCall(session, INTROSPECT, frame.subarray(0, 3), { "content-type": "application/grpc-web" }),
+      ]);
+      expect(unknown.status).toBe(grpc.status.UNIMPLEMENTED);
+      expect(notGrpc.status).toBe(grpc.status.UNIMPLEMENTED);
+      for (const held of [nothing, unknown, notGrpc])
+        expect(held.reset).toBe(http2.constants.NGHTTP2_NO_ERROR);
+      expect(Math.max(unknown.ms, notGrpc.ms)).toBeLessThan(250);
+      // The server's answer ended those streams; the connection goes on serving.
+      const after = await rawGrpcCall(session, INTROSPECT, {}, frame);
+      expect(after.status).toBe(grpc.status.OK);
+    } finally {
+      session.destroy();
+      await s.server.shutdown(1000);
+    }
+  });
+
+  it("takes a request that arrives slowly but within the request timeout, and a caller's shorter deadline ends one first", async () => {
+    const s = await serve({ requestTimeoutMs: 600 });
+    const session = http2.connect(`http://127.0.0.1:${s.port}`);
+    try {
+      const frame = grpcMessageFrame(introspect("slow"));
+      const stream = session.request({
+        ":method": "POST",
+        ":path": INTROSPECT,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("trailers", resolve));
+      stream.resume();
+      stream.write(frame.subarray(0, 4));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      stream.write(frame.subarray(4, 8));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      stream.end(frame.subarray(8));
+      expect((await trailers)["grpc-status"]).toBe("0");
+
+      const deadline = await heldCall(session, INTROSPECT, Buffer.alloc(0), { "grpc-timeout": "150m" });
+      expect(deadline.status).toBe(grpc.status.DEADLINE_EXCEEDED);
+      expect(deadline.reason).toBeUndefined();
+      expect(deadline.ms).toBeLessThan(500);
+    } finally {
+      session.destroy();
+      await s.server.shutdown(1000);
+    }
+  });
+
+  it("holds grpc.health.v1 Check and Watch to the same request timeout", async () => {
+    const s = await serve({ requestTimeoutMs: 300 });
+    const session = http2.connect(`http://127.0.0.1:${s.port}`);
+    try {
+      const frame = grpcMessageFrame(
+        toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, {})),
+      );
+      const [check, watch] = await Promise.all([
+        heldCall(session, "/grpc.health.v1.Health/Check", frame.subarray(0, 2)),
+        heldCall(session, "/grpc.health.v1.Health/Watch", Buffer.alloc(0)),
+      ]);
+      for (const held of [check, watch]) {
+        expect(held.status).toBe(grpc.status.DEADLINE_EXCEEDED);
+        expect(held.reason).toBe("request_timeout");
+        expect(held.ms).toBeGreaterThanOrEqual(250);
+      }
+      expect((await rawGrpcCall(session, "/grpc.health.v1.Health/Check", {}, frame)).status).toBe(
+        grpc.status.OK,
+      );
+    } finally {
+      session.destroy();
+      await s.server.shutdown(1000);
+    }
+  });
+
+  it("closes a connection that opens no stream within the first-stream limit, and keeps one that did", async () => {
+    const s = await serve({ firstStreamTimeoutMs: 300 });
+    try {
+      const started = performance.now();
+      // A socket that never says anything, and an HTTP/2 client that connects and never asks.
+      const silent = net.connect(s.port, "127.0.0.1");
+      silent.resume();
+      const silentClosed = new Promise<number>((resolve) =>
+        silent.once("close", () => resolve(performance.now() - started)),
+      );
+      const mute = http2.connect(`http://127.0.0.1:${s.port}`);
+      const muteGoaway = new Promise<void>((resolve) => mute.once("goaway", () => resolve()));
+      const muteClosed = new Promise<number>((resolve) =>
+        mute.once("close", () => resolve(performance.now() - started)),
+      );
+      const used = http2.connect(`http://127.0.0.1:${s.port}`);
+      expect((await rawGrpcCall(used, INTROSPECT, {}, grpcMessageFrame(introspect("x")))).status).toBe(0);
+
+      for (const ms of [await silentClosed, await muteClosed]) {
+        expect(ms).toBeGreaterThanOrEqual(250);
+        expect(ms).toBeLessThan(3000);
+      }
+      await muteGoaway;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(used.closed || used.destroyed).toBe(false);
+      expect((await rawGrpcCall(used, INTROSPECT, {}, grpcMessageFrame(introspect("y")))).status).toBe(0);
+      used.close();
+    } finally {
+      await s.server.shutdown(1000);
+    }
+  });
+
+  it("closes connections beyond maxConnections as soon as they are accepted, while the open ones keep working", async () => {
+    const s = await serve({ maxConnections: 2 });
+    const frame = grpcMessageFrame(introspect("x"));
+    const first = http2.connect(`http://127.0.0.1:${s.port}`);
+    const second = http2.connect(`http://127.0.0.1:${s.port}`);
+    try {
+      expect((await rawGrpcCall(first, INTROSPECT, {}, frame)).status).toBe(0);
+      expect((await rawGrpcCall(second, INTROSPECT, {}, frame)).status).toBe(0);
+
+      const third = net.connect(s.port, "127.0.0.1");
+      third.resume();
+      third.on("error", () => {});
+      const started = performance.now();
+      await new Promise((resolve) => third.once("close", resolve));
+      expect(performance.now() - started).toBeLessThan(1000);
+      // A stock client on a connection over the cap gets UNAVAILABLE, not a hang.
+      const client = new Client(`127.0.0.1:${s.port}`, grpc.credentials.createInsecure());
+      try {
+        const refused = await unary(client, "introspect", create(IntrospectRequestSchema, { token: "z" }), {
+          deadline: Date.now() + 2000,
+        });
+        expect(refused.err?.code).toBe(grpc.status.UNAVAILABLE);
+      } finally {
+        client.close();
+      }
+
+      expect((await rawGrpcCall(first, INTROSPECT, {}, frame)).status).toBe(0);
+      second.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const fourth = http2.connect(`http://127.0.0.1:${s.port}`);
+      expect((await rawGrpcCall(fourth, INTROSPECT, {}, frame)).status).toBe(0);
+      fourth.close();
+    } finally {
+      first.destroy();
+      second.destroy();
+      await s.server.shutdown(1000);
     }
   });
 });

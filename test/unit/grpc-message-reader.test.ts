@@ -7,11 +7,15 @@ import type * as http2 from "node:http2";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { grpcMessageFrame, readGrpcMessages } from "../../services/shared/rpc/grpc-wire.ts";
 
-/** Just what the reader touches of a server stream: events, and whether an answer began. */
+/**
+ * Just what the reader touches of a server stream: events, whether an answer began, whether the
+ * client has ended its half (`state.remoteClose`), and whether the server reset the stream.
+ */
 function fakeStream() {
   const stream = Object.assign(new EventEmitter(), {
     headersSent: false,
     closed: false,
+    state: { remoteClose: 0 },
     responded: [] as http2.OutgoingHttpHeaders[],
     respond(headers: http2.OutgoingHttpHeaders) {
       stream.headersSent = true;
@@ -19,7 +23,11 @@ function fakeStream() {
     },
     resume() {},
     end() {},
+    close() {
+      stream.closed = true;
+    },
   });
+  stream.on("end", () => (stream.state.remoteClose = 1));
   return stream;
 }
 
@@ -77,6 +85,8 @@ describe("readGrpcMessages", () => {
     const prefix = Buffer.from([0, 0, 0, 0x04, 0x01]);
     for (const byte of prefix) stream.emit("data", Buffer.of(byte));
     expect(stream.responded[0]?.["grpc-status"]).toBe("8");
+    // The client is still sending: the answer is followed by RST_STREAM, freeing the stream.
+    expect(stream.closed).toBe(true);
     stream.emit("data", Buffer.alloc(2000));
     expect(got).toEqual([]);
   });
@@ -87,5 +97,7 @@ describe("readGrpcMessages", () => {
     stream.emit("end");
     expect(seen.ended).toBe(false);
     expect(stream.responded[0]?.["grpc-status"]).toBe("3");
+    // The client had ended its half: nothing to reset.
+    expect(stream.closed).toBe(false);
   });
 });

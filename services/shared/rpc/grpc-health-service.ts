@@ -12,7 +12,9 @@ import {
   type GrpcStatus,
   type GrpcStreamHandler,
   grpcMessageFrame,
+  REQUEST_MESSAGE_TIMEOUT_MS,
   readGrpcRequest,
+  requestTimeoutError,
   respondGrpcStatus,
   serveGrpcUnary,
   startGrpcResponse,
@@ -28,8 +30,14 @@ export interface HealthServiceOptions {
 }
 
 export interface HealthService {
-  /** Check, List and Watch by path, for a server that routes HTTP/2 streams by `:path`. */
-  routes(statusOf: (thrown: unknown) => GrpcStatus): Map<string, GrpcStreamHandler>;
+  /**
+   * Check, List and Watch by path, for a server that routes HTTP/2 streams by `:path`. A request
+   * message that has not arrived within `requestTimeoutMs` ends its call with `request_timeout`.
+   */
+  routes(
+    statusOf: (thrown: unknown) => GrpcStatus,
+    requestTimeoutMs?: number,
+  ): Map<string, GrpcStreamHandler>;
   /** Sends watchers their status now rather than at the next interval (e.g. a drain began). */
   notify(): void;
   /** Ends every Watch stream with OK (clients then reconnect elsewhere), so shutdown need not wait for them. */
@@ -95,38 +103,53 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
     stream: http2.ServerHttp2Stream,
     headers: http2.IncomingHttpHeaders,
     failed: (thrown: unknown) => GrpcStatus,
+    timeoutMs: number,
   ) => {
-    readGrpcRequest(stream, headers, 4096, (request) => {
-      let service: string;
-      try {
-        service = decode(request);
-      } catch (err) {
-        respondGrpcStatus(stream, failed(err));
-        return;
-      }
-      if (stream.closed) return;
-      startGrpcResponse(stream);
-      const watcher: Watcher = { stream, service, last: undefined };
-      watchers.add(watcher);
-      send(watcher);
-      stream.once("close", () => {
-        watchers.delete(watcher);
-        if (watchers.size === 0) {
-          clearInterval(timer);
-          timer = undefined;
+    const timeout = { ms: timeoutMs, status: () => failed(requestTimeoutError(timeoutMs)) };
+    readGrpcRequest(
+      stream,
+      headers,
+      4096,
+      (request) => {
+        let service: string;
+        try {
+          service = decode(request);
+        } catch (err) {
+          respondGrpcStatus(stream, failed(err));
+          return;
         }
-      });
-      timer ??= setInterval(notify, options.intervalMs ?? 1000);
-      timer.unref();
-    });
+        if (stream.closed) return;
+        startGrpcResponse(stream);
+        const watcher: Watcher = { stream, service, last: undefined };
+        watchers.add(watcher);
+        send(watcher);
+        stream.once("close", () => {
+          watchers.delete(watcher);
+          if (watchers.size === 0) {
+            clearInterval(timer);
+            timer = undefined;
+          }
+        });
+        timer ??= setInterval(notify, options.intervalMs ?? 1000);
+        timer.unref();
+      },
+      undefined,
+      timeout,
+    );
   };
 
   return {
-    routes(failed) {
+    routes(failed, timeoutMs = REQUEST_MESSAGE_TIMEOUT_MS) {
       return new Map<string, GrpcStreamHandler>([
-        [`${PREFIX}Check`, (stream, headers) => serveGrpcUnary(stream, headers, check, failed, 4096)],
-        [`${PREFIX}List`, (stream, headers) => serveGrpcUnary(stream, headers, list, failed, 4096)],
-        [`${PREFIX}Watch`, (stream, headers) => watch(stream, headers, failed)],
+        [
+          `${PREFIX}Check`,
+          (stream, headers) => serveGrpcUnary(stream, headers, check, failed, 4096, timeoutMs),
+        ],
+        [
+          `${PREFIX}List`,
+          (stream, headers) => serveGrpcUnary(stream, headers, list, failed, 4096, timeoutMs),
+        ],
+        [`${PREFIX}Watch`, (stream, headers) => watch(stream, headers, failed, timeoutMs)],
       ]);
     },
     notify,

@@ -14,7 +14,9 @@ import {
   type GrpcStatus,
   type GrpcStreamHandler,
   isGrpcRequest,
+  REQUEST_MESSAGE_TIMEOUT_MS,
   readGrpcRequest,
+  requestTimeoutError,
   respondGrpcMessage,
   respondGrpcStatus,
 } from "./grpc-wire.ts";
@@ -48,11 +50,16 @@ export interface GrpcServer {
 }
 
 /**
- * How long connections live. The defaults are the grpc-js server's settings before this server
- * replaced it: connections are recycled after ~30 min (±10 %, so clients of several replicas do not
- * reconnect in step), with 30 s for calls in flight, so clients rebalance across replicas as they
- * scale; idle ones close after 10 min; a keepalive ping every minute finds dead peers (20 s to
- * answer).
+ * How long connections live, and how many. The lifetimes are the grpc-js server's settings before
+ * this server replaced it: connections are recycled after ~30 min (±10 %, so clients of several
+ * replicas do not reconnect in step), with 30 s for calls in flight, so clients rebalance across
+ * replicas as they scale; idle ones close after 10 min; a keepalive ping every minute finds dead
+ * peers (20 s to answer).
+ *
+ * The rest are what grpc-js never had, against callers who hold what they do not use (the HTTP port
+ * has the same, from node:http): a connection must open its first stream within 20 s (the HTTP
+ * port's first-request limit), a call's request message must arrive within 30 s (its request
+ * timeout), and connections beyond `maxConnections` are closed as soon as they are accepted.
  */
 export interface ConnectionLimits {
   maxAgeMs: number;
@@ -60,6 +67,9 @@ export interface ConnectionLimits {
   maxIdleMs: number;
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
+  firstStreamTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
 }
 
 const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -68,6 +78,9 @@ const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxIdleMs: 10 * 60_000,
   keepaliveMs: 60_000,
   keepaliveTimeoutMs: 20_000,
+  firstStreamTimeoutMs: 20_000,
+  requestTimeoutMs: REQUEST_MESSAGE_TIMEOUT_MS,
+  maxConnections: 10_000,
 };
 const MAX_CONCURRENT_STREAMS = 1000;
 /**
@@ -89,19 +102,28 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const { logger } = options;
   const metrics = options.metrics ?? NO_RPC_METRICS;
   const maxBytes = options.maxReceiveMessageBytes ?? 64 * 1024;
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits };
   const routes = new Map<string, GrpcStreamHandler>();
   for (const registration of options.services) {
     for (const bound of boundMethods(registration)) {
       const path = `/${registration.service.typeName}/${bound.method.name}`;
       routes.set(
         path,
-        unaryRoute(registration.service.typeName, bound, maxBytes, logger, metrics, options.tracing),
+        unaryRoute(registration.service.typeName, bound, {
+          maxBytes,
+          requestTimeoutMs: limits.requestTimeoutMs,
+          logger,
+          metrics,
+          tracing: options.tracing,
+        }),
       );
     }
   }
   const statusOf = (thrown: unknown): GrpcStatus =>
     grpcStatusOf(GatehouseError.from(thrown), requestIdFrom(undefined));
-  for (const [path, handler] of options.health?.routes(statusOf) ?? []) routes.set(path, handler);
+  for (const [path, handler] of options.health?.routes(statusOf, limits.requestTimeoutMs) ?? []) {
+    routes.set(path, handler);
+  }
   for (const [path, handler] of options.streams ?? []) routes.set(path, handler);
 
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -109,7 +131,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
     maxSessionMemory: MAX_SESSION_MEMORY_MB,
   });
-  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits };
+  server.maxConnections = limits.maxConnections;
   server.on("session", (session) => manageSession(session, sessions, limits, logger));
   server.on("stream", (stream, headers) => {
     const route = routes.get(headers[":path"] ?? "");
@@ -166,10 +188,19 @@ function manageSession(
 ): void {
   sessions.add(session);
   session.on("error", (err) => logger.debug({ err, part: "grpc" }, "grpc connection error"));
+  let firstStream: NodeJS.Timeout | undefined = setTimeout(
+    () => session.close(),
+    limits.firstStreamTimeoutMs,
+  );
+  firstStream.unref();
   // Streams open now, and when the last one closed: a connection is idle only with none open.
   let active = 0;
   let idleSince = performance.now();
   session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    if (firstStream !== undefined) {
+      clearTimeout(firstStream);
+      firstStream = undefined;
+    }
     active++;
     stream.once("close", () => {
       if (--active === 0) idleSince = performance.now();
@@ -216,6 +247,7 @@ function manageSession(
   age.unref();
 
   session.once("close", () => {
+    clearTimeout(firstStream);
     clearInterval(tick);
     clearTimeout(pingTimeout);
     clearTimeout(age);
@@ -253,11 +285,15 @@ function timeoutMs(header: string): number | undefined {
 function unaryRoute(
   serviceName: string,
   { method, handler }: BoundMethod,
-  maxBytes: number,
-  logger: Logger,
-  metrics: RpcMetrics,
-  tracing: Tracing | undefined,
+  route: {
+    maxBytes: number;
+    requestTimeoutMs: number;
+    logger: Logger;
+    metrics: RpcMetrics;
+    tracing: Tracing | undefined;
+  },
 ): GrpcStreamHandler {
+  const { maxBytes, requestTimeoutMs, logger, metrics, tracing } = route;
   const methodName = method.name;
   const { input, output } = method;
   return (stream, headers) => {
@@ -279,6 +315,8 @@ function unaryRoute(
       respondGrpcStatus(stream, status);
       finish(status.code as GrpcCode, err.code);
     };
+    // The caller's deadline, when it comes first, also bounds the wait for the request message.
+    let waitForRequest = requestTimeoutMs;
     const timeout = headers["grpc-timeout"];
     if (typeof timeout === "string") {
       const ms = timeoutMs(timeout);
@@ -297,6 +335,7 @@ function unaryRoute(
           respondGrpcStatus(stream, { code: GrpcCode.DEADLINE_EXCEEDED, message: "deadline exceeded" });
           finish(GrpcCode.DEADLINE_EXCEEDED);
         }, ms);
+        if (ms <= requestTimeoutMs) waitForRequest = 0;
       }
     }
     readGrpcRequest(
@@ -332,6 +371,11 @@ function unaryRoute(
         }, fail);
       },
       (status) => finish(status.code as GrpcCode),
+      waitForRequest > 0 ? { ms: waitForRequest, status: () => timedOut(ctx, waitForRequest) } : undefined,
     );
   };
+}
+
+function timedOut(ctx: GrpcCallContext, ms: number): GrpcStatus {
+  return grpcStatusOf(requestTimeoutError(ms), ctx.requestId);
 }

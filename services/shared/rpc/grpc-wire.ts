@@ -1,5 +1,6 @@
 import type * as http2 from "node:http2";
 import { gunzipSync, inflateSync, constants as zlibConstants } from "node:zlib";
+import { GatehouseError } from "../errors/gatehouse-error.ts";
 import { GrpcCode } from "../errors/status-map.ts";
 
 /**
@@ -22,6 +23,25 @@ export interface GrpcStatus {
 
 /** A handler for every stream whose `:path` names one method. */
 export type GrpcStreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+
+/**
+ * How long a call's request message may take to arrive, from the stream's opening to the client's
+ * end of stream, unless the server says otherwise. A request message is at most tens of KiB, so this
+ * bounds the whole message, not the gap between bytes: a client that drips one byte a second holds
+ * a stream no longer than one that sends nothing.
+ */
+export const REQUEST_MESSAGE_TIMEOUT_MS = 30_000;
+
+/** The error that ends a call whose request message did not arrive in time (DEADLINE_EXCEEDED). */
+export function requestTimeoutError(ms: number): GatehouseError {
+  return new GatehouseError("request_timeout", `the request message did not arrive within ${ms} ms`);
+}
+
+/** A limit on the time a request message takes to arrive, and the status that ends a call over it. */
+export interface RequestTimeout {
+  readonly ms: number;
+  status(): GrpcStatus;
+}
 
 /** Encodings whose requests we decompress; advertised on every answer. */
 const GRPC_ACCEPT_ENCODING = "identity,deflate,gzip";
@@ -75,8 +95,11 @@ export function isGrpcRequest(headers: http2.IncomingHttpHeaders): boolean {
 }
 
 /**
- * Ends a call that has sent nothing yet, trailers-only: one HEADERS frame with the status. Whatever
- * else the client sends is read and dropped, so flow control never stalls the connection.
+ * Ends a call that has sent nothing yet, trailers-only: one HEADERS frame with the status. If the
+ * client has not finished its request, RST_STREAM(NO_ERROR) follows the answer and tells it to stop
+ * sending (RFC 9113 §8.1): our answer ends only our half of the stream, and a client that never
+ * ends its own would otherwise keep the stream open, counted against the connection's limit.
+ * Whatever it sent meanwhile is read and dropped, so flow control never stalls the connection.
  */
 export function respondGrpcStatus(
   stream: http2.ServerHttp2Stream,
@@ -93,6 +116,8 @@ export function respondGrpcStatus(
     { endStream: true },
   );
   stream.resume();
+  // Node sends the RST_STREAM once the answer is written (close waits for 'finish').
+  if (stream.state.remoteClose === 0) stream.close();
 }
 
 /**
@@ -194,7 +219,9 @@ function isGrpcStatus(value: unknown): value is GrpcStatus {
  * Reads the one request message of a unary or server-streaming call and hands it to `onMessage`.
  * A request that is not a gRPC call (HTTP 415), too large, compressed in a way we do not take, or
  * does not carry exactly one message is answered here, trailers-only, and never reaches
- * `onMessage`; `onRefused` hears the status it was answered with (for metrics).
+ * `onMessage`; `onRefused` hears the status it was answered with (for metrics). So is one whose
+ * message has not fully arrived within `timeout`: the answer ends the stream and frees its slot
+ * under the connection's stream limit.
  */
 export function readGrpcRequest(
   stream: http2.ServerHttp2Stream,
@@ -202,6 +229,7 @@ export function readGrpcRequest(
   maxBytes: number,
   onMessage: (message: Uint8Array) => void,
   onRefused?: (status: GrpcStatus) => void,
+  timeout?: RequestTimeout,
 ): void {
   const refuse = (status: GrpcStatus, httpStatus?: number): void => {
     respondGrpcStatus(stream, status, httpStatus);
@@ -212,6 +240,18 @@ export function readGrpcRequest(
   const chunks: Buffer[] = [];
   let received = 0;
   let refused = false;
+  let timer: NodeJS.Timeout | undefined;
+  if (timeout !== undefined) {
+    timer = setTimeout(() => {
+      if (stream.closed) return;
+      if (!refused) {
+        refused = true;
+        refuse(timeout.status());
+      } else stream.close();
+    }, timeout.ms);
+    // A stream the client resets never ends: the timer must not keep it (and its closure) alive.
+    stream.once("close", () => clearTimeout(timer));
+  }
   stream.on("data", (chunk: Buffer) => {
     if (refused) return;
     received += chunk.length;
@@ -223,6 +263,7 @@ export function readGrpcRequest(
     chunks.push(chunk);
   });
   stream.on("end", () => {
+    clearTimeout(timer);
     if (refused || stream.closed) return;
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     if (body.length < FRAME_HEADER || body.length !== FRAME_HEADER + body.readUInt32BE(1)) {
@@ -322,6 +363,7 @@ export type UnaryBytesHandler = (request: Uint8Array) => Promise<Uint8Array> | U
 /**
  * Serves one unary call whose handler works on bytes (the sidecar's ext_authz Check and health
  * Check): reads the request, calls the handler, answers its message or the status of what it threw.
+ * A request message that has not arrived within `timeoutMs` ends the call with `request_timeout`.
  */
 export function serveGrpcUnary(
   stream: http2.ServerHttp2Stream,
@@ -329,20 +371,29 @@ export function serveGrpcUnary(
   handler: UnaryBytesHandler,
   statusOf: (thrown: unknown) => GrpcStatus,
   maxBytes = 4 * 1024 * 1024,
+  timeoutMs = REQUEST_MESSAGE_TIMEOUT_MS,
 ): void {
-  readGrpcRequest(stream, headers, maxBytes, (message) => {
-    let answer: Promise<Uint8Array> | Uint8Array;
-    try {
-      answer = handler(message);
-    } catch (err) {
-      respondGrpcStatus(stream, statusOf(err));
-      return;
-    }
-    if (answer instanceof Uint8Array) respondGrpcMessage(stream, answer);
-    else
-      answer.then(
-        (bytes) => respondGrpcMessage(stream, bytes),
-        (err) => respondGrpcStatus(stream, statusOf(err)),
-      );
-  });
+  const timeout = { ms: timeoutMs, status: () => statusOf(requestTimeoutError(timeoutMs)) };
+  readGrpcRequest(
+    stream,
+    headers,
+    maxBytes,
+    (message) => {
+      let answer: Promise<Uint8Array> | Uint8Array;
+      try {
+        answer = handler(message);
+      } catch (err) {
+        respondGrpcStatus(stream, statusOf(err));
+        return;
+      }
+      if (answer instanceof Uint8Array) respondGrpcMessage(stream, answer);
+      else
+        answer.then(
+          (bytes) => respondGrpcMessage(stream, bytes),
+          (err) => respondGrpcStatus(stream, statusOf(err)),
+        );
+    },
+    undefined,
+    timeout,
+  );
 }
