@@ -52,6 +52,13 @@ export const tokenServiceSettings = {
     default: ":7480",
     schema: types.listenAddress(),
   }),
+  maxConnections: setting({
+    env: "GATEHOUSE_MAX_CONNECTIONS",
+    description:
+      "Most open connections each listener accepts (native gRPC, HTTP, admin); more are closed at once",
+    default: "10000",
+    schema: types.integer(1, 1_000_000),
+  }),
   issuer: setting({
     env: "GATEHOUSE_ISSUER",
     description: "The `iss` of every token, exactly as sidecars expect it",

@@ -264,6 +264,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
     servers = await startRpcServers({
       grpc: { ...settings.grpcListen, setting: "GATEHOUSE_LISTEN" },
       http: { ...settings.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
+      maxConnections: settings.maxConnections,
       services: [tokenServiceHandlers(deps)],
       health,
       ...(settings.grpcReflection !== false ? { reflection: [TokenService, Health] } : {}),

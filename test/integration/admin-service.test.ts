@@ -46,6 +46,7 @@ function config(
     redisUrl: undefined,
     grpcListen: { host: "127.0.0.1", port: 0 },
     httpListen: { host: "127.0.0.1", port: 0 },
+    maxConnections: 10_000,
     issuer: ISSUER,
     masterKey: key,
     trustedIssuers: [],

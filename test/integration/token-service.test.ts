@@ -1,3 +1,4 @@
+import * as net from "node:net";
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/shared/logging/index.ts";
@@ -19,6 +20,7 @@ let service: RunningTokenService;
 const clock = testClock(Date.now());
 const creds: Record<string, { id: string; secret: string }> = {};
 const ISSUER = "https://auth.test";
+const settings = testServiceSettings({ issuer: ISSUER, keyRotation: true });
 
 beforeAll(async () => {
   tdb = await useTestDatabase();
@@ -38,7 +40,7 @@ beforeAll(async () => {
     secret: (await createTestClient(prisma, { id: "gone", disabledAt: new Date() })).secret,
   };
   service = await startTokenService({
-    settings: testServiceSettings({ issuer: ISSUER, keyRotation: true }),
+    settings,
     database: { kind: "postgres", url: tdb.url },
     logger: createLogger({ level: "silent", component: "token", pretty: false }),
     now: clock.now,
@@ -288,5 +290,51 @@ describe("HTTP endpoints", () => {
     expect(metrics).toContain("gatehouse_rpc_duration_seconds");
     expect(metrics).toMatch(/gatehouse_token_revocation_transport\{transport="none"[^}]*\} 1/);
     expect(metrics).not.toMatch(/gthr_/);
+  });
+});
+
+describe("GATEHOUSE_MAX_CONNECTIONS", () => {
+  /** A connection that sends nothing. */
+  async function connect(port: number): Promise<net.Socket> {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    return socket;
+  }
+  const closedWithin = (socket: net.Socket, ms: number) =>
+    new Promise<boolean>((resolve) => {
+      if (socket.destroyed) return resolve(true);
+      const timer = setTimeout(() => resolve(false), ms);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+
+  it("caps open connections on each listener (gRPC, HTTP, admin): one more is closed at once, a freed slot is taken again", async () => {
+    const capped = await startTokenService({
+      settings: { ...settings, keyRotation: false, maxConnections: 2 },
+      database: { kind: "postgres", url: tdb.url },
+      logger: createLogger({ level: "silent", component: "token", pretty: false }),
+      now: clock.now,
+    });
+    const sockets: net.Socket[] = [];
+    try {
+      for (const port of [capped.grpcPort, capped.httpPort, capped.adminPort]) {
+        const [first, second] = [await connect(port), await connect(port)];
+        const over = await connect(port);
+        sockets.push(first, second, over);
+        expect(await closedWithin(over, 1000)).toBe(true);
+        expect(first.destroyed || second.destroyed).toBe(false);
+        first.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const again = await connect(port);
+        sockets.push(again);
+        expect({ port, closed: await closedWithin(again, 300) }).toEqual({ port, closed: false });
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await capped.shutdown();
+    }
   });
 });

@@ -11,6 +11,7 @@ export function testServiceSettings(overrides: Partial<TokenServiceSettings> = {
     redisUrl: undefined,
     grpcListen: { host: "127.0.0.1", port: 0 },
     httpListen: { host: "127.0.0.1", port: 0 },
+    maxConnections: 10_000,
     adminListen: { host: "127.0.0.1", port: 0 },
     grpcReflection: true,
     issuer: "https://auth.test",

@@ -24,6 +24,8 @@ export interface HttpServerOptions {
   readMaxBytes?: number;
   /** A span per RPC (not per plain route), continuing the caller's `traceparent`. */
   tracing?: Tracing | undefined;
+  /** Open connections; more are closed as soon as they are accepted. Default: no cap. */
+  maxConnections?: number;
 }
 
 export interface HttpServer {
@@ -90,6 +92,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       rpc(req, res);
     },
   );
+
+  if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
 
   return {
     server,

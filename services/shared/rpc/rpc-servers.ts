@@ -28,6 +28,12 @@ export interface RpcServersOptions {
   /** Largest request message on every protocol. Default 64 KiB. */
   maxMessageBytes?: number;
   /**
+   * Open connections on each listener; more are closed as soon as they are accepted, so a caller
+   * that opens connections and never lets go runs the process out of file descriptors only up to
+   * here. Default 10,000.
+   */
+  maxConnections?: number;
+  /**
    * How long shutdown keeps serving (with `/readyz` at 503) before it stops accepting, so load
    * balancers and Kubernetes endpoints stop sending new work first. Default 0 (use a preStop
    * sleep instead, or set a few seconds here).
@@ -87,6 +93,7 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
   const { logger } = options;
   const metrics = options.metrics ? createRpcMetrics(options.metrics) : undefined;
   const maxBytes = options.maxMessageBytes ?? 64 * 1024;
+  const maxConnections = options.maxConnections ?? 10_000;
   const drainDelayMs = options.drainDelayMs ?? 0;
   let draining = false;
 
@@ -105,6 +112,7 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     services: options.services,
     logger,
     maxReceiveMessageBytes: maxBytes,
+    connectionLimits: { maxConnections },
     tracing: options.tracing,
     ...(metrics ? { metrics } : {}),
     ...(options.health ? { health: options.health.service } : {}),
@@ -115,6 +123,7 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     extraRoutes,
     logger,
     readMaxBytes: maxBytes,
+    maxConnections,
     tracing: options.tracing,
     ...(metrics ? { metrics } : {}),
   });
@@ -139,6 +148,7 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
         ...options.admin,
         logger,
         maxMessageBytes: maxBytes,
+        maxConnections,
         tracing: options.tracing,
         ...(metrics ? { metrics } : {}),
       });

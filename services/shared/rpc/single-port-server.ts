@@ -23,6 +23,8 @@ export interface SinglePortServerOptions {
   maxMessageBytes?: number;
   /** A span per RPC (see shared/tracing); none when omitted. */
   tracing?: Tracing | undefined;
+  /** Open connections (HTTP/1.1 and HTTP/2 together); more are closed as soon as they are accepted. Default: no cap. */
+  maxConnections?: number;
 }
 
 export interface SinglePortServer {
@@ -56,6 +58,7 @@ export async function startSinglePortServer(options: SinglePortServerOptions): P
   const listener = createCleartextListener({
     http1: { requestTimeout: 30_000, headersTimeout: 15_000, keepAliveTimeout: 65_000 },
     firstRequestTimeoutMs: 20_000,
+    ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
     onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => rpc(req, res),
     onHttp2Request: (req, res) => rpc(req, res),
     onClientError: (err) => logger.debug({ err }, "connection error"),
