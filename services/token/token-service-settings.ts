@@ -59,6 +59,13 @@ export const tokenServiceSettings = {
     default: "10000",
     schema: types.integer(1, 1_000_000),
   }),
+  h2MaxConcurrentStreams: setting({
+    env: "GATEHOUSE_H2_MAX_CONCURRENT_STREAMS",
+    description:
+      "Most calls one connection may have open at once on the native gRPC listener; with GATEHOUSE_MAX_CONNECTIONS it bounds the calls the service can be made to hold",
+    default: "1000",
+    schema: types.integer(1, 10_000),
+  }),
   issuer: setting({
     env: "GATEHOUSE_ISSUER",
     description: "The `iss` of every token, exactly as sidecars expect it",

@@ -265,6 +265,7 @@ export async function startTokenService(options: StartTokenServiceOptions): Prom
       grpc: { ...settings.grpcListen, setting: "GATEHOUSE_LISTEN" },
       http: { ...settings.httpListen, setting: "GATEHOUSE_HTTP_LISTEN" },
       maxConnections: settings.maxConnections,
+      maxConcurrentStreams: settings.h2MaxConcurrentStreams,
       services: [tokenServiceHandlers(deps)],
       health,
       ...(settings.grpcReflection !== false ? { reflection: [TokenService, Health] } : {}),

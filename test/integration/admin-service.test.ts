@@ -47,6 +47,7 @@ function config(
     grpcListen: { host: "127.0.0.1", port: 0 },
     httpListen: { host: "127.0.0.1", port: 0 },
     maxConnections: 10_000,
+    h2MaxConcurrentStreams: 1000,
     issuer: ISSUER,
     masterKey: key,
     trustedIssuers: [],

@@ -33,6 +33,7 @@ function start(key: TokenServiceSettings["masterKey"]): Promise<RunningTokenServ
     grpcListen: { host: "127.0.0.1", port: 0 },
     httpListen: { host: "127.0.0.1", port: 0 },
     maxConnections: 10_000,
+    h2MaxConcurrentStreams: 1000,
     issuer: "https://auth.test",
     masterKey: key,
     maxAccessTokenTtl: 30 * 60_000,

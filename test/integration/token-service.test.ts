@@ -1,3 +1,4 @@
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -293,7 +294,7 @@ describe("HTTP endpoints", () => {
   });
 });
 
-describe("GATEHOUSE_MAX_CONNECTIONS", () => {
+describe("listener limits", () => {
   /** A connection that sends nothing. */
   async function connect(port: number): Promise<net.Socket> {
     const socket = net.connect(port, "127.0.0.1");
@@ -311,7 +312,36 @@ describe("GATEHOUSE_MAX_CONNECTIONS", () => {
       });
     });
 
-  it("caps open connections on each listener (gRPC, HTTP, admin): one more is closed at once, a freed slot is taken again", async () => {
+  /** SETTINGS_MAX_CONCURRENT_STREAMS as an HTTP/2 client on `port` is told it. */
+  async function streamLimit(port: number): Promise<number | undefined> {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      return await new Promise((resolve, reject) => {
+        session.once("remoteSettings", (remote) => resolve(remote.maxConcurrentStreams));
+        session.once("error", reject);
+      });
+    } finally {
+      session.destroy();
+    }
+  }
+
+  it("GATEHOUSE_H2_MAX_CONCURRENT_STREAMS sets the native gRPC listener's stream limit; the admin listener's is 100", async () => {
+    expect(await streamLimit(service.grpcPort)).toBe(1000);
+    expect(await streamLimit(service.adminPort)).toBe(100);
+    const narrow = await startTokenService({
+      settings: { ...settings, keyRotation: false, h2MaxConcurrentStreams: 16 },
+      database: { kind: "postgres", url: tdb.url },
+      logger: createLogger({ level: "silent", component: "token", pretty: false }),
+      now: clock.now,
+    });
+    try {
+      expect(await streamLimit(narrow.grpcPort)).toBe(16);
+    } finally {
+      await narrow.shutdown();
+    }
+  });
+
+  it("GATEHOUSE_MAX_CONNECTIONS caps open connections on each listener (gRPC, HTTP, admin): one more is closed at once, a freed slot is taken again", async () => {
     const capped = await startTokenService({
       settings: { ...settings, keyRotation: false, maxConnections: 2 },
       database: { kind: "postgres", url: tdb.url },

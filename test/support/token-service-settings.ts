@@ -12,6 +12,7 @@ export function testServiceSettings(overrides: Partial<TokenServiceSettings> = {
     grpcListen: { host: "127.0.0.1", port: 0 },
     httpListen: { host: "127.0.0.1", port: 0 },
     maxConnections: 10_000,
+    h2MaxConcurrentStreams: 1000,
     adminListen: { host: "127.0.0.1", port: 0 },
     grpcReflection: true,
     issuer: "https://auth.test",

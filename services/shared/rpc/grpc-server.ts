@@ -70,6 +70,8 @@ export interface ConnectionLimits {
   firstStreamTimeoutMs: number;
   requestTimeoutMs: number;
   maxConnections: number;
+  /** Calls one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: number;
 }
 
 const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -81,8 +83,8 @@ const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   firstStreamTimeoutMs: 20_000,
   requestTimeoutMs: REQUEST_MESSAGE_TIMEOUT_MS,
   maxConnections: 10_000,
+  maxConcurrentStreams: 1000,
 };
-const MAX_CONCURRENT_STREAMS = 1000;
 /**
  * node:http2 refuses new streams (ENHANCE_YOUR_CALM) once a session buffers more than this; its
  * default of 10 MB trips under a burst of 1,000 concurrent calls of up to 64 KiB each.
@@ -128,7 +130,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
 
   const sessions = new Set<http2.ServerHttp2Session>();
   const server = http2.createServer({
-    settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+    settings: { maxConcurrentStreams: limits.maxConcurrentStreams },
     maxSessionMemory: MAX_SESSION_MEMORY_MB,
   });
   server.maxConnections = limits.maxConnections;

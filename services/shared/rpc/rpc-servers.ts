@@ -34,6 +34,11 @@ export interface RpcServersOptions {
    */
   maxConnections?: number;
   /**
+   * Calls one HTTP/2 connection may have open at once on the native gRPC listener (default 1,000).
+   * The admin listener, an operators' plane, takes 100.
+   */
+  maxConcurrentStreams?: number;
+  /**
    * How long shutdown keeps serving (with `/readyz` at 503) before it stops accepting, so load
    * balancers and Kubernetes endpoints stop sending new work first. Default 0 (use a preStop
    * sleep instead, or set a few seconds here).
@@ -112,7 +117,12 @@ export async function startRpcServers(options: RpcServersOptions): Promise<RpcSe
     services: options.services,
     logger,
     maxReceiveMessageBytes: maxBytes,
-    connectionLimits: { maxConnections },
+    connectionLimits: {
+      maxConnections,
+      ...(options.maxConcurrentStreams !== undefined
+        ? { maxConcurrentStreams: options.maxConcurrentStreams }
+        : {}),
+    },
     tracing: options.tracing,
     ...(metrics ? { metrics } : {}),
     ...(options.health ? { health: options.health.service } : {}),
