@@ -243,11 +243,9 @@ export function readGrpcRequest(
   let timer: NodeJS.Timeout | undefined;
   if (timeout !== undefined) {
     timer = setTimeout(() => {
-      if (stream.closed) return;
-      if (!refused) {
-        refused = true;
-        refuse(timeout.status());
-      } else stream.close();
+      if (refused || stream.closed) return;
+      refused = true;
+      refuse(timeout.status());
     }, timeout.ms);
     // A stream the client resets never ends: the timer must not keep it (and its closure) alive.
     stream.once("close", () => clearTimeout(timer));

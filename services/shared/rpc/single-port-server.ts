@@ -25,8 +25,6 @@ export interface SinglePortServerOptions {
   tracing?: Tracing | undefined;
   /** Open connections (HTTP/1.1 and HTTP/2 together); more are closed as soon as they are accepted. Default: no cap. */
   maxConnections?: number;
-  /** Requests one HTTP/2 connection may have open at once. Default 100. */
-  maxConcurrentStreams?: number;
 }
 
 export interface SinglePortServer {
@@ -60,7 +58,8 @@ export async function startSinglePortServer(options: SinglePortServerOptions): P
   const listener = createCleartextListener({
     http1: { requestTimeout: 30_000, headersTimeout: 15_000, keepAliveTimeout: 65_000 },
     firstRequestTimeoutMs: 20_000,
-    http2: { settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 100 } },
+    // Node's default is 2^32 - 1 streams per connection; an operators' plane needs far fewer.
+    http2: { settings: { maxConcurrentStreams: 100 } },
     ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
     onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => rpc(req, res),
     onHttp2Request: (req, res) => rpc(req, res),
