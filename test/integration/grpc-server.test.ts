@@ -22,7 +22,7 @@ import { createHealthService } from "../../services/shared/rpc/grpc-health-servi
 import { type ConnectionLimits, createGrpcServer } from "../../services/shared/rpc/grpc-server.ts";
 import { grpcMessageFrame } from "../../services/shared/rpc/grpc-wire.ts";
 import { createRpcMetrics, defineService, grpcServiceDefinition } from "../../services/shared/rpc/index.ts";
-import { rawGrpcCall } from "../support/raw-grpc-call.ts";
+import { openGrpcStream, rawGrpcCall } from "../support/raw-grpc-call.ts";
 
 const logger = createLogger({ level: "silent", component: "grpc-server-test" });
 let introspections = 0;
@@ -371,13 +371,7 @@ function heldCall(
 ): Promise<{ status: number; reason: string | undefined; ms: number; reset: number }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
+    const stream = openGrpcStream(session, path, headers);
     let answer: http2.IncomingHttpHeaders = {};
     stream.on("response", (h) => (answer = h));
     stream.on("error", reject);
@@ -439,12 +433,7 @@ describe("native gRPC server: callers who hold what they do not use", () => {
     const session = http2.connect(`http://127.0.0.1:${s.port}`);
     try {
       const frame = grpcMessageFrame(introspect("slow"));
-      const stream = session.request({
-        ":method": "POST",
-        ":path": INTROSPECT,
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
+      const stream = openGrpcStream(session, INTROSPECT);
       const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("trailers", resolve));
       stream.resume();
       stream.write(frame.subarray(0, 4));

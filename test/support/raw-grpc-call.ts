@@ -10,6 +10,21 @@ export interface RawGrpcAnswer {
   ms: number;
 }
 
+/** Opens a gRPC call's stream on `session` (POST, `application/grpc`, `te: trailers`, then `headers`); sends nothing. */
+export function openGrpcStream(
+  session: http2.ClientHttp2Session,
+  path: string,
+  headers: http2.OutgoingHttpHeaders = {},
+): http2.ClientHttp2Stream {
+  return session.request({
+    ":method": "POST",
+    ":path": path,
+    "content-type": "application/grpc",
+    te: "trailers",
+    ...headers,
+  });
+}
+
 /**
  * One gRPC call as raw HTTP/2, carrying exactly `body` with any headers: for requests no gRPC
  * library would send. On `target` a port (a connection of its own, closed after) or an open session.
@@ -25,13 +40,7 @@ export function rawGrpcCall(
   const started = performance.now();
   return new Promise<RawGrpcAnswer>((resolve, reject) => {
     own?.on("error", reject);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
+    const stream = openGrpcStream(session, path, headers);
     let answer: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
