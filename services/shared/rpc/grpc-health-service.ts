@@ -14,7 +14,7 @@ import {
   grpcMessageFrame,
   REQUEST_MESSAGE_TIMEOUT_MS,
   readGrpcRequest,
-  requestTimeoutError,
+  requestTimeout,
   respondGrpcStatus,
   serveGrpcUnary,
   startGrpcResponse,
@@ -105,7 +105,7 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
     failed: (thrown: unknown) => GrpcStatus,
     timeoutMs: number,
   ) => {
-    const timeout = { ms: timeoutMs, status: () => failed(requestTimeoutError(timeoutMs)) };
+    const timeout = requestTimeout(timeoutMs, failed);
     readGrpcRequest(
       stream,
       headers,

@@ -16,7 +16,7 @@ import {
   isGrpcRequest,
   REQUEST_MESSAGE_TIMEOUT_MS,
   readGrpcRequest,
-  requestTimeoutError,
+  requestTimeout,
   respondGrpcMessage,
   respondGrpcStatus,
 } from "./grpc-wire.ts";
@@ -373,11 +373,9 @@ function unaryRoute(
         }, fail);
       },
       (status) => finish(status.code as GrpcCode),
-      waitForRequest > 0 ? { ms: waitForRequest, status: () => timedOut(ctx, waitForRequest) } : undefined,
+      waitForRequest > 0
+        ? requestTimeout(waitForRequest, (err) => grpcStatusOf(err, ctx.requestId))
+        : undefined,
     );
   };
-}
-
-function timedOut(ctx: GrpcCallContext, ms: number): GrpcStatus {
-  return grpcStatusOf(requestTimeoutError(ms), ctx.requestId);
 }

@@ -32,15 +32,22 @@ export type GrpcStreamHandler = (stream: http2.ServerHttp2Stream, headers: http2
  */
 export const REQUEST_MESSAGE_TIMEOUT_MS = 30_000;
 
-/** The error that ends a call whose request message did not arrive in time (DEADLINE_EXCEEDED). */
-export function requestTimeoutError(ms: number): GatehouseError {
-  return new GatehouseError("request_timeout", `the request message did not arrive within ${ms} ms`);
-}
-
 /** A limit on the time a request message takes to arrive, and the status that ends a call over it. */
 export interface RequestTimeout {
   readonly ms: number;
   status(): GrpcStatus;
+}
+
+/**
+ * A `ms` limit whose call ends with `request_timeout` (DEADLINE_EXCEEDED), as `statusOf` writes a
+ * GatehouseError; the error is made only if the limit is reached.
+ */
+export function requestTimeout(ms: number, statusOf: (err: GatehouseError) => GrpcStatus): RequestTimeout {
+  return {
+    ms,
+    status: () =>
+      statusOf(new GatehouseError("request_timeout", `the request message did not arrive within ${ms} ms`)),
+  };
 }
 
 /** Encodings whose requests we decompress; advertised on every answer. */
@@ -371,7 +378,7 @@ export function serveGrpcUnary(
   maxBytes = 4 * 1024 * 1024,
   timeoutMs = REQUEST_MESSAGE_TIMEOUT_MS,
 ): void {
-  const timeout = { ms: timeoutMs, status: () => statusOf(requestTimeoutError(timeoutMs)) };
+  const timeout = requestTimeout(timeoutMs, statusOf);
   readGrpcRequest(
     stream,
     headers,
